@@ -1,0 +1,61 @@
+"""gym_unity_il: Unity ML-Agents scenes as Gymnasium envs, `.demo` files as `imitation` data.
+
+Importing the package registers the ``UnityIL-v0`` env id with gymnasium::
+
+    import gymnasium as gym
+    import gym_unity_il  # noqa: F401  (with gymnasium 0.29 the plugin entry point does this)
+
+    env = gym.make("UnityIL-v0")                      # the default built-in scene
+    env = gym.make("UnityIL-v0", file_name="Builds/MyGame.x86_64")
+"""
+
+from __future__ import annotations
+
+from gym_unity_il.errors import (
+    ConfigError,
+    DemoFormatError,
+    GymUnityILError,
+    PortInUseError,
+    SpecMismatchError,
+    UnityExecutableNotFoundError,
+    UnityProcessExitedError,
+    UnityProtocolError,
+    UnityTimeoutError,
+    UnityVersionError,
+)
+from gym_unity_il.spec import ActionSpec, BehaviorSpec, CameraResolution, ObservationSpec
+
+__version__ = "0.1.0"
+
+ENV_ID = "UnityIL-v0"
+
+
+def register_envs() -> None:
+    """Registers ``UnityIL-v0`` with gymnasium (idempotent; also the gymnasium plugin hook)."""
+    from gymnasium.envs.registration import register, registry
+
+    if ENV_ID not in registry:
+        register(id=ENV_ID, entry_point="gym_unity_il.envs.unity_env:UnityILEnv", disable_env_checker=False)
+
+
+register_envs()
+
+__all__ = [
+    "ENV_ID",
+    "ActionSpec",
+    "BehaviorSpec",
+    "CameraResolution",
+    "ConfigError",
+    "DemoFormatError",
+    "GymUnityILError",
+    "ObservationSpec",
+    "PortInUseError",
+    "SpecMismatchError",
+    "UnityExecutableNotFoundError",
+    "UnityProcessExitedError",
+    "UnityProtocolError",
+    "UnityTimeoutError",
+    "UnityVersionError",
+    "__version__",
+    "register_envs",
+]

@@ -1,0 +1,1 @@
+"""Gymnasium and SB3 environments over the link."""

@@ -1,0 +1,1 @@
+"""Exporting trained policies as ONNX models in Unity ML-Agents' model contract."""

@@ -1,0 +1,1 @@
+"""Everything that touches gRPC and processes: codec, server, launcher, side channels, session."""

@@ -1,0 +1,1 @@
+"""Built-in scenes: numpy simulations served over Unity's protocol from their own process."""

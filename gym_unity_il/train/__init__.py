@@ -1,0 +1,1 @@
+"""Training from demonstrations: BC, GAIL, BC-then-RL, online BC, DAgger."""
