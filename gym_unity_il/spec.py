@@ -68,6 +68,16 @@ class CameraResolution:
         return 1 if self.grayscale else 3
 
 
+def _default_properties(shape: tuple[int, ...], channels_first: bool) -> tuple[DimensionProperty, ...]:
+    """The dimension properties Unity sends for a sensor of this rank and layout."""
+    te, none = DimensionProperty.TRANSLATIONAL_EQUIVARIANCE, DimensionProperty.NONE
+    if len(shape) == 3:
+        return (none, te, te) if channels_first else (te, te, none)
+    if len(shape) == 2:
+        return (DimensionProperty.VARIABLE_SIZE, none)
+    return (none,) * len(shape)
+
+
 @dataclass(frozen=True)
 class ObservationSpec:
     """One sensor of an agent.
@@ -75,7 +85,8 @@ class ObservationSpec:
     Attributes:
         shape: the shape as the sender declared it on the wire. For rank-3 observations
             this is ``(H, W, C)`` or ``(C, H, W)`` depending on ``channels_first``.
-        dimension_property: one flag per dimension (may be all UNSPECIFIED for old senders).
+        dimension_property: one flag per dimension; when none are given, the ones Unity
+            sends for this rank and layout.
         observation_type: DEFAULT or GOAL_SIGNAL.
         name: the sensor name (Unity sorts sensors by it); may be empty in old files.
         channels_first: for rank-3 observations, whether the sender's ``shape`` is CHW
@@ -90,8 +101,8 @@ class ObservationSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-        props = tuple(DimensionProperty(int(p)) for p in self.dimension_property)
-        object.__setattr__(self, "dimension_property", props or (DimensionProperty.UNSPECIFIED,) * len(self.shape))
+        props = tuple(DimensionProperty(int(p)) for p in self.dimension_property) or _default_properties(self.shape, self.channels_first)
+        object.__setattr__(self, "dimension_property", props)
         object.__setattr__(self, "observation_type", ObservationType(int(self.observation_type)))
         if len(self.dimension_property) != len(self.shape):
             raise ValueError(f"observation {self.name!r}: {len(self.dimension_property)} dimension properties for shape {self.shape}")
