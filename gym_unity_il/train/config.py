@@ -1,0 +1,265 @@
+"""Training configurations: YAML files with a ``default`` section and per-behavior sections.
+
+In the spirit of ML-Agents' trainer configs::
+
+    default:
+      trainer: offline_bc
+      demo_path: demos/
+      batch_size: 64
+      learning_rate: 3.0e-4
+      num_epoch: 5
+      hidden_units: 128
+      num_layers: 2
+    3DBall:
+      trainer: gail
+      max_steps: 5.0e4
+      gail:
+        demo_batch_size: 256
+
+A behavior's settings are the ``default`` section overlaid with the behavior's own section
+(nested sections merge key by key). Unknown keys and values of the wrong type are
+:class:`~gym_unity_il.errors.ConfigError`\\ s that name the section and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from gym_unity_il.errors import ConfigError
+
+TrainerType = Literal["offline_bc", "gail", "bc_then_ppo", "bc_then_sac", "online_bc", "dagger"]
+TRAINER_TYPES: tuple[str, ...] = get_args(TrainerType)
+
+
+@dataclass(frozen=True)
+class PPOSettings:
+    """Settings of the SB3 PPO learner (GAIL's generator, BC-then-PPO's fine-tuning)."""
+
+    n_steps: int = 512
+    batch_size: int = 64
+    n_epochs: int = 5
+    learning_rate: float = 3.0e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.0
+    clip_range: float = 0.2
+
+
+@dataclass(frozen=True)
+class SACSettings:
+    """Settings of the SB3 SAC learner (BC-then-SAC's fine-tuning)."""
+
+    buffer_size: int = 100_000
+    batch_size: int = 256
+    learning_rate: float = 3.0e-4
+    learning_starts: int = 1000
+    gamma: float = 0.99
+
+
+@dataclass(frozen=True)
+class GAILSettings:
+    """Settings of `imitation`'s GAIL and of the GAIL reward mixed into RL fine-tuning."""
+
+    demo_batch_size: int = 256
+    n_disc_updates_per_round: int = 4
+    disc_learning_rate: float = 3.0e-4
+    gen_replay_buffer_capacity: int | None = None
+    #: weight of the GAIL reward when mixed with the env reward (bc_then_ppo); 0 disables it
+    strength: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """Everything one behavior is trained with. See the module docstring for the file format."""
+
+    trainer: TrainerType = "offline_bc"
+    demo_path: str | None = None
+    batch_size: int = 64
+    learning_rate: float = 3.0e-4
+    num_epoch: int | None = None
+    batches_per_epoch: int | None = None
+    max_steps: int = 50_000
+    hidden_units: int = 128
+    num_layers: int = 2
+    normalize: bool = False
+    summary_freq: int = 1000
+    ent_weight: float = 1.0e-3
+    l2_weight: float = 0.0
+    brain_to_imitate: str | None = None
+    ppo: PPOSettings = field(default_factory=PPOSettings)
+    sac: SACSettings = field(default_factory=SACSettings)
+    gail: GAILSettings = field(default_factory=GAILSettings)
+
+    def net_arch(self) -> list[int]:
+        """The hidden layer sizes for SB3 / imitation policies."""
+        return [self.hidden_units] * self.num_layers
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole config file: settings per behavior, with the default for any other behavior."""
+
+    default: TrainerSettings
+    behaviors: Mapping[str, TrainerSettings]
+    source: str = "<memory>"
+
+    def for_behavior(self, name: str) -> TrainerSettings:
+        """The settings of ``name`` (with or without its ``?team=N`` suffix), else the default."""
+        base = name.split("?team=")[0]
+        return self.behaviors.get(name) or self.behaviors.get(base) or self.default
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config, fit for ``yaml.safe_dump`` (what a run saves beside its results)."""
+        out = {"default": dataclasses.asdict(self.default)}
+        out.update({k: dataclasses.asdict(v) for k, v in self.behaviors.items()})
+        return out
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if args:
+        name = " | ".join(_type_name(a) for a in args)
+        return f"{name} or null" if type(None) in get_args(tp) else name
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` checked (and, for whole floats like 5.0e4 given for an int, converted) against ``tp``."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None
+        for arg in get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"{where}: expected one of {_type_name(tp)}, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                as_float = float(value)  # YAML 1.1 reads "5e4" as a string
+            except ValueError:
+                pass
+            else:
+                if as_float.is_integer():
+                    return int(as_float)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _build(cls: type, values: Mapping[str, Any], where: str, base: Any = None) -> Any:
+    """An instance of the settings dataclass ``cls`` from ``values`` overlaid on ``base``."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys are {sorted(known)}")
+    out = {}
+    for f in fields(cls):
+        current = getattr(base, f.name) if base is not None else None
+        if f.name not in values:
+            if base is not None:
+                out[f.name] = current
+            continue
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out[f.name] = _build(tp, values[f.name] or {}, f"{where}.{f.name}", current)
+        else:
+            out[f.name] = _coerce(values[f.name], tp, f"{where}.{f.name}")
+    settings = cls(**out)
+    _validate(settings, where)
+    return settings
+
+
+def _validate(settings: Any, where: str) -> None:
+    """Range checks on numbers that must be positive."""
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        positive = f.name in {"batch_size", "hidden_units", "max_steps", "summary_freq", "n_steps", "n_epochs", "buffer_size"}
+        if positive and isinstance(value, int) and value <= 0:
+            raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")
+        if f.name in {"num_epoch", "batches_per_epoch", "num_layers"} and isinstance(value, int) and value < 0:
+            raise ConfigError(f"{where}.{f.name}: must not be negative, got {value}")
+        if "learning_rate" in f.name and isinstance(value, float) and value <= 0:
+            raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")
+
+
+def parse_config(data: Mapping[str, Any] | None, *, source: str = "<memory>") -> RunConfig:
+    """A RunConfig from already-loaded YAML data (a mapping of section name to settings)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must map section names (default, behavior names) to settings")
+    for key in data:
+        if not isinstance(key, str):
+            raise ConfigError(f"{source}: section name {key!r} is not a string")
+    default = _build(TrainerSettings, data.get("default") or {}, f"{source}: section 'default'", TrainerSettings())
+    behaviors = {
+        name: _build(TrainerSettings, section or {}, f"{source}: section {name!r}", default)
+        for name, section in data.items()
+        if name != "default"
+    }
+    return RunConfig(default=default, behaviors=behaviors, source=source)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Reads and validates a YAML config file. ``demo_path`` values are resolved relative to
+    the config file's folder when they are relative paths that exist there."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    config = parse_config(data, source=str(path))
+    return RunConfig(
+        default=_resolve_demo_path(config.default, path.parent),
+        behaviors={k: _resolve_demo_path(v, path.parent) for k, v in config.behaviors.items()},
+        source=config.source,
+    )
+
+
+def _resolve_demo_path(settings: TrainerSettings, folder: Path) -> TrainerSettings:
+    if settings.demo_path is None or Path(settings.demo_path).is_absolute():
+        return settings
+    candidate = folder / settings.demo_path
+    return dataclasses.replace(settings, demo_path=str(candidate)) if candidate.exists() else settings
