@@ -17,3 +17,32 @@ def real_demos_dir() -> Path:
     if not REAL_DEMOS.is_dir():
         pytest.skip("real Unity recordings (../shared/real-demos) are not available")
     return REAL_DEMOS
+
+
+@pytest.fixture
+def assert_released():
+    """A check that every process started since the fixture was set up has ended and that
+    ``port`` can be listened on again at once (by a plain socket and by a new gRPC server)."""
+    import psutil
+
+    from gym_unity_il.link.server import ExchangeServer, check_port_free
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+
+    def check(port: int) -> None:
+        left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
+        assert not left, f"processes left running: {[(p.pid, p.cmdline()) for p in left]}"
+        check_port_free("127.0.0.1", port)
+        ExchangeServer(port=port).close()
+
+    return check
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port nothing listens on right now (for tests that must name the port up front)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

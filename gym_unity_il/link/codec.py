@@ -72,7 +72,7 @@ def observation_spec_from_proto(obs: pb.ObservationProto, *, channels_first: boo
         dimension_property=props,
         observation_type=ObservationType(obs.observation_type) if obs.observation_type in (0, 1) else ObservationType.DEFAULT,
         name=obs.name,
-        channels_first=channels_first,
+        channels_first=channels_first and len(shape) == 3,
     )
 
 

@@ -1,1 +1,89 @@
-"""Built-in scenes: numpy simulations served over Unity's protocol from their own process."""
+"""Built-in scenes: numpy simulations served over Unity's protocol from their own process.
+
+==========  ======================  ==================================================
+name        behavior                task
+==========  ======================  ==================================================
+``ball``    ``3DBall?team=0``       balance a ball on a tilting plate (continuous 2)
+``grid``    ``GridWorld?team=0``    reach the goal the goal signal names, seen by a
+                                    camera (discrete [5] with action masks)
+``hybrid``  ``Hybrid?team=0``       move to a target (continuous 2) and grab it
+                                    (discrete [2])
+==========  ======================  ==================================================
+
+Every scene takes keyword-only constructor arguments, among them ``num_agents``,
+``max_steps``, ``decision_period`` and ``seed``; the environment parameter
+``gym_unity_il.seed`` re-seeds it at the next reset.
+
+Use :func:`make_scene` to build one and :func:`expert_policy` for its scripted expert.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from gym_unity_il.errors import ConfigError
+from gym_unity_il.scenes.academy import SEED_PARAMETER
+from gym_unity_il.scenes.ball import BallExpert, BallScene
+from gym_unity_il.scenes.base import AgentBatch, Scene
+from gym_unity_il.scenes.expert import ScriptedPolicy
+from gym_unity_il.scenes.grid import GridExpert, GridScene
+from gym_unity_il.scenes.hybrid import HybridExpert, HybridScene
+from gym_unity_il.spec import ImageFormat, check_image_format
+
+#: The built-in scenes by name.
+SCENES: dict[str, type[Scene]] = {"ball": BallScene, "grid": GridScene, "hybrid": HybridScene}
+
+#: The scripted expert of each built-in scene.
+EXPERTS: dict[str, type[ScriptedPolicy]] = {"ball": BallExpert, "grid": GridExpert, "hybrid": HybridExpert}
+
+#: The scene ``gymnasium.make("UnityIL-v0")`` serves when no executable is given.
+DEFAULT_SCENE = "ball"
+
+
+def _scene_class(name: str) -> type[Scene]:
+    if name not in SCENES:
+        raise ConfigError(f"unknown built-in scene {name!r}; choose one of {sorted(SCENES)}")
+    return SCENES[name]
+
+
+def make_scene(name: str, **kwargs: Any) -> Scene:
+    """Builds the built-in scene ``name`` with keyword constructor arguments.
+
+    Raises:
+        ConfigError: the name is unknown, or an argument is unknown or invalid.
+    """
+    cls = _scene_class(name)
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(f"scene {name!r} does not take {unknown}; its arguments are {accepted}")
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
+def expert_policy(name: str, *, image_format: ImageFormat = "hwc_uint8") -> ScriptedPolicy:
+    """The scripted expert of scene ``name``, reading observations as the env returns them.
+
+    Args:
+        name: a key of :data:`SCENES`.
+        image_format: the layout of image observations the expert will receive.
+    """
+    _scene_class(name)
+    check_image_format(image_format)
+    return EXPERTS[name](image_format=image_format)
+
+
+__all__ = [
+    "DEFAULT_SCENE",
+    "EXPERTS",
+    "SCENES",
+    "SEED_PARAMETER",
+    "AgentBatch",
+    "Scene",
+    "ScriptedPolicy",
+    "expert_policy",
+    "make_scene",
+]

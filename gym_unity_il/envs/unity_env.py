@@ -1,0 +1,311 @@
+"""``UnityILEnv``: one agent of a Unity scene (build, Editor or built-in scene) as a Gymnasium env.
+
+Registered as ``UnityIL-v0``::
+
+    import gymnasium as gym
+    import gym_unity_il  # noqa: F401
+
+    env = gym.make("UnityIL-v0")                                  # built-in scene "ball", one agent
+    env = gym.make("UnityIL-v0", scene="grid")                    # another built-in scene
+    env = gym.make("UnityIL-v0", file_name="Builds/MyGame.x86_64")  # a Unity build
+    env = gym.make("UnityIL-v0", editor=True)                     # the Editor: press Play
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from gym_unity_il.errors import ConfigError, GymUnityILError
+from gym_unity_il.link.codec import StepBatch
+from gym_unity_il.link.session import UnitySession, scene_target
+from gym_unity_il.link.side_channels import EngineConfig, StatsAggregationMethod
+from gym_unity_il.spec import BehaviorSpec, ImageFormat
+
+_RESET_OPTIONS = ("env_parameters",)
+#: Messages the env lets pass without the controlled agent before it gives up.
+_MAX_MESSAGES_WITHOUT_AGENT = 10_000
+
+
+class UnityILEnv(gym.Env):
+    """One agent of one behavior of a Unity scene, over ML-Agents' gRPC protocol.
+
+    The env drives the *first* agent of the chosen behavior. Any other agents of the scene
+    (of that behavior or of other behaviors) keep running with all-zero actions; to control
+    every agent at once, use the VecEnv of :mod:`gym_unity_il.envs`. Built-in scenes that
+    take ``num_agents`` are started with one agent unless ``scene_kwargs`` says otherwise.
+
+    Spaces come from the behavior's spec (:mod:`gym_unity_il.spec`): the observation is the
+    one sensor's Box, or a Dict keyed by sensor name for several sensors; actions are
+    ``Box(-1, 1)``, ``Discrete``, ``MultiDiscrete`` or
+    ``Dict(continuous=Box, discrete=MultiDiscrete)`` for hybrid behaviors.
+
+    ``step()`` returns ``terminated`` when the agent's episode ended on its own and
+    ``truncated`` when it was cut (``max_step_reached``); the reward is the sum of everything
+    the agent received since its last decision (several Unity messages when it decides less
+    often than other agents). ``info`` holds ``behavior_name``, ``agent_id``, ``stats``
+    (what the scene recorded with its StatsRecorder since the previous call:
+    ``key -> [(value, StatsAggregationMethod), ...]``) and, for discrete behaviors,
+    ``action_mask`` (flattened over branches, True = allowed; see :meth:`action_masks`).
+
+    Args:
+        file_name: path of a Unity player build (platform suffix optional).
+        scene: a built-in scene: a name of ``gym_unity_il.scenes.SCENES``, ``"module:Class"``
+            or a Scene subclass. With neither ``file_name``, ``scene`` nor ``editor``,
+            the scene ``"ball"`` runs.
+        scene_kwargs: constructor arguments of the built-in scene.
+        editor: connect to the Unity Editor (press Play after creating the env).
+        behavior_name: the behavior to control, with or without ``?team=N``; default: the
+            first one Unity announces.
+        worker_id: added to ``base_port``; give simultaneous envs different ids.
+        base_port: default 5005 (builds), 5004 (Editor).
+        auto_port: let the OS pick a free port. None: yes for built-in scenes, no for builds.
+        no_graphics: run the build with ``-nographics -batchmode`` (no cameras rendered).
+        additional_args: extra command-line arguments for the build, verbatim.
+        log_folder: folder for ``Player-<worker_id>.log`` (None: a temporary folder).
+        timeout_wait: seconds to wait for Unity's first and every later message.
+        seed: seed sent to Unity at the handshake.
+        image_format: ``"hwc_uint8"`` (uint8 HWC images) or ``"chw_float"`` (float32 CHW in [0, 1]).
+        engine_config: :class:`~gym_unity_il.link.side_channels.EngineConfig` or a dict
+            such as ``{"time_scale": 20}``.
+        env_parameters: environment parameters set before the first reset.
+        render_mode: None or ``"rgb_array"`` (the first camera observation).
+        host: address the trainer's server binds.
+
+    Raises:
+        UnityExecutableNotFoundError, PortInUseError, UnityTimeoutError,
+        UnityProcessExitedError, UnityVersionError: see :class:`~gym_unity_il.link.session.UnitySession`.
+        ConfigError: an unknown behavior, render mode or argument.
+    """
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        *,
+        file_name: str | os.PathLike[str] | None = None,
+        scene: str | type | None = None,
+        scene_kwargs: Mapping[str, Any] | None = None,
+        editor: bool = False,
+        behavior_name: str | None = None,
+        worker_id: int = 0,
+        base_port: int | None = None,
+        auto_port: bool | None = None,
+        no_graphics: bool = True,
+        additional_args: Sequence[str] = (),
+        log_folder: str | os.PathLike[str] | None = None,
+        timeout_wait: float = 60.0,
+        seed: int = 0,
+        image_format: ImageFormat = "hwc_uint8",
+        engine_config: EngineConfig | Mapping[str, float] | None = None,
+        env_parameters: Mapping[str, float] | None = None,
+        render_mode: str | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self._session: UnitySession | None = None
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ConfigError(f"render_mode={render_mode!r} is not supported; use None or 'rgb_array'")
+        if file_name is None and scene is None and not editor:
+            from gym_unity_il.scenes import DEFAULT_SCENE
+
+            scene = DEFAULT_SCENE
+        scene_kwargs = dict(scene_kwargs or {})
+        if scene is not None and "num_agents" not in scene_kwargs and _takes_num_agents(scene):
+            scene_kwargs["num_agents"] = 1
+        self.render_mode = render_mode
+        self.image_format: ImageFormat = image_format
+        self._session = UnitySession(
+            file_name=file_name,
+            scene=scene,
+            scene_kwargs=scene_kwargs,
+            editor=editor,
+            worker_id=worker_id,
+            base_port=base_port,
+            auto_port=auto_port,
+            no_graphics=no_graphics,
+            additional_args=additional_args,
+            log_folder=log_folder,
+            timeout_wait=timeout_wait,
+            seed=seed,
+            host=host,
+            image_format=image_format,
+            engine_config=engine_config,
+            env_parameters=env_parameters,
+        )
+        try:
+            self._session.reset()
+            self._behavior = self._choose_behavior(behavior_name)
+            self.behavior_spec: BehaviorSpec = self._session.behavior_specs[self._behavior]
+            self.observation_space = self.behavior_spec.observation_space(image_format)
+            self.action_space = self.behavior_spec.action_space()
+            self._camera = next((i for i, o in enumerate(self.behavior_spec.observation_specs) if o.is_visual), None)
+            if self._camera is None:
+                self.metadata = {**self.metadata, "render_modes": []}  # nothing to render without a camera
+                if render_mode == "rgb_array":
+                    raise ConfigError(f"render_mode='rgb_array' needs a camera observation; {self.behavior_spec.describe()} has none")
+        except BaseException:
+            self.close()
+            raise
+        self._agent_id: int | None = None
+        self._row = 0
+        self._needs_reset = True
+        self._last_obs: tuple[np.ndarray, ...] = ()
+        self._last_mask: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    @property
+    def behavior_name(self) -> str:
+        """The fully qualified name of the controlled behavior."""
+        return self._behavior
+
+    @property
+    def session(self) -> UnitySession:
+        """The live connection (environment parameter samplers, engine settings, stats)."""
+        if self._session is None:
+            raise GymUnityILError("the env is closed")
+        return self._session
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Resets every agent of the scene and returns the first observation of the controlled one.
+
+        Args:
+            seed: seeds ``self.np_random`` and reseeds the scene (deterministic on built-in
+                scenes; a Unity build honours it if it reads the parameter ``gym_unity_il.seed``).
+            options: ``{"env_parameters": {key: float}}`` sets environment parameters first.
+        """
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(_RESET_OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown reset option(s) {unknown}; supported: {list(_RESET_OPTIONS)}")
+        steps = self.session.reset(seed=seed, env_parameters=options.get("env_parameters"))
+        decision, _ = steps[self._behavior]
+        for _ in range(_MAX_MESSAGES_WITHOUT_AGENT):
+            if len(decision):
+                break
+            decision, _ = self.session.step()[self._behavior]  # no decision yet: let the scene run
+        else:
+            raise GymUnityILError(f"no agent of {self._behavior!r} asked for a decision in {_MAX_MESSAGES_WITHOUT_AGENT} messages after the reset")
+        self._agent_id = int(decision.agent_id[0])
+        self._row = 0
+        self._needs_reset = False
+        self._remember(decision, 0)
+        return self._observation(), self._info(decision, 0)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Applies ``action`` to the controlled agent and runs until its next decision or episode end."""
+        if self._needs_reset:
+            raise GymUnityILError("call reset() before step(): the episode has ended or has not started")
+        session = self.session
+        continuous, discrete = self.behavior_spec.action_spec.split(action)
+        actions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        decision, _ = session.steps[self._behavior]
+        n = len(decision)
+        act = self.behavior_spec.action_spec
+        all_continuous = np.zeros((n, act.continuous_size), np.float32)
+        all_discrete = np.zeros((n, act.discrete_size), np.int32)
+        all_continuous[self._row] = continuous
+        all_discrete[self._row] = discrete
+        actions[self._behavior] = (all_continuous, all_discrete)
+        reward = 0.0
+        stats: dict[str, list[tuple[float, StatsAggregationMethod]]] = {}
+        for _ in range(_MAX_MESSAGES_WITHOUT_AGENT):
+            steps = session.step(actions)
+            for key, values in session.take_stats().items():
+                stats.setdefault(key, []).extend(values)
+            decision, terminal = steps[self._behavior]
+            ended = np.flatnonzero(terminal.agent_id == self._agent_id)
+            if ended.size:
+                i = int(ended[0])
+                reward += float(terminal.reward[i])
+                truncated = bool(terminal.interrupted[i])
+                self._needs_reset = True
+                self._remember(terminal, i)
+                return self._observation(), reward, not truncated, truncated, self._info(terminal, i, stats)
+            deciding = np.flatnonzero(decision.agent_id == self._agent_id)
+            if deciding.size:
+                self._row = int(deciding[0])
+                reward += float(decision.reward[self._row])
+                self._remember(decision, self._row)
+                return self._observation(), reward, False, False, self._info(decision, self._row, stats)
+            actions = {}  # the agent did not decide in this message: other agents get zero actions
+        raise GymUnityILError(
+            f"agent {self._agent_id} of {self._behavior!r} sent nothing in {_MAX_MESSAGES_WITHOUT_AGENT} messages from Unity: "
+            "was it disabled or destroyed? Call reset()."
+        )
+
+    def action_masks(self) -> np.ndarray:
+        """The controlled agent's current action mask, flattened over branches (True = allowed),
+        as sb3-contrib's MaskablePPO expects. All True when the scene masks nothing."""
+        branches = self.behavior_spec.action_spec.discrete_branches
+        if not branches:
+            raise ConfigError(f"behavior {self._behavior!r} has no discrete actions, so no action mask")
+        return self._last_mask.copy() if self._last_mask is not None else np.ones(sum(branches), bool)
+
+    def render(self) -> np.ndarray | None:
+        """The first camera observation of the controlled agent as RGB ``uint8 (H, W, 3)``
+        (grayscale repeated to three channels); None unless ``render_mode="rgb_array"``."""
+        if self.render_mode != "rgb_array" or self._camera is None or not self._last_obs:
+            return None
+        image = self._last_obs[self._camera]
+        if self.image_format == "chw_float":
+            image = np.clip(np.rint(image.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+        if image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        return np.ascontiguousarray(image[:, :, :3])
+
+    def close(self) -> None:
+        """Ends the Unity process and frees the port (idempotent)."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def __repr__(self) -> str:
+        return f"UnityILEnv({self._session!r})"
+
+    # ------------------------------------------------------------------ internals
+
+    def _choose_behavior(self, behavior_name: str | None) -> str:
+        names = list(self.session.behavior_specs)
+        if not names:
+            raise ConfigError("Unity announced no behavior after the first reset: does the scene contain an Agent?")
+        if behavior_name is None:
+            return names[0]
+        for name in names:
+            if behavior_name in (name, self.session.behavior_specs[name].behavior_name):
+                return name
+        raise ConfigError(f"behavior_name={behavior_name!r} is not in the scene; its behaviors are {names}")
+
+    def _remember(self, batch: StepBatch, i: int) -> None:
+        self._last_obs = tuple(np.array(o[i]) for o in batch.obs)
+        self._last_mask = np.array(batch.action_mask[i]) if batch.action_mask is not None else None
+
+    def _observation(self) -> Any:
+        if len(self._last_obs) == 1:
+            return self._last_obs[0]
+        return OrderedDict(zip(self.behavior_spec.observation_keys, self._last_obs))
+
+    def _info(self, batch: StepBatch, i: int, stats: dict[str, Any] | None = None) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "behavior_name": self._behavior,
+            "agent_id": int(batch.agent_id[i]),
+            "stats": stats if stats is not None else self.session.take_stats(),
+        }
+        if self.behavior_spec.action_spec.discrete_branches:
+            info["action_mask"] = self.action_masks()
+        return info
+
+
+def _takes_num_agents(scene: str | type) -> bool:
+    """Whether a built-in scene's constructor has a ``num_agents`` argument."""
+    from gym_unity_il.scenes.player import resolve_scene
+
+    cls = resolve_scene(scene_target(scene))
+    return "num_agents" in inspect.signature(cls).parameters

@@ -1,0 +1,546 @@
+"""One live connection to a Unity process: server, launch, handshake, exchanges, close.
+
+:class:`UnitySession` is what every env of this package stands on. It starts the gRPC
+server, launches a Unity build or a built-in scene (or waits for the Unity Editor), runs
+the two-call handshake with the version check of protocol.md §5.1, learns behaviors as
+Unity announces them (§6.3), and turns each RESET or STEP into one exchange carrying the
+actions of all agents of all behaviors at once. Failures become errors of
+:mod:`gym_unity_il.errors` that say what to do; after such an error the session has
+already closed itself (child ended, port free).
+
+Example::
+
+    with UnitySession(scene="ball", auto_port=True) as session:
+        steps = session.reset()
+        name = next(iter(session.behavior_specs))
+        decision, terminal = steps[name]
+        steps = session.step({name: (np.zeros((len(decision), 2), np.float32), np.zeros((len(decision), 0), np.int32))})
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import types
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gym_unity_il.errors import (
+    ConfigError,
+    GymUnityILError,
+    SpecMismatchError,
+    UnityProcessExitedError,
+    UnityProtocolError,
+    UnityTimeoutError,
+    UnityVersionError,
+)
+from gym_unity_il.link import codec
+from gym_unity_il.link.codec import StepBatch
+from gym_unity_il.link.launcher import ChildProcess, environment_with_import_path, find_executable, unity_arguments
+from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, STATUS_OK, ExchangeServer
+from gym_unity_il.link.side_channels import (
+    SEED_MODULUS,
+    SEED_PARAMETER,
+    EngineConfig,
+    EngineConfigurationChannel,
+    EnvironmentParametersChannel,
+    SideChannel,
+    SideChannelManager,
+    StatsAggregationMethod,
+    StatsSideChannel,
+)
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
+
+logger = logging.getLogger(__name__)
+
+#: The communication API version this package speaks.
+COMMUNICATION_VERSION = "1.5.0"
+#: Default base port when launching an executable or a built-in scene (Unity's trainer: 5005).
+BUILD_BASE_PORT = 5005
+#: Default port of the Unity Editor's ML-Agents connection.
+EDITOR_BASE_PORT = 5004
+#: Communication versions below this one need the deprecated flat action vector.
+_HYBRID_ACTIONS_VERSION = (1, 3, 0)
+#: How often a wait for Unity checks whether the launched process is still alive, in seconds.
+_POLL_INTERVAL = 0.1
+_LOG_TAIL_LINES = 20
+
+#: Per behavior, ``(decision steps, terminal steps)`` of one message from Unity.
+Steps = dict[str, tuple[StepBatch, StepBatch]]
+
+
+@dataclass(frozen=True)
+class UnityInfo:
+    """What the Unity side said about itself in the handshake.
+
+    Attributes:
+        name: ``"AcademySingleton"`` for Unity.
+        communication_version: its communication API version, e.g. ``"1.5.0"``.
+        package_version: its com.unity.ml-agents version, e.g. ``"3.0.0"``.
+        capabilities: the capability flags it reported, by field name.
+    """
+
+    name: str
+    communication_version: str
+    package_version: str
+    capabilities: Mapping[str, bool]
+
+
+def versions_compatible(unity_version: str, python_version: str = COMMUNICATION_VERSION) -> bool:
+    """The compatibility rule of protocol.md §5.1: same major, and same minor when major is 0."""
+    try:
+        unity, python = codec.parse_version(unity_version), codec.parse_version(python_version)
+    except ValueError:
+        return False
+    if unity[0] == 0:
+        return unity[:2] == python[:2]
+    return unity[0] == python[0]
+
+
+def capabilities_proto() -> pb.UnityRLCapabilitiesProto:
+    """All seven capabilities, as the reference trainer sends them."""
+    return pb.UnityRLCapabilitiesProto(
+        baseRLCapabilities=True,
+        concatenatedPngObservations=True,
+        compressedChannelMapping=True,
+        hybridActions=True,
+        trainingAnalytics=True,
+        variableLengthObservation=True,
+        multiAgentGroups=True,
+    )
+
+
+def handshake_response(*, seed: int, package_version: str, num_areas: int = 1) -> pb.UnityMessageProto:
+    """The answer to Unity's first call: the trainer's initialization input (protocol.md §5 step 3)."""
+    message = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
+    init = message.unity_input.rl_initialization_input
+    init.seed = seed
+    init.communication_version = COMMUNICATION_VERSION
+    init.package_version = package_version
+    init.capabilities.CopyFrom(capabilities_proto())
+    init.num_areas = num_areas
+    return message
+
+
+def scene_target(scene: str | type) -> str:
+    """The command-line form of a built-in scene: its name, or ``module:Class`` for a class."""
+    if isinstance(scene, str):
+        return scene
+    if isinstance(scene, type):
+        if scene.__module__ == "__main__":
+            raise ConfigError(
+                f"scene class {scene.__qualname__} is defined in __main__, which the scene process cannot import; "
+                "move it to a module and pass the class or 'module:Class'"
+            )
+        return f"{scene.__module__}:{scene.__qualname__}"
+    raise ConfigError(f"scene must be a scene name, 'module:Class' or a Scene subclass, got {scene!r}")
+
+
+def _log_tail(log_file: Path | None) -> str:
+    """The last lines of the log file, formatted for an error message ('' when unreadable)."""
+    if log_file is None:
+        return ""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
+    except OSError:
+        return ""
+    return "\nLast lines of the log:\n    " + "\n    ".join(lines) if lines else ""
+
+
+def _release(server: ExchangeServer, child: ChildProcess | None, child_timeout: float, temp_folder: str | None) -> None:
+    """Answers Unity's pending call with status 400, stops the server, ends the child, and
+    deletes the temporary log folder (if given)."""
+    server.close()
+    if child is not None:
+        child.stop(child_timeout)
+    if temp_folder is not None:
+        shutil.rmtree(temp_folder, ignore_errors=True)
+
+
+class UnitySession:
+    """A live connection to one Unity player, Unity Editor or built-in scene.
+
+    Exactly one of ``file_name``, ``scene`` or ``editor`` selects the other side; with none
+    of them the built-in scene ``"ball"`` runs. The constructor returns once the handshake
+    is done; the first call is normally :meth:`reset`.
+
+    Args:
+        file_name: path of a Unity player build (platform suffix optional).
+        scene: a built-in scene: its name in ``gym_unity_il.scenes.SCENES``, a
+            ``"module:Class"`` path, or a :class:`~gym_unity_il.scenes.base.Scene` subclass
+            importable from a module (the scene process gets this interpreter's import path).
+        scene_kwargs: keyword arguments of the scene's constructor (JSON-serialisable).
+        editor: wait for the Unity Editor to connect (press Play) instead of launching.
+        worker_id: offset added to ``base_port``; give each simultaneous env its own.
+        base_port: first port; default 5005 for builds and scenes, 5004 for the Editor.
+        auto_port: let the OS pick a free port (never collides). None (default) means
+            True for built-in scenes and False for builds; not possible with the Editor.
+        no_graphics: pass ``-nographics -batchmode`` to the build (ignored by scenes).
+        additional_args: extra command-line arguments for the build, passed verbatim.
+        log_folder: folder of the player log ``Player-<worker_id>.log``; None uses a
+            temporary folder, deleted at :meth:`close` unless an error pointed to it.
+        timeout_wait: seconds to wait for each message from Unity (the first included).
+        seed: the seed sent in the handshake (Unity's ``Random.InitState``; scenes' RNG).
+        num_areas: training-area copies for scenes using Unity's TrainingAreaReplicator.
+        host: address the server binds; keep loopback unless Unity runs on another machine.
+        image_format: ``"hwc_uint8"`` or ``"chw_float"`` for visual observations.
+        engine_config: engine settings sent with the first RESET.
+        env_parameters: environment parameters sent with the first RESET.
+        side_channels: extra side channels (ids must differ from the built-in ones).
+        max_message_bytes: the largest gRPC message accepted or sent.
+
+    Raises:
+        UnityExecutableNotFoundError: ``file_name`` names no executable (raised before any wait).
+        PortInUseError: the port is taken; the message names it and the fix.
+        UnityTimeoutError: nothing connected within ``timeout_wait``; names the log file.
+        UnityProcessExitedError: the process exited before the handshake finished.
+        UnityVersionError: Unity speaks an incompatible communication API version.
+        ConfigError: contradictory or invalid arguments.
+    """
+
+    def __init__(
+        self,
+        *,
+        file_name: str | os.PathLike[str] | None = None,
+        scene: str | type | None = None,
+        scene_kwargs: Mapping[str, object] | None = None,
+        editor: bool = False,
+        worker_id: int = 0,
+        base_port: int | None = None,
+        auto_port: bool | None = None,
+        no_graphics: bool = True,
+        additional_args: Sequence[str] = (),
+        log_folder: str | os.PathLike[str] | None = None,
+        timeout_wait: float = 60.0,
+        seed: int = 0,
+        num_areas: int = 1,
+        host: str = "127.0.0.1",
+        image_format: ImageFormat = "hwc_uint8",
+        engine_config: EngineConfig | Mapping[str, float] | None = None,
+        env_parameters: Mapping[str, float] | None = None,
+        side_channels: Iterable[SideChannel] = (),
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self._closed = True  # until the constructor succeeds, close() has nothing to do
+        check_image_format(image_format)
+        if sum([file_name is not None, scene is not None, bool(editor)]) > 1:
+            raise ConfigError("give only one of file_name (a Unity build), scene (a built-in scene) or editor=True")
+        if file_name is None and scene is None and not editor:
+            from gym_unity_il.scenes import DEFAULT_SCENE
+
+            scene = DEFAULT_SCENE
+        if timeout_wait <= 0:
+            raise ConfigError(f"timeout_wait must be positive seconds, got {timeout_wait}")
+        if worker_id < 0:
+            raise ConfigError(f"worker_id must be >= 0, got {worker_id}")
+        if editor and worker_id != 0:
+            raise ConfigError(f"the Unity Editor listens on one port: use worker_id=0 (got {worker_id}) and set base_port instead")
+        if editor and auto_port:
+            raise ConfigError("auto_port=True cannot reach the Unity Editor, which connects to the port set in its settings (default 5004)")
+        if isinstance(engine_config, Mapping):
+            engine_config = EngineConfig.from_mapping(engine_config)
+
+        executable = find_executable(file_name) if file_name is not None else None
+        target = scene_target(scene) if scene is not None else None
+        if target is not None:
+            from gym_unity_il.scenes.player import check_scene_kwargs, resolve_scene
+
+            # An unknown scene or argument fails here, before any process starts.
+            check_scene_kwargs(resolve_scene(target), dict(scene_kwargs or {}))
+        try:
+            kwargs_json = json.dumps(dict(scene_kwargs or {}))
+        except TypeError as exc:
+            raise ConfigError(f"scene_kwargs must be JSON-serialisable: {exc}") from exc
+        if scene_kwargs and target is None:
+            raise ConfigError("scene_kwargs only apply to built-in scenes (scene=...)")
+
+        self.timeout_wait = float(timeout_wait)
+        self.image_format: ImageFormat = image_format
+        self.worker_id = worker_id
+        if auto_port is None:
+            auto_port = target is not None
+        port = 0 if auto_port else (base_port if base_port is not None else EDITOR_BASE_PORT if editor else BUILD_BASE_PORT) + worker_id
+
+        self._engine_channel = EngineConfigurationChannel()
+        self._parameters_channel = EnvironmentParametersChannel()
+        self._stats_channel = StatsSideChannel()
+        self._side_channels = SideChannelManager([self._engine_channel, self._parameters_channel, self._stats_channel, *side_channels])
+        if engine_config is not None:
+            self._engine_channel.set_configuration(engine_config)
+        for key, value in (env_parameters or {}).items():
+            self._parameters_channel.set_float_parameter(key, value)
+
+        self._specs: dict[str, BehaviorSpec] = {}
+        self._steps: Steps = {}
+        self._has_reset = False
+        self._failed = False
+        self.unity_info: UnityInfo | None = None
+        self._legacy_actions = False
+        self._channels_first = False
+        self._child: ChildProcess | None = None
+        self._temp_log_folder: str | None = None
+        self.log_file: Path | None = None
+
+        self._server = ExchangeServer(port=port, host=host, max_message_bytes=max_message_bytes)
+        self.port: int = self._server.port
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _release, self._server, None, 0.0, None)
+        self._describe = "the Unity Editor" if editor else f"built-in scene {target!r}" if target else f"Unity executable {executable}"
+        try:
+            if not editor:
+                if log_folder is None:
+                    self._temp_log_folder = tempfile.mkdtemp(prefix="gym_unity_il-")
+                folder = Path(log_folder if log_folder is not None else self._temp_log_folder)  # type: ignore[arg-type]
+                folder.mkdir(parents=True, exist_ok=True)
+                flags = unity_arguments(
+                    port=self.port, worker_id=worker_id, no_graphics=no_graphics, log_folder=folder, additional_args=additional_args
+                )
+                if target is not None:
+                    args = [sys.executable, "-m", "gym_unity_il.scenes", target, "--scene-kwargs", kwargs_json, *flags]
+                    self._child = ChildProcess(args=args, env=environment_with_import_path())
+                else:
+                    self._child = ChildProcess(args=[str(executable), *flags])
+                self.log_file = self._child.log_file
+                self._finalizer.detach()
+                self._finalizer = weakref.finalize(self, _release, self._server, self._child, 0.0, self._temp_log_folder)
+            self._handshake(seed=seed, num_areas=num_areas)
+        except BaseException:
+            self._fail()
+            raise
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def behavior_specs(self) -> Mapping[str, BehaviorSpec]:
+        """The behaviors Unity announced so far, in announcement order (read-only)."""
+        return types.MappingProxyType(self._specs)
+
+    @property
+    def steps(self) -> Mapping[str, tuple[StepBatch, StepBatch]]:
+        """The ``(decision, terminal)`` batches of the last message, per known behavior (read-only)."""
+        return types.MappingProxyType(self._steps)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def process_id(self) -> int | None:
+        """The pid of the launched process (None with the Editor)."""
+        return self._child.pid if self._child is not None else None
+
+    @property
+    def environment_parameters(self) -> EnvironmentParametersChannel:
+        """The channel for samplers and parameters; queued messages travel with the next exchange."""
+        return self._parameters_channel
+
+    @property
+    def engine_configuration(self) -> EngineConfigurationChannel:
+        """The engine settings channel; queued messages travel with the next exchange."""
+        return self._engine_channel
+
+    def take_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
+        """The stats Unity recorded since the last call: key -> [(value, aggregation), ...]."""
+        return self._stats_channel.take_stats()
+
+    def reset(self, *, seed: int | None = None, env_parameters: Mapping[str, float] | None = None) -> Steps:
+        """Sends RESET (all agents start new episodes) and returns Unity's next message.
+
+        Args:
+            seed: reseeds the scene first, through the environment parameter
+                ``gym_unity_il.seed`` (value ``seed % 2**24``). Built-in scenes honour it;
+                a Unity build honours it if its code reads that parameter.
+            env_parameters: float environment parameters to set before the reset.
+        """
+        self._check_open()
+        for key, value in (env_parameters or {}).items():
+            self._parameters_channel.set_float_parameter(key, value)
+        if seed is not None:
+            self._parameters_channel.set_float_parameter(SEED_PARAMETER, int(seed) % SEED_MODULUS)
+        message = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
+        message.unity_input.rl_input.command = pb.RESET
+        steps = self._exchange(message)
+        self._has_reset = True
+        return steps
+
+    def step(self, actions: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Steps:
+        """Sends STEP with actions for every agent awaiting a decision and returns Unity's next message.
+
+        Args:
+            actions: per behavior, ``(continuous float32 [n, c], discrete int32 [n, d])`` for
+                the ``n`` agents of its last decision steps, in their order. Behaviors left
+                out get all-zero actions.
+
+        Raises:
+            SpecMismatchError: an unknown behavior or actions of the wrong shape.
+        """
+        self._check_open()
+        if not self._has_reset:
+            return self.reset()
+        actions = actions or {}
+        for name in actions:
+            if name not in self._specs:
+                raise SpecMismatchError(f"actions for unknown behavior {name!r}; known behaviors: {list(self._specs)}")
+        message = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
+        rl_input = message.unity_input.rl_input
+        rl_input.command = pb.STEP
+        for name, (decision, _) in self._steps.items():
+            n = len(decision)
+            if n == 0:
+                continue
+            act = self._specs[name].action_spec
+            if name in actions:
+                continuous = np.asarray(actions[name][0], np.float32)
+                discrete = np.asarray(actions[name][1], np.int32)
+                if continuous.shape != (n, act.continuous_size) or discrete.shape != (n, act.discrete_size):
+                    raise SpecMismatchError(
+                        f"behavior {name!r}: actions of shapes {continuous.shape} and {discrete.shape}, expected "
+                        f"({n}, {act.continuous_size}) continuous and ({n}, {act.discrete_size}) discrete for its {n} deciding agent(s)"
+                    )
+            else:
+                continuous = np.zeros((n, act.continuous_size), np.float32)
+                discrete = np.zeros((n, act.discrete_size), np.int32)
+            rl_input.agent_actions[name].CopyFrom(codec.encode_actions(continuous, discrete, legacy_vector_actions=self._legacy_actions))
+        return self._exchange(message)
+
+    def close(self) -> None:
+        """Closes the way Unity expects: status 400 on the pending call, server stopped, process
+        given ``timeout_wait`` seconds to quit and then killed. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer.detach()
+        if self._failed:  # end at once, and keep the log the error message points to
+            _release(self._server, self._child, 0.0, None)
+        else:
+            _release(self._server, self._child, self.timeout_wait, self._temp_log_folder)
+
+    def __enter__(self) -> UnitySession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"port {self.port}"
+        return f"UnitySession({self._describe}, {state})"
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GymUnityILError(f"{self!r} is closed; create a new env or session")
+
+    def _fail(self) -> None:
+        """Closes at once after an error, keeping the log folder for the user to read."""
+        self._failed = True
+        self.close()
+
+    def _receive(self, waiting_for: str) -> pb.UnityMessageProto:
+        """Unity's next call (left pending), within ``timeout_wait``, watching the process."""
+        deadline = time.monotonic() + self.timeout_wait
+        while True:
+            message = self._server.receive(min(_POLL_INTERVAL, max(deadline - time.monotonic(), 0.0)))
+            if message is not None:
+                if message.header.status != STATUS_OK:
+                    raise UnityProcessExitedError(
+                        f"{self._describe} closed the connection (status {message.header.status}) while the trainer was "
+                        f"waiting for {waiting_for}: the application quit or the Editor left play mode{self._log_hint()}"
+                    )
+                return message
+            if self._child is not None and (code := self._child.poll()) is not None:
+                raise UnityProcessExitedError(
+                    f"{self._describe} exited with code {code} while the trainer was waiting for {waiting_for}{self._log_hint()}"
+                )
+            if time.monotonic() >= deadline:
+                raise UnityTimeoutError(self._timeout_message(waiting_for))
+
+    def _log_hint(self) -> str:
+        if self.log_file is None:
+            return ""
+        return f"; see the log file {self.log_file}" + _log_tail(self.log_file)
+
+    def _timeout_message(self, waiting_for: str) -> str:
+        if self._child is None:
+            return (
+                f"no message from the Unity Editor on port {self.port} within {self.timeout_wait:g} s while waiting for "
+                f"{waiting_for}: press Play in the Editor, and check that the Agent's Behavior Type is Default and that "
+                "ML-Agents' Editor port matches base_port"
+            )
+        return (
+            f"{self._describe} sent no message within {self.timeout_wait:g} s while the trainer was waiting for {waiting_for} "
+            f"on port {self.port}. Check the log file {self.log_file}; make sure the build contains ML-Agents agents with "
+            "Behavior Type Default and was built for this platform, or raise timeout_wait." + _log_tail(self.log_file)
+        )
+
+    def _handshake(self, *, seed: int, num_areas: int) -> None:
+        from gym_unity_il import __version__
+
+        first = self._receive("the first message (handshake)")
+        if not first.unity_output.HasField("rl_initialization_output"):
+            raise UnityProtocolError(
+                f"{self._describe} opened without an initialization message (protocol.md §5); is it an ML-Agents environment?"
+            )
+        init = first.unity_output.rl_initialization_output
+        caps = init.capabilities
+        self.unity_info = UnityInfo(
+            name=init.name,
+            communication_version=init.communication_version,
+            package_version=init.package_version,
+            capabilities={field.name: bool(getattr(caps, field.name)) for field in caps.DESCRIPTOR.fields},
+        )
+        self._server.respond(handshake_response(seed=seed, package_version=__version__, num_areas=num_areas))
+        self._receive("the second message of the handshake")
+        if not versions_compatible(init.communication_version):
+            raise UnityVersionError(
+                f"{self._describe} speaks ML-Agents communication API {init.communication_version!r} (package "
+                f"{init.package_version!r}), but gym_unity_il speaks {COMMUNICATION_VERSION}: the major versions must match. "
+                "Use a Unity project with com.unity.ml-agents 2.0 or later (communication API 1.x)."
+            )
+        if not caps.baseRLCapabilities:
+            logger.warning("%s does not report the base RL capabilities; it may not work as expected", self._describe)
+        self._channels_first = codec.channels_first_for_package(init.package_version)
+        self._legacy_actions = codec.parse_version(init.communication_version) < _HYBRID_ACTIONS_VERSION
+
+    def _exchange(self, message: pb.UnityMessageProto) -> Steps:
+        """Answers the pending call with ``message`` (plus side channels) and decodes the next one."""
+        try:
+            message.unity_input.rl_input.side_channel = self._side_channels.outgoing_bytes()
+            self._server.respond(message)
+            reply = self._receive("the next step")
+            self._steps = self._decode(reply.unity_output)
+            return dict(self._steps)  # a new dict per message: the caller may keep it
+        except BaseException:
+            self._fail()
+            raise
+
+    def _decode(self, output: pb.UnityOutputProto) -> Steps:
+        rl_output = output.rl_output
+        infos_by_name = rl_output.agentInfos
+        if output.HasField("rl_initialization_output"):
+            for brain in output.rl_initialization_output.brain_parameters:
+                name = brain.brain_name
+                if name not in infos_by_name or not infos_by_name[name].value:
+                    raise UnityProtocolError(f"behavior {name!r} was announced without any agent data in the same message (protocol.md §6.3)")
+                first = infos_by_name[name].value[0]
+                self._specs[name] = codec.behavior_spec_from_proto(brain, first, channels_first=self._channels_first)
+        for name, infos in infos_by_name.items():
+            if name not in self._specs and infos.value:
+                raise UnityProtocolError(f"agents of behavior {name!r} arrived before the behavior was announced (protocol.md §6.3)")
+        steps: Steps = {
+            name: codec.decode_agent_infos(infos_by_name[name].value if name in infos_by_name else (), spec, self.image_format)
+            for name, spec in self._specs.items()
+        }
+        if rl_output.side_channel:
+            self._side_channels.process_incoming(rl_output.side_channel)
+        return steps

@@ -1,0 +1,424 @@
+"""Side channels: the byte framing Unity uses to piggy-back small messages on every exchange.
+
+The ``side_channel`` field of Unity's input and output messages holds zero or more
+messages, each framed as (protocol.md §10.1)::
+
+    16 bytes  channel id, a UUID in .NET ``Guid.ToByteArray()`` order (``uuid.bytes_le``)
+     4 bytes  payload length, int32 little-endian
+     n bytes  payload
+
+This module has the framing, the payload primitives (§10.2) and the three channels a
+trainer needs:
+
+* :class:`EngineConfigurationChannel` (trainer -> Unity): time scale, screen size,
+  quality level, target and capture frame rates;
+* :class:`EnvironmentParametersChannel` (trainer -> Unity): float parameters and samplers
+  that a scene reads with ``Academy.Instance.EnvironmentParameters``;
+* :class:`StatsSideChannel` (Unity -> trainer): values a scene records with
+  ``Academy.Instance.StatsRecorder``.
+
+Each channel also has the parsing (or encoding) the other side needs, used by the
+built-in scene player. Messages for channel ids nobody registered are skipped with a
+warning, as the reference trainer does.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import struct
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+
+from gym_unity_il.errors import UnityProtocolError
+
+logger = logging.getLogger(__name__)
+
+ENGINE_CONFIGURATION_CHANNEL_ID = uuid.UUID("e951342c-4f7e-11ea-b238-784f4387d1f7")
+ENVIRONMENT_PARAMETERS_CHANNEL_ID = uuid.UUID("534c891e-810f-11ea-a9d0-822485860400")
+STATS_CHANNEL_ID = uuid.UUID("a1d8f7b7-cec8-50f9-b78b-d3e165a78520")
+
+#: Environment parameter that reseeds a scene before the RESET that follows it. The value is
+#: the seed modulo 2**24 (so that it is exact as a float32). Built-in scenes honour it; a
+#: Unity build may read it with ``Academy.Instance.EnvironmentParameters.GetWithDefault``.
+SEED_PARAMETER = "gym_unity_il.seed"
+SEED_MODULUS = 2**24
+
+_HEADER = struct.Struct("<16si")
+
+
+# ---------------------------------------------------------------------------- framing
+
+
+def frame_messages(messages: Iterable[tuple[uuid.UUID, bytes]]) -> bytes:
+    """Concatenates ``(channel id, payload)`` pairs into the bytes of a ``side_channel`` field."""
+    return b"".join(_HEADER.pack(channel_id.bytes_le, len(payload)) + payload for channel_id, payload in messages)
+
+
+def split_messages(data: bytes) -> list[tuple[uuid.UUID, bytes]]:
+    """Splits the bytes of a ``side_channel`` field into ``(channel id, payload)`` pairs.
+
+    Raises:
+        UnityProtocolError: the bytes end inside a header or a payload.
+    """
+    messages = []
+    offset = 0
+    while offset < len(data):
+        if len(data) - offset < _HEADER.size:
+            raise UnityProtocolError(
+                f"side channel data truncated at offset {offset}: {len(data) - offset} bytes left, a header needs {_HEADER.size}"
+            )
+        raw_id, length = _HEADER.unpack_from(data, offset)
+        offset += _HEADER.size
+        if length < 0 or offset + length > len(data):
+            raise UnityProtocolError(
+                f"side channel message at offset {offset - _HEADER.size} declares {length} payload bytes but {len(data) - offset} remain"
+            )
+        messages.append((uuid.UUID(bytes_le=raw_id), bytes(data[offset : offset + length])))
+        offset += length
+    return messages
+
+
+# ---------------------------------------------------------------------------- payload primitives
+
+
+class PayloadWriter:
+    """Builds one side-channel payload from the primitives of protocol.md §10.2 (little-endian)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write_bool(self, value: bool) -> PayloadWriter:
+        self._parts.append(struct.pack("<?", bool(value)))
+        return self
+
+    def write_int32(self, value: int) -> PayloadWriter:
+        self._parts.append(struct.pack("<i", int(value)))
+        return self
+
+    def write_float32(self, value: float) -> PayloadWriter:
+        self._parts.append(struct.pack("<f", float(value)))
+        return self
+
+    def write_string(self, value: str) -> PayloadWriter:
+        """Writes an int32 length and the ASCII bytes (both Unity and the reference use ASCII)."""
+        try:
+            encoded = value.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"side channel strings must be ASCII (Unity decodes them as ASCII), got {value!r}") from exc
+        self.write_int32(len(encoded))
+        self._parts.append(encoded)
+        return self
+
+    def write_float_list(self, values: Sequence[float]) -> PayloadWriter:
+        self.write_int32(len(values))
+        self._parts.append(struct.pack(f"<{len(values)}f", *values))
+        return self
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self._parts)
+
+
+class PayloadReader:
+    """Reads the primitives of protocol.md §10.2; past the end it returns the given default, like Unity."""
+
+    def __init__(self, payload: bytes) -> None:
+        self._data = payload
+        self._offset = 0
+
+    def _unpack(self, fmt: str, default: object) -> object:
+        size = struct.calcsize(fmt)
+        if self._offset + size > len(self._data):
+            self._offset = len(self._data)
+            return default
+        (value,) = struct.unpack_from(fmt, self._data, self._offset)
+        self._offset += size
+        return value
+
+    def read_bool(self, default: bool = False) -> bool:
+        return bool(self._unpack("<?", default))
+
+    def read_int32(self, default: int = 0) -> int:
+        return int(self._unpack("<i", default))  # type: ignore[arg-type]
+
+    def read_float32(self, default: float = 0.0) -> float:
+        return float(self._unpack("<f", default))  # type: ignore[arg-type]
+
+    def read_string(self, default: str = "") -> str:
+        length = self.read_int32(-1)
+        if length < 0 or self._offset + length > len(self._data):
+            self._offset = len(self._data)
+            return default
+        value = self._data[self._offset : self._offset + length].decode("ascii", errors="replace")
+        self._offset += length
+        return value
+
+    def read_float_list(self, default: Sequence[float] = ()) -> list[float]:
+        count = self.read_int32(-1)
+        if count < 0 or self._offset + 4 * count > len(self._data):
+            self._offset = len(self._data)
+            return list(default)
+        values = struct.unpack_from(f"<{count}f", self._data, self._offset)
+        self._offset += 4 * count
+        return [float(v) for v in values]
+
+
+# ---------------------------------------------------------------------------- channels
+
+
+class SideChannel:
+    """A channel of messages identified by a UUID; subclasses add typed senders and readers.
+
+    Attributes:
+        channel_id: the channel's UUID.
+    """
+
+    channel_id: uuid.UUID
+
+    def __init__(self) -> None:
+        self._outgoing: list[bytes] = []
+
+    def queue_message(self, payload: bytes) -> None:
+        """Queues a payload; it travels with the next message sent to Unity."""
+        self._outgoing.append(bytes(payload))
+
+    def take_outgoing(self) -> list[bytes]:
+        """Returns and clears the queued payloads."""
+        outgoing, self._outgoing = self._outgoing, []
+        return outgoing
+
+    def on_message_received(self, payload: bytes) -> None:
+        """Called with each payload Unity sends on this channel; ignores it by default."""
+
+
+class EngineSetting(enum.IntEnum):
+    """Message types of the EngineConfigurationChannel (protocol.md §10.3)."""
+
+    SCREEN_RESOLUTION = 0
+    QUALITY_LEVEL = 1
+    TIME_SCALE = 2
+    TARGET_FRAME_RATE = 3
+    CAPTURE_FRAME_RATE = 4
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings sent to Unity; a field left at None is not sent (Unity keeps its own).
+
+    Attributes:
+        width: screen width in pixels (sent together with ``height``).
+        height: screen height in pixels (sent together with ``width``).
+        quality_level: index into the project's quality settings.
+        time_scale: simulation speed multiplier (Unity clamps it to at least 1).
+        target_frame_rate: ``Application.targetFrameRate``; -1 = as fast as possible.
+        capture_frame_rate: ``Time.captureFramerate``.
+    """
+
+    width: int | None = None
+    height: int | None = None
+    quality_level: int | None = None
+    time_scale: float | None = None
+    target_frame_rate: int | None = None
+    capture_frame_rate: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.width is None) != (self.height is None):
+            raise ValueError(f"EngineConfig: width and height go together, got width={self.width} height={self.height}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, float | int | None]) -> EngineConfig:
+        """Builds a config from a dict such as ``{"time_scale": 20}``, naming unknown keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"EngineConfig: unknown setting(s) {unknown}; known settings are {sorted(known)}")
+        return cls(**values)  # type: ignore[arg-type]
+
+
+class EngineConfigurationChannel(SideChannel):
+    """Sends engine settings to Unity (trainer -> Unity only)."""
+
+    channel_id = ENGINE_CONFIGURATION_CHANNEL_ID
+
+    def set_configuration(self, config: EngineConfig) -> None:
+        """Queues one message per setting that is not None, in the order of §10.3."""
+        if config.width is not None and config.height is not None:
+            self.queue_message(
+                PayloadWriter().write_int32(EngineSetting.SCREEN_RESOLUTION).write_int32(config.width).write_int32(config.height).to_bytes()
+            )
+        if config.quality_level is not None:
+            self.queue_message(PayloadWriter().write_int32(EngineSetting.QUALITY_LEVEL).write_int32(config.quality_level).to_bytes())
+        if config.time_scale is not None:
+            self.queue_message(PayloadWriter().write_int32(EngineSetting.TIME_SCALE).write_float32(config.time_scale).to_bytes())
+        if config.target_frame_rate is not None:
+            self.queue_message(
+                PayloadWriter().write_int32(EngineSetting.TARGET_FRAME_RATE).write_int32(config.target_frame_rate).to_bytes()
+            )
+        if config.capture_frame_rate is not None:
+            self.queue_message(
+                PayloadWriter().write_int32(EngineSetting.CAPTURE_FRAME_RATE).write_int32(config.capture_frame_rate).to_bytes()
+            )
+
+    @staticmethod
+    def parse(payload: bytes) -> dict[str, float | int]:
+        """Reads one message (the Unity side): returns the settings it carries, e.g. ``{"time_scale": 20.0}``.
+
+        Raises:
+            UnityProtocolError: unknown message type.
+        """
+        reader = PayloadReader(payload)
+        kind = reader.read_int32(-1)
+        if kind == EngineSetting.SCREEN_RESOLUTION:
+            return {"width": reader.read_int32(), "height": reader.read_int32()}
+        if kind == EngineSetting.QUALITY_LEVEL:
+            return {"quality_level": reader.read_int32()}
+        if kind == EngineSetting.TIME_SCALE:
+            return {"time_scale": reader.read_float32()}
+        if kind == EngineSetting.TARGET_FRAME_RATE:
+            return {"target_frame_rate": reader.read_int32()}
+        if kind == EngineSetting.CAPTURE_FRAME_RATE:
+            return {"capture_frame_rate": reader.read_int32()}
+        raise UnityProtocolError(f"engine configuration message of unknown type {kind} (known: 0-4, protocol.md §10.3)")
+
+
+class SamplerType(enum.IntEnum):
+    """Sampler kinds of the EnvironmentParametersChannel (protocol.md §10.4)."""
+
+    UNIFORM = 0
+    GAUSSIAN = 1
+    MULTIRANGEUNIFORM = 2
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A sampled environment parameter: Unity draws a new value each time the scene reads it.
+
+    Attributes:
+        sampler_type: the distribution.
+        seed: the sampler's own seed.
+        arguments: (min, max) for UNIFORM, (mean, std-dev) for GAUSSIAN, flattened
+            (min, max) pairs for MULTIRANGEUNIFORM.
+    """
+
+    sampler_type: SamplerType
+    seed: int
+    arguments: tuple[float, ...]
+
+
+class EnvironmentParametersChannel(SideChannel):
+    """Sends environment parameters to Unity (trainer -> Unity only)."""
+
+    channel_id = ENVIRONMENT_PARAMETERS_CHANNEL_ID
+    _FLOAT = 0
+    _SAMPLER = 1
+
+    def set_float_parameter(self, key: str, value: float) -> None:
+        """Queues ``key = value``; the scene reads it with ``EnvironmentParameters.GetWithDefault``."""
+        self.queue_message(PayloadWriter().write_string(key).write_int32(self._FLOAT).write_float32(value).to_bytes())
+
+    def set_uniform_sampler_parameters(self, key: str, min_value: float, max_value: float, seed: int) -> None:
+        """Queues a parameter drawn uniformly from ``[min_value, max_value]``."""
+        self._queue_sampler(key, seed, SamplerType.UNIFORM, PayloadWriter().write_float32(min_value).write_float32(max_value))
+
+    def set_gaussian_sampler_parameters(self, key: str, mean: float, st_dev: float, seed: int) -> None:
+        """Queues a parameter drawn from a normal distribution."""
+        self._queue_sampler(key, seed, SamplerType.GAUSSIAN, PayloadWriter().write_float32(mean).write_float32(st_dev))
+
+    def set_multirangeuniform_sampler_parameters(self, key: str, intervals: Sequence[tuple[float, float]], seed: int) -> None:
+        """Queues a parameter drawn uniformly from the union of the ``(min, max)`` intervals."""
+        flat = [float(v) for interval in intervals for v in interval]
+        self._queue_sampler(key, seed, SamplerType.MULTIRANGEUNIFORM, PayloadWriter().write_float_list(flat))
+
+    def _queue_sampler(self, key: str, seed: int, kind: SamplerType, arguments: PayloadWriter) -> None:
+        head = PayloadWriter().write_string(key).write_int32(self._SAMPLER).write_int32(seed).write_int32(kind)
+        self.queue_message(head.to_bytes() + arguments.to_bytes())
+
+    @classmethod
+    def parse(cls, payload: bytes) -> tuple[str, float | Sampler]:
+        """Reads one message (the Unity side): ``(key, float value or Sampler)``.
+
+        Raises:
+            UnityProtocolError: unknown data or sampler type.
+        """
+        reader = PayloadReader(payload)
+        key = reader.read_string()
+        kind = reader.read_int32(-1)
+        if kind == cls._FLOAT:
+            return key, reader.read_float32()
+        if kind != cls._SAMPLER:
+            raise UnityProtocolError(f"environment parameter {key!r}: unknown data type {kind} (0 = float, 1 = sampler)")
+        seed = reader.read_int32()
+        sampler = reader.read_int32(-1)
+        if sampler == SamplerType.MULTIRANGEUNIFORM:
+            arguments = tuple(reader.read_float_list())
+        elif sampler in (SamplerType.UNIFORM, SamplerType.GAUSSIAN):
+            arguments = (reader.read_float32(), reader.read_float32())
+        else:
+            raise UnityProtocolError(f"environment parameter {key!r}: unknown sampler type {sampler} (0-2, protocol.md §10.4)")
+        return key, Sampler(SamplerType(sampler), seed, arguments)
+
+
+class StatsAggregationMethod(enum.IntEnum):
+    """How the trainer should aggregate a stat over a summary period (protocol.md §10.5)."""
+
+    AVERAGE = 0
+    MOST_RECENT = 1
+    SUM = 2
+    HISTOGRAM = 3
+
+
+class StatsSideChannel(SideChannel):
+    """Collects the stats Unity records (Unity -> trainer only)."""
+
+    channel_id = STATS_CHANNEL_ID
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stats: dict[str, list[tuple[float, StatsAggregationMethod]]] = {}
+
+    def on_message_received(self, payload: bytes) -> None:
+        reader = PayloadReader(payload)
+        key = reader.read_string()
+        value = reader.read_float32()
+        method = reader.read_int32()
+        try:
+            aggregation = StatsAggregationMethod(method)
+        except ValueError:
+            logger.warning("stat %r has unknown aggregation method %d; treating it as AVERAGE", key, method)
+            aggregation = StatsAggregationMethod.AVERAGE
+        self._stats.setdefault(key, []).append((value, aggregation))
+
+    def take_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
+        """Returns and clears the stats received since the last call: key -> [(value, aggregation), ...]."""
+        stats, self._stats = self._stats, {}
+        return stats
+
+    @staticmethod
+    def encode(key: str, value: float, aggregation: StatsAggregationMethod = StatsAggregationMethod.AVERAGE) -> bytes:
+        """One stats message (the Unity side)."""
+        return PayloadWriter().write_string(key).write_float32(value).write_int32(aggregation).to_bytes()
+
+
+class SideChannelManager:
+    """Routes side-channel bytes to and from a set of channels with distinct ids."""
+
+    def __init__(self, channels: Iterable[SideChannel]) -> None:
+        self._channels: dict[uuid.UUID, SideChannel] = {}
+        for channel in channels:
+            if channel.channel_id in self._channels:
+                raise ValueError(f"two side channels share the id {channel.channel_id}; each channel id may be registered once")
+            self._channels[channel.channel_id] = channel
+
+    def outgoing_bytes(self) -> bytes:
+        """The queued messages of every channel, framed; the queues are cleared."""
+        return frame_messages((cid, payload) for cid, channel in self._channels.items() for payload in channel.take_outgoing())
+
+    def process_incoming(self, data: bytes) -> None:
+        """Dispatches Unity's side-channel bytes; unknown channel ids are skipped with a warning."""
+        for channel_id, payload in split_messages(data):
+            channel = self._channels.get(channel_id)
+            if channel is None:
+                logger.warning("skipping a side channel message for unknown channel id %s (%d bytes)", channel_id, len(payload))
+                continue
+            channel.on_message_received(payload)

@@ -1,0 +1,426 @@
+"""The player process: serves a built-in :class:`~gym_unity_il.scenes.base.Scene` over Unity's protocol.
+
+It behaves like a Unity player built with com.unity.ml-agents 3.0.0: it is a gRPC client
+of the trainer on ``localhost:<--mlagents-port>``, runs the two-call handshake, announces
+each behavior with its BrainParameters the first time one of its agents has data, sends
+visual observations as PNG in CHW order (protocol.md §9.3), applies side-channel messages
+and RESET/STEP commands, and quits when the trainer answers with status 400 or goes away.
+Command line (normally started by the env, not by hand)::
+
+    python -m gym_unity_il.scenes <name or module:Class> --mlagents-port N
+        [--scene-kwargs JSON] [-logFile F] [-nographics] [-batchmode]
+
+``-nographics`` and ``-batchmode`` are accepted and ignored, as are unknown arguments.
+
+Environment parameters go to :meth:`Scene.set_parameter` before the next reset; a sampler
+parameter gets a new draw from its own seeded generator at every reset. The reserved
+parameter ``gym_unity_il.seed`` rebuilds the scene with that seed before the RESET that
+follows, which makes ``env.reset(seed=s)`` deterministic. Engine settings are logged
+(scenes are not rendered in real time). A scene may define ``take_stats() -> dict[str, float]``;
+the player sends those values on the stats channel after every step.
+
+Test aids (fault injection, used by the package's own tests):
+
+* ``--fault crash-at-step:N``  exit abruptly (code 3) on receiving the N-th STEP;
+* ``--fault hang-at-step:N``   stop answering on the N-th STEP (the process stays alive);
+* ``--fault quit-at-step:N``   close the connection like a quitting Unity (status 400);
+* ``--fault never-connect``    never contact the trainer;
+* ``--communication-version X`` / ``--package-version X``  report other versions in the
+  handshake (``--package-version 2.3.0-exp.3`` also sends images in HWC order, like Release 20).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import inspect
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+
+import grpc
+import numpy as np
+
+from gym_unity_il.errors import ConfigError, UnityProtocolError
+from gym_unity_il.link import codec
+from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, EXCHANGE_PATH, STATUS_CLOSING, STATUS_OK
+from gym_unity_il.link.side_channels import (
+    ENGINE_CONFIGURATION_CHANNEL_ID,
+    ENVIRONMENT_PARAMETERS_CHANNEL_ID,
+    SEED_PARAMETER,
+    STATS_CHANNEL_ID,
+    EngineConfigurationChannel,
+    EnvironmentParametersChannel,
+    Sampler,
+    SamplerType,
+    StatsSideChannel,
+    frame_messages,
+    split_messages,
+)
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.scenes.base import AgentBatch, Scene
+from gym_unity_il.spec import BehaviorSpec, DimensionProperty, ObservationSpec
+
+logger = logging.getLogger("gym_unity_il.scenes.player")
+
+UNITY_COMMUNICATION_VERSION = "1.5.0"
+UNITY_PACKAGE_VERSION = "3.0.0"
+#: Seconds the player waits for the trainer to accept its first call.
+CONNECT_TIMEOUT = 60.0
+_TE = DimensionProperty.TRANSLATIONAL_EQUIVARIANCE
+_NONE = DimensionProperty.NONE
+
+
+def resolve_scene(target: str) -> type[Scene]:
+    """The Scene class for a built-in scene name or a ``module:Class`` path.
+
+    Raises:
+        ConfigError: unknown name, module or class, or a class that is not a Scene.
+    """
+    if ":" in target:
+        module_name, _, qualname = target.partition(":")
+        try:
+            obj: object = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load scene {target!r}: {exc}; pass 'module:Class' with an importable module") from exc
+    else:
+        from gym_unity_il import scenes
+
+        table: dict[str, type[Scene]] = getattr(scenes, "SCENES", {})
+        if target not in table:
+            raise ConfigError(f"unknown built-in scene {target!r}; choose one of {sorted(table)} or pass 'module:Class'")
+        obj = table[target]
+    if not (isinstance(obj, type) and issubclass(obj, Scene)):
+        raise ConfigError(f"scene {target!r} is {obj!r}, not a subclass of gym_unity_il.scenes.base.Scene")
+    return obj
+
+
+def check_scene_kwargs(scene_class: type[Scene], kwargs: dict[str, object]) -> None:
+    """Raises :class:`ConfigError` naming the keyword arguments ``scene_class`` does not take.
+
+    ``seed`` is not allowed either: the player passes the env's seed itself.
+    """
+    if "seed" in kwargs:
+        raise ConfigError("scene_kwargs must not contain 'seed': pass seed= to the env or session, or reset(seed=...)")
+    params = inspect.signature(scene_class).parameters
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        accepted = sorted(name for name in params if name != "seed")
+        raise ConfigError(f"scene {scene_class.__name__} does not take {unknown}; its arguments are {accepted}")
+
+
+def wire_observation_spec(spec: ObservationSpec, *, channels_first: bool) -> ObservationSpec:
+    """The spec as a Unity player declares it: images in CHW (3.x) or HWC (2.x) with Unity's
+    dimension properties, other sensors with NONE where the scene left them unspecified."""
+    if spec.is_visual:
+        h, w, c = spec.hwc
+        if channels_first:
+            return dataclasses.replace(spec, shape=(c, h, w), channels_first=True, dimension_property=(_NONE, _TE, _TE))
+        return dataclasses.replace(spec, shape=(h, w, c), channels_first=False, dimension_property=(_TE, _TE, _NONE))
+    if all(p == DimensionProperty.UNSPECIFIED for p in spec.dimension_property):
+        return dataclasses.replace(spec, dimension_property=(_NONE,) * len(spec.shape))
+    return spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Faults:
+    """Fault injection for tests: which STEP (1-based) crashes, hangs or quits, and never-connect."""
+
+    crash_at_step: int | None = None
+    hang_at_step: int | None = None
+    quit_at_step: int | None = None
+    never_connect: bool = False
+
+    @classmethod
+    def parse(cls, specs: Sequence[str]) -> Faults:
+        values: dict[str, object] = {}
+        for spec in specs:
+            kind, _, number = spec.partition(":")
+            if kind == "never-connect" and not number:
+                values["never_connect"] = True
+            elif kind in ("crash-at-step", "hang-at-step", "quit-at-step") and number.isdigit():
+                values[kind.replace("-", "_")] = int(number)
+            else:
+                raise ConfigError(
+                    f"--fault {spec!r} is not understood; use crash-at-step:N, hang-at-step:N, quit-at-step:N or never-connect"
+                )
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _draw(sampler: Sampler, rng: np.random.Generator) -> float:
+    """One value from an environment-parameter sampler."""
+    args = sampler.arguments
+    if sampler.sampler_type == SamplerType.UNIFORM:
+        return float(rng.uniform(args[0], args[1]))
+    if sampler.sampler_type == SamplerType.GAUSSIAN:
+        return float(rng.normal(args[0], args[1]))
+    lows, highs = np.asarray(args[0::2], np.float64), np.asarray(args[1::2], np.float64)
+    if lows.size == 0:
+        return 0.0
+    widths = highs - lows
+    index = int(rng.choice(lows.size, p=widths / widths.sum())) if widths.sum() > 0 else 0
+    return float(rng.uniform(lows[index], highs[index]))
+
+
+class ScenePlayer:
+    """Runs one scene against a trainer, the way a Unity player runs its Academy.
+
+    Args:
+        scene_class: the scene to build (with ``seed=`` and ``scene_kwargs``).
+        scene_kwargs: keyword arguments of the scene's constructor.
+        port: the trainer's port on localhost.
+        communication_version: the API version reported in the handshake.
+        package_version: the com.unity.ml-agents version reported; below 3 images go out HWC.
+        faults: fault injection for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        scene_class: type[Scene],
+        scene_kwargs: dict[str, object],
+        port: int,
+        communication_version: str = UNITY_COMMUNICATION_VERSION,
+        package_version: str = UNITY_PACKAGE_VERSION,
+        faults: Faults = Faults(),
+    ) -> None:
+        self.scene_class = scene_class
+        self.scene_kwargs = scene_kwargs
+        self.port = port
+        self.communication_version = communication_version
+        self.package_version = package_version
+        self.faults = faults
+        self._channels_first = codec.channels_first_for_package(package_version)
+        self._scene: Scene | None = None
+        self._specs: dict[str, BehaviorSpec] = {}
+        self._wire_specs: dict[str, tuple[ObservationSpec, ...]] = {}
+        self._announced: set[str] = set()
+        self._floats: dict[str, float] = {}
+        self._samplers: dict[str, tuple[Sampler, np.random.Generator]] = {}
+        self._pending_seed: int | None = None
+        self._deciding: dict[str, int] = {}  # per behavior, agents awaiting a decision in the last output
+        self._steps = 0
+
+    def run(self) -> int:
+        """Connects, serves until the trainer closes or goes away, and returns the exit code."""
+        if self.faults.never_connect:
+            logger.info("test fault: never connecting to the trainer")
+            threading.Event().wait()
+        channel = grpc.insecure_channel(
+            f"localhost:{self.port}",
+            options=[
+                ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+            ],
+        )
+        exchange = channel.unary_unary(
+            EXCHANGE_PATH, request_serializer=pb.UnityMessageProto.SerializeToString, response_deserializer=pb.UnityMessageProto.FromString
+        )
+        try:
+            return self._serve(exchange)
+        except grpc.RpcError as exc:
+            logger.info("the trainer went away (%s); quitting", exc.code() if hasattr(exc, "code") else exc)
+            return 0
+        finally:
+            channel.close()
+
+    def _serve(self, exchange: grpc.UnaryUnaryMultiCallable) -> int:
+        hello = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
+        init = hello.unity_output.rl_initialization_output
+        init.name = "AcademySingleton"
+        init.communication_version = self.communication_version
+        init.package_version = self.package_version
+        for field in init.capabilities.DESCRIPTOR.fields:
+            setattr(init.capabilities, field.name, True)
+        first = exchange(hello, wait_for_ready=True, timeout=CONNECT_TIMEOUT)
+        second = exchange(pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK)))
+        if first.header.status != STATUS_OK or second.header.status != STATUS_OK:
+            logger.info("the trainer refused the connection during the handshake (versions?); quitting")
+            return 0
+        trainer = first.unity_input.rl_initialization_input
+        logger.info(
+            "connected to trainer %s (communication API %s), seed %d, port %d",
+            trainer.package_version,
+            trainer.communication_version,
+            trainer.seed,
+            self.port,
+        )
+        self._build_scene(trainer.seed)
+        rl_input = second.unity_input.rl_input
+        has_reset = False
+        while True:
+            self._apply_side_channels(rl_input.side_channel)
+            if rl_input.command == pb.QUIT:
+                logger.info("QUIT received; quitting")
+                return 0
+            if rl_input.command == pb.RESET or not has_reset:
+                self._reset()
+                has_reset = True
+            else:
+                self._steps += 1
+                self._check_faults(exchange)
+                self._act(rl_input)
+            response = exchange(self._output())
+            if response.header.status != STATUS_OK:
+                logger.info("the trainer closed the connection (status %d); quitting", response.header.status)
+                return 0
+            rl_input = response.unity_input.rl_input
+
+    def _check_faults(self, exchange: grpc.UnaryUnaryMultiCallable) -> None:
+        step = self._steps
+        if step == self.faults.crash_at_step:
+            logger.info("test fault: crashing at step %d", step)
+            logging.shutdown()
+            os._exit(3)
+        if step == self.faults.hang_at_step:
+            logger.info("test fault: hanging at step %d", step)
+            threading.Event().wait()
+        if step == self.faults.quit_at_step:
+            logger.info("test fault: quitting at step %d like a closing Unity (status 400)", step)
+            exchange(pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_CLOSING)))
+            logging.shutdown()
+            os._exit(0)
+
+    # ------------------------------------------------------------------ scene
+
+    def _build_scene(self, seed: int) -> None:
+        self._scene = self.scene_class(seed=seed, **self.scene_kwargs)
+        self._specs = dict(self._scene.behavior_specs())
+        self._wire_specs = {
+            name: tuple(wire_observation_spec(o, channels_first=self._channels_first) for o in spec.observation_specs)
+            for name, spec in self._specs.items()
+        }
+        for key, value in self._floats.items():
+            self._scene.set_parameter(key, value)
+
+    def _reset(self) -> None:
+        if self._pending_seed is not None:
+            logger.info("reseeding the scene with %d", self._pending_seed)
+            self._build_scene(self._pending_seed)
+            self._pending_seed = None
+        assert self._scene is not None
+        for key, (sampler, rng) in self._samplers.items():
+            self._scene.set_parameter(key, _draw(sampler, rng))
+        self._scene.reset()
+
+    def _act(self, rl_input: pb.UnityRLInputProto) -> None:
+        assert self._scene is not None
+        actions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name, deciding in self._deciding.items():
+            if deciding == 0 or name not in rl_input.agent_actions or not rl_input.agent_actions[name].value:
+                continue
+            received = rl_input.agent_actions[name].value
+            if len(received) < deciding:
+                raise UnityProtocolError(f"behavior {name!r}: {len(received)} actions for {deciding} agents awaiting a decision")
+            actions[name] = codec.decode_actions(received[:deciding], self._specs[name].action_spec)
+        self._scene.act(actions)
+
+    def _apply_side_channels(self, data: bytes) -> None:
+        for channel_id, payload in split_messages(data):
+            if channel_id == ENVIRONMENT_PARAMETERS_CHANNEL_ID:
+                key, value = EnvironmentParametersChannel.parse(payload)
+                if key == SEED_PARAMETER:
+                    self._pending_seed = int(value) if isinstance(value, float) else None
+                elif isinstance(value, Sampler):
+                    self._samplers[key] = (value, np.random.default_rng(value.seed))
+                    self._floats.pop(key, None)
+                else:
+                    self._floats[key] = value
+                    self._samplers.pop(key, None)
+                    assert self._scene is not None
+                    self._scene.set_parameter(key, value)
+            elif channel_id == ENGINE_CONFIGURATION_CHANNEL_ID:
+                logger.info("engine configuration: %s", EngineConfigurationChannel.parse(payload))
+            else:
+                logger.warning("ignoring a message for unknown side channel %s", channel_id)
+
+    # ------------------------------------------------------------------ output
+
+    def _output(self) -> pb.UnityMessageProto:
+        assert self._scene is not None
+        batches = {name: batch for name, batch in self._scene.observe().items() if len(batch)}
+        self._deciding = {name: len(batch) - int(np.count_nonzero(batch.done)) for name, batch in batches.items()}
+        message = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
+        rl_output = message.unity_output.rl_output
+        for name, batch in batches.items():
+            if name not in self._specs:
+                raise UnityProtocolError(f"scene {self.scene_class.__name__} produced agents of undeclared behavior {name!r}")
+            if name not in self._announced:
+                brain = codec.brain_parameters_to_proto(self._specs[name], is_training=True)
+                message.unity_output.rl_initialization_output.brain_parameters.append(brain)
+                self._announced.add(name)
+            self._fill_agent_infos(rl_output.agentInfos[name].value, batch, self._wire_specs[name])
+        stats = getattr(self._scene, "take_stats", None)
+        if callable(stats):
+            rl_output.side_channel = frame_messages((STATS_CHANNEL_ID, StatsSideChannel.encode(k, v)) for k, v in stats().items())
+        return message
+
+    @staticmethod
+    def _fill_agent_infos(out: object, batch: AgentBatch, wire_specs: tuple[ObservationSpec, ...]) -> None:
+        done = np.asarray(batch.done, bool)
+        max_step = np.asarray(batch.max_step_reached, bool)
+        rewards = np.asarray(batch.rewards, np.float32)
+        for i in range(len(batch)):
+            info = out.add(  # type: ignore[attr-defined]
+                reward=float(rewards[i]), done=bool(done[i]), max_step_reached=bool(max_step[i]), id=int(batch.agent_ids[i])
+            )
+            if batch.action_mask is not None and not done[i]:
+                info.action_mask.extend((~np.asarray(batch.action_mask[i], bool)).tolist())
+            for spec, values in zip(wire_specs, batch.observations):
+                info.observations.append(codec.encode_observation(values[i], spec))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gym_unity_il.scenes",
+        description="Serve a built-in scene over Unity ML-Agents' protocol, like a Unity player.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("scene", help="a built-in scene name or module:Class")
+    parser.add_argument("--mlagents-port", type=int, required=True, help="the trainer's port on localhost")
+    parser.add_argument("--scene-kwargs", default="{}", help="JSON object of keyword arguments for the scene")
+    parser.add_argument("-logFile", dest="log_file", default=None, help="write the log here")
+    parser.add_argument("-nographics", action="store_true", help="accepted and ignored")
+    parser.add_argument("-batchmode", action="store_true", help="accepted and ignored")
+    parser.add_argument("--fault", action="append", default=[], help="test aid: crash-at-step:N, hang-at-step:N, quit-at-step:N, never-connect")
+    parser.add_argument("--communication-version", default=UNITY_COMMUNICATION_VERSION, help="test aid: API version to report")
+    parser.add_argument("--package-version", default=UNITY_PACKAGE_VERSION, help="test aid: com.unity.ml-agents version to report")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m gym_unity_il.scenes``; returns the exit code (2 for bad arguments)."""
+    args, unknown = _parser().parse_known_args(argv)
+    if args.log_file:
+        log_stream = open(args.log_file, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+        sys.stderr = log_stream  # tracebacks go to the log, like Unity's Player.log
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    if unknown:
+        logger.info("ignoring arguments %s", unknown)
+    try:
+        kwargs = json.loads(args.scene_kwargs)
+        if not isinstance(kwargs, dict):
+            raise ConfigError(f"--scene-kwargs must be a JSON object, got {args.scene_kwargs!r}")
+        scene_class = resolve_scene(args.scene)
+        check_scene_kwargs(scene_class, kwargs)
+        faults = Faults.parse(args.fault)
+    except (json.JSONDecodeError, ConfigError) as exc:
+        logger.error("%s", exc)
+        return 2
+    player = ScenePlayer(
+        scene_class=scene_class,
+        scene_kwargs=kwargs,
+        port=args.mlagents_port,
+        communication_version=args.communication_version,
+        package_version=args.package_version,
+        faults=faults,
+    )
+    return player.run()

@@ -1,0 +1,180 @@
+"""UnityILEnv on the built-in scenes and on a test scene, through real player processes."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import psutil
+import pytest
+from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
+from gym_unity_il.envs.unity_env import UnityILEnv
+from gym_unity_il.errors import ConfigError, GymUnityILError
+from gym_unity_il.link.side_channels import StatsAggregationMethod
+from gym_unity_il.scenes import SCENES
+
+STAGGERED = "staggered_scene:StaggeredScene"
+
+
+@pytest.fixture
+def make_env(assert_released):
+    """Builds envs and, after the test, closes them and checks that nothing is left."""
+    envs: list[UnityILEnv] = []
+
+    def make(**kwargs) -> UnityILEnv:
+        env = UnityILEnv(timeout_wait=20, **kwargs)
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        port = env.session.port if env._session is not None else None
+        env.close()
+        if port is not None:
+            assert_released(port)
+
+
+# The built-in scenes, over their observation kinds (vector; image + vector; grayscale image
+# as float CHW) and action kinds (continuous; discrete with masks; hybrid).
+SCENE_CASES = [
+    pytest.param("ball", {}, "hwc_uint8", id="ball-vector-continuous"),
+    pytest.param("grid", {"camera_height": 20, "camera_width": 24}, "hwc_uint8", id="grid-image-discrete"),
+    pytest.param("grid", {"camera_height": 16, "camera_width": 16, "grayscale": True}, "chw_float", id="grid-gray-chw-discrete"),
+    pytest.param("hybrid", {}, "hwc_uint8", id="hybrid-vector-hybrid"),
+]
+
+
+def test_every_built_in_scene_is_covered() -> None:
+    assert {case.values[0] for case in SCENE_CASES} == set(SCENES)
+
+
+@pytest.mark.parametrize(("scene", "kwargs", "image_format"), SCENE_CASES)
+def test_gymnasium_and_sb3_checkers_accept_the_built_in_scenes(make_env, scene: str, kwargs: dict, image_format: str) -> None:
+    env = make_env(scene=scene, scene_kwargs=kwargs, image_format=image_format)
+    gymnasium_check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=False)
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert info["agent_id"] == 0 and info["behavior_name"] == env.behavior_name
+    assert len(env.session.steps[env.behavior_name][0]) == 1  # built-in scenes start with one agent
+    for _ in range(3):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs) and isinstance(reward, float)
+
+
+def test_default_env_is_the_ball_scene_with_one_agent(make_env) -> None:
+    env = make_env()
+    assert env.behavior_name == "3DBall?team=0"
+    assert env.observation_space == gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
+    assert env.action_space == gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    assert len(env.session.steps["3DBall?team=0"][0]) == 1
+
+
+def test_registered_id_makes_the_env(assert_released) -> None:
+    env = gym.make("UnityIL-v0", scene="hybrid", timeout_wait=20)
+    assert isinstance(env.unwrapped, UnityILEnv)
+    assert isinstance(env.action_space, gym.spaces.Dict)
+    port = env.unwrapped.session.port
+    env.close()
+    assert_released(port)
+
+
+def test_reset_seed_is_deterministic(make_env) -> None:
+    env = make_env(scene="ball")
+    first, _ = env.reset(seed=3)
+    trajectory = [env.step(np.array([0.3, -0.2], np.float32))[0] for _ in range(5)]
+    again, _ = env.reset(seed=3)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(trajectory, [env.step(np.array([0.3, -0.2], np.float32))[0] for _ in range(5)])
+    other, _ = env.reset(seed=4)
+    assert not np.array_equal(first, other)
+
+
+def test_reward_adds_up_over_messages_and_other_agents_get_zero_actions(make_env) -> None:
+    env = make_env(scene=STAGGERED, scene_kwargs={"max_steps": 6}, env_parameters={"level": 2.0})
+    obs, _ = env.reset()
+    assert obs.tolist() == [0.0, 0.0, 2.0, 0.0]
+    obs, reward, terminated, truncated, info = env.step(np.array([0.75], np.float32))
+    # Agent 0 decides every second Academy step: one message in between carried agent 1 only.
+    assert obs.tolist() == [2.0, 0.75, 2.0, 0.0] and reward == 2.0 and not terminated and not truncated
+    assert info["stats"] == {"staggered/step": [(1.0, StatsAggregationMethod.AVERAGE), (2.0, StatsAggregationMethod.AVERAGE)]}
+    other = env.session.steps["Staggered?team=0"][0]
+    assert other.agent_id.tolist() == [0, 1] and other.obs[0][1, 1] == 0.0  # agent 1 got zero actions
+    obs, _ = env.reset(options={"env_parameters": {"level": -3.0}})
+    assert obs[2] == -3.0
+
+
+def test_truncated_comes_from_max_step_reached(make_env) -> None:
+    env = make_env(scene=STAGGERED, scene_kwargs={"max_steps": 4})
+    env.reset()
+    assert env.step(np.zeros(1, np.float32))[2:4] == (False, False)
+    _, reward, terminated, truncated, _ = env.step(np.zeros(1, np.float32))
+    assert (terminated, truncated, reward) == (False, True, 2.0)
+    with pytest.raises(GymUnityILError, match="reset"):
+        env.step(np.zeros(1, np.float32))
+
+
+def test_terminated_for_a_true_end(make_env) -> None:
+    env = make_env(scene=STAGGERED, scene_kwargs={"end_on_negative": True})
+    env.reset()
+    _, _, terminated, truncated, _ = env.step(np.array([-1.0], np.float32))
+    assert (terminated, truncated) == (True, False)
+
+
+def test_action_masks_and_render_on_the_grid(make_env) -> None:
+    env = make_env(scene="grid", scene_kwargs={"camera_height": 20, "camera_width": 24}, render_mode="rgb_array")
+    obs, info = env.reset(seed=2)
+    mask = env.action_masks()
+    assert mask.dtype == bool and mask.shape == (5,) and np.array_equal(mask, info["action_mask"])
+    frame = env.render()
+    assert frame is not None and frame.dtype == np.uint8 and frame.shape == (20, 24, 3)
+    camera_key = next(k for k, space in env.observation_space.spaces.items() if len(space.shape) == 3)
+    np.testing.assert_array_equal(frame, obs[camera_key])
+    allowed = int(np.flatnonzero(mask)[0])
+    _, _, _, _, info = env.step(allowed)
+    assert np.array_equal(info["action_mask"], env.action_masks())
+
+
+def test_render_repeats_a_grayscale_camera_to_rgb(make_env) -> None:
+    env = make_env(scene="grid", scene_kwargs={"camera_height": 16, "camera_width": 16, "grayscale": True}, render_mode="rgb_array", image_format="chw_float")
+    obs, _ = env.reset(seed=1)
+    frame = env.render()
+    camera = next(v for v in obs.values() if v.ndim == 3)
+    assert frame.shape == (16, 16, 3) and frame.dtype == np.uint8
+    expected = np.rint(camera[0] * 255).astype(np.uint8)
+    for channel in range(3):
+        np.testing.assert_array_equal(frame[:, :, channel], expected)
+
+
+def test_behavior_name_picks_the_controlled_behavior(make_env) -> None:
+    env = make_env(scene="ball", scene_kwargs={"teacher_student": True, "num_agents": 2}, behavior_name="Student")
+    assert env.behavior_name == "Student?team=0"
+    _, info = env.reset()
+    assert info["agent_id"] == int(env.session.steps["Student?team=0"][0].agent_id[0])
+    env.step(np.zeros(2, np.float32))
+    with pytest.raises(ConfigError, match=r"Coach.*Teacher\?team=0"):
+        make_env(scene="ball", scene_kwargs={"teacher_student": True}, behavior_name="Coach")
+
+
+def test_bad_arguments_and_misuse_are_clear_errors(make_env, assert_released) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(ConfigError, match="camera"):
+        UnityILEnv(scene="ball", render_mode="rgb_array", timeout_wait=20)
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+    with pytest.raises(ConfigError, match="render_mode"):
+        UnityILEnv(render_mode="human")
+    env = make_env(scene="ball")
+    with pytest.raises(GymUnityILError, match="reset"):
+        env.step(np.zeros(2, np.float32))
+    with pytest.raises(ConfigError, match="seeds"):
+        env.reset(options={"seeds": 1})
+    with pytest.raises(ConfigError, match="no discrete actions"):
+        env.action_masks()
+    port = env.session.port
+    env.close()
+    env.close()
+    with pytest.raises(GymUnityILError, match="closed"):
+        env.reset()
+    assert_released(port)

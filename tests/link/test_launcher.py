@@ -1,0 +1,146 @@
+"""Launching executables: lookup, arguments, and children that never outlive their owner."""
+
+from __future__ import annotations
+
+import gc
+import os
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from gym_unity_il.errors import UnityExecutableNotFoundError
+from gym_unity_il.link.launcher import ChildProcess, find_executable, log_file_from_arguments, unity_arguments
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux executable names and PR_SET_PDEATHSIG")
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    """Whether the process ends within ``timeout`` seconds (a zombie counts as ended)."""
+    try:
+        proc = psutil.Process(pid)
+        proc.wait(timeout)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    return True
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    return members
+
+
+@linux_only
+def test_build_is_found_with_or_without_its_suffix(tmp_path: Path) -> None:
+    build = _script(tmp_path / "Game.x86_64", "exit 0\n")
+    assert find_executable(tmp_path / "Game") == build
+    assert find_executable(str(build)) == build
+    assert find_executable(tmp_path / "Game.exe") == build  # suffixes are re-resolved per platform
+
+
+def test_missing_build_names_the_paths_tried(tmp_path: Path) -> None:
+    with pytest.raises(UnityExecutableNotFoundError, match=r"Nowhere.*tried.*Nowhere"):
+        find_executable(tmp_path / "Nowhere")
+
+
+@linux_only
+def test_a_build_without_execute_permission_says_chmod(tmp_path: Path) -> None:
+    (tmp_path / "Game.x86_64").write_text("#!/bin/sh\n")
+    with pytest.raises(UnityExecutableNotFoundError, match="chmod"):
+        find_executable(tmp_path / "Game")
+
+
+def test_arguments_follow_the_reference_order(tmp_path: Path) -> None:
+    args = unity_arguments(port=5007, worker_id=2, no_graphics=True, log_folder=tmp_path, additional_args=["-screen-width", 100])
+    assert args == ["-nographics", "-batchmode", "--mlagents-port", "5007", "-logFile", str(tmp_path / "Player-2.log"), "-screen-width", "100"]
+    assert log_file_from_arguments(args) == tmp_path / "Player-2.log"
+    user_log = unity_arguments(port=5005, no_graphics=False, log_folder=tmp_path, additional_args=["-LOGFILE", "mine.log"])
+    assert user_log == ["--mlagents-port", "5005", "-LOGFILE", "mine.log"]
+    assert log_file_from_arguments(user_log) == Path("mine.log")
+
+
+def _read_fifo(path: Path, timeout: float) -> str:
+    """What a process writes into the FIFO at ``path``, waiting at most ``timeout`` seconds."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        assert ready, f"nothing written to {path} within {timeout} s"
+        return os.read(fd, 100).decode()
+    finally:
+        os.close(fd)
+
+
+@linux_only
+def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
+    fifo = tmp_path / "grandchild.pid"
+    os.mkfifo(fifo)
+    build = _script(tmp_path / "build.sh", f"sleep 60 &\necho $! > {fifo}\nwait\n")
+    child = ChildProcess(args=[str(build)])
+    grandchild = int(_read_fifo(fifo, 10))
+    assert child.poll() is None and _running(grandchild)
+    code = child.stop()
+    assert code == -signal.SIGKILL
+    assert _gone(child.pid) and _gone(grandchild) and not _group_members(child.pid)
+    assert child.stop() == code  # idempotent
+
+
+def test_garbage_collection_ends_the_child(tmp_path: Path) -> None:
+    build = _script(tmp_path / "build.sh", "exec sleep 60\n")
+    child = ChildProcess(args=[str(build)])
+    pid = child.pid
+    del child
+    gc.collect()
+    assert _gone(pid)
+
+
+def test_a_file_that_vanished_is_reported_before_starting(tmp_path: Path) -> None:
+    with pytest.raises(UnityExecutableNotFoundError, match="no such file"):
+        ChildProcess(args=[str(tmp_path / "gone")])
+
+
+@linux_only
+def test_child_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    build = _script(tmp_path / "build.sh", "exec sleep 60\n")
+    parent_code = (
+        "import sys, threading\n"
+        "from gym_unity_il.link.launcher import ChildProcess\n"
+        f"child = ChildProcess(args=[{str(build)!r}])\n"
+        "print(child.pid, flush=True)\n"
+        "threading.Event().wait()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        child_pid = int(parent.stdout.readline())  # type: ignore[union-attr]
+        assert _running(child_pid)
+        parent.kill()  # SIGKILL: no atexit, no finalizers; only the kernel can end the child
+        parent.wait(10)
+        assert _gone(child_pid)
+    finally:
+        parent.kill()
+        parent.wait(10)

@@ -1,0 +1,347 @@
+"""UnitySession over real gRPC: exact handshake/step bytes, built-in scene players, every failure path.
+
+Byte-level tests play Unity's side with a bare gRPC client (the Editor mode, where the
+session launches nothing); the others run real player processes. After every failure and
+every close, no process is left and the port can be bound again.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+import gym_unity_il
+from gym_unity_il.errors import (
+    ConfigError,
+    PortInUseError,
+    SpecMismatchError,
+    UnityExecutableNotFoundError,
+    UnityProcessExitedError,
+    UnityTimeoutError,
+    UnityVersionError,
+)
+from gym_unity_il.link import codec
+from gym_unity_il.link.server import EXCHANGE_PATH
+from gym_unity_il.link.session import UnitySession, handshake_response, versions_compatible
+from gym_unity_il.link.side_channels import EngineConfig, StatsAggregationMethod
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
+
+ECHO = "echo_scene:EchoScene"
+CLOSE = bytes.fromhex("0A 03 08 90 03")
+# protocol.md §11 "Handshake response #1" with package_version "1.1.0".
+HANDSHAKE_1_1_0 = bytes.fromhex(
+    "0A 03 08 C8 01 1A 22 12 20 12 05 31 2E 35 2E 30 1A 05 31 2E 31 2E 30 22 0E 08 01 10 01 18 01 20 01 28 01 30 01 38 01 28 01"
+)
+TIME_SCALE_20 = bytes.fromhex("2C 34 51 E9 7E 4F EA 11 B2 38 78 4F 43 87 D1 F7 08 00 00 00 02 00 00 00 00 00 A0 41")
+# protocol.md §11 "RESET carrying the time-scale side-channel message".
+RESET_WITH_TIME_SCALE = bytes.fromhex("0A 03 08 C8 01 1A 22 0A 20 20 01 2A 1C") + TIME_SCALE_20
+BALL = "Ball?team=0"
+KEY = b"\x0a\x0b" + BALL.encode()
+# protocol.md §11 "STEP with one continuous action [0.5, -1.0]": with the deprecated vector
+# (communication API below 1.3.0) and without it (1.3.0 and later).
+STEP_LEGACY = bytes.fromhex("0A 03 08 C8 01 1A 29 0A 27 0A 25") + KEY + bytes.fromhex(
+    "12 16 0A 14 0A 08 00 00 00 3F 00 00 80 BF 32 08 00 00 00 3F 00 00 80 BF"
+)
+STEP_MODERN = bytes.fromhex("0A 03 08 C8 01 1A 1F 0A 1D 0A 1B") + KEY + bytes.fromhex("12 0C 0A 0A 32 08 00 00 00 3F 00 00 80 BF")
+
+
+# ---------------------------------------------------------------------------- a hand-made Unity
+
+
+def _hello(version: str = "1.5.0", package: str = "3.0.0") -> pb.UnityMessageProto:
+    message = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
+    init = message.unity_output.rl_initialization_output
+    init.name, init.communication_version, init.package_version = "AcademySingleton", version, package
+    init.capabilities.CopyFrom(pb.UnityRLCapabilitiesProto(baseRLCapabilities=True, hybridActions=True))
+    return message
+
+
+def _ok() -> pb.UnityMessageProto:
+    return pb.UnityMessageProto(header=pb.HeaderProto(status=200))
+
+
+def _ball_output(announce: bool) -> pb.UnityMessageProto:
+    spec = BehaviorSpec(BALL, (ObservationSpec((8,), (1,), name="VectorSensor_size8"),), ActionSpec(2))
+    message = _ok()
+    info = message.unity_output.rl_output.agentInfos[BALL].value.add(id=0, reward=0.25)
+    info.observations.append(codec.encode_observation(np.arange(8, dtype=np.float32), spec.observation_specs[0]))
+    if announce:
+        message.unity_output.rl_initialization_output.brain_parameters.append(codec.brain_parameters_to_proto(spec, is_training=True))
+    return message
+
+
+def _play_unity(pool: futures.ThreadPoolExecutor, port: int, messages: Sequence[pb.UnityMessageProto]) -> futures.Future[list[bytes]]:
+    """Sends ``messages`` one after the other like Unity (each after the previous answer) and
+    returns the raw answers; stops after a status-400 answer."""
+
+    def run() -> list[bytes]:
+        # Unity starts before the trainer listens: retry the connection quickly.
+        channel = grpc.insecure_channel(f"localhost:{port}", options=[("grpc.initial_reconnect_backoff_ms", 50)])
+        call = channel.unary_unary(EXCHANGE_PATH)
+        answers: list[bytes] = []
+        try:
+            for message in messages:
+                answers.append(call(message.SerializeToString(), wait_for_ready=True, timeout=30))
+                if answers[-1] == CLOSE:
+                    break
+        finally:
+            channel.close()
+        return answers
+
+    return pool.submit(run)
+
+
+def test_handshake_response_reproduces_the_spec_bytes() -> None:
+    assert handshake_response(seed=0, package_version="1.1.0", num_areas=1).SerializeToString() == HANDSHAKE_1_1_0
+
+
+@pytest.mark.parametrize(("version", "step_bytes"), [("1.2.0", STEP_LEGACY), ("1.5.0", STEP_MODERN)])
+def test_wire_bytes_of_a_whole_session(free_port: int, assert_released, version: str, step_bytes: bytes) -> None:
+    with futures.ThreadPoolExecutor(1) as pool:
+        unity = _play_unity(pool, free_port, [_hello(version), _ok(), _ball_output(True), _ball_output(False)])
+        session = UnitySession(editor=True, base_port=free_port, timeout_wait=20, engine_config=EngineConfig(time_scale=20.0))
+        assert session.unity_info is not None and session.unity_info.communication_version == version
+        decision, terminal = session.reset()[BALL]
+        assert session.behavior_specs[BALL].action_spec == ActionSpec(2)
+        np.testing.assert_array_equal(decision.obs[0], np.arange(8, dtype=np.float32)[None])
+        assert decision.reward.tolist() == [0.25] and len(terminal) == 0
+        session.step({BALL: (np.array([[0.5, -1.0]], np.float32), np.zeros((1, 0), np.int32))})
+        session.close()
+        answers = unity.result(timeout=20)
+    expected_handshake = handshake_response(seed=0, package_version=gym_unity_il.__version__).SerializeToString()
+    assert answers == [expected_handshake, RESET_WITH_TIME_SCALE, step_bytes, CLOSE]
+    assert_released(free_port)
+
+
+@pytest.mark.parametrize("version", ["2.0.0", "0.15.0", "banana"])
+def test_incompatible_version_is_refused_with_status_400(free_port: int, assert_released, version: str) -> None:
+    with futures.ThreadPoolExecutor(1) as pool:
+        unity = _play_unity(pool, free_port, [_hello(version), _ok()])
+        with pytest.raises(UnityVersionError, match=rf"'{version}'.*1\.5\.0"):
+            UnitySession(editor=True, base_port=free_port, timeout_wait=20)
+        answers = unity.result(timeout=20)
+    assert answers[1] == CLOSE
+    assert_released(free_port)
+
+
+def test_version_rule_of_the_spec() -> None:
+    assert versions_compatible("1.5.0") and versions_compatible("1.0.0") and versions_compatible("1.9.3")
+    assert not versions_compatible("2.0.0") and not versions_compatible("0.15.0") and not versions_compatible("")
+
+
+def test_unity_closing_mid_session_is_a_process_exited_error(free_port: int, assert_released) -> None:
+    closing = pb.UnityMessageProto(header=pb.HeaderProto(status=400))
+    with futures.ThreadPoolExecutor(1) as pool:
+        unity = _play_unity(pool, free_port, [_hello(), _ok(), closing])
+        session = UnitySession(editor=True, base_port=free_port, timeout_wait=20)
+        with pytest.raises(UnityProcessExitedError, match="closed the connection.*status 400"):
+            session.reset()
+        assert session.closed
+        unity.result(timeout=20)
+    assert_released(free_port)
+
+
+def test_editor_that_never_connects_times_out_saying_press_play(free_port: int, assert_released) -> None:
+    with pytest.raises(UnityTimeoutError, match=rf"Editor on port {free_port}.*press Play"):
+        UnitySession(editor=True, base_port=free_port, timeout_wait=0.3)
+    assert_released(free_port)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"editor": True, "worker_id": 1}, "worker_id=0"),
+        ({"editor": True, "auto_port": True}, "auto_port"),
+        ({"editor": True, "scene": "ball"}, "only one of"),
+        ({"scene": "no_such_scene"}, "unknown built-in scene 'no_such_scene'"),
+        ({"scene": "echo_scene:Missing"}, "cannot load scene"),
+        ({"scene": ECHO, "scene_kwargs": {"max_steps": object()}}, "JSON"),
+        ({"scene": "ball", "scene_kwargs": {"agents": 2}}, r"does not take \['agents'\].*num_agents"),
+        ({"scene": "ball", "scene_kwargs": {"seed": 2}}, "seed="),
+        ({"timeout_wait": 0}, "timeout_wait"),
+    ],
+)
+def test_bad_arguments_are_config_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        UnitySession(**kwargs)
+
+
+# ---------------------------------------------------------------------------- built-in scene players
+
+
+def test_scene_session_carries_actions_parameters_seed_stats_and_masks(tmp_path: Path, assert_released) -> None:
+    session = UnitySession(
+        scene=ECHO, scene_kwargs={"num_agents": 2}, timeout_wait=20, env_parameters={"level": 3.0}, log_folder=tmp_path,
+        engine_config={"time_scale": 7.0},
+    )
+    name = "Echo?team=0"
+    first = session.reset(seed=5)[name][0]
+    assert first.agent_id.tolist() == [0, 1] and first.obs[0][:, 3].tolist() == [3.0, 3.0]
+    assert first.action_mask is not None and first.action_mask.tolist() == [[True, True, False], [True, True, True]]
+    decision, _ = session.step({name: (np.array([[0.5, -0.5], [0.25, 1.0]], np.float32), np.array([[1], [2]], np.int32))})[name]
+    np.testing.assert_array_equal(decision.obs[0][:, :3], [[0.5, -0.5, 1.0], [0.25, 1.0, 2.0]])
+    assert decision.reward.tolist() == [1.0, 1.0]
+    # Stats pile up over messages (the reset's and the step's) until taken.
+    assert session.take_stats() == {"echo/steps": [(0.0, StatsAggregationMethod.AVERAGE), (1.0, StatsAggregationMethod.AVERAGE)]}
+    assert session.take_stats() == {}
+    decision, _ = session.step()[name]  # behaviors left out get zero actions
+    np.testing.assert_array_equal(decision.obs[0][:, :3], np.zeros((2, 3)))
+    same_seed = session.reset(seed=5, env_parameters={"level": -1.0})[name][0]
+    assert same_seed.obs[0][0, 4] == first.obs[0][0, 4] and same_seed.obs[0][0, 3] == -1.0
+    assert session.reset(seed=6)[name][0].obs[0][0, 4] != first.obs[0][0, 4]
+    session.environment_parameters.set_uniform_sampler_parameters("level", 10.0, 11.0, seed=3)
+    draws = [session.reset()[name][0].obs[0][0, 3] for _ in range(2)]
+    assert all(10.0 <= d <= 11.0 for d in draws) and draws[0] != draws[1]
+    with pytest.raises(SpecMismatchError, match=r"\(2, 2\) continuous"):
+        session.step({name: (np.zeros((1, 2), np.float32), np.zeros((1, 1), np.int32))})
+    with pytest.raises(SpecMismatchError, match="unknown behavior"):
+        session.step({"Nope?team=0": (np.zeros((1, 2)), np.zeros((1, 1)))})
+    port = session.port
+    session.close()
+    session.close()
+    assert "'time_scale': 7.0" in (tmp_path / "Player-0.log").read_text()
+    assert_released(port)
+
+
+def test_image_layout_follows_the_unity_release(assert_released) -> None:
+    kwargs = {"camera_height": 12, "camera_width": 10, "grid_size": 3}
+    images = []
+    for package in ("3.0.0", "2.3.0-exp.3"):
+        session = UnitySession(scene="grid", scene_kwargs=kwargs, additional_args=["--package-version", package], timeout_wait=20)
+        steps = session.reset(seed=1)
+        spec = session.behavior_specs["GridWorld?team=0"]
+        camera = next(o for o in spec.observation_specs if o.is_visual)
+        assert camera.channels_first == (package == "3.0.0") and camera.hwc == (12, 10, 3)
+        images.append(steps["GridWorld?team=0"][0].obs[spec.observation_specs.index(camera)])
+        port = session.port
+        session.close()
+        assert_released(port)
+    assert images[0].shape == (1, 12, 10, 3) and np.array_equal(images[0], images[1])
+
+
+def test_process_crashing_mid_episode_is_a_clear_error(tmp_path: Path, assert_released) -> None:
+    session = UnitySession(
+        scene="ball", scene_kwargs={"num_agents": 1}, additional_args=["--fault", "crash-at-step:3"], timeout_wait=20, log_folder=tmp_path
+    )
+    session.reset()
+    session.step()
+    session.step()
+    with pytest.raises(UnityProcessExitedError, match=r"exited with code 3.*Player-0\.log(.|\n)*crashing at step 3"):
+        session.step()
+    assert session.closed
+    assert_released(session.port)
+
+
+def test_process_hanging_mid_episode_times_out_naming_the_log(tmp_path: Path, assert_released) -> None:
+    session = UnitySession(
+        scene="ball", scene_kwargs={"num_agents": 1}, additional_args=["--fault", "hang-at-step:2"], timeout_wait=1, log_folder=tmp_path
+    )
+    session.reset()
+    session.step()
+    with pytest.raises(UnityTimeoutError, match=r"within 1 s.*Player-0\.log"):
+        session.step()
+    assert_released(session.port)
+
+
+def test_scene_quitting_like_unity_is_a_process_exited_error(tmp_path: Path, assert_released) -> None:
+    session = UnitySession(
+        scene="ball", scene_kwargs={"num_agents": 1}, additional_args=["--fault", "quit-at-step:1"], timeout_wait=20, log_folder=tmp_path
+    )
+    session.reset()
+    with pytest.raises(UnityProcessExitedError, match="status 400"):
+        session.step()
+    assert_released(session.port)
+
+
+def test_fake_build_that_never_connects_times_out_naming_the_log_file(tmp_path: Path, free_port: int, assert_released) -> None:
+    build = tmp_path / "Game.x86_64"
+    build.write_text(f"#!/bin/sh\necho started > {tmp_path / 'marker'}\nsleep 60\n")
+    build.chmod(0o755)
+    log = tmp_path / "logs" / "Player-3.log"
+    with pytest.raises(UnityTimeoutError, match=rf"within 0\.5 s.*{log}"):
+        UnitySession(file_name=tmp_path / "Game", worker_id=3, base_port=free_port - 3, timeout_wait=0.5, log_folder=tmp_path / "logs")
+    assert (tmp_path / "marker").exists()  # the build really ran
+    assert_released(free_port)
+
+
+def test_scene_that_never_connects_times_out(tmp_path: Path, free_port: int, assert_released) -> None:
+    with pytest.raises(UnityTimeoutError, match="Player-0.log"):
+        UnitySession(
+            scene="ball", additional_args=["--fault", "never-connect"], base_port=free_port, auto_port=False, timeout_wait=1, log_folder=tmp_path
+        )
+    assert_released(free_port)
+
+
+def test_incompatible_scene_process_is_stopped(tmp_path: Path, free_port: int, assert_released) -> None:
+    with pytest.raises(UnityVersionError, match=r"'2\.0\.0'"):
+        UnitySession(
+            scene="ball", additional_args=["--communication-version", "2.0.0"], base_port=free_port, auto_port=False, timeout_wait=20,
+            log_folder=tmp_path,
+        )
+    assert_released(free_port)
+
+
+def test_missing_executable_fails_before_anything_starts(tmp_path: Path, free_port: int, assert_released) -> None:
+    with pytest.raises(UnityExecutableNotFoundError, match="NoGame"):
+        UnitySession(file_name=tmp_path / "NoGame", base_port=free_port, timeout_wait=60)
+    assert_released(free_port)
+
+
+def test_port_in_use_names_the_port_and_starts_nothing(tmp_path: Path, assert_released) -> None:
+    build = tmp_path / "Game.x86_64"
+    build.write_text(f"#!/bin/sh\necho started > {tmp_path / 'marker'}\n")
+    build.chmod(0o755)
+    blocker = UnitySession(scene="ball", timeout_wait=20)
+    with pytest.raises(PortInUseError, match=rf"port {blocker.port}.*worker_id.*auto_port"):
+        UnitySession(file_name=build, base_port=blocker.port, timeout_wait=20)
+    assert not (tmp_path / "marker").exists()
+    temporary_logs = blocker.log_file.parent  # type: ignore[union-attr]
+    assert temporary_logs.is_dir()
+    blocker.close()
+    assert not temporary_logs.exists()  # deleted after a clean close (kept after errors)
+    assert_released(blocker.port)
+
+
+def test_garbage_collected_session_ends_its_process(assert_released) -> None:
+    session = UnitySession(scene="ball", timeout_wait=20)
+    session.reset()
+    port, temporary_logs = session.port, session.log_file.parent  # type: ignore[union-attr]
+    del session
+    gc.collect()
+    assert_released(port)
+    assert not temporary_logs.exists()
+
+
+def test_ctrl_c_in_the_parent_ends_the_scene_process(assert_released) -> None:
+    code = (
+        "import threading\n"
+        "from gym_unity_il.link.session import UnitySession\n"
+        "session = UnitySession(scene='ball', timeout_wait=20)\n"
+        "session.reset()\n"
+        "print(session.port, session.process_id, flush=True)\n"
+        "threading.Event().wait()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        port, child = (int(v) for v in parent.stdout.readline().split())  # type: ignore[union-attr]
+        parent.send_signal(signal.SIGINT)
+        assert parent.wait(20) != 0
+        assert "KeyboardInterrupt" in parent.stderr.read()  # type: ignore[union-attr]
+    finally:
+        parent.kill()
+        parent.wait(10)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+    assert_released(port)

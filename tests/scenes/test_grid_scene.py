@@ -1,0 +1,106 @@
+"""The "grid" scene: action masks, rendered images, goal rewards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gym_unity_il.errors import ConfigError, UnityProtocolError
+from gym_unity_il.scenes import expert_policy, make_scene
+from gym_unity_il.scenes.evaluate import evaluate_in_process
+from gym_unity_il.spec import CameraResolution
+
+BEHAVIOR = "GridWorld?team=0"
+
+
+def move(scene, actions) -> None:
+    actions = np.asarray(actions, np.int32).reshape(-1, 1)
+    scene.act({BEHAVIOR: (np.zeros((len(actions), 0), np.float32), actions)})
+
+
+def agent_cell(image: np.ndarray, cells: int) -> tuple[int, int]:
+    """The agent's cell (wall ring included) read from an image by its colour."""
+    agent_colour = np.array([130, 180, 245], np.uint8)
+    rows, cols = np.nonzero((image == agent_colour).all(axis=-1))
+    height, width = image.shape[:2]
+    return int(rows.mean() * cells // height), int(cols.mean() * cells // width)
+
+
+def test_masks_forbid_moving_into_the_wall():
+    size = 4
+    scene = make_scene("grid", num_agents=6, grid_size=size, max_steps=0, seed=0)
+    rng = np.random.default_rng(0)
+    forbidden_tries = 0
+    for _ in range(300):
+        batch = scene.observe()[BEHAVIOR]
+        decisions = ~batch.done
+        images, mask = batch.observations[0][decisions], batch.action_mask[decisions]
+        assert mask.shape == (6, 5) and mask[:, 0].all()
+        places = [agent_cell(image, size + 2) for image in images]
+        for (row, col), allowed in zip(places, mask):
+            assert allowed[1:].tolist() == [row > 1, row < size, col > 1, col < size]
+        actions = rng.integers(0, 5, 6)
+        forbidden = ~mask[np.arange(6), actions]
+        forbidden_tries += forbidden.sum()
+        move(scene, actions)
+        after = scene.observe()[BEHAVIOR]
+        # An agent that tried a forbidden move stays where it was (and cannot have ended).
+        ended = set(after.agent_ids[after.done].tolist())
+        current = after.observations[0][~after.done]
+        for agent in np.flatnonzero(forbidden):
+            assert agent not in ended
+            assert agent_cell(current[agent], size + 2) == places[agent]
+    assert forbidden_tries > 20
+
+
+@pytest.mark.parametrize(("height", "width", "grayscale"), [(84, 84, False), (36, 60, True), (50, 20, False), (7, 7, True)])
+def test_image_follows_the_camera_resolution(height, width, grayscale):
+    scene = make_scene("grid", num_agents=2, camera_height=height, camera_width=width, grayscale=grayscale, seed=3)
+    camera, goal = scene.behavior_specs()[BEHAVIOR].observation_specs
+    assert camera.camera_resolution == CameraResolution(height, width, grayscale)
+    image = scene.observe()[BEHAVIOR].observations[0]
+    assert image.shape == (2, height, width, 1 if grayscale else 3) and image.dtype == np.uint8
+    colour = make_scene("grid", num_agents=2, camera_height=height, camera_width=width, seed=3)
+    rgb = colour.observe()[BEHAVIOR].observations[0].astype(np.float64)
+    grey = np.rint(rgb.mean(axis=-1, keepdims=True)).astype(np.uint8)
+    np.testing.assert_array_equal(image, grey if grayscale else rgb.astype(np.uint8))
+    assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) >= 5  # wall, floor, agent, two goals
+
+
+def test_too_small_an_image_is_refused():
+    with pytest.raises(ConfigError, match="camera_height and camera_width >= 7"):
+        make_scene("grid", grid_size=5, camera_height=6, camera_width=84)
+
+
+def test_target_goal_pays_one_and_the_other_goal_minus_one():
+    expert = expert_policy("grid")
+    for wrong in (False, True):
+        scene = make_scene("grid", num_agents=1, max_steps=0, seed=8)
+        rewards = []
+        for _ in range(50):
+            batch = scene.observe()[BEHAVIOR]
+            image, goal = batch.observations[0][-1], batch.observations[1][-1]
+            if wrong:
+                goal = goal[::-1]  # lead the expert to the other goal
+            action, _ = expert.predict({"CameraSensor": image, "GoalSensor": goal})
+            move(scene, [action])
+            batch = scene.observe()[BEHAVIOR]
+            rewards.append(float(batch.rewards[0]))
+            if batch.done[0]:
+                break
+        assert batch.done[0] and not batch.max_step_reached[0]
+        assert rewards[-1] == (-1.0 if wrong else 1.0)
+        assert rewards[:-1] == pytest.approx([-0.01] * (len(rewards) - 1))
+
+
+@pytest.mark.parametrize("image_format", ["hwc_uint8", "chw_float"])
+@pytest.mark.parametrize("scene_kwargs", [{}, {"camera_height": 24, "camera_width": 40, "grayscale": True, "grid_size": 7}])
+def test_expert_reads_every_image_layout(image_format, scene_kwargs):
+    result = evaluate_in_process("grid", "expert", episodes=30, seed=4, image_format=image_format, **scene_kwargs)
+    assert result.returns.min() > 0.8  # always the target goal, on a shortest path
+
+
+def test_actions_outside_the_branch_are_rejected():
+    scene = make_scene("grid", num_agents=2, seed=0)
+    with pytest.raises(UnityProtocolError, match=r"outside the branch sizes \(5,\)"):
+        move(scene, [0, 5])
