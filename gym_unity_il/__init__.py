@@ -23,20 +23,10 @@ from gym_unity_il.errors import (
     UnityTimeoutError,
     UnityVersionError,
 )
+from gym_unity_il._plugin import ENV_ID, register_envs
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, CameraResolution, ObservationSpec
 
 __version__ = "0.1.0"
-
-ENV_ID = "UnityIL-v0"
-
-
-def register_envs() -> None:
-    """Registers ``UnityIL-v0`` with gymnasium (idempotent; also the gymnasium plugin hook)."""
-    from gymnasium.envs.registration import register, registry
-
-    if ENV_ID not in registry:
-        register(id=ENV_ID, entry_point="gym_unity_il.envs.unity_env:UnityILEnv", disable_env_checker=False)
-
 
 register_envs()
 

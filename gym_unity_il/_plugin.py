@@ -1,0 +1,17 @@
+"""The gymnasium plugin hook: registers ``UnityIL-v0``.
+
+Kept free of package imports so that it works whichever of ``gymnasium`` and
+``gym_unity_il`` is imported first (gymnasium 0.29 calls it while importing itself).
+"""
+
+from __future__ import annotations
+
+ENV_ID = "UnityIL-v0"
+
+
+def register_envs() -> None:
+    """Registers ``UnityIL-v0`` with gymnasium (idempotent)."""
+    from gymnasium.envs.registration import register, registry
+
+    if ENV_ID not in registry:
+        register(id=ENV_ID, entry_point="gym_unity_il.envs.unity_env:UnityILEnv")

@@ -1,0 +1,261 @@
+"""Recording any gymnasium env, driven by any policy, into a Unity `.demo` file.
+
+:class:`DemoRecorder` wraps an env and writes one record per observation the env hands
+out, with Unity's timing: the record of an observation stores the action executed
+*before* it (zeros after a reset), the reward received with it and the episode flags.
+The file can be read back by :func:`gym_unity_il.demo.read_demo`, by Unity's own tools
+and by ML-Agents' Python loaders.
+
+Teacher controls, for a human (or a script) demonstrating live:
+
+* ``recorder.recording = False`` pauses: steps go to the env but not to the file;
+  ``True`` resumes. Pausing ends the recorded part of the episode there (the last record
+  is marked as an interrupted episode end), so no transition ever spans a gap.
+* ``recorder.mark()`` remembers the current end of the file (done once on construction).
+* ``recorder.discard_since_mark()`` drops every record written since the mark (the file
+  is truncated at a record boundary, readable at every moment) and, when that leaves an
+  episode unfinished, marks its last kept record as an interrupted episode end.
+
+The behavior spec comes from ``env.unwrapped.behavior_spec`` when the env has one
+(``UnityIL-v0`` does), else from the gymnasium spaces (:func:`behavior_spec_from_spaces`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from gym_unity_il.demo.writer import DemoWriter
+from gym_unity_il.errors import SpecMismatchError
+from gym_unity_il.spec import ActionSpec, BehaviorSpec, DimensionProperty, ImageFormat, ObservationSpec
+
+_NONE, _TE = DimensionProperty.NONE, DimensionProperty.TRANSLATIONAL_EQUIVARIANCE
+_FLATTEN_FIX = "wrap the env in gymnasium.wrappers.FlattenObservation (or pass behavior_spec=)"
+
+
+def _sensor(space: spaces.Space, name: str) -> tuple[ObservationSpec, ImageFormat | None]:
+    """The ObservationSpec of one Box, and the image format its images imply (None if not an image)."""
+    if not isinstance(space, spaces.Box):
+        raise ValueError(f"observation {name!r}: {space} cannot be stored in a .demo file (only Box spaces can); {_FLATTEN_FIX}")
+    shape = space.shape
+    if len(shape) in (1, 2):
+        props = (_NONE,) if len(shape) == 1 else ()
+        return ObservationSpec(shape=shape, dimension_property=props, name=name), None
+    if len(shape) == 3 and space.dtype == np.uint8:
+        return ObservationSpec(shape=shape, dimension_property=(_TE, _TE, _NONE), name=name), "hwc_uint8"
+    if len(shape) == 3 and np.issubdtype(space.dtype, np.floating) and np.all(space.low >= 0) and np.all(space.high <= 1):
+        return ObservationSpec(shape=shape, dimension_property=(_NONE, _TE, _TE), name=name, channels_first=True), "chw_float"
+    raise ValueError(
+        f"observation {name!r}: {space} is neither a vector, nor a uint8 HWC image, nor a float CHW image in [0, 1]; {_FLATTEN_FIX}"
+    )
+
+
+def _sensors(observation_space: spaces.Space) -> tuple[list[ObservationSpec], ImageFormat]:
+    if isinstance(observation_space, spaces.Dict):
+        found = [_sensor(sub, key) for key, sub in observation_space.spaces.items()]
+    else:
+        shape = getattr(observation_space, "shape", None) or ()
+        found = [_sensor(observation_space, f"VectorSensor_size{shape[0]}" if len(shape) == 1 else "CameraSensor")]
+    formats = {fmt for _, fmt in found if fmt is not None}
+    if len(formats) > 1:
+        raise ValueError(f"{observation_space} mixes uint8 HWC and float CHW images; a .demo file holds one image layout")
+    return [o for o, _ in found], formats.pop() if formats else "hwc_uint8"
+
+
+def _shapes(space: spaces.Space) -> list[tuple[str, tuple[int, ...] | None]]:
+    """Keys and shapes of a Box or a Dict of them (what must agree between a spec and an env)."""
+    if isinstance(space, spaces.Dict):
+        return [(k, getattr(sub, "shape", None)) for k, sub in space.spaces.items()]
+    return [("", getattr(space, "shape", None))]
+
+
+def behavior_spec_from_spaces(observation_space: spaces.Space, action_space: spaces.Space, *, name: str = "GymEnv?team=0") -> BehaviorSpec:
+    """A BehaviorSpec for a plain gymnasium env.
+
+    Observations: a ``Box`` (or a ``Dict`` of them, one sensor per key, in the space's
+    order, named by the key) of rank 1 or 2 (float vectors), rank 3 ``uint8`` (HWC images)
+    or rank 3 float in [0, 1] (CHW images). Actions: ``Box`` of rank 1 (continuous),
+    ``Discrete`` / ``MultiDiscrete`` starting at 0 (discrete branches), or
+    ``Dict(continuous=Box, discrete=MultiDiscrete)`` (hybrid).
+
+    Raises:
+        ValueError: a space that a `.demo` file cannot hold, naming it and the fix.
+    """
+    observations, _ = _sensors(observation_space)
+    return BehaviorSpec(name=name, observation_specs=tuple(observations), action_spec=_action_spec(action_space))
+
+
+def _action_spec(space: spaces.Space) -> ActionSpec:
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        return ActionSpec(space.shape[0], ())
+    if isinstance(space, spaces.Discrete) and int(space.start) == 0:
+        return ActionSpec(0, (int(space.n),))
+    if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1 and not np.any(space.start):
+        return ActionSpec(0, tuple(int(b) for b in space.nvec))
+    if isinstance(space, spaces.Dict) and set(space.spaces) == {"continuous", "discrete"}:
+        cont, disc = _action_spec(space["continuous"]), _action_spec(space["discrete"])
+        if cont.is_continuous and disc.is_discrete:
+            return ActionSpec(cont.continuous_size, disc.discrete_branches)
+    raise ValueError(
+        f"action space {space} cannot be stored in a .demo file; use a rank-1 Box, a Discrete or MultiDiscrete starting at 0, "
+        "or Dict(continuous=Box, discrete=MultiDiscrete) (gymnasium.wrappers.FlattenAction can help)"
+    )
+
+
+class DemoRecorder(gym.Wrapper):
+    """Writes every observation ``env`` returns, with the action that led to it, to a `.demo` file.
+
+    Args:
+        env: the env to record (any policy may drive it through this wrapper).
+        path: the `.demo` file to create.
+        behavior_spec: the spec to record with; default ``env.unwrapped.behavior_spec`` if
+            present, else :func:`behavior_spec_from_spaces` of the env's spaces.
+        name: demonstration name stored in the file (default: the file name).
+        image_format: layout of the env's images; default ``env.unwrapped.image_format`` if
+            present, else the one the spaces imply.
+        compress_images: store images as PNG (Unity's default) rather than raw floats.
+        overwrite: replace an existing file.
+        recording: start recording at once (True) or paused.
+        agent_id: the agent id written into every record.
+
+    Raises:
+        SpecMismatchError: ``behavior_spec`` does not describe the env's spaces.
+        ValueError: a space a `.demo` file cannot hold.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        path: str | Path,
+        *,
+        behavior_spec: BehaviorSpec | None = None,
+        name: str | None = None,
+        image_format: ImageFormat | None = None,
+        compress_images: bool = True,
+        overwrite: bool = False,
+        recording: bool = True,
+        agent_id: int = 0,
+    ) -> None:
+        super().__init__(env)
+        base = env.unwrapped
+        spec = behavior_spec or getattr(base, "behavior_spec", None)
+        if not isinstance(spec, BehaviorSpec):
+            spec = behavior_spec_from_spaces(env.observation_space, env.action_space)
+        fmt = image_format or getattr(base, "image_format", None) or _sensors(env.observation_space)[1]
+        if _shapes(spec.observation_space(fmt)) != _shapes(env.observation_space):
+            raise SpecMismatchError(
+                f"the behavior spec {spec.describe()} gives observations {spec.observation_space(fmt)} ({fmt}), "
+                f"the env returns {env.observation_space}. Fix: pass the env's own behavior_spec (or none) and image_format."
+            )
+        self.behavior_spec = spec
+        self.agent_id = int(agent_id)
+        self._writer = DemoWriter(path, behavior_spec=spec, name=name, image_format=fmt, compress_images=compress_images, overwrite=overwrite)
+        self._recording = bool(recording)
+        self._episode_open = False  # the last record belongs to an episode still running
+        self._mark = self._writer.checkpoint()
+
+    # ------------------------------------------------------------------ controls
+
+    @property
+    def path(self) -> Path:
+        """The `.demo` file being written."""
+        return self._writer.path
+
+    @property
+    def number_steps(self) -> int:
+        """Records written so far."""
+        return self._writer.number_steps
+
+    @property
+    def recording(self) -> bool:
+        """Whether steps are written to the file; set False to pause, True to resume."""
+        return self._recording
+
+    @recording.setter
+    def recording(self, value: bool) -> None:
+        if self._recording and not value:
+            self._close_episode()
+        self._recording = bool(value)
+
+    def mark(self) -> None:
+        """Remembers the current end of the file for :meth:`discard_since_mark`."""
+        self._mark = self._writer.checkpoint()
+
+    def discard_since_mark(self) -> int:
+        """Drops the records written since the last :meth:`mark` (or since the start) and
+        returns how many. Recording goes on from the env's current state as a new episode
+        part; the mark moves to the new end of the file."""
+        dropped = self._writer.rollback(self._mark)
+        if dropped:
+            self._episode_open = True  # the record before the mark may be mid-episode
+            self._close_episode()
+        self._mark = self._writer.checkpoint()
+        return dropped
+
+    def _close_episode(self) -> None:
+        """Ends the recorded part of a running episode at its last record."""
+        if self._episode_open:
+            self._writer.interrupt_episode()
+        self._episode_open = False
+
+    # ------------------------------------------------------------------ env
+
+    def _mask(self, info: dict[str, Any]) -> np.ndarray | None:
+        mask = info.get("action_mask")
+        total = sum(self.behavior_spec.action_spec.discrete_branches)
+        if mask is None or not total or np.size(mask) != total:
+            return None
+        return np.asarray(mask, bool).reshape(-1)
+
+    def _observation(self, obs: Any) -> Any:
+        if isinstance(obs, dict):
+            return OrderedDict((k, obs[k]) for k in self.behavior_spec.observation_keys)
+        return obs
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Resets the env and records its first observation (stored action zeros)."""
+        obs, info = self.env.reset(**kwargs)
+        self._close_episode()
+        if self._recording:
+            act = self.behavior_spec.action_spec
+            self._writer.write(
+                self._observation(obs),
+                agent_id=self.agent_id,
+                stored_continuous_action=np.zeros(act.continuous_size, np.float32),
+                stored_discrete_action=np.zeros(act.discrete_size, np.int32),
+                action_mask=self._mask(info),
+            )
+            self._episode_open = True
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Steps the env and records the new observation with ``action`` as its stored action."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if self._recording:
+            cont, disc = self.behavior_spec.action_spec.split(action)
+            done = bool(terminated or truncated)
+            self._writer.write(
+                self._observation(obs),
+                reward=float(reward),
+                done=done,
+                max_step_reached=bool(truncated and not terminated),
+                agent_id=self.agent_id,
+                stored_continuous_action=cont,
+                stored_discrete_action=disc,
+                action_mask=self._mask(info),
+            )
+            self._episode_open = not done
+        return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        """Finishes the file (final counters, trailing meta copy) and closes the env. An
+        episode still running stays open in the file: readers treat it as cut by the end
+        of the recording."""
+        self._writer.close()
+        super().close()

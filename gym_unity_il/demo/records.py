@@ -1,0 +1,284 @@
+"""Decoding a run of `.demo` records of one era into numpy arrays.
+
+The reader (:mod:`gym_unity_il.demo.reader`) frames the records of a chunk of the file
+and hands their byte ranges here; these functions give the fields their ML-Agents
+meaning, for all records of the chunk at once (:mod:`gym_unity_il.demo.wire`). Images
+go through :func:`gym_unity_il.link.codec.decode_observation`, the decoder of the live
+env; vector data is copied from the file bytes, which gives the same float32 values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from gym_unity_il.demo import wire
+from gym_unity_il.errors import GymUnityILError
+from gym_unity_il.link import codec
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.spec import BehaviorSpec, ImageFormat, ObservationSpec
+
+# Field numbers. Modern AgentInfoActionPairProto -> AgentInfoProto / AgentActionProto.
+_PAIR_INFO, _PAIR_ACTION = 1, 2
+_REWARD, _DONE, _MAX_STEP, _ID, _MASK, _OBSERVATIONS = 7, 8, 9, 10, 11, 13
+_FLOAT_DATA, _FLOAT_VALUES = 4, 1
+_VECTOR_ACTIONS, _CONTINUOUS, _DISCRETE = 1, 6, 7
+# Legacy (0.6-0.11) AgentInfoProto.
+_LEGACY_VECTOR, _LEGACY_STORED_ACTION = 1, 4
+LEGACY_PNG_FIELD, LEGACY_COMPRESSED_FIELD = 2, 13
+_COMPRESSED_DATA = 3
+
+
+@dataclass
+class RecordArrays:
+    """Consecutive records of one file as arrays (see ``Demonstration`` for the fields)."""
+
+    observations: list[np.ndarray]
+    continuous: np.ndarray
+    discrete: np.ndarray
+    action_stored: np.ndarray
+    rewards: np.ndarray
+    done: np.ndarray
+    max_step_reached: np.ndarray
+    agent_ids: np.ndarray
+    action_masks: np.ndarray | None
+
+
+class RecordError(Exception):
+    """A problem in record ``index`` (counted from the first record decoded together) at
+    position ``pos`` of the buffer."""
+
+    def __init__(self, index: int, pos: int, what: str) -> None:
+        super().__init__(what)
+        self.index, self.pos, self.what = index, pos, what
+
+
+@contextmanager
+def _records_of(record_of: np.ndarray | None) -> Iterator[None]:
+    """Turns a :class:`wire.WireError` about message *k* into a RecordError about the record
+    holding it (``record_of[k]``, or *k* itself when None)."""
+    try:
+        yield
+    except wire.WireError as exc:
+        index = exc.message if record_of is None else int(record_of[exc.message])
+        raise RecordError(index, exc.offset, exc.what) from None
+
+
+def _fail_first(bad: np.ndarray, starts: np.ndarray, what) -> None:  # type: ignore[no-untyped-def]
+    """Raises a RecordError for the first True of ``bad``; ``what(i)`` describes it."""
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise RecordError(i, int(starts[i]), what(i))
+
+
+def _masks(fields: wire.Fields, buf: np.ndarray, spec: BehaviorSpec) -> np.ndarray | None:
+    """Action masks with True = allowed, from field 11 (True = NOT allowed). A record without a
+    mask, or with one of the wrong length, allows everything (as ML-Agents does)."""
+    branches = spec.action_spec.discrete_branches
+    if not branches:
+        return None
+    total = sum(branches)
+    values, counts = fields.repeated_varint(buf, _MASK)
+    masks = np.ones((fields.n, total), bool)
+    ok = np.flatnonzero(counts == total)
+    if ok.size:
+        offsets = np.cumsum(counts) - counts
+        masks[ok] = values[offsets[ok, None] + np.arange(total)] == 0
+    return masks
+
+
+def _actions(
+    spec: BehaviorSpec,
+    starts: np.ndarray,
+    flat: tuple[np.ndarray, np.ndarray],
+    typed: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stored actions ``(float32 [n, c], int32 [n, d], bool [n] whether the record stores one)``.
+
+    ``typed`` = (continuous values, counts, discrete values, counts) of the modern fields;
+    records with neither use ``flat`` = (values, counts) of the float vector (continuous
+    values, then discrete indices as floats). A record with no action value at all (the
+    last record of 0.12-0.15 files) reads as zeros and is flagged as storing none.
+    """
+    act = spec.action_spec
+    c, d, n = act.continuous_size, act.discrete_size, starts.size
+    out_c = np.zeros((n, c), np.float32)
+    out_d = np.zeros((n, d), np.int32)
+    has_typed = np.zeros(n, bool)
+    if typed is not None:
+        c_val, c_cnt, d_val, d_cnt = typed
+        has_typed = (c_cnt > 0) | (d_cnt > 0)
+        _fail_first(has_typed & ((c_cnt != c) | (d_cnt != d)), starts,
+                    lambda i: f"its action has {c_cnt[i]} continuous and {d_cnt[i]} discrete values, the behavior has {c} and {d}")  # fmt: skip
+        if c:
+            out_c[has_typed] = c_val.reshape(-1, c)
+        if d:
+            out_d[has_typed] = d_val.view(np.int64).astype(np.int32).reshape(-1, d)
+    f_val, f_cnt = flat
+    use_flat = ~has_typed & (f_cnt > 0)
+    _fail_first(use_flat & (f_cnt != c + d), starts, lambda i: f"its action vector has {f_cnt[i]} values, the behavior has {c + d}")
+    rows = np.flatnonzero(use_flat)
+    if rows.size:
+        offsets = np.cumsum(f_cnt) - f_cnt
+        vectors = f_val[offsets[rows, None] + np.arange(c + d)]
+        out_c[rows] = vectors[:, :c]
+        indices = vectors[:, c:]
+        not_index = np.zeros(n, bool)
+        not_index[rows] = ~np.all(np.isfinite(indices) & (np.abs(indices) < 2**31), axis=1)
+        _fail_first(not_index, starts, lambda i: "its discrete action is not a finite number")
+        out_d[rows] = np.rint(indices).astype(np.int32)
+    if d:
+        outside = np.any((out_d < 0) | (out_d >= np.array(act.discrete_branches)), axis=1)
+        _fail_first(outside, starts,
+                    lambda i: f"its discrete action {out_d[i].tolist()} is outside the branch sizes {list(act.discrete_branches)}")  # fmt: skip
+    return out_c, out_d, has_typed | use_flat | (c + d == 0)
+
+
+def _float_sensors(data: wire.Fields, buf: np.ndarray, specs: list[ObservationSpec], starts: np.ndarray) -> list[np.ndarray]:
+    """Float sensors of every record from their ``FloatData`` messages, ordered record-major
+    then sensor (message ``k`` is sensor ``k % len(specs)`` of record ``k // len(specs)``)."""
+    n, nf = starts.size, len(specs)
+    sizes = np.array([math.prod(o.shape) for o in specs], np.int64)
+    packed = data.packed(_FLOAT_VALUES)
+    if packed is not None:  # the usual encoding: one packed run per sensor, copied as is
+        counts = ((packed[1] - packed[0]) // 4).reshape(n, nf)
+        ragged = ((packed[1] - packed[0]) % 4).reshape(n, nf).any(axis=1)
+        _fail_first(ragged, starts, lambda i: "a packed float observation is not a whole number of floats")
+    else:
+        with _records_of(np.arange(data.n) // nf):
+            values, flat_counts = data.repeated_fixed32(buf, _FLOAT_VALUES)
+        counts = flat_counts.reshape(n, nf)
+    wrong = counts != sizes
+    _fail_first(wrong.any(axis=1), starts, lambda i: _count_error(specs, counts[i], sizes))
+    out = []
+    for j, o_spec in enumerate(specs):
+        if packed is not None:
+            raw = wire.gather(buf, packed[0][j::nf], np.full(n, 4 * sizes[j]))
+            out.append(raw.view("<f4").reshape((n, *o_spec.shape)))
+        else:
+            first = int(sizes[:j].sum())
+            table = values.reshape(n, int(sizes.sum()))
+            out.append(np.ascontiguousarray(table[:, first : first + sizes[j]]).reshape((n, *o_spec.shape)))
+    return out
+
+
+def _count_error(specs: list[ObservationSpec], counts: np.ndarray, sizes: np.ndarray) -> str:
+    j = int(np.flatnonzero(counts != sizes)[0])
+    name = specs[j].name or "(unnamed)"
+    return f"observation {name} has {counts[j]} values, its shape {list(specs[j].shape)} needs {sizes[j]}"
+
+
+def _images(protos: Iterator[tuple[int, int, pb.ObservationProto]], spec: ObservationSpec, n: int, image_format: ImageFormat) -> np.ndarray:
+    """Decodes one image sensor of ``n`` records with the codec (``protos`` yields
+    (record index, buffer position, ObservationProto))."""
+    out = np.empty((n, *spec.output_shape(image_format)), spec.output_dtype(image_format))
+    for i, pos, proto in protos:
+        try:
+            out[i] = codec.decode_observation(proto, spec, image_format)
+        except (GymUnityILError, ValueError, OSError, SyntaxError, EOFError) as exc:
+            raise RecordError(i, pos, f"cannot decode image observation {spec.name or '(unnamed)'} ({exc})") from None
+    return out
+
+
+def _parsed_observations(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Iterator[tuple[int, int, pb.ObservationProto]]:
+    for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
+        try:
+            yield i, s, pb.ObservationProto.FromString(raw[s:e])
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise RecordError(i, s, f"an observation is not a valid ObservationProto ({exc})") from None
+
+
+def decode_pairs(buf: np.ndarray, raw: bytes, starts: np.ndarray, ends: np.ndarray, spec: BehaviorSpec, image_format: ImageFormat) -> RecordArrays:
+    """Records of the 0.12-4.x eras (``AgentInfoActionPairProto``) at ``raw[starts[i]:ends[i]]``
+    (``buf`` is ``raw`` as uint8)."""
+    n = starts.size
+    with _records_of(None):
+        top = wire.scan(buf, starts, ends)
+        info = wire.scan(buf, *top.message(_PAIR_INFO))
+        action = wire.scan(buf, *top.message(_PAIR_ACTION))
+        typed = (*action.repeated_fixed32(buf, _CONTINUOUS), *action.repeated_varint(buf, _DISCRETE))
+        flat = action.repeated_fixed32(buf, _VECTOR_ACTIONS)
+        masks = _masks(info, buf, spec)
+    o_rec, o_start, o_end = info.repeated_messages(_OBSERVATIONS)
+    n_obs = len(spec.observation_specs)
+    per_record = np.bincount(o_rec, minlength=n)
+    _fail_first(per_record != n_obs, starts, lambda i: f"it has {per_record[i]} observations, the first record has {n_obs}")
+    o_start, o_end = o_start.reshape(n, n_obs), o_end.reshape(n, n_obs)
+    floats = [j for j, o in enumerate(spec.observation_specs) if not o.is_visual]
+    decoded: dict[int, np.ndarray] = {}
+    if floats:
+        with _records_of(np.arange(n * n_obs) // n_obs):
+            fd_start, fd_end = wire.scan(buf, o_start.ravel(), o_end.ravel(), until=_FLOAT_DATA).message(_FLOAT_DATA)
+        chosen = (np.arange(n)[:, None] * n_obs + np.array(floats)).ravel()
+        with _records_of(np.arange(chosen.size) // len(floats)):
+            data = wire.scan(buf, fd_start[chosen], fd_end[chosen])
+        specs = [spec.observation_specs[j] for j in floats]
+        decoded.update(zip(floats, _float_sensors(data, buf, specs, starts)))
+    for j, o_spec in enumerate(spec.observation_specs):
+        if o_spec.is_visual:
+            decoded[j] = _images(_parsed_observations(raw, o_start[:, j], o_end[:, j]), o_spec, n, image_format)
+    observations = [decoded[j] for j in range(n_obs)]
+    cont, disc, stored = _actions(spec, starts, flat, typed)
+    return RecordArrays(
+        observations=observations,
+        continuous=cont,
+        discrete=disc,
+        action_stored=stored,
+        rewards=info.fixed32(buf, _REWARD),
+        done=info.varint(_DONE) != 0,
+        max_step_reached=info.varint(_MAX_STEP) != 0,
+        agent_ids=info.varint(_ID).view(np.int64).astype(np.int32),
+        action_masks=masks,
+    )
+
+
+def decode_legacy(
+    buf: np.ndarray, raw: bytes, starts: np.ndarray, ends: np.ndarray, spec: BehaviorSpec, image_format: ImageFormat, visual_field: int
+) -> RecordArrays:
+    """Records of the 0.6-0.11 era (bare ``AgentInfoProto``). ``spec`` lists the images first
+    (PNG bytes in field 2, or 0.11 compressed observations in field 13), then the vector."""
+    n = starts.size
+    with _records_of(None):
+        rec = wire.scan(buf, starts, ends)
+        flat = rec.repeated_fixed32(buf, _LEGACY_STORED_ACTION)
+        masks = _masks(rec, buf, spec)
+    images = [o for o in spec.observation_specs if o.is_visual]
+    observations: list[np.ndarray] = []
+    if images:
+        v_rec, v_start, v_end = rec.repeated_messages(visual_field)
+        per_record = np.bincount(v_rec, minlength=n)
+        _fail_first(per_record != len(images), starts, lambda i: f"it has {per_record[i]} images, the brain parameters declare {len(images)}")
+        if visual_field == LEGACY_COMPRESSED_FIELD:
+            with _records_of(v_rec):
+                v_start, v_end = wire.scan(buf, v_start, v_end).message(_COMPRESSED_DATA)
+        v_start, v_end = v_start.reshape(n, len(images)), v_end.reshape(n, len(images))
+        for j, o_spec in enumerate(images):
+            protos = (
+                (i, s, pb.ObservationProto(shape=o_spec.shape, compression_type=pb.PNG, compressed_data=raw[s:e]))
+                for i, (s, e) in enumerate(zip(v_start[:, j].tolist(), v_end[:, j].tolist()))
+            )
+            observations.append(_images(protos, o_spec, n, image_format))
+    if len(images) < len(spec.observation_specs):
+        vector = spec.observation_specs[-1]
+        with _records_of(None):
+            values, counts = rec.repeated_fixed32(buf, _LEGACY_VECTOR)
+        size = np.array([math.prod(vector.shape)])
+        _fail_first(counts != size[0], starts, lambda i: _count_error([vector], counts[i : i + 1], size))
+        observations.append(values.reshape((n, *vector.shape)))
+    cont, disc, stored = _actions(spec, starts, flat)
+    return RecordArrays(
+        observations=observations,
+        continuous=cont,
+        discrete=disc,
+        action_stored=stored,
+        rewards=rec.fixed32(buf, _REWARD),
+        done=rec.varint(_DONE) != 0,
+        max_step_reached=rec.varint(_MAX_STEP) != 0,
+        agent_ids=rec.varint(_ID).view(np.int64).astype(np.int32),
+        action_masks=masks,
+    )

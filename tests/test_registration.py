@@ -1,0 +1,34 @@
+"""``UnityIL-v0`` is registered whichever of gymnasium and gym_unity_il is imported first."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+
+import pytest
+
+import gym_unity_il
+
+
+def _run(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout.strip()
+
+
+def test_importing_the_package_registers_the_env() -> None:
+    import gymnasium
+
+    assert gym_unity_il.ENV_ID in gymnasium.registry
+    assert gymnasium.spec("UnityIL-v0").entry_point == "gym_unity_il.envs.unity_env:UnityILEnv"
+
+
+@pytest.mark.parametrize("first", ["gymnasium", "gym_unity_il", "gym_unity_il.scenes.player"])
+def test_any_import_order_works(first: str) -> None:
+    assert _run(f"import {first}; import gymnasium, gym_unity_il; print('UnityIL-v0' in gymnasium.registry)") == "True"
+
+
+def test_gymnasium_plugin_registers_without_importing_the_package() -> None:
+    plugins = [e for e in metadata.entry_points(group="gymnasium.envs") if e.value.startswith("gym_unity_il")]
+    if not plugins:
+        pytest.skip("the package is not installed with its entry points (pip install -e .)")
+    assert _run("import gymnasium; print('UnityIL-v0' in gymnasium.registry)") == "True"
