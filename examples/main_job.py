@@ -25,7 +25,7 @@ from imitation.algorithms import bc
 from imitation.util import logger as imitation_logger
 
 import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
-from gym_unity_il.demo import DemoRecorder, demo_to_trajectories, read_demo
+from gym_unity_il.demo import demo_to_trajectories, read_demo, record_episodes
 from gym_unity_il.scenes import expert_policy
 
 SCENE = "ball"
@@ -69,12 +69,7 @@ def main() -> None:
         return expert.predict(obs)[0]
 
     print(f"[1/3] recording {args.episodes} expert episodes of '{SCENE}' to {demo_path}")
-    recorder = DemoRecorder(make_env(), demo_path, overwrite=True)
-    try:
-        for i in range(args.episodes):
-            run_episode(recorder, expert_act, seed=10_000 + i)
-    finally:
-        recorder.close()  # finishes the file and closes the env
+    record_episodes(make_env(), expert_act, demo_path, episodes=args.episodes, seed=10_000, overwrite=True)
     demo = read_demo(demo_path)
     print(f"      {demo.meta.number_steps} steps, {demo.meta.number_episodes - 1} episodes, mean reward {demo.meta.mean_reward:.2f}")
 

@@ -9,13 +9,15 @@ record``, ``train``, ``export``) plug in the same way.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from gym_unity_il.errors import GymUnityILError
+from gym_unity_il.errors import ConfigError, GymUnityILError
 
 
 # ---------------------------------------------------------------------------------- demo info
@@ -97,12 +99,80 @@ def _demo_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------- demo record
+
+_ALGOS = ("ppo", "sac", "a2c", "dqn", "td3", "ddpg", "policy")
+
+
+def load_policy(source: str, env: Any, *, scene: str | None = None, algo: str = "ppo", seed: int = 0) -> Callable[[Any], Any]:
+    """``obs -> action`` for ``source``: ``"expert"`` (a built-in scene's scripted expert),
+    ``"random"`` (uniform over the action space, seeded), or the path of a saved SB3 model
+    (``algo`` names its class; ``"policy"`` for a bare policy such as imitation's BC
+    ``policy.save(path)``). SB3 files hold pickled objects: load only files you trust."""
+    if source == "expert":
+        if scene is None:
+            raise ConfigError("--policy expert needs a built-in --scene (a Unity build has no scripted expert)")
+        from gym_unity_il.scenes import expert_policy
+
+        expert = expert_policy(scene, image_format=env.unwrapped.image_format)
+        return lambda obs: expert.predict(obs)[0]
+    if source == "random":
+        env.action_space.seed(seed)
+        return lambda obs: env.action_space.sample()
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"--policy {source!r} is neither 'expert', 'random' nor a saved model file")
+    if algo not in _ALGOS:
+        raise ConfigError(f"--algo {algo!r} is not one of {_ALGOS}")
+    import stable_baselines3
+
+    if algo == "policy":
+        from stable_baselines3.common.policies import ActorCriticPolicy
+
+        model: Any = ActorCriticPolicy.load(str(path))
+    else:
+        model = getattr(stable_baselines3, algo.upper()).load(str(path))
+    return lambda obs: model.predict(obs, deterministic=True)[0]
+
+
+def _demo_record(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
+    from gym_unity_il.demo.recorder import record_episodes
+
+    if (args.scene is None) == (args.env is None):
+        raise ConfigError("give exactly one of --scene NAME (a built-in scene) and --env PATH (a Unity build)")
+    kwargs = json.loads(args.scene_kwargs) if args.scene_kwargs else {}
+    env = gym.make("UnityIL-v0", scene=args.scene, file_name=args.env, scene_kwargs=kwargs, seed=args.seed, image_format=args.image_format)
+    try:
+        act = load_policy(args.policy, env, scene=args.scene, algo=args.algo, seed=args.seed)
+    except BaseException:
+        env.close()
+        raise
+    path, returns = record_episodes(env, act, args.out, episodes=args.episodes, seed=args.seed, overwrite=args.overwrite)
+    print(f"recorded {len(returns)} episodes to {path}: mean return {np.mean(returns):.4g} (min {min(returns):.4g}, max {max(returns):.4g})")
+    return 0
+
+
 def _add_demo(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    demo = commands.add_parser("demo", help="inspect (and later record) .demo files")
+    demo = commands.add_parser("demo", help="inspect and record .demo files")
     actions = demo.add_subparsers(dest="demo_command", metavar="ACTION", required=True)
     info = actions.add_parser("info", help="meta, behavior spec, steps, episodes, rewards and value ranges of .demo files")
     info.add_argument("path", type=Path, help="a .demo file or a directory of them")
     info.set_defaults(run=_demo_info)
+    record = actions.add_parser("record", help="record episodes of a built-in scene or a Unity build into a .demo file")
+    record.add_argument("out", type=Path, help="the .demo file to write")
+    record.add_argument("--scene", help="a built-in scene (ball, grid, hybrid)")
+    record.add_argument("--env", help="path of a Unity build")
+    record.add_argument("--scene-kwargs", help='scene arguments as JSON, e.g. \'{"max_steps": 300}\'')
+    record.add_argument("--policy", default="expert", help="expert (built-in scenes), random, or a saved SB3 model file")
+    record.add_argument("--algo", default="ppo", choices=_ALGOS, help="class of the saved model (default ppo)")
+    record.add_argument("--episodes", type=int, default=10)
+    record.add_argument("--seed", type=int, default=0)
+    record.add_argument("--image-format", default="hwc_uint8", choices=["hwc_uint8", "chw_float"])
+    record.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    record.set_defaults(run=_demo_record)
 
 
 # ---------------------------------------------------------------------------------- main
@@ -121,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (GymUnityILError, FileNotFoundError) as exc:
+    except (GymUnityILError, FileNotFoundError, FileExistsError, json.JSONDecodeError) as exc:
         print(f"gym-unity-il: error: {exc}", file=sys.stderr)
         return 2
 

@@ -29,7 +29,7 @@ from gym_unity_il.demo.reader import (
     iter_records,
     read_demo,
 )
-from gym_unity_il.demo.recorder import DemoRecorder, behavior_spec_from_spaces
+from gym_unity_il.demo.recorder import DemoRecorder, behavior_spec_from_spaces, record_episodes
 from gym_unity_il.demo.writer import DemoWriter, WriterCheckpoint, sanitize_name, unique_demo_path, write_demo
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "flat_action_space",
     "iter_records",
     "read_demo",
+    "record_episodes",
     "sanitize_name",
     "split_episodes",
     "unique_demo_path",

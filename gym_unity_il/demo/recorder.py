@@ -23,6 +23,7 @@ The behavior spec comes from ``env.unwrapped.behavior_spec`` when the env has on
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, SupportsFloat
 
@@ -259,3 +260,39 @@ class DemoRecorder(gym.Wrapper):
         of the recording."""
         self._writer.close()
         super().close()
+
+
+def record_episodes(
+    env: gym.Env,
+    act: Callable[[Any], Any],
+    path: str | Path,
+    *,
+    episodes: int,
+    seed: int = 0,
+    **recorder_kwargs: Any,
+) -> tuple[Path, list[float]]:
+    """Records ``episodes`` whole episodes of ``env`` driven by ``act(obs) -> action`` into
+    ``path`` and closes ``env``.
+
+    Episode *i* starts from ``env.reset(seed=seed + i)``. ``recorder_kwargs`` go to
+    :class:`DemoRecorder` (e.g. ``overwrite=True``).
+
+    Returns:
+        The file written and the return of each episode.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    recorder = DemoRecorder(env, path, **recorder_kwargs)
+    returns = []
+    try:
+        for i in range(episodes):
+            obs, _ = recorder.reset(seed=seed + i)
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = recorder.step(act(obs))
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        recorder.close()
+    return recorder.path, returns
