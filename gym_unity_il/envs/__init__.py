@@ -1,1 +1,33 @@
-"""Gymnasium and SB3 environments over the link."""
+"""Gymnasium, SB3 and PettingZoo environments over the link.
+
+* :class:`UnityILEnv` (``UnityIL-v0``): one agent as a Gymnasium env;
+* :class:`UnityVecEnv` / :func:`make_unity_vec_env`: every agent of one behavior across
+  one or more Unity processes (optionally in Ray actors) as one SB3 VecEnv;
+* :class:`UnityParallelEnv`: every agent of every behavior of one process as a PettingZoo
+  ``ParallelEnv`` (needs ``pip install gym_unity_il[pettingzoo]``).
+
+The VecEnv and the PettingZoo env are imported on first use: Stable-Baselines3 (which
+loads torch) and PettingZoo are not needed by ``UnityIL-v0``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from gym_unity_il.envs.unity_env import UnityILEnv
+
+_LAZY = {
+    "UnityVecEnv": "gym_unity_il.envs.vec_env",
+    "make_unity_vec_env": "gym_unity_il.envs.vec_env",
+    "UnityParallelEnv": "gym_unity_il.envs.pettingzoo_env",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["UnityILEnv", "UnityParallelEnv", "UnityVecEnv", "make_unity_vec_env"]

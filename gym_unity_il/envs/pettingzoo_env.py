@@ -1,0 +1,233 @@
+"""``UnityParallelEnv``: every agent of every behavior of one Unity process as a PettingZoo ParallelEnv.
+
+For scenes with several behaviors (teams, a teacher and its students) over one
+:class:`~gym_unity_il.link.session.UnitySession`::
+
+    from gym_unity_il.envs.pettingzoo_env import UnityParallelEnv
+
+    env = UnityParallelEnv(scene="ball", scene_kwargs={"teacher_student": True, "num_agents": 3})
+    observations, infos = env.reset(seed=0)        # agents "Teacher_0", "Student_1", ...
+    while env.agents:
+        actions = {agent: env.action_space(agent).sample() for agent in env.agents}
+        observations, rewards, terminations, truncations, infos = env.step(actions)
+
+Agents are named ``<behavior>_<agent id>`` (the behavior without ``?team=N``; Unity's
+agent ids are unique over the scene). PettingZoo's episode is the span between two
+resets:
+
+* the agents are those that ask for a decision in the first message after the reset;
+* an agent whose Unity episode ends is reported ``terminated`` (or ``truncated`` when
+  Unity cut it, ``max_step_reached``) with its final observation and then leaves
+  ``agents``; Unity restarts it at once, but it gets all-zero actions and is not
+  reported until the next :meth:`UnityParallelEnv.reset`, because a PettingZoo agent
+  cannot come back. Agents that appear mid-episode are treated the same way;
+* a step runs until every live agent has asked for a decision (agents deciding at
+  different times are handled as in :class:`~gym_unity_il.envs.vec_env.UnityVecEnv`);
+* ``possible_agents`` grows with the agents seen at each reset.
+
+``infos`` hold ``behavior_name`` (fully qualified), ``agent_id`` and, for discrete
+actions, ``action_mask`` (True = allowed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from pettingzoo import ParallelEnv
+
+from gym_unity_il.envs.workers import MAX_MESSAGES, AgentSlots, exchange_until_ready, first_decisions
+from gym_unity_il.errors import GymUnityILError, SpecMismatchError
+from gym_unity_il.link.session import Steps, UnitySession
+from gym_unity_il.spec import ImageFormat
+
+
+class UnityParallelEnv(ParallelEnv):
+    """All agents of all behaviors of one Unity process (build, Editor or built-in scene).
+
+    See the module docstring for how Unity's agents become PettingZoo agents.
+
+    Args:
+        file_name: path of a Unity player build.
+        scene: a built-in scene: name, ``"module:Class"`` or Scene subclass (default ``"ball"``).
+        scene_kwargs: constructor arguments of the built-in scene.
+        editor: connect to the Unity Editor (press Play).
+        seed: the seed sent to Unity at the handshake.
+        image_format: ``"hwc_uint8"`` or ``"chw_float"`` for image observations.
+        max_messages: the most messages one step may take before an error.
+        **session_kwargs: any other :class:`~gym_unity_il.link.session.UnitySession`
+            argument (``worker_id``, ``base_port``, ``auto_port``, ``timeout_wait``, ...).
+
+    Raises:
+        the errors of :class:`~gym_unity_il.link.session.UnitySession`.
+    """
+
+    metadata = {"name": "gym_unity_il_parallel_v0", "render_modes": []}
+
+    def __init__(
+        self,
+        *,
+        file_name: str | os.PathLike[str] | None = None,
+        scene: str | type | None = None,
+        scene_kwargs: Mapping[str, Any] | None = None,
+        editor: bool = False,
+        seed: int = 0,
+        image_format: ImageFormat = "hwc_uint8",
+        max_messages: int = MAX_MESSAGES,
+        **session_kwargs: Any,
+    ) -> None:
+        self._session: UnitySession | None = None
+        self.render_mode = None
+        self.image_format: ImageFormat = image_format
+        self.max_messages = max_messages
+        self.possible_agents: list[str] = []
+        self.agents: list[str] = []
+        self._slots: dict[str, AgentSlots] = {}
+        self._where: dict[str, tuple[str, int]] = {}  # agent -> (behavior, slot) in this episode
+        self._agent_ids: dict[str, np.ndarray] = {}  # behavior -> the agent id of each slot in this episode
+        self._behavior_of: dict[str, str] = {}  # every agent seen -> behavior
+        self._observation_spaces: dict[str, gym.Space] = {}  # per behavior: one object for all its agents
+        self._action_spaces: dict[str, gym.Space] = {}
+        self._session = UnitySession(
+            file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, editor=editor, seed=seed, image_format=image_format, **session_kwargs
+        )
+        try:
+            self._begin_episode(self._session.reset())
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def session(self) -> UnitySession:
+        """The live connection (environment parameters, engine settings, stats)."""
+        if self._session is None:
+            raise GymUnityILError("the env is closed")
+        return self._session
+
+    def observation_space(self, agent: str) -> gym.Space:
+        return self._observation_spaces[self._behavior(agent)]
+
+    def action_space(self, agent: str) -> gym.Space:
+        return self._action_spaces[self._behavior(agent)]
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """Resets every agent (Unity's RESET) and starts a PettingZoo episode.
+
+        Args:
+            seed: reseeds the scene (see :meth:`UnitySession.reset`).
+            options: ``{"env_parameters": {key: float}}`` sets environment parameters
+                first; other keys are ignored.
+        """
+        env_parameters = (options or {}).get("env_parameters")
+        self._begin_episode(self.session.reset(seed=seed, env_parameters=env_parameters))
+        return {a: self._observation(*self._where[a]) for a in self.agents}, {a: self._info(*self._where[a]) for a in self.agents}
+
+    def step(
+        self, actions: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]:
+        """Applies one action per live agent (missing ones: all zeros) and runs until every
+        live agent has asked for its next decision.
+
+        Raises:
+            SpecMismatchError: an action for an agent this env never had, or one outside its space.
+            GymUnityILError: no agent is left: call :meth:`reset`.
+        """
+        if not self.agents:
+            raise GymUnityILError("every agent's episode has ended: call reset()")
+        batches = {}
+        for name, slots in self._slots.items():
+            act = slots.spec.action_spec
+            batches[name] = (np.zeros((len(slots), act.continuous_size), np.float32), np.zeros((len(slots), act.discrete_size), np.int32))
+        for agent, action in actions.items():
+            if agent not in self._behavior_of:
+                raise SpecMismatchError(f"action for unknown agent {agent!r}; the agents are {self.agents}")
+            if agent not in self._where or self._slots[self._where[agent][0]].agent[self._where[agent][1]] < 0:
+                continue  # an agent that is done: nothing to apply
+            behavior, slot = self._where[agent]
+            try:
+                continuous, discrete = self._slots[behavior].spec.action_spec.split(action)
+            except ValueError as exc:
+                raise SpecMismatchError(f"agent {agent!r}: {exc}") from exc
+            batches[behavior][0][slot] = continuous
+            batches[behavior][1][slot] = discrete
+        for name, slots in self._slots.items():
+            slots.begin_step(*batches[name])
+        exchange_until_ready(self.session, self._slots, max_messages=self.max_messages)
+        observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
+        for agent in self.agents:
+            behavior, slot = self._where[agent]
+            slots = self._slots[behavior]
+            observations[agent] = self._observation(behavior, slot)
+            rewards[agent] = float(slots.reward[slot])
+            done, cut = bool(slots.done[slot]), bool(slots.truncated[slot])
+            terminations[agent] = done and not cut
+            truncations[agent] = cut
+            infos[agent] = self._info(behavior, slot)
+        self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
+        return observations, rewards, terminations, truncations, infos
+
+    def render(self) -> None:
+        """Nothing to render (``render_mode`` is None)."""
+        return None
+
+    def close(self) -> None:
+        """Ends the Unity process and frees the port (idempotent)."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def __repr__(self) -> str:
+        return f"UnityParallelEnv({self._session!r})"
+
+    # ------------------------------------------------------------------ internals
+
+    def _begin_episode(self, steps: Steps) -> None:
+        """Puts the agents deciding in the first message after a reset into slots."""
+        session = self.session
+        steps = first_decisions(session, steps, max_messages=self.max_messages)
+        self._slots, self._where, self._agent_ids = {}, {}, {}
+        agents: list[str] = []
+        for behavior, (decision, terminal) in steps.items():
+            if not len(decision):
+                continue
+            spec = session.behavior_specs[behavior]
+            slots = AgentSlots(spec=spec, agent_ids=decision.agent_id, image_format=self.image_format, auto_reset=False, adopt=False)
+            slots.begin_reset()
+            slots.absorb(decision, terminal)
+            self._slots[behavior] = slots
+            self._agent_ids[behavior] = decision.agent_id.copy()
+            if behavior not in self._observation_spaces:
+                self._observation_spaces[behavior] = spec.observation_space(self.image_format)
+                self._action_spaces[behavior] = spec.action_space()
+            for slot, agent_id in enumerate(decision.agent_id.tolist()):
+                agent = f"{spec.behavior_name}_{agent_id}"
+                self._where[agent] = (behavior, slot)
+                self._behavior_of[agent] = behavior
+                agents.append(agent)
+        self.agents = agents
+        known = set(self.possible_agents)
+        self.possible_agents = self.possible_agents + [a for a in agents if a not in known]
+
+    def _behavior(self, agent: str) -> str:
+        try:
+            return self._behavior_of[agent]
+        except KeyError:
+            raise SpecMismatchError(f"unknown agent {agent!r}; the possible agents are {self.possible_agents}") from None
+
+    def _observation(self, behavior: str, slot: int) -> Any:
+        slots = self._slots[behavior]
+        arrays: Sequence[np.ndarray] = [o[slot].copy() for o in slots.obs]
+        if len(arrays) == 1:
+            return arrays[0]
+        return OrderedDict(zip(slots.spec.observation_keys, arrays))
+
+    def _info(self, behavior: str, slot: int) -> dict[str, Any]:
+        slots = self._slots[behavior]
+        info: dict[str, Any] = {"behavior_name": behavior, "agent_id": int(self._agent_ids[behavior][slot])}
+        if slots.mask is not None:
+            info["action_mask"] = slots.mask[slot].copy()
+        return info

@@ -1,0 +1,509 @@
+"""``UnityVecEnv``: every agent of one behavior, across one or more Unity processes, as one SB3 VecEnv.
+
+Each sub-env of the VecEnv is a *slot*: one agent of the chosen behavior in one Unity
+process (a build, the Editor or a built-in scene), each process with its own
+:class:`~gym_unity_il.link.session.UnitySession`. A step sends the actions of all slots
+of a process in one message and all processes are in flight at once::
+
+    from gym_unity_il.envs import make_unity_vec_env
+
+    venv = make_unity_vec_env(scene="ball", n_envs=2)          # 2 processes x 12 agents = 24 slots
+    venv = make_unity_vec_env("Builds/3DBall.x86_64", n_envs=4)  # 4 Unity players
+    venv = make_unity_vec_env(scene="ball", n_envs=2, ray=True)  # the processes run in Ray actors
+
+How the agents of Unity map onto the slots (the same rules hold for every backend):
+
+* **Slots.** At construction each process is reset and the agents of the behavior that
+  ask for a decision in its first such message become its slots, in message order. The
+  number of slots never changes; ``num_envs`` is the sum over processes.
+* **Decisions at different times.** A step ends when every slot has asked for a decision
+  since its action was delivered. Until then the env keeps answering Unity: a slot's new
+  action is delivered at its agent's next decision request; an agent that asks again
+  while other slots are still waiting gets its last action once more (as Unity's
+  DecisionRequester repeats actions between decisions), its rewards add up, and the slot
+  reports its latest observation. Every observation a step returns thus follows the
+  delivery of that step's action. When all agents decide together (built-in scenes, and
+  Unity scenes whose agents share one decision period) a step is one message per process;
+  with agents out of phase a step lasts up to two decision periods of the slowest one.
+* **Episode ends.** A slot whose agent ends an episode reports ``done`` with
+  ``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]`` (Unity's
+  ``max_step_reached``), the reward earned up to the episode end, and, as SB3's auto-reset
+  expects, the agent's latest observation of its next episode. What the agent earns in
+  the new episode before the step ends precedes that observation and is dropped. An
+  agent that ends again within the same step (possible only when agents decide at
+  different times) has that short episode left out.
+* **Agents that appear or disappear.** An agent without a slot (more agents than slots)
+  gets all-zero actions and is not seen by the learner. It takes over a slot when one
+  frees: a slot whose agent ended an episode and did not ask for a decision in the same
+  message, or a vacant slot. A slot whose agent (after an episode end or a reset) sends
+  nothing for ``vacant_after`` messages becomes vacant: it reports its last observation,
+  reward 0, ``done=False`` and ``info["vacant"] = True`` until an agent takes it over
+  (that step reports the newcomer's observation and drops its rewards).
+  A slot whose agent is still in its episode is always waited for (up to
+  ``max_messages`` messages, then :class:`~gym_unity_il.errors.GymUnityILError`).
+* **Action masks.** ``env_method("action_masks")`` returns one flat boolean mask per slot
+  (True = allowed), what sb3-contrib's ``MaskablePPO`` reads.
+* **Failures.** When a process crashes or times out, the VecEnv closes every process and
+  raises the error; nothing is left running.
+
+The processes run on threads of this process, or in Ray actors with ``ray=True``
+(:mod:`gym_unity_il.envs.workers`).
+
+``get_attr`` / ``set_attr`` / ``env_method`` work on a light view of each slot
+(:class:`AgentSlotView`: ``observation_space``, ``action_space``, ``render_mode``,
+``behavior_name``, ``agent_id``, ``process_index``, ``action_masks()``, ``render()``);
+``set_attr`` stores a value on the view only (Unity never sees it).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+
+from gym_unity_il.envs.workers import MAX_MESSAGES, VACANT_AFTER, LocalBackend, RayBackend, SlotBatch, Stats, WorkerInfo
+from gym_unity_il.errors import ConfigError, GymUnityILError, SpecMismatchError
+from gym_unity_il.link.session import UnitySession
+from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
+
+_RESET_OPTIONS = ("env_parameters",)
+
+
+# ---------------------------------------------------------------------------- the VecEnv
+
+
+class AgentSlotView:
+    """What ``get_attr`` / ``set_attr`` / ``env_method`` see as sub-env ``index`` of a
+    :class:`UnityVecEnv`: a light view of one slot (no per-step cost)."""
+
+    def __init__(self, vec_env: UnityVecEnv, index: int) -> None:
+        self._vec_env = weakref.ref(vec_env)
+        self.index = index
+
+    @property
+    def _env(self) -> UnityVecEnv:
+        env = self._vec_env()
+        if env is None:
+            raise GymUnityILError("the UnityVecEnv of this slot no longer exists")
+        return env
+
+    @property
+    def observation_space(self) -> gym.Space:
+        return self._env.observation_space
+
+    @property
+    def action_space(self) -> gym.Space:
+        return self._env.action_space
+
+    @property
+    def render_mode(self) -> str | None:
+        return self._env._render_mode
+
+    @property
+    def behavior_name(self) -> str:
+        return self._env.behavior_name
+
+    @property
+    def behavior_spec(self) -> BehaviorSpec:
+        return self._env.behavior_spec
+
+    @property
+    def process_index(self) -> int:
+        """Which Unity process (0 to ``n_envs - 1``) the slot belongs to."""
+        return self._env._process_of_slot(self.index)
+
+    @property
+    def agent_id(self) -> int:
+        """The Unity agent id in the slot now (-1: vacant)."""
+        return int(self._env._agent_id[self.index])
+
+    def render(self) -> np.ndarray | None:
+        """The slot's first camera observation as RGB ``uint8 (H, W, 3)``; None without
+        ``render_mode="rgb_array"``."""
+        return self._env._image(self.index)
+
+
+class MaskedAgentSlotView(AgentSlotView):
+    """The view of a slot of a behavior with discrete actions: adds :meth:`action_masks`."""
+
+    def action_masks(self) -> np.ndarray:
+        """The slot's current action mask, flattened over branches (True = allowed)."""
+        mask = self._env._mask
+        assert mask is not None
+        return mask[self.index].copy()
+
+
+class UnityVecEnv(VecEnv):
+    """All agents of one behavior across one or more Unity processes, as an SB3 VecEnv.
+
+    Most users call :func:`make_unity_vec_env`. See the module docstring for how agents
+    map onto slots.
+
+    Args:
+        sessions: one mapping of :class:`~gym_unity_il.link.session.UnitySession` keyword
+            arguments per Unity process (each with its own ``worker_id`` or ``auto_port``).
+        behavior_name: the behavior to control, with or without ``?team=N``; default: the
+            first one Unity announces. Every process must have it, with one spec.
+        image_format: ``"hwc_uint8"`` or ``"chw_float"`` for image observations.
+        render_mode: None or ``"rgb_array"`` (each slot's first camera observation).
+        vacant_after: messages a slot waits for its agent after an episode end or a reset
+            before it is left vacant.
+        max_messages: the most messages one step may take before an error.
+        ray: host each Unity process in a Ray actor (``pip install gym_unity_il[ray]``);
+            the learner stays here and arrays travel as numpy.
+        ray_actor_options: options of the Ray actors (e.g. ``{"num_cpus": 1}``).
+
+    Raises:
+        ConfigError: bad arguments, an unknown behavior.
+        SpecMismatchError: the processes disagree on the behavior or its spec.
+        UnityExecutableNotFoundError, PortInUseError, UnityTimeoutError,
+        UnityProcessExitedError, UnityVersionError: from starting a process; every
+        process already started is closed first.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: Sequence[Mapping[str, Any]],
+        behavior_name: str | None = None,
+        image_format: ImageFormat = "hwc_uint8",
+        render_mode: str | None = None,
+        vacant_after: int = VACANT_AFTER,
+        max_messages: int = MAX_MESSAGES,
+        ray: bool = False,
+        ray_actor_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._closed = True
+        check_image_format(image_format)
+        if not sessions:
+            raise ConfigError("sessions must hold at least one mapping of UnitySession arguments (one per Unity process)")
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"render_mode={render_mode!r} is not supported; use None or 'rgb_array'")
+        if vacant_after < 0 or max_messages < 1:
+            raise ConfigError(f"vacant_after must be >= 0 and max_messages >= 1, got {vacant_after} and {max_messages}")
+        worker_kwargs = []
+        for i, kwargs in enumerate(sessions):
+            if kwargs.get("image_format", image_format) != image_format:
+                raise ConfigError(f"sessions[{i}] has image_format={kwargs['image_format']!r}; pass image_format to the VecEnv instead")
+            worker_kwargs.append(
+                {
+                    "session_kwargs": {**kwargs, "image_format": image_format},
+                    "behavior_name": behavior_name,
+                    "vacant_after": vacant_after,
+                    "max_messages": max_messages,
+                }
+            )
+        if ray:
+            backend: LocalBackend | RayBackend = RayBackend(actor_options=ray_actor_options)
+        elif ray_actor_options:
+            raise ConfigError("ray_actor_options needs ray=True")
+        else:
+            backend = LocalBackend()
+        self._backend = backend
+        self._finalizer = weakref.finalize(self, backend.close)
+        infos = backend.start(worker_kwargs)
+        try:
+            self._check_agree(infos)
+        except BaseException:
+            self._finalizer()
+            raise
+        self._closed = False
+        self.image_format: ImageFormat = image_format
+        self.behavior_name: str = infos[0].behavior_name
+        self.behavior_spec: BehaviorSpec = infos[0].spec
+        self.ports: list[int] = [info.port for info in infos]
+        self.process_ids: list[int | None] = [info.process_id for info in infos]
+        counts = [info.num_slots for info in infos]
+        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        n = int(self._offsets[-1])
+        self._camera = next((i for i, o in enumerate(self.behavior_spec.observation_specs) if o.is_visual), None)
+        if render_mode == "rgb_array" and self._camera is None:
+            self._finalizer()
+            raise ConfigError(f"render_mode='rgb_array' needs a camera observation; {self.behavior_spec.describe()} has none")
+        self._render_mode = render_mode
+        view = MaskedAgentSlotView if self.behavior_spec.action_spec.discrete_branches else AgentSlotView
+        self._views = [view(self, i) for i in range(n)]
+        act = self.behavior_spec.action_spec
+        self._obs: tuple[np.ndarray, ...] = tuple(
+            np.zeros((n, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in self.behavior_spec.observation_specs
+        )
+        self._mask: np.ndarray | None = np.ones((n, sum(act.discrete_branches)), bool) if act.discrete_branches else None
+        self._agent_id = np.full(n, -1, np.int64)
+        self._actions: tuple[np.ndarray, np.ndarray] | None = None
+        self._stats: Stats = {}
+        super().__init__(n, self.behavior_spec.observation_space(image_format), self.behavior_spec.action_space())
+
+    # ------------------------------------------------------------------ VecEnv API
+
+    @property
+    def num_processes(self) -> int:
+        """The number of Unity processes."""
+        return len(self._offsets) - 1
+
+    @property
+    def sessions(self) -> list[UnitySession]:
+        """The live sessions (local backend only): side channels, environment parameters."""
+        if not isinstance(self._backend, LocalBackend):
+            raise GymUnityILError("the sessions live in Ray actors; they are not reachable from the learner")
+        return self._backend.sessions
+
+    def reset(self) -> VecEnvObs:
+        """Resets every process (Unity's RESET) and returns each slot's first observation.
+
+        Seeds set with :meth:`seed` reseed the scenes (process ``p`` takes the seed of its
+        first slot); options set with ``set_options`` may hold ``{"env_parameters": {...}}``.
+        """
+        self._check_open()
+        args = []
+        for lo in self._offsets[:-1]:
+            options = self._options[lo] or {}
+            unknown = sorted(set(options) - set(_RESET_OPTIONS))
+            if unknown:
+                raise ConfigError(f"unknown reset option(s) {unknown}; supported: {list(_RESET_OPTIONS)}")
+            args.append((self._seeds[lo], options.get("env_parameters")))
+        batch = self._call("reset", args)
+        self._reset_seeds()
+        self._reset_options()
+        self._actions = None
+        self.reset_infos = [{"vacant": True} if a < 0 else {} for a in batch.agent_id]
+        return self._observation(batch.obs)
+
+    def step_async(self, actions: np.ndarray | Mapping[str, np.ndarray] | Sequence[Any]) -> None:
+        self._check_open()
+        self._actions = self._split_actions(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._actions is None:
+            raise GymUnityILError("step_wait() called without step_async(): call step(actions)")
+        continuous, discrete = self._actions
+        self._actions = None
+        offsets = self._offsets
+        args = [(continuous[lo:hi], discrete[lo:hi]) for lo, hi in zip(offsets[:-1], offsets[1:])]
+        batch = self._call("step", args)
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for j, row in enumerate(batch.terminal_rows.tolist()):
+            infos[row]["terminal_observation"] = self._observation(tuple(t[j] for t in batch.terminal_obs))
+            infos[row]["TimeLimit.truncated"] = bool(batch.truncated[row])
+        if (batch.agent_id < 0).any():
+            for row in np.flatnonzero(batch.agent_id < 0).tolist():
+                infos[row]["vacant"] = True
+        return self._observation(batch.obs), batch.reward, batch.done, infos
+
+    def close(self) -> None:
+        """Ends every Unity process and frees the ports (idempotent)."""
+        self._closed = True
+        self._finalizer()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self._views[i], attr_name) for i in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        for i in self._get_indices(indices):
+            setattr(self._views[i], attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+        return [getattr(self._views[i], method_name)(*method_args, **method_kwargs) for i in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        """Always False: slots are not gymnasium envs, so no gymnasium wrapper is around them."""
+        return [False for _ in self._get_indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [self._image(i) for i in range(self.num_envs)]
+
+    def action_masks(self) -> np.ndarray:
+        """Every slot's action mask, ``bool [num_envs, sum(branches)]`` (True = allowed)."""
+        if self._mask is None:
+            raise ConfigError(f"behavior {self.behavior_name!r} has no discrete actions, so no action mask")
+        return self._mask.copy()
+
+    def take_stats(self) -> Stats:
+        """What the scenes' StatsRecorders sent since the last call: key -> [(value, aggregation), ...]."""
+        stats, self._stats = self._stats, {}
+        return stats
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.num_envs} slots in {self.num_processes} process(es)"
+        return f"UnityVecEnv({getattr(self, 'behavior_name', '?')!r}, {state})"
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GymUnityILError("the UnityVecEnv is closed; create a new one")
+
+    def _call(self, method: str, args: list[tuple[Any, ...]]) -> SlotBatch:
+        """Runs ``method`` on every worker at once and joins their results over slots."""
+        try:
+            parts: list[SlotBatch] = self._backend.call(method, args)
+        except BaseException:
+            self.close()
+            raise
+        for part in parts:
+            for key, values in part.stats.items():
+                self._stats.setdefault(key, []).extend(values)
+        batch = parts[0] if len(parts) == 1 else _join(parts, self._offsets)
+        self._obs = batch.obs
+        self._agent_id = batch.agent_id
+        if batch.action_mask is not None:
+            self._mask = batch.action_mask
+        return batch
+
+    def _observation(self, arrays: tuple[np.ndarray, ...]) -> VecEnvObs:
+        if len(arrays) == 1:
+            return arrays[0]
+        return OrderedDict(zip(self.behavior_spec.observation_keys, arrays))
+
+    def _split_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(continuous float32 [n, c], discrete int32 [n, d])`` from a batch of actions."""
+        n, act = self.num_envs, self.behavior_spec.action_spec
+        c, d = act.continuous_size, act.discrete_size
+        if act.is_hybrid:
+            if isinstance(actions, Mapping):
+                cont, disc = actions.get("continuous"), actions.get("discrete")
+            else:
+                rows = list(actions)
+                cont = [r["continuous"] for r in rows] if len(rows) == n else None
+                disc = [r["discrete"] for r in rows] if len(rows) == n else None
+            if cont is None or disc is None:
+                raise SpecMismatchError(
+                    f"hybrid actions must be {{'continuous': [{n}, {c}], 'discrete': [{n}, {d}]}} or {n} dicts with those keys"
+                )
+        elif c:
+            cont, disc = actions, np.zeros((n, 0), np.int32)
+        else:
+            cont, disc = np.zeros((n, 0), np.float32), actions
+        cont = np.asarray(cont, np.float32)
+        disc = np.asarray(disc)
+        if cont.size != n * c or disc.size != n * d:
+            raise SpecMismatchError(
+                f"actions of shapes {cont.shape} and {disc.shape} for {n} slots; {self.behavior_spec.describe()} needs "
+                f"{c} continuous and {d} discrete value(s) per slot"
+            )
+        disc = disc.reshape(n, d)
+        if d:
+            if disc.dtype.kind == "f" and not np.all(np.mod(disc, 1) == 0):
+                raise SpecMismatchError("discrete actions must hold whole numbers")
+            disc = disc.astype(np.int32)
+            if (disc < 0).any() or (disc >= np.asarray(act.discrete_branches)).any():
+                raise SpecMismatchError(f"discrete actions outside the branch sizes {act.discrete_branches}")
+        return cont.reshape(n, c), disc.astype(np.int32, copy=False)
+
+    def _process_of_slot(self, index: int) -> int:
+        return int(np.searchsorted(self._offsets, index, side="right") - 1)
+
+    def _image(self, index: int) -> np.ndarray | None:
+        if self._render_mode != "rgb_array" or self._camera is None:
+            return None
+        image = self._obs[self._camera][index]
+        if self.image_format == "chw_float":
+            image = np.clip(np.rint(image.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+        if image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        return np.ascontiguousarray(image[:, :, :3])
+
+    @staticmethod
+    def _check_agree(infos: Sequence[WorkerInfo]) -> None:
+        first = infos[0]
+        for p, info in enumerate(infos[1:], start=1):
+            if info.behavior_name != first.behavior_name or not info.spec.is_compatible(first.spec):
+                raise SpecMismatchError(
+                    f"Unity process {p} serves {info.spec.describe()}, but process 0 serves {first.spec.describe()}; "
+                    "every process of a UnityVecEnv must run the same scene"
+                )
+
+
+def _join(parts: Sequence[SlotBatch], offsets: np.ndarray) -> SlotBatch:
+    """The results of several processes as one batch over all slots."""
+    masks = [p.action_mask for p in parts]
+    return SlotBatch(
+        obs=tuple(np.concatenate(arrays) for arrays in zip(*(p.obs for p in parts))),
+        reward=np.concatenate([p.reward for p in parts]),
+        done=np.concatenate([p.done for p in parts]),
+        truncated=np.concatenate([p.truncated for p in parts]),
+        terminal_rows=np.concatenate([p.terminal_rows + lo for p, lo in zip(parts, offsets)]),
+        terminal_obs=tuple(np.concatenate(arrays) for arrays in zip(*(p.terminal_obs for p in parts))),
+        action_mask=None if masks[0] is None else np.concatenate(masks),  # type: ignore[arg-type]
+        agent_id=np.concatenate([p.agent_id for p in parts]),
+    )
+
+
+def make_unity_vec_env(
+    file_name: str | os.PathLike[str] | None = None,
+    *,
+    scene: str | type | None = None,
+    n_envs: int = 1,
+    scene_kwargs: Mapping[str, Any] | None = None,
+    behavior_name: str | None = None,
+    seed: int = 0,
+    image_format: ImageFormat = "hwc_uint8",
+    worker_id: int = 0,
+    base_port: int | None = None,
+    auto_port: bool | None = None,
+    render_mode: str | None = None,
+    vacant_after: int = VACANT_AFTER,
+    ray: bool = False,
+    ray_actor_options: Mapping[str, Any] | None = None,
+    **session_kwargs: Any,
+) -> UnityVecEnv:
+    """Starts ``n_envs`` Unity processes of one build or built-in scene as one :class:`UnityVecEnv`.
+
+    With neither ``file_name`` nor ``scene``, the built-in scene ``"ball"`` runs. Built-in
+    scenes keep their own ``num_agents`` default (``ball``: 12) unless ``scene_kwargs``
+    says otherwise; ``num_envs`` is the total number of agents over all processes.
+
+    Args:
+        file_name: path of a Unity player build.
+        scene: a built-in scene: name, ``"module:Class"`` or Scene subclass.
+        n_envs: the number of Unity processes.
+        scene_kwargs: constructor arguments of the built-in scene (every process).
+        behavior_name: the behavior to control (default: the first announced).
+        seed: process ``p`` gets the handshake seed ``seed + p``.
+        image_format: ``"hwc_uint8"`` or ``"chw_float"``.
+        worker_id: process ``p`` gets ``worker_id + p`` (its port is ``base_port`` plus that
+            unless ``auto_port``; its log ``Player-<worker_id + p>.log``).
+        base_port: default 5005.
+        auto_port: let the OS pick each port. None: yes for built-in scenes, no for builds.
+        render_mode: None or ``"rgb_array"``.
+        vacant_after: see :class:`UnityVecEnv`.
+        ray: host the processes in Ray actors.
+        ray_actor_options: options of the Ray actors.
+        **session_kwargs: any other :class:`~gym_unity_il.link.session.UnitySession`
+            argument (``no_graphics``, ``additional_args``, ``log_folder``,
+            ``timeout_wait``, ``engine_config``, ``env_parameters``, ``host``, ...).
+
+    Raises:
+        ConfigError: bad arguments (``n_envs`` below 1, the Editor, which is only one process).
+    """
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ConfigError(f"n_envs must be a whole number of Unity processes >= 1, got {n_envs!r}")
+    if session_kwargs.get("editor"):
+        raise ConfigError("make_unity_vec_env starts processes; for the Unity Editor use UnityVecEnv(sessions=[{'editor': True}])")
+    sessions = [
+        {
+            "file_name": file_name,
+            "scene": scene,
+            "scene_kwargs": dict(scene_kwargs or {}),
+            "seed": seed + p,
+            "worker_id": worker_id + p,
+            "base_port": base_port,
+            "auto_port": auto_port,
+            **session_kwargs,
+        }
+        for p in range(n_envs)
+    ]
+    return UnityVecEnv(
+        sessions=sessions,
+        behavior_name=behavior_name,
+        image_format=image_format,
+        render_mode=render_mode,
+        vacant_after=vacant_after,
+        ray=ray,
+        ray_actor_options=ray_actor_options,
+    )
