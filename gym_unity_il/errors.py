@@ -45,3 +45,11 @@ class SpecMismatchError(GymUnityILError, ValueError):
 
 class ConfigError(GymUnityILError, ValueError):
     """A training configuration has an unknown key, a wrong type or a bad value."""
+
+
+class ModelContractError(GymUnityILError, ValueError):
+    """An exported model breaks Unity ML-Agents' model contract; the message lists every violation."""
+
+
+class ExportParityError(GymUnityILError, ValueError):
+    """The exported ONNX model and the torch policy disagree on the same observations."""

@@ -1,0 +1,534 @@
+"""Torch modules that put a Stable-Baselines3 policy into Unity ML-Agents' model contract.
+
+:func:`build_unity_module` turns a policy (or, for hybrid actions, one policy per action
+part) into a ``torch.nn.Module`` whose forward takes Unity's inputs (``obs_<i>`` with
+images NCHW in [0, 1], then ``action_masks``) and returns the action outputs Unity applies
+as they are. Everything SB3 does around the network is baked in:
+
+* observations: Unity's [0, 1] floats back to byte values for policies trained on uint8
+  images (``image_format="hwc_uint8"``), the layout the policy expects (HWC as the env
+  returns it, or CHW after ``VecTransposeImage``), ``VecNormalize`` statistics, and
+  the policy's own preprocessing (``/ 255`` of uint8 images);
+* continuous actions: the policy's distribution (diagonal Gaussian, gSDE, SAC's squashed
+  Gaussian, TD3's deterministic actor), ``unscale_action`` for squashing policies and the
+  clipping ``predict`` applies, then clipping to [-1, 1] (UnityILEnv's ``Box(-1, 1)``);
+* discrete actions: logits (or DQN's Q-values) masked with ``action_masks``
+  (1 = allowed), one ``Multinomial`` draw per branch and the ``ArgMax``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from gym_unity_il.errors import ConfigError, SpecMismatchError
+from gym_unity_il.export.contract import unity_input_shape
+from gym_unity_il.spec import ActionSpec, BehaviorSpec, ImageFormat, check_image_format
+
+PolicyKind = Literal["actor_critic", "sac", "td3", "dqn"]
+#: Added to a masked logit's complement, as ML-Agents' exporter does (``logits * mask - 1e8 * (1 - mask)``).
+MASK_PENALTY = 1.0e8
+#: SB3's variance floor for gSDE.
+_SDE_EPSILON = 1e-6
+
+
+# ---------------------------------------------------------------------------------- policies
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    """The part of an SB3 object that decides, and how it decides.
+
+    Attributes:
+        kind: ``actor_critic`` (PPO, A2C, imitation's BC and policies built like them), ``sac`` / ``td3``
+            (the actor), ``dqn`` (the Q-network).
+        module: the torch module whose forward pass is exported.
+        observation_space: the observation space the policy was built for.
+        action_space: its action space.
+    """
+
+    kind: PolicyKind
+    module: Any
+    observation_space: spaces.Space
+    action_space: spaces.Space
+
+
+def resolve_policy(policy: Any) -> ResolvedPolicy:
+    """Finds the deciding module in an SB3 algorithm, an SB3 policy or an ``imitation`` BC.
+
+    Raises:
+        ConfigError: the object is of a kind that cannot be exported (recurrent policies,
+            MultiBinary actions, anything that is not an SB3 policy).
+    """
+    from stable_baselines3.common.policies import BasePolicy
+    from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+    from stable_baselines3.sac.policies import Actor as SACActor
+    from stable_baselines3.sac.policies import SACPolicy
+    from stable_baselines3.td3.policies import Actor as TD3Actor
+    from stable_baselines3.td3.policies import TD3Policy
+
+    if not isinstance(policy, BasePolicy) and isinstance(getattr(policy, "policy", None), BasePolicy):
+        policy = policy.policy  # an SB3 algorithm or imitation's BC
+    if not isinstance(policy, BasePolicy):
+        raise ConfigError(
+            f"cannot export a {type(policy).__name__}: pass an SB3 algorithm (PPO, A2C, SAC, TD3, DDPG, DQN), "
+            "its .policy, or imitation's BC (or bc.policy)"
+        )
+    if hasattr(policy, "lstm_actor"):
+        raise ConfigError(f"{type(policy).__name__} is recurrent; recurrent policies cannot be exported yet (memory_size must be 0)")
+    if isinstance(policy, (SACPolicy, TD3Policy)):
+        policy = policy.actor
+    elif isinstance(policy, DQNPolicy):
+        policy = policy.q_net
+    if isinstance(policy, SACActor):
+        kind: PolicyKind = "sac"
+    elif isinstance(policy, TD3Actor):
+        kind = "td3"
+    elif isinstance(policy, QNetwork):
+        kind = "dqn"
+    elif all(hasattr(policy, a) for a in ("mlp_extractor", "action_net", "action_dist")):
+        kind = "actor_critic"
+        _check_actor_critic_distribution(policy)
+    else:
+        raise ConfigError(f"cannot export {type(policy).__name__}: supported are actor-critic policies (PPO, A2C, BC), SAC and TD3 actors, DQN Q-networks")
+    return ResolvedPolicy(kind, policy, policy.observation_space, policy.action_space)
+
+
+def _check_actor_critic_distribution(policy: Any) -> None:
+    from stable_baselines3.common import distributions as d
+
+    known = (d.DiagGaussianDistribution, d.StateDependentNoiseDistribution, d.CategoricalDistribution, d.MultiCategoricalDistribution)
+    if not isinstance(policy.action_dist, known):
+        raise ConfigError(f"cannot export a policy with {type(policy.action_dist).__name__}: Unity actions are continuous (Box) or discrete branches")
+
+
+def check_action_space(resolved: ResolvedPolicy, part: ActionSpec, *, what: str) -> None:
+    """Raises SpecMismatchError unless the policy's action space is ``part`` in gymnasium form."""
+    space = resolved.action_space
+    if part.discrete_branches:
+        if isinstance(space, spaces.Discrete):
+            ok = part.discrete_branches == (int(space.n),) and int(getattr(space, "start", 0)) == 0
+        elif isinstance(space, spaces.MultiDiscrete):
+            ok = tuple(int(n) for n in np.ravel(space.nvec)) == part.discrete_branches and not np.any(getattr(space, "start", 0))
+        else:
+            ok = False
+        if ok and resolved.kind in ("sac", "td3"):
+            ok = False
+    else:
+        ok = isinstance(space, spaces.Box) and space.shape == (part.continuous_size,) and resolved.kind != "dqn"
+    if not ok:
+        raise SpecMismatchError(f"{what} acts in {space}, but the behavior's actions ({_describe_part(part)}) need {part.space()}")
+
+
+def _describe_part(part: ActionSpec) -> str:
+    if part.discrete_branches:
+        return f"discrete branches {list(part.discrete_branches)}"
+    return f"{part.continuous_size} continuous actions"
+
+
+# ---------------------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True)
+class SensorLayout:
+    """How one Unity observation becomes what the policy takes.
+
+    Unity's input ``[batch, *unity_shape]`` (images NCHW in [0, 1]) is brought to the env's
+    form (``to_bytes``: byte values, layout ``env_shape``), normalised when VecNormalize
+    says so (in the env's layout), then permuted into the policy's layout.
+
+    Attributes:
+        index: the sensor index (input ``obs_<index>``).
+        key: the env's Dict key of the sensor (``BehaviorSpec.observation_keys``).
+        policy_key: the key in the policy's Dict observation space, None for a Box space.
+        unity_shape: the input shape Unity feeds (without batch).
+        env_shape: the shape the env returns for the chosen image format.
+        to_bytes: multiply by 255 and round (images of ``image_format="hwc_uint8"``).
+        unity_to_env: axis permutation (with batch) from Unity's layout to the env's, or None.
+        env_to_policy: axis permutation (with batch) from the env's layout to the policy's, or None.
+    """
+
+    index: int
+    key: str
+    policy_key: str | None
+    unity_shape: tuple[int, ...]
+    env_shape: tuple[int, ...]
+    to_bytes: bool
+    unity_to_env: tuple[int, ...] | None
+    env_to_policy: tuple[int, ...] | None
+
+
+def _subspaces(space: spaces.Space, spec: BehaviorSpec, what: str) -> dict[str, spaces.Box]:
+    """The policy's observation space per env key."""
+    keys = list(spec.observation_keys)
+    if isinstance(space, spaces.Dict):
+        if len(keys) == 1 or set(space.spaces) != set(keys):
+            raise SpecMismatchError(f"{what} observes a Dict with keys {sorted(space.spaces)}, but the behavior's sensors are {keys} ({spec.describe()})")
+        return {k: space.spaces[k] for k in keys}  # type: ignore[misc]
+    if len(keys) != 1:
+        raise SpecMismatchError(f"{what} observes one array {space}, but the behavior has {len(keys)} sensors {keys}: a Dict observation is needed")
+    if not isinstance(space, spaces.Box):
+        raise SpecMismatchError(f"{what} observes {space}; only Box and Dict-of-Box observations come from Unity sensors")
+    return {keys[0]: space}
+
+
+def is_packed(space: spaces.Space, spec: BehaviorSpec) -> bool:
+    """Whether a policy takes the behavior's sensors packed into one float vector: every
+    sensor flattened in sensor order, images as CHW floats in [0, 1] (as ``gym-unity-il
+    train`` packs them for GAIL). Only for behaviors with several sensors."""
+    if len(spec.observation_specs) < 2 or not isinstance(space, spaces.Box) or len(space.shape) != 1 or space.dtype == np.uint8:
+        return False
+    return int(space.shape[0]) == sum(int(np.prod(unity_input_shape(o))) for o in spec.observation_specs)
+
+
+def infer_image_format(space: spaces.Space, spec: BehaviorSpec, *, normalized_keys: Sequence[str] = ()) -> ImageFormat:
+    """The image format a policy was trained with: ``hwc_uint8`` when it takes uint8 images,
+    ``chw_float`` when it takes float images; ``hwc_uint8`` (the env default) when it cannot tell."""
+    if is_packed(space, spec):
+        return "hwc_uint8"
+    subspaces = _subspaces(space, spec, "the policy")
+    for key, o_spec in zip(spec.observation_keys, spec.observation_specs):
+        if o_spec.is_visual and key not in normalized_keys:
+            return "hwc_uint8" if subspaces[key].dtype == np.uint8 else "chw_float"
+    return "hwc_uint8"
+
+
+def _compose(first: tuple[int, ...] | None, then: tuple[int, ...] | None, rank: int) -> tuple[int, ...] | None:
+    a = first or tuple(range(rank))
+    b = then or tuple(range(rank))
+    out = tuple(a[k] for k in b)
+    return None if out == tuple(range(rank)) else out
+
+
+def plan_observations(space: spaces.Space, spec: BehaviorSpec, image_format: ImageFormat, *, what: str = "the policy") -> list[SensorLayout]:
+    """How each of the behavior's sensors reaches a policy with observation space ``space``.
+
+    Raises:
+        SpecMismatchError: the policy's observations do not match the sensors (keys, shapes,
+            image dtype for ``image_format``).
+    """
+    check_image_format(image_format)
+    if is_packed(space, spec):
+        return [SensorLayout(i, key, None, unity_input_shape(o), o.output_shape(image_format), False, None, None)
+                for i, (key, o) in enumerate(zip(spec.observation_keys, spec.observation_specs))]  # fmt: skip
+    subspaces = _subspaces(space, spec, what)
+    layouts = []
+    for i, (key, o_spec) in enumerate(zip(spec.observation_keys, spec.observation_specs)):
+        sub = subspaces[key]
+        env_shape = o_spec.output_shape(image_format)
+        policy_shape = tuple(sub.shape)
+        to_bytes = o_spec.is_visual and image_format == "hwc_uint8"
+        if o_spec.is_visual and (sub.dtype == np.uint8) != to_bytes:
+            raise SpecMismatchError(
+                f"{what} takes {sub.dtype} images for sensor {key!r}, but image_format={image_format!r} gives "
+                f"{np.dtype(np.uint8 if to_bytes else np.float32)} images; pass the image_format the policy was trained with"
+            )
+        unity_to_env = (0, 2, 3, 1) if to_bytes else None
+        if policy_shape == env_shape:
+            env_to_policy = None
+        elif o_spec.is_visual and len(policy_shape) == 3 and policy_shape == tuple(env_shape[k] for k in (2, 0, 1)):
+            env_to_policy = (0, 3, 1, 2)  # HWC -> CHW, as VecTransposeImage does
+        elif o_spec.is_visual and len(policy_shape) == 3 and policy_shape == tuple(env_shape[k] for k in (1, 2, 0)):
+            env_to_policy = (0, 2, 3, 1)  # CHW -> HWC
+        else:
+            raise SpecMismatchError(
+                f"{what} observes {key!r} with shape {policy_shape}, but the sensor gives {env_shape} "
+                f"(image_format={image_format!r}; {spec.describe()})"
+            )
+        layouts.append(SensorLayout(i, key, key if isinstance(space, spaces.Dict) else None, unity_input_shape(o_spec), env_shape, to_bytes, unity_to_env, env_to_policy))
+    return layouts
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """VecNormalize's statistics for one sensor, in the env's layout (float64, as SB3 keeps them)."""
+
+    mean: np.ndarray
+    var: np.ndarray
+    epsilon: float
+    clip: float
+
+
+def normalizations(vec_normalize: Any, layouts: Sequence[SensorLayout]) -> dict[int, Normalization]:
+    """The statistics a ``VecNormalize`` applies to each sensor (by sensor index).
+
+    Raises:
+        SpecMismatchError: the statistics do not fit the sensors.
+    """
+    if vec_normalize is None or not getattr(vec_normalize, "norm_obs", False):
+        return {}
+    rms = vec_normalize.obs_rms
+    out = {}
+    for layout in layouts:
+        if isinstance(rms, Mapping):
+            if layout.key not in (vec_normalize.norm_obs_keys or ()):
+                continue
+            stats = rms[layout.key]
+        elif layout.policy_key is None:
+            stats = rms
+        else:
+            raise SpecMismatchError("VecNormalize holds statistics of one array, but the policy observes a Dict")
+        mean, var = np.asarray(stats.mean, np.float64), np.asarray(stats.var, np.float64)
+        if mean.shape != layout.env_shape:
+            raise SpecMismatchError(f"VecNormalize statistics for {layout.key!r} have shape {mean.shape}; the env returns {layout.env_shape}")
+        out[layout.index] = Normalization(mean, var, float(vec_normalize.epsilon), float(vec_normalize.clip_obs))
+    if isinstance(rms, Mapping):
+        unknown = sorted(set(vec_normalize.norm_obs_keys or ()) - {layout.key for layout in layouts})
+        if unknown:
+            raise SpecMismatchError(f"VecNormalize normalises keys {unknown} that the behavior has no sensor for")
+    return out
+
+
+class ObservationAdapter(nn.Module):
+    """Unity's observation inputs -> the observation (tensor or dict) a policy takes."""
+
+    def __init__(self, layouts: Sequence[SensorLayout], norms: Mapping[int, Normalization], *, packed: bool = False) -> None:
+        super().__init__()
+        self.layouts = list(layouts)
+        self.packed = packed
+        self.perms: list[tuple[int, ...] | None] = []
+        for layout in self.layouts:
+            rank = len(layout.unity_shape) + 1
+            self.perms.append(_compose(layout.unity_to_env, layout.env_to_policy, rank))
+            norm = norms.get(layout.index)
+            if norm is not None:
+                axes = [p - 1 for p in layout.env_to_policy[1:]] if layout.env_to_policy else None
+                mean = norm.mean.transpose(axes) if axes else norm.mean
+                inv_std = 1.0 / np.sqrt(norm.var + norm.epsilon)
+                inv_std = inv_std.transpose(axes) if axes else inv_std
+                self.register_buffer(f"mean_{layout.index}", torch.as_tensor(mean, dtype=torch.float32))
+                self.register_buffer(f"inv_std_{layout.index}", torch.as_tensor(inv_std, dtype=torch.float32))
+        self.clips = {i: n.clip for i, n in norms.items()}
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+        if self.packed:
+            return torch.cat([torch.flatten(x, 1) for x in inputs], dim=1)
+        out: dict[str, torch.Tensor] = {}
+        for layout, perm, x in zip(self.layouts, self.perms, inputs):
+            if layout.to_bytes:
+                x = torch.floor(x * 255.0 + 0.5)  # Unity writes byte / 255; opset 9 has no Round
+            if perm is not None:
+                x = x.permute(*perm)
+            if layout.index in self.clips:
+                mean, inv_std = getattr(self, f"mean_{layout.index}"), getattr(self, f"inv_std_{layout.index}")
+                clip = self.clips[layout.index]
+                x = torch.clamp((x - mean) * inv_std, -clip, clip)
+            out[layout.policy_key or layout.key] = x
+        if len(self.layouts) == 1 and self.layouts[0].policy_key is None:
+            return out[self.layouts[0].key]
+        return out
+
+
+# ---------------------------------------------------------------------------------- heads
+
+
+def _features(policy: Any, obs: Any, extractor: Any) -> torch.Tensor:
+    """SB3's own preprocessing (``/ 255`` of uint8 images, float cast) and features extractor."""
+    from stable_baselines3.common.policies import BaseModel
+
+    return BaseModel.extract_features(policy, obs, extractor)
+
+
+class ContinuousHead(nn.Module):
+    """``(sampled, deterministic)`` continuous actions, as Unity should apply them."""
+
+    def __init__(self, resolved: ResolvedPolicy, observation: ObservationAdapter) -> None:
+        super().__init__()
+        self.kind = resolved.kind
+        self.policy = resolved.module
+        self.observation = observation
+        space = resolved.action_space
+        self.squashed = bool(resolved.module.squash_output)
+        low = np.asarray(space.low, np.float64)
+        high = np.asarray(space.high, np.float64)
+        self.rescale = self.squashed and not (np.all(low == -1.0) and np.all(high == 1.0))
+        self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+        # predict() clips unsquashed actions to the Box, Unity needs [-1, 1]: one clip does both.
+        lo, hi = np.maximum(low, -1.0), np.minimum(high, 1.0)
+        self.uniform = bool(np.all(lo == lo.flat[0]) and np.all(hi == hi.flat[0]))
+        self.bounds = (float(lo.flat[0]), float(hi.flat[0])) if self.uniform else (-1.0, 1.0)
+        self.register_buffer("clip_low", torch.as_tensor(lo, dtype=torch.float32))
+        self.register_buffer("clip_high", torch.as_tensor(hi, dtype=torch.float32))
+
+    def _mean_std(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        policy = self.policy
+        if self.kind == "td3":
+            return policy(obs), None
+        if self.kind == "sac":
+            mean, log_std, extra = policy.get_action_dist_params(obs)
+            if policy.use_sde:
+                return mean, _sde_std(policy.action_dist, log_std, extra["latent_sde"])
+            return mean, log_std.exp()
+        features = _features(policy, obs, getattr(policy, "pi_features_extractor", policy.features_extractor))
+        latent = policy.mlp_extractor.forward_actor(features)
+        mean = policy.action_net(latent)
+        from stable_baselines3.common.distributions import StateDependentNoiseDistribution
+
+        if isinstance(policy.action_dist, StateDependentNoiseDistribution):
+            return mean, _sde_std(policy.action_dist, policy.log_std, latent)
+        return mean, policy.log_std.exp()  # broadcast over the batch (no Expand node)
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, std = self._mean_std(self.observation(inputs))
+        deterministic = mean
+        sampled = mean if std is None else mean + torch.randn_like(mean) * std
+        if self.squashed and self.kind != "td3":  # TD3's actor ends with its own tanh
+            deterministic, sampled = torch.tanh(deterministic), torch.tanh(sampled)
+        return self._bound(sampled), self._bound(deterministic)
+
+    def _bound(self, actions: torch.Tensor) -> torch.Tensor:
+        if self.rescale:  # SB3's unscale_action: [-1, 1] -> [low, high]
+            actions = self.low + 0.5 * (actions + 1.0) * (self.high - self.low)
+        if self.uniform:
+            return torch.clamp(actions, *self.bounds)
+        return torch.min(torch.max(actions, self.clip_low), self.clip_high)
+
+
+def _sde_std(distribution: Any, log_std: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    """The per-state standard deviation of gSDE noise: ``sqrt(latent^2 @ std^2 + eps)``."""
+    return torch.sqrt(torch.mm(latent**2, distribution.get_std(log_std) ** 2) + _SDE_EPSILON)
+
+
+class DiscreteHead(nn.Module):
+    """Unmasked logits (or Q-values) of every branch, flattened: ``[batch, sum(branches)]``."""
+
+    def __init__(self, resolved: ResolvedPolicy, observation: ObservationAdapter) -> None:
+        super().__init__()
+        self.kind = resolved.kind
+        self.policy = resolved.module
+        self.observation = observation
+        #: Actor-critic policies sample from softmax(logits); DQN acts greedily.
+        self.samples = resolved.kind == "actor_critic"
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        obs = self.observation(inputs)
+        policy = self.policy
+        if self.kind == "dqn":
+            return policy(obs)
+        features = _features(policy, obs, getattr(policy, "pi_features_extractor", policy.features_extractor))
+        return policy.action_net(policy.mlp_extractor.forward_actor(features))
+
+
+class UnityPolicyModule(nn.Module):
+    """Unity's inputs -> ``(continuous_actions, deterministic_continuous_actions,
+    discrete_actions, deterministic_discrete_actions)``, each present when the behavior
+    has that kind of action. Inputs: ``obs_0 ... obs_{n-1}`` then ``action_masks``
+    when there are discrete actions."""
+
+    def __init__(self, *, n_observations: int, continuous: ContinuousHead | None, discrete: DiscreteHead | None, branches: tuple[int, ...]) -> None:
+        super().__init__()
+        self.n_observations = n_observations
+        self.continuous = continuous
+        self.discrete = discrete
+        self.branches = list(branches)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        observations = inputs[: self.n_observations]
+        outputs: list[torch.Tensor] = []
+        if self.continuous is not None:
+            outputs.extend(self.continuous(observations))
+        if self.discrete is not None:
+            mask = inputs[self.n_observations]
+            logits = self.discrete(observations)
+            masked = logits * mask - MASK_PENALTY * (1.0 - mask)
+            parts = torch.split(masked, self.branches, dim=1) if len(self.branches) > 1 else (masked,)
+            greedy = [torch.argmax(p, dim=1, keepdim=True) for p in parts]
+            if self.discrete.samples:
+                sampled = [torch.multinomial(torch.softmax(p, dim=1), 1) for p in parts]
+            else:
+                sampled = greedy
+            join = (lambda xs: torch.cat(xs, dim=1)) if len(parts) > 1 else (lambda xs: xs[0])
+            outputs.extend([join(sampled), join(greedy)])
+        return tuple(outputs)
+
+
+# ---------------------------------------------------------------------------------- building
+
+
+@dataclass(frozen=True)
+class PolicyPart:
+    """One exported policy and what it is used for."""
+
+    resolved: ResolvedPolicy
+    part: Literal["continuous", "discrete"]
+    layouts: tuple[SensorLayout, ...]
+    norms: Mapping[int, Normalization]
+    packed: bool = False
+
+
+def split_policies(policy: Any, spec: BehaviorSpec) -> dict[str, Any]:
+    """``{"continuous": ..., "discrete": ...}``: which object decides which action part.
+
+    Raises:
+        SpecMismatchError: a single policy for a hybrid behavior, or a mapping for another.
+    """
+    act = spec.action_spec
+    if isinstance(policy, Mapping):
+        unknown = sorted(set(policy) - {"continuous", "discrete"})
+        if unknown:
+            raise ConfigError(f"a policy mapping takes the keys 'continuous' and 'discrete', got {unknown}")
+        if not act.is_hybrid or set(policy) != {"continuous", "discrete"}:
+            raise SpecMismatchError(
+                f"a mapping {{'continuous': ..., 'discrete': ...}} is for hybrid behaviors, with both keys; "
+                f"this behavior has {spec.describe()}: pass one policy"
+            )
+        return dict(policy)
+    if act.is_hybrid:
+        raise SpecMismatchError(
+            f"the behavior has hybrid actions (continuous {act.continuous_size} + discrete {list(act.discrete_branches)}) and SB3 "
+            "policies act in one space: pass {'continuous': policy_c, 'discrete': policy_d}, two policies trained on the two parts "
+            "(e.g. with hybrid_actions='continuous' and 'discrete')"
+        )
+    return {"continuous" if act.continuous_size else "discrete": policy}
+
+
+def prepare_parts(policy: Any, spec: BehaviorSpec, *, image_format: ImageFormat | None, vec_normalize: Any) -> list[PolicyPart]:
+    """Resolves, checks and plans every policy against the behavior spec."""
+    act = spec.action_spec
+    if not spec.observation_specs:
+        raise SpecMismatchError(f"the behavior has no sensors ({spec.describe()}); a model needs at least obs_0")
+    parts = []
+    for part, obj in split_policies(policy, spec).items():
+        resolved = resolve_policy(obj)
+        what = f"the {part} policy" if act.is_hybrid else "the policy"
+        check_action_space(resolved, ActionSpec(act.continuous_size, ()) if part == "continuous" else ActionSpec(0, act.discrete_branches), what=what)
+        normalized = _normalized_keys(vec_normalize, spec)
+        fmt = image_format or infer_image_format(resolved.observation_space, spec, normalized_keys=normalized)
+        layouts = plan_observations(resolved.observation_space, spec, fmt, what=what)
+        packed = is_packed(resolved.observation_space, spec)
+        if packed and normalized:
+            raise ConfigError(f"{what} takes the sensors packed into one vector; VecNormalize statistics cannot be baked into such a policy")
+        parts.append(PolicyPart(resolved, part, tuple(layouts), normalizations(vec_normalize, layouts), packed))  # type: ignore[arg-type]
+    return parts
+
+
+def _normalized_keys(vec_normalize: Any, spec: BehaviorSpec) -> list[str]:
+    if vec_normalize is None or not getattr(vec_normalize, "norm_obs", False):
+        return []
+    if isinstance(vec_normalize.obs_rms, Mapping):
+        return list(vec_normalize.norm_obs_keys or ())
+    return list(spec.observation_keys)
+
+
+def build_unity_module(parts: Sequence[PolicyPart], spec: BehaviorSpec) -> UnityPolicyModule:
+    """The exportable module for prepared policy parts."""
+    continuous = discrete = None
+    for p in parts:
+        adapter = ObservationAdapter(p.layouts, p.norms, packed=p.packed)
+        if p.part == "continuous":
+            continuous = ContinuousHead(p.resolved, adapter)
+        else:
+            discrete = DiscreteHead(p.resolved, adapter)
+    return UnityPolicyModule(
+        n_observations=len(spec.observation_specs),
+        continuous=continuous,
+        discrete=discrete,
+        branches=spec.action_spec.discrete_branches,
+    )
