@@ -101,14 +101,11 @@ def _demo_info(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- demo record
 
-_ALGOS = ("ppo", "sac", "a2c", "dqn", "td3", "ddpg", "policy")
-
-
-def load_policy(source: str, env: Any, *, scene: str | None = None, algo: str = "ppo", seed: int = 0) -> Callable[[Any], Any]:
+def load_policy(source: str, env: Any, *, scene: str | None = None, algo: str = "auto", seed: int = 0) -> Callable[[Any], Any]:
     """``obs -> action`` for ``source``: ``"expert"`` (a built-in scene's scripted expert),
     ``"random"`` (uniform over the action space, seeded), or the path of a saved SB3 model
-    (``algo`` names its class; ``"policy"`` for a bare policy such as imitation's BC
-    ``policy.save(path)``). SB3 files hold pickled objects: load only files you trust."""
+    or policy (see :func:`gym_unity_il.export.load_policy_file` for ``algo``). SB3 files hold
+    pickled objects: load only files you trust."""
     if source == "expert":
         if scene is None:
             raise ConfigError("--policy expert needs a built-in --scene (a Unity build has no scripted expert)")
@@ -119,20 +116,12 @@ def load_policy(source: str, env: Any, *, scene: str | None = None, algo: str = 
     if source == "random":
         env.action_space.seed(seed)
         return lambda obs: env.action_space.sample()
-    path = Path(source)
-    if not path.is_file():
+    if not Path(source).is_file():
         raise ConfigError(f"--policy {source!r} is neither 'expert', 'random' nor a saved model file")
-    if algo not in _ALGOS:
-        raise ConfigError(f"--algo {algo!r} is not one of {_ALGOS}")
-    import stable_baselines3
+    from gym_unity_il.export.loading import load_policy_file
 
-    if algo == "policy":
-        from stable_baselines3.common.policies import ActorCriticPolicy
-
-        model: Any = ActorCriticPolicy.load(str(path))
-    else:
-        model = getattr(stable_baselines3, algo.upper()).load(str(path))
-    return lambda obs: model.predict(obs, deterministic=True)[0]
+    policy = load_policy_file(source, algo=algo)
+    return lambda obs: policy.predict(obs, deterministic=True)[0]
 
 
 def _demo_record(args: argparse.Namespace) -> int:
@@ -167,12 +156,133 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
     record.add_argument("--env", help="path of a Unity build")
     record.add_argument("--scene-kwargs", help='scene arguments as JSON, e.g. \'{"max_steps": 300}\'')
     record.add_argument("--policy", default="expert", help="expert (built-in scenes), random, or a saved SB3 model file")
-    record.add_argument("--algo", default="ppo", choices=_ALGOS, help="class of the saved model (default ppo)")
+    record.add_argument("--algo", default="auto", help="algorithm of the saved model: auto (read from the file), ppo, sac, ..., or policy")
     record.add_argument("--episodes", type=int, default=10)
     record.add_argument("--seed", type=int, default=0)
     record.add_argument("--image-format", default="hwc_uint8", choices=["hwc_uint8", "chw_float"])
     record.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     record.set_defaults(run=_demo_record)
+
+
+# ---------------------------------------------------------------------------------- train
+
+
+def _train(args: argparse.Namespace) -> int:
+    from gym_unity_il.train.run import train
+
+    if args.scene is not None and args.env is not None:
+        raise ConfigError("give at most one of --scene NAME (a built-in scene) and --env PATH (a Unity build)")
+    kwargs = json.loads(args.scene_kwargs) if args.scene_kwargs else None
+    result = train(
+        args.config, run_id=args.run_id, results_dir=args.results_dir, file_name=args.env, scene=args.scene, scene_kwargs=kwargs,
+        behavior_name=args.behavior, resume=args.resume, seed=args.seed,
+    )  # fmt: skip
+    if result.interrupted:
+        print(f"interrupted: checkpoint saved in {result.run_dir / 'checkpoint'}; continue with --resume --run-id {args.run_id}")
+        return 130
+    evaluation = result.evaluation
+    assert evaluation is not None
+    print(f"trained {result.trainer} on {result.behavior_name} in {result.wall_time_s:.0f} s: "
+          f"mean return {evaluation.mean_return:.4g} +- {evaluation.std_return:.3g} over {len(evaluation.returns)} episodes")  # fmt: skip
+    print(f"results in {result.run_dir}: model.zip, evaluation.json, metrics.csv, learning_curve.png, tensorboard/")
+    return 0
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    train = commands.add_parser("train", help="train a behavior from demonstrations (offline BC, GAIL, BC-then-PPO/SAC) from a YAML config")
+    train.add_argument("config", type=Path, help="the YAML trainer config")
+    train.add_argument("--run-id", required=True, help="name of the run: results go to RESULTS_DIR/RUN_ID/")
+    train.add_argument("--env", help="path of a Unity build (default: a built-in scene)")
+    train.add_argument("--scene", help="a built-in scene (ball, grid, hybrid) or module:Class; default ball")
+    train.add_argument("--scene-kwargs", help='scene arguments as JSON, e.g. \'{"max_steps": 300}\'')
+    train.add_argument("--behavior", help="the behavior to train (default: the config's only behavior section, else the first)")
+    train.add_argument("--results-dir", type=Path, default=Path("results"), help="folder of run folders (default results)")
+    train.add_argument("--resume", action="store_true", help="continue the run from its checkpoint (saved by Ctrl+C or at the end)")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=_train)
+
+
+# ---------------------------------------------------------------------------------- export, check-model
+
+
+def _behavior_spec_from_args(args: argparse.Namespace, demo_fallback: Path | None = None) -> Any:
+    """The behavior spec named by --scene, --demo or --behavior-spec (else the fallback demo's), or None."""
+    from gym_unity_il.export import loading
+
+    given = [flag for flag, value in (("--scene", args.scene), ("--demo", args.demo), ("--behavior-spec", args.behavior_spec)) if value]
+    if len(given) > 1:
+        raise ConfigError(f"give one of --scene, --demo and --behavior-spec, not {' and '.join(given)}")
+    if args.scene:
+        kwargs = json.loads(args.scene_kwargs) if args.scene_kwargs else None
+        return loading.behavior_spec_from_scene(args.scene, kwargs, behavior=args.behavior)
+    if args.demo:
+        return loading.behavior_spec_from_demo(args.demo)
+    if args.behavior_spec:
+        return loading.behavior_spec_from_json(args.behavior_spec)
+    return loading.behavior_spec_from_demo(demo_fallback) if demo_fallback else None
+
+
+def _export(args: argparse.Namespace) -> int:
+    from gym_unity_il.export import export_onnx, load_policy_file
+    from gym_unity_il.export.loading import read_run_dir
+
+    source = Path(args.source)
+    if source.is_dir():
+        run = read_run_dir(source)
+        model_path, demo = run.model_path, run.demo_path
+    else:
+        model_path, demo = source, None
+    spec = _behavior_spec_from_args(args, demo)
+    if spec is None:
+        raise ConfigError(f"{source}: say which behavior the model is for with --scene NAME, --demo FILE.demo or --behavior-spec JSON")
+    report = export_onnx(
+        load_policy_file(model_path, algo=args.algo), args.out, spec, image_format=args.image_format, vec_normalize=args.vec_normalize,
+        deterministic_too=not args.no_deterministic, parity_check=not args.no_parity_check, opset=args.opset, tolerance=args.tolerance,
+    )  # fmt: skip
+    print(report.summary())
+    return 0
+
+
+def _check_model(args: argparse.Namespace) -> int:
+    from gym_unity_il.export import check_model
+
+    spec = _behavior_spec_from_args(args)
+    violations = check_model(args.model, spec)
+    against = f" against {spec.describe()}" if spec is not None else ""
+    if violations:
+        print(f"{args.model}: {len(violations)} violation(s) of Unity's model contract{against}:")
+        for violation in violations:
+            print(f"  - {violation}")
+        return 1
+    print(f"{args.model}: follows Unity's model contract{against}")
+    return 0
+
+
+def _add_spec_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scene", help="take the behavior spec from a built-in scene (ball, grid, hybrid)")
+    parser.add_argument("--scene-kwargs", help='scene arguments as JSON, e.g. \'{"camera_height": 64}\'')
+    parser.add_argument("--behavior", help="the behavior of a scene with several")
+    parser.add_argument("--demo", type=Path, help="take the behavior spec from a .demo file")
+    parser.add_argument("--behavior-spec", help='the behavior spec as JSON: \'{"observations": [[3, 84, 84], [2]], "discrete": [5]}\' (images CHW)')
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    export = commands.add_parser("export", help="export a trained policy as an ONNX model for Unity (ML-Agents' model contract)")
+    export.add_argument("source", help="a run folder (results/<run-id>/) or a saved SB3 model / policy file")
+    export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    export.add_argument("--algo", default="auto", help="auto (default: read from the file), ppo, a2c, sac, td3, ddpg, dqn, or policy (a bare policy file)")
+    _add_spec_flags(export)
+    export.add_argument("--image-format", choices=["hwc_uint8", "chw_float"], help="image format the policy was trained with (default: from its image dtype)")
+    export.add_argument("--vec-normalize", type=Path, help="a VecNormalize saved with .save(): its statistics are baked in")
+    export.add_argument("--opset", type=int, default=9, help="ONNX opset, 7 to 15 (default 9, as ML-Agents)")
+    export.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference between onnxruntime and torch")
+    export.add_argument("--no-deterministic", action="store_true", help="leave out the deterministic_* outputs")
+    export.add_argument("--no-parity-check", action="store_true", help="skip the onnxruntime-vs-torch comparison")
+    export.set_defaults(run=_export)
+    check = commands.add_parser("check-model", help="check an ONNX model against Unity's model contract (exit 1 on violations)")
+    check.add_argument("model", type=Path, help="the .onnx file")
+    _add_spec_flags(check)
+    check.set_defaults(run=_check_model)
 
 
 # ---------------------------------------------------------------------------------- main
@@ -183,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gym-unity-il", description="Unity ML-Agents scenes and .demo files for Gymnasium, SB3 and imitation.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_demo(commands)
+    _add_train(commands)
+    _add_export(commands)
     return parser
 
 

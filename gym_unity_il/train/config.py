@@ -78,7 +78,28 @@ class GAILSettings:
 
 @dataclass(frozen=True)
 class TrainerSettings:
-    """Everything one behavior is trained with. See the module docstring for the file format."""
+    """Everything one behavior is trained with. See the module docstring for the file format.
+
+    What the keys mean for ``gym-unity-il train`` (:func:`gym_unity_il.train.train`):
+
+    * ``trainer``: ``offline_bc`` (behavioral cloning from ``demo_path``), ``gail`` (GAIL
+      with a PPO generator, from scratch), ``bc_then_ppo`` / ``bc_then_sac`` (BC
+      pretraining, then RL on the env's reward, plus ``gail.strength`` times the GAIL
+      reward for PPO). ``online_bc`` and ``dagger`` are not trained by this command.
+    * ``demo_path``: a `.demo` file or a folder of them (every trainer needs it).
+    * ``batch_size``, ``learning_rate``, ``ent_weight``, ``l2_weight``: behavioral cloning.
+    * An epoch of BC is ``batches_per_epoch`` batches (default: one pass over the demos).
+      ``offline_bc`` trains ``num_epoch`` epochs, or ``max_steps`` demo samples when
+      ``num_epoch`` is null; BC pretraining trains ``num_epoch`` epochs (default 10).
+    * ``max_steps``: env steps of GAIL / RL (demo samples for ``offline_bc``).
+    * ``hidden_units`` x ``num_layers``: the policy's (and discriminator's) hidden layers;
+      images go through a CNN first.
+    * ``normalize``: standardize vector observations with the demos' mean and standard
+      deviation, inside the policy (the saved model takes raw observations).
+    * ``summary_freq``: steps between rows of ``metrics.csv`` (BC: demo samples, with an
+      evaluation episode per env copy; RL: env steps, mean return of recent episodes).
+    * ``brain_to_imitate``: accepted for ML-Agents configs and ignored.
+    """
 
     trainer: TrainerType = "offline_bc"
     demo_path: str | None = None
@@ -91,6 +112,10 @@ class TrainerSettings:
     num_layers: int = 2
     normalize: bool = False
     summary_freq: int = 1000
+    #: Unity processes of the training VecEnv (each brings every agent of the behavior)
+    num_envs: int = 1
+    #: episodes of the evaluation written beside the trained model
+    eval_episodes: int = 10
     ent_weight: float = 1.0e-3
     l2_weight: float = 0.0
     brain_to_imitate: str | None = None
@@ -211,12 +236,21 @@ def _validate(settings: Any, where: str) -> None:
     """Range checks on numbers that must be positive."""
     for f in fields(settings):
         value = getattr(settings, f.name)
-        positive = f.name in {"batch_size", "hidden_units", "max_steps", "summary_freq", "n_steps", "n_epochs", "buffer_size"}
+        positive = f.name in {
+            "batch_size", "hidden_units", "max_steps", "summary_freq", "n_steps", "n_epochs", "buffer_size",
+            "num_envs", "eval_episodes", "demo_batch_size", "n_disc_updates_per_round", "gen_replay_buffer_capacity",
+        }  # fmt: skip
         if positive and isinstance(value, int) and value <= 0:
             raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")
         if f.name in {"num_epoch", "batches_per_epoch", "num_layers"} and isinstance(value, int) and value < 0:
             raise ConfigError(f"{where}.{f.name}: must not be negative, got {value}")
         if "learning_rate" in f.name and isinstance(value, float) and value <= 0:
+            raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")
+        if f.name in {"strength", "ent_weight", "l2_weight", "ent_coef", "learning_starts"} and value < 0:
+            raise ConfigError(f"{where}.{f.name}: must not be negative, got {value}")
+        if f.name in {"gamma", "gae_lambda"} and not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{where}.{f.name}: must be between 0 and 1, got {value}")
+        if f.name == "clip_range" and value <= 0:
             raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")
 
 

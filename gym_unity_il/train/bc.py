@@ -1,0 +1,150 @@
+"""Behavioral cloning with `imitation`'s BC, on an SB3 ``ActorCriticPolicy`` (the policy of
+a PPO model, so the result loads with ``PPO.load`` and can be fine-tuned with PPO)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+from gym_unity_il.errors import ConfigError
+from gym_unity_il.train.config import TrainerSettings
+from gym_unity_il.train.progress import RunRecorder
+
+#: Epochs of BC pretraining (``bc_then_ppo`` / ``bc_then_sac``) when ``num_epoch`` is null.
+PRETRAIN_EPOCHS = 10
+
+
+def count_transitions(trajectories: Sequence[Any]) -> int:
+    """The number of (observation, action) pairs in `imitation` trajectories."""
+    return int(sum(len(t.acts) for t in trajectories))
+
+
+def bc_batches(settings: TrainerSettings, n_transitions: int, *, pretraining: bool, where: str = "config") -> int:
+    """The number of BC batches a run trains (see :class:`TrainerSettings` for the rules).
+
+    Raises:
+        ConfigError: the demos hold fewer transitions than one batch.
+    """
+    if n_transitions < settings.batch_size:
+        raise ConfigError(
+            f"{where}: batch_size {settings.batch_size} is larger than the {n_transitions} transitions of the demos; "
+            "lower batch_size or record more demonstrations"
+        )
+    per_epoch = settings.batches_per_epoch or n_transitions // settings.batch_size  # DemoBatches drops a partial batch
+    if settings.num_epoch is not None:
+        return settings.num_epoch * per_epoch
+    if pretraining:
+        return PRETRAIN_EPOCHS * per_epoch
+    return math.ceil(settings.max_steps / settings.batch_size)
+
+
+class DemoBatches:
+    """Shuffled batches of (observation, action) pairs of demonstrations, one epoch per
+    iteration (the last partial batch is dropped). Faster than a torch ``DataLoader`` over
+    single transitions, and what `imitation`'s BC accepts as demonstrations.
+
+    Args:
+        trajectories: `imitation` trajectories.
+        batch_size: pairs per batch.
+        rng: the shuffling generator.
+    """
+
+    def __init__(self, trajectories: Sequence[Any], *, batch_size: int, rng: np.random.Generator) -> None:
+        from imitation.data import rollout, types
+
+        transitions = rollout.flatten_trajectories(list(trajectories))
+        obs = transitions.obs
+        self.obs: np.ndarray | dict[str, np.ndarray] = obs.unwrap() if isinstance(obs, types.DictObs) else obs
+        self.acts = transitions.acts
+        self.batch_size = batch_size
+        self.rng = rng
+
+    def __len__(self) -> int:
+        return len(self.acts) // self.batch_size
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        order = self.rng.permutation(len(self.acts))
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            rows = order[start : start + self.batch_size]
+            obs = {k: v[rows] for k, v in self.obs.items()} if isinstance(self.obs, dict) else self.obs[rows]
+            yield {"obs": obs, "acts": self.acts[rows]}
+
+
+class BCPhase:
+    """Behavioral cloning of ``policy`` on demonstrations, ``batches`` batches in all.
+
+    Every ``summary_freq`` demo samples it evaluates the policy (``evaluate_return``) and
+    writes a row of ``metrics.csv``.
+
+    Args:
+        policy: the policy to train (in place).
+        trajectories: demonstrations, observations already adapted to the policy.
+        settings: batch size, learning rate, entropy and L2 weights.
+        batches: the budget.
+        rng: random generator of `imitation`'s BC.
+        logger: the run's `imitation` logger.
+        evaluate_return: mean return of the current policy on the env.
+    """
+
+    name = "bc"
+
+    def __init__(
+        self,
+        *,
+        policy: ActorCriticPolicy,
+        trajectories: Sequence[Any],
+        settings: TrainerSettings,
+        batches: int,
+        rng: np.random.Generator,
+        logger: Any,
+        evaluate_return: Callable[[], float],
+    ) -> None:
+        from imitation.algorithms import bc
+
+        self.trainer = bc.BC(
+            observation_space=policy.observation_space,
+            action_space=policy.action_space,
+            rng=rng,
+            policy=policy,
+            demonstrations=DemoBatches(trajectories, batch_size=settings.batch_size, rng=rng),
+            batch_size=settings.batch_size,
+            optimizer_kwargs={"lr": settings.learning_rate},
+            ent_weight=settings.ent_weight,
+            l2_weight=settings.l2_weight,
+            device=policy.device,
+            custom_logger=logger,
+        )
+        self.total = batches
+        self.done = 0
+        self.evaluate_return = evaluate_return
+
+    def run(self, recorder: RunRecorder) -> None:
+        size = self.trainer.batch_size
+        every = max(1, recorder.summary_freq // size)
+        bar = recorder.bar(self.name, total=self.total * size, initial=self.done * size, unit="sample")
+
+        def on_batch_end() -> None:
+            self.done += 1
+            bar.update(size)
+            if self.done % every == 0 or self.done == self.total:
+                recorder.summary(self.name, self.done * size, self.evaluate_return())
+
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
+                if self.done < self.total:
+                    self.trainer.train(n_batches=self.total - self.done, on_batch_end=on_batch_end, log_interval=every, progress_bar=False)
+        finally:
+            bar.close()
+
+    def state(self) -> dict[str, Any]:
+        return {"done": self.done, "optimizer": self.trainer.optimizer.state_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.done = int(state["done"])
+        self.trainer.optimizer.load_state_dict(state["optimizer"])

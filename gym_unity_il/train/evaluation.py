@@ -1,0 +1,153 @@
+"""Evaluating policies on the same seeds, loading trained models, drawing learning curves."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from gym_unity_il.train.policies import ObservationAdapter
+
+
+class Predictor(Protocol):
+    """Anything with SB3's ``predict``: models, policies, scripted experts."""
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False) -> tuple[Any, Any]: ...
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Returns and lengths of evaluation episodes; episode ``i`` started from ``reset`` with seed ``seed + i``."""
+
+    returns: list[float]
+    lengths: list[int]
+    seed: int
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std_return(self) -> float:
+        return float(np.std(self.returns))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "episodes": len(self.returns), "seed": self.seed, "mean_return": self.mean_return, "std_return": self.std_return,
+            "mean_length": float(np.mean(self.lengths)), "returns": self.returns, "lengths": self.lengths,
+        }  # fmt: skip
+
+
+def evaluate(policy: Predictor, venv: VecEnv, *, episodes: int, seed: int = 0, deterministic: bool = True) -> Evaluation:
+    """Runs ``episodes`` whole episodes of ``policy`` on ``venv``, in waves of up to ``num_envs``.
+
+    Each wave starts from ``venv.seed(seed + episodes so far)`` and a reset and counts the
+    first episode of its first sub-envs, so two policies evaluated with the same seed face
+    the same starts (on scenes that honour the seed, like the built-in ones). With one
+    agent per sub-env process, episode ``i`` is seeded ``seed + i``.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    returns: list[float] = []
+    lengths: list[int] = []
+    while len(returns) < episodes:
+        wave = min(venv.num_envs, episodes - len(returns))
+        venv.seed(seed + len(returns))
+        obs = venv.reset()
+        totals = np.zeros(venv.num_envs)
+        steps = np.zeros(venv.num_envs, np.int64)
+        running = np.arange(venv.num_envs) < wave
+        while running.any():
+            actions, _ = policy.predict(obs, deterministic=deterministic)
+            obs, rewards, dones, _ = venv.step(actions)
+            totals[running] += rewards[running]
+            steps[running] += 1
+            running &= ~np.asarray(dones, bool)
+        returns.extend(float(r) for r in totals[:wave])
+        lengths.extend(int(n) for n in steps[:wave])
+    return Evaluation(returns=returns, lengths=lengths, seed=seed)
+
+
+class RandomPolicy:
+    """Uniformly random actions of ``action_space`` for a batch of ``n_envs`` observations.
+
+    Args:
+        action_space: the env's action space.
+        seed: seed of the action sampler.
+    """
+
+    def __init__(self, action_space: spaces.Space, *, seed: int = 0) -> None:
+        self.action_space = action_space
+        self.action_space.seed(seed)
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False) -> tuple[Any, None]:
+        first = next(iter(observation.values())) if isinstance(observation, dict) else observation
+        return np.stack([self.action_space.sample() for _ in range(len(first))]), None
+
+
+class TrainedPolicy:
+    """A trained SB3 model that takes the env's own observations (it adapts them as in training).
+
+    Args:
+        model: an SB3 algorithm or policy.
+        adapter: the adapter the model was trained through.
+    """
+
+    def __init__(self, model: Any, adapter: ObservationAdapter) -> None:
+        self.model = model
+        self.adapter = adapter
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple[Any, Any]:
+        return self.model.predict(self.adapter(observation), state, episode_start, deterministic)
+
+
+def load_policy(path: str | Path, env_observation_space: spaces.Space) -> TrainedPolicy:
+    """A model saved by a training run (``results/<run-id>/model.zip``, PPO or SAC), ready
+    for the env's observations. SB3 files hold pickled objects: load only files you trust."""
+    import json
+    import zipfile
+
+    from stable_baselines3 import PPO, SAC
+
+    path = Path(path)
+    with zipfile.ZipFile(path) as archive:
+        data = json.loads(archive.read("data"))
+    algorithm = SAC if data.get("policy_class", {}).get("__module__", "").startswith("stable_baselines3.sac") else PPO
+    model = algorithm.load(str(path), device="cpu")
+    pack = isinstance(env_observation_space, spaces.Dict) and not isinstance(model.observation_space, spaces.Dict)
+    return TrainedPolicy(model, ObservationAdapter(env_observation_space, pack=pack))
+
+
+def plot_learning_curve(metrics_csv: str | Path, png: str | Path, *, title: str = "") -> None:
+    """Draws ``return`` against ``step`` of a run's ``metrics.csv``, one panel per phase, into ``png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    phases: dict[str, tuple[list[float], list[float]]] = {}
+    with open(metrics_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            steps, values = phases.setdefault(row["phase"], ([], []))
+            if row["return"] != "":
+                steps.append(float(row["step"]))
+                values.append(float(row["return"]))
+    fig, axes = plt.subplots(1, max(1, len(phases)), figsize=(5 * max(1, len(phases)), 3.6), squeeze=False)
+    for ax, (phase, (steps, values)) in zip(axes[0], phases.items()):
+        ax.plot(steps, values, marker="o", markersize=3)
+        if not values:
+            ax.text(0.5, 0.5, "no episode finished yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("demo samples" if phase == "bc" else "env steps")
+        ax.set_ylabel("return")
+        ax.set_title(phase)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,133 @@
+"""GAIL with `imitation`'s adversarial trainer and an SB3 PPO generator, and the same
+discriminator mixed into the env's reward for BC-then-PPO (``gail.strength``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from gym_unity_il.train.config import TrainerSettings
+from gym_unity_il.train.policies import Normalization, ObservationAdapter, SensorRewardNet
+from gym_unity_il.train.progress import ProgressCallback, RunRecorder
+
+
+class _EnvRewardTap(VecEnvWrapper):
+    """Passes everything through and keeps the env's rewards of the latest step."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.rewards = np.zeros(venv.num_envs, np.float32)
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.rewards = np.asarray(rewards, np.float32).copy()
+        return obs, rewards, dones, infos
+
+
+class GAILPhase:
+    """Trains ``model`` (PPO) against a GAIL discriminator for ``total_steps`` env steps.
+
+    Each round collects ``ppo.n_steps`` steps per env copy, then takes
+    ``gail.n_disc_updates_per_round`` discriminator steps. With ``strength`` set, the
+    generator's reward is the env's reward plus ``strength`` times the GAIL reward instead
+    of the GAIL reward alone.
+
+    Episodes of Unity scenes end on their own (a dropped ball), so the trainer runs with
+    ``allow_variable_horizon=True``.
+
+    Args:
+        name: the phase's name in ``metrics.csv`` (``gail`` or ``ppo``).
+        model: the PPO generator, built on ``venv``.
+        venv: the policy-side VecEnv (observations adapted).
+        trajectories: demonstrations, observations adapted like ``venv``'s.
+        settings: the ``gail`` section and the network size.
+        adapter: how observations reach the networks (array observations: GAIL packs Dicts).
+        normalization: observation statistics for the discriminator (None: raw).
+        total_steps: the budget in env steps.
+        logger: the run's `imitation` logger.
+        strength: weight of the GAIL reward added to the env's (None: GAIL reward only).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        model: PPO,
+        venv: VecEnv,
+        trajectories: Sequence[Any],
+        settings: TrainerSettings,
+        adapter: ObservationAdapter,
+        normalization: Normalization | None,
+        total_steps: int,
+        logger: Any,
+        strength: float | None = None,
+    ) -> None:
+        from imitation.algorithms.adversarial.gail import GAIL
+        from imitation.rewards.reward_wrapper import RewardVecEnvWrapper
+
+        self.name = name
+        self.model = model
+        self.total = total_steps
+        gail = settings.gail
+        self.reward_net = SensorRewardNet(adapter, venv.action_space, hidden=settings.net_arch(), normalization=normalization)
+        tap = _EnvRewardTap(venv) if strength is not None else None
+        self.trainer = GAIL(
+            demonstrations=trajectories,
+            demo_batch_size=gail.demo_batch_size,
+            venv=tap or venv,
+            gen_algo=model,
+            reward_net=self.reward_net,
+            n_disc_updates_per_round=gail.n_disc_updates_per_round,
+            disc_opt_kwargs={"lr": gail.disc_learning_rate},
+            gen_replay_buffer_capacity=gail.gen_replay_buffer_capacity,
+            custom_logger=logger,
+            allow_variable_horizon=True,
+        )
+        if tap is not None:
+            gail_reward = self.trainer.reward_train.predict_processed
+
+            def mixed(obs: Any, acts: Any, next_obs: Any, dones: Any) -> np.ndarray:
+                return tap.rewards + strength * gail_reward(obs, acts, next_obs, dones)
+
+            # The trainer's generator env, rebuilt around the mixed reward (same attributes
+            # GAIL.__init__ sets, so train_gen() uses it).
+            self.trainer.venv_wrapped = RewardVecEnvWrapper(self.trainer.venv_buffering, reward_fn=mixed)
+            self.trainer.venv_train = self.trainer.venv_wrapped
+            self.trainer.gen_callback = self.trainer.venv_wrapped.make_log_callback()
+            model.set_env(self.trainer.venv_train)
+
+    def run(self, recorder: RunRecorder) -> None:
+        from imitation.util import networks
+
+        bar = recorder.bar(self.name, total=self.total, initial=self.model.num_timesteps, unit="step")
+        gen_callback = self.trainer.gen_callback
+        progress = ProgressCallback(recorder, self.name, bar)
+        self.trainer.gen_callback = CallbackList([gen_callback, progress])
+        try:
+            if self.model.num_timesteps >= self.total:
+                return
+            while self.model.num_timesteps < self.total:
+                self.trainer.train_gen(self.trainer.gen_train_timesteps)
+                for _ in range(self.trainer.n_disc_updates_per_round):
+                    with networks.training(self.trainer.reward_train):
+                        self.trainer.train_disc()
+                self.trainer.logger.dump(self.model.num_timesteps)
+            if progress.written != self.model.num_timesteps:
+                progress.write_summary()
+        finally:
+            self.trainer.gen_callback = gen_callback
+            bar.close()
+
+    def state(self) -> dict[str, Any]:
+        return {"reward_net": self.reward_net.state_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.reward_net.load_state_dict(state["reward_net"])

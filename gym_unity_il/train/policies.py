@@ -1,0 +1,301 @@
+"""What the networks see: env observations turned into policy observations, the features
+extractor shared by policies and discriminators, and the GAIL discriminator.
+
+The env returns images as ``uint8`` HWC (``image_format="hwc_uint8"``); SB3's convolutions
+want CHW. :class:`ObservationAdapter` transposes them, in exactly the same way for the
+env (a VecEnv wrapper) and for the demonstrations (the trajectories' arrays), so a policy
+trained on demos sees what the env gives. For `imitation`'s GAIL, which only takes array
+observations, it can also pack a ``Dict`` observation into one float vector (images
+scaled to [0, 1]); :class:`SensorExtractor` unpacks it again.
+
+:class:`SensorExtractor` handles every sensor the env supports: vectors and rank-2
+buffers are flattened (and standardized with the demos' statistics when asked), images go
+through a CNN: NatureCNN's layers for images of at least 36 x 36 pixels, a smaller
+stride-1 CNN below that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from imitation.rewards.reward_nets import RewardNet
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from torch import nn
+
+#: Images with a smaller side than this use the small CNN (NatureCNN's kernels need it).
+NATURE_CNN_MIN_SIZE = 36
+#: Width of the features each image's CNN produces.
+CNN_FEATURES = 256
+#: Key of the single sensor when the observation is not a Dict.
+SINGLE_KEY = "obs"
+
+Normalization = Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _is_env_image(space: spaces.Space) -> bool:
+    """A ``uint8`` rank-3 Box: an image the env returns as HWC."""
+    return isinstance(space, spaces.Box) and len(space.shape) == 3 and space.dtype == np.uint8
+
+
+def _sensor_spaces(space: spaces.Space) -> OrderedDict[str, spaces.Box]:
+    if isinstance(space, spaces.Dict):
+        return OrderedDict(space.spaces)
+    if not isinstance(space, spaces.Box):
+        raise TypeError(f"observation space {space} is neither a Box nor a Dict of Boxes")
+    return OrderedDict([(SINGLE_KEY, space)])
+
+
+@dataclasses.dataclass(frozen=True)
+class SensorLayout:
+    """One sensor's place in a packed observation vector.
+
+    Attributes:
+        key: the sensor's key in the env's Dict observation.
+        shape: its shape as the policy sees it (CHW for images).
+        is_image: whether it is an image (packed already scaled to [0, 1]).
+    """
+
+    key: str
+    shape: tuple[int, ...]
+    is_image: bool
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+class ObservationAdapter:
+    """Turns env observations into policy observations: HWC ``uint8`` images to CHW, and,
+    with ``pack``, a Dict observation into one ``float32`` vector.
+
+    Args:
+        env_space: the env's observation space (a Box or a Dict of Boxes).
+        pack: pack a Dict observation into one vector (for `imitation`'s GAIL); ignored
+            for a Box.
+    """
+
+    def __init__(self, env_space: spaces.Space, *, pack: bool = False) -> None:
+        self.env_space = env_space
+        self.pack = pack and isinstance(env_space, spaces.Dict)
+        sensors = _sensor_spaces(env_space)
+        transposed = OrderedDict((k, self._transpose_space(s)) for k, s in sensors.items())
+        self.layout: tuple[SensorLayout, ...] = tuple(SensorLayout(k, s.shape, _is_env_image(sensors[k])) for k, s in transposed.items())
+        if self.pack:
+            total = sum(part.size for part in self.layout)
+            self.space: spaces.Space = spaces.Box(-np.inf, np.inf, (total,), np.float32)
+        elif isinstance(env_space, spaces.Dict):
+            self.space = spaces.Dict(transposed)
+        else:
+            self.space = transposed[SINGLE_KEY]
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether policy observations are the env's unchanged (no image, no packing)."""
+        return not self.pack and not any(part.is_image for part in self.layout)
+
+    @staticmethod
+    def _transpose_space(space: spaces.Box) -> spaces.Box:
+        if not _is_env_image(space):
+            return space
+        h, w, c = space.shape
+        return spaces.Box(0, 255, (c, h, w), np.uint8)
+
+    def __call__(self, obs: Any) -> Any:
+        """A batch of env observations (array, mapping of arrays, or `imitation` ``DictObs``)
+        as policy observations."""
+        from imitation.data import types
+
+        is_dictobs = isinstance(obs, types.DictObs)
+        parts = obs.unwrap() if is_dictobs else obs
+        if not isinstance(parts, Mapping):
+            parts = {SINGLE_KEY: parts}
+        out = OrderedDict()
+        for part in self.layout:
+            value = np.asarray(parts[part.key])
+            if part.is_image:
+                value = np.ascontiguousarray(np.moveaxis(value, -1, -3))
+            out[part.key] = value
+        if self.pack:
+            n = len(out[self.layout[0].key])
+            pieces = [(v.astype(np.float32) / 255.0 if p.is_image else v.astype(np.float32)).reshape(n, -1) for p, v in zip(self.layout, out.values())]
+            return np.concatenate(pieces, axis=1)
+        if not isinstance(self.env_space, spaces.Dict):
+            return out[SINGLE_KEY]
+        return types.DictObs(dict(out)) if is_dictobs else out
+
+    def trajectories(self, trajectories: Sequence[Any]) -> list[Any]:
+        """`imitation` trajectories with their observations adapted."""
+        return [dataclasses.replace(t, obs=self(t.obs)) for t in trajectories]
+
+    def wrap(self, venv: VecEnv) -> VecEnv:
+        """``venv`` returning policy observations (itself when nothing changes)."""
+        return venv if self.is_identity else _AdaptedVecEnv(venv, self)
+
+
+class _AdaptedVecEnv(VecEnvWrapper):
+    """A VecEnv whose observations (and terminal observations in infos) go through an adapter."""
+
+    def __init__(self, venv: VecEnv, adapter: ObservationAdapter) -> None:
+        super().__init__(venv, observation_space=adapter.space)
+        self.adapter = adapter
+
+    def reset(self) -> Any:
+        return self.adapter(self.venv.reset())
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for info in infos:
+            if "terminal_observation" in info:
+                single = info["terminal_observation"]
+                batch = {k: np.asarray(v)[None] for k, v in single.items()} if isinstance(single, Mapping) else np.asarray(single)[None]
+                adapted = self.adapter(batch)
+                info["terminal_observation"] = {k: v[0] for k, v in adapted.items()} if isinstance(adapted, Mapping) else adapted[0]
+        return self.adapter(obs), rewards, dones, infos
+
+
+def observation_statistics(trajectories: Sequence[Any], env_space: spaces.Space) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean and standard deviation of every non-image sensor over the demos' observations
+    (standard deviations below 1e-6 become 1: such inputs are left unscaled)."""
+    from imitation.data import types
+
+    stats = {}
+    for key, space in _sensor_spaces(env_space).items():
+        if _is_env_image(space):
+            continue
+        arrays = [t.obs.get(key) if isinstance(t.obs, types.DictObs) else t.obs for t in trajectories]
+        values = np.concatenate(arrays).astype(np.float64)
+        std = values.std(axis=0)
+        stats[key] = (values.mean(axis=0).astype(np.float32), np.where(std < 1e-6, 1.0, std).astype(np.float32))
+    return stats
+
+
+def _cnn(shape: tuple[int, ...]) -> nn.Module:
+    """A CNN for CHW images ending in :data:`CNN_FEATURES` features."""
+    channels, height, width = shape
+    if min(height, width) >= NATURE_CNN_MIN_SIZE:
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, 32, kernel_size=8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),
+        ]  # fmt: skip
+    else:
+        layers = [
+            nn.Conv2d(channels, 16, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 32, kernel_size=3, padding=1), nn.ReLU(),
+        ]  # fmt: skip
+    convolutions = nn.Sequential(*layers, nn.Flatten())
+    with th.no_grad():
+        flat = convolutions(th.zeros(1, *shape)).shape[1]
+    return nn.Sequential(convolutions, nn.Linear(flat, CNN_FEATURES), nn.ReLU())
+
+
+class SensorExtractor(BaseFeaturesExtractor):
+    """Features of every sensor, concatenated: a CNN per image, the flattened (optionally
+    standardized) values of every other sensor.
+
+    Args:
+        observation_space: the policy's observation space (a Box, a Dict, or the packed
+            vector of :class:`ObservationAdapter`).
+        layout: the sensors of a packed vector (None when not packed).
+        normalization: sensor key -> (mean, std) of non-image sensors to standardize.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        layout: Sequence[SensorLayout] | None = None,
+        normalization: Normalization | None = None,
+    ) -> None:
+        self.packed = layout is not None
+        if layout is None:
+            sensors = _sensor_spaces(observation_space)
+            layout = [SensorLayout(k, s.shape, len(s.shape) == 3 and s.dtype == np.uint8) for k, s in sensors.items()]
+        self.layout = tuple(layout)
+        sizes = [CNN_FEATURES if part.is_image else part.size for part in self.layout]
+        super().__init__(observation_space, features_dim=int(sum(sizes)))
+        self.encoders = nn.ModuleDict({str(i): _cnn(part.shape) for i, part in enumerate(self.layout) if part.is_image})
+        normalization = dict(normalization or {})
+        for i, part in enumerate(self.layout):
+            if part.key in normalization and not part.is_image:
+                mean, std = normalization[part.key]
+                self.register_buffer(f"mean_{i}", th.as_tensor(np.asarray(mean, np.float32).reshape(-1)))
+                self.register_buffer(f"std_{i}", th.as_tensor(np.asarray(std, np.float32).reshape(-1)))
+
+    def _parts(self, observations: th.Tensor | Mapping[str, th.Tensor]) -> list[th.Tensor]:
+        if isinstance(observations, Mapping):
+            return [observations[part.key] for part in self.layout]
+        if not self.packed:
+            return [observations]
+        n = observations.shape[0]
+        pieces = th.split(observations, [part.size for part in self.layout], dim=1)
+        return [piece.reshape(n, *part.shape) for piece, part in zip(pieces, self.layout)]
+
+    def forward(self, observations: th.Tensor | Mapping[str, th.Tensor]) -> th.Tensor:
+        features = []
+        for i, (part, value) in enumerate(zip(self.layout, self._parts(observations))):
+            if part.is_image:
+                features.append(self.encoders[str(i)](value.float()))
+                continue
+            flat = value.float().reshape(value.shape[0], -1)
+            if hasattr(self, f"mean_{i}"):
+                flat = (flat - getattr(self, f"mean_{i}")) / getattr(self, f"std_{i}")
+            features.append(flat)
+        return th.cat(features, dim=1)
+
+
+def extractor_kwargs(adapter: ObservationAdapter, normalization: Normalization | None) -> dict[str, Any]:
+    """``features_extractor_class`` and ``features_extractor_kwargs`` for SB3 policies."""
+    return {
+        "features_extractor_class": SensorExtractor,
+        "features_extractor_kwargs": {"layout": list(adapter.layout) if adapter.pack else None, "normalization": dict(normalization or {})},
+    }
+
+
+def _mlp(sizes: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
+class SensorRewardNet(RewardNet):
+    """The GAIL discriminator: :class:`SensorExtractor` features of the observation and the
+    (one-hot, for discrete) action through an MLP to one logit.
+
+    Args:
+        adapter: how the env's observations reach the network.
+        action_space: the env's action space.
+        hidden: hidden layer sizes of the MLP.
+        normalization: see :class:`SensorExtractor`.
+    """
+
+    def __init__(self, adapter: ObservationAdapter, action_space: spaces.Space, *, hidden: Sequence[int], normalization: Normalization | None = None) -> None:
+        super().__init__(adapter.space, action_space, normalize_images=True)
+        self.extractor = SensorExtractor(adapter.space, **extractor_kwargs(adapter, normalization)["features_extractor_kwargs"])
+        self.mlp = _mlp([self.extractor.features_dim + get_flattened_obs_dim(action_space), *hidden, 1])
+
+    def forward(self, state: Any, action: th.Tensor, next_state: Any, done: th.Tensor) -> th.Tensor:
+        features = self.extractor(state)
+        return self.mlp(th.cat([features, action.float().reshape(action.shape[0], -1)], dim=1)).squeeze(1)
+
+
+__all__ = [
+    "CNN_FEATURES",
+    "NATURE_CNN_MIN_SIZE",
+    "ObservationAdapter",
+    "SensorExtractor",
+    "SensorLayout",
+    "extractor_kwargs",
+    "SensorRewardNet",
+    "observation_statistics",
+]
