@@ -2,22 +2,29 @@
 
 For each file (the largest real Unity recordings, when ``../shared/real-demos`` exists
 beside the checkout or ``--real-demos`` points at them, and a generated 100k-step file
-with the sensors of the largest one) it prints, as medians over interleaved rounds (the
-measurements alternate, so a busy machine slows them alike):
+with the sensors of the largest one) it prints medians over interleaved rounds: the
+methods alternate, so a busy machine slows them alike, and each timing follows an untimed
+call of the same method, so every method (the baselines too) runs with a warm allocator
+rather than right after another method's garbage, and lasts at least a quarter second
+(``--cold`` times single first calls instead):
 
 * raw parse: protobuf's ``ParseFromString`` of every record, given the record bytes
-  already cut out of the file (the floor any protobuf-based reader pays); and the same
-  with framing (reading each length prefix with protobuf's varint decoder), which is what
-  a plain protobuf loop over the file costs;
-* ``read_demo``: the whole file into numpy arrays (observations decoded as the env
-  returns them), and its ratio to both raw rates (aim: >= 0.5 of the parse-only rate);
-* ``iter_batches`` (streaming chunks of arrays) and ``iter_records`` (one record at a time).
+  already read and cut out of the file (no I/O, framing excluded: the floor any
+  protobuf-based reader pays); and raw frame+parse, the same with framing (each length
+  prefix read with protobuf's varint decoder), what a plain protobuf loop over the file
+  costs once the file is in memory;
+* parse+codec: the raw parse plus decoding every observation with the live env's codec,
+  what a protobuf loop producing the same arrays pays (images: PNG or float decoding);
+* ``read_demo`` (the whole file into numpy arrays), ``iter_batches`` (streaming chunks of
+  arrays) and ``iter_records`` (one record at a time), and the ratios of ``read_demo`` and
+  ``iter_batches`` to the raw parse (aim: >= 0.5; images are decoded by the reader but not
+  by the raw parse, so image files cannot reach it).
 
-Then the peak traced memory (tracemalloc) of streaming and of loading the generated file
-and of a generated file ten times smaller: streaming stays flat while loading grows with
-the file.
+Then the peak traced memory (tracemalloc) of streaming and of loading two generated files
+of different sizes, both larger than the reader's buffer: streaming stays flat while
+loading grows with the file.
 
-Run: ``python benchmarks/bench_demo.py [--steps 100000] [--rounds 3]`` (about a minute).
+Run: ``python benchmarks/bench_demo.py [--steps 100000] [--rounds 3]`` (one to two minutes).
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ from pathlib import Path
 
 import numpy as np
 from google.protobuf.internal.decoder import _DecodeVarint32
+from google.protobuf.message import Message
 
 from gym_unity_il.demo import DemoReader, DemoWriter, iter_records, read_demo
+from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.proto import legacy_pb2 as lpb
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec
@@ -79,16 +88,26 @@ def record_slices(path: Path) -> tuple[bytes, list[tuple[int, int]], type]:
     return data, spans, lpb.AgentInfoProto if reader.era.legacy_records else pb.AgentInfoActionPairProto
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def timed(fn: Callable[[], object], warm: bool, least: float = 0.25) -> float:
+    """Seconds per call of ``fn``: after an untimed call, the mean of back-to-back calls over
+    at least ``least`` seconds (so that a small file is not timed by one time slice); without
+    ``warm``, one first call."""
+    if warm:
+        fn()
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if not warm or elapsed >= least:
+            return elapsed / calls
 
 
-def bench_file(path: Path, rounds: int) -> None:
+def bench_file(path: Path, rounds: int, warm: bool) -> None:
     data, spans, message = record_slices(path)
     view = memoryview(data)
-    first = DemoReader(path).records_offset
+    reader = DemoReader(path)
+    first, specs = reader.records_offset, reader.behavior_spec.observation_specs
 
     def parse_only() -> None:
         for a, b in spans:
@@ -101,9 +120,17 @@ def bench_file(path: Path, rounds: int) -> None:
             message().ParseFromString(view[pos : pos + n])
             pos += n
 
+    def parse_and_decode() -> None:
+        for a, b in spans:
+            record = message()
+            record.ParseFromString(view[a:b])
+            for proto, spec in zip(observation_protos(record, specs), specs):
+                codec.decode_observation(proto, spec)
+
     runs: dict[str, Callable[[], object]] = {
         "raw parse": parse_only,
         "raw frame+parse": frame_and_parse,
+        "parse+codec": parse_and_decode,
         "read_demo": lambda: read_demo(path),
         "iter_batches": lambda: sum(len(c) for c in DemoReader(path).iter_batches()),
         "iter_records": lambda: sum(1 for _ in iter_records(path)),
@@ -111,14 +138,25 @@ def bench_file(path: Path, rounds: int) -> None:
     times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(rounds):
         for name, fn in runs.items():
-            times[name].append(timed(fn))
+            times[name].append(timed(fn, warm))
     steps, megabytes = len(spans), len(data) / 1e6
     median = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\n{path.name}: {steps} steps, {megabytes:.1f} MB")
+    images = sum(o.is_visual for o in specs)
+    print(f"\n{path.name}: {steps} steps, {megabytes:.1f} MB" + (f", {images} image sensor(s) decoded per record" if images else ""))
     for name, t in median.items():
         print(f"  {name:16s} {steps / t:12,.0f} steps/s {megabytes / t:9.1f} MB/s")
-    print(f"  read_demo / raw parse       {median['raw parse'] / median['read_demo']:.2f}")
-    print(f"  read_demo / raw frame+parse {median['raw frame+parse'] / median['read_demo']:.2f}")
+    for name in ("read_demo", "iter_batches"):
+        ratios = median["raw parse"] / median[name], median["raw frame+parse"] / median[name]
+        print(f"  {name + ' / raw parse':30s} {ratios[0]:.2f}   (/ raw frame+parse {ratios[1]:.2f})")
+
+
+def observation_protos(record: Message, specs: tuple[ObservationSpec, ...]) -> list[pb.ObservationProto]:
+    """The ObservationProtos of a parsed record (0.6-0.11 records: PNG images, then the stacked vector)."""
+    if isinstance(record, pb.AgentInfoActionPairProto):
+        return list(record.agent_info.observations)
+    images = [pb.ObservationProto(compression_type=pb.PNG, compressed_data=png) for png in record.visual_observations]
+    vector = pb.ObservationProto(float_data=pb.ObservationProto.FloatData(data=record.stacked_vector_observation))
+    return images + [vector] * (len(specs) - len(images))
 
 
 def peak_mb(fn: Callable[[], object]) -> float:
@@ -130,7 +168,7 @@ def peak_mb(fn: Callable[[], object]) -> float:
         tracemalloc.stop()
 
 
-def bench_memory(big: Path, small: Path) -> None:
+def bench_memory(small: Path, big: Path) -> None:
     print("\npeak traced memory (MB)")
     for path in (small, big):
         stream = peak_mb(lambda: sum(len(c) for c in DemoReader(path).iter_batches()))
@@ -143,18 +181,26 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000, help="records in the generated file")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per file (medians are printed)")
     parser.add_argument("--real-demos", type=Path, default=DEFAULT_REAL, help="folder of real Unity .demo files")
+    parser.add_argument("--cold", action="store_true", help="time each method right after the others, without an untimed call first")
     args = parser.parse_args()
+    print("raw parse: ParseFromString of each record, the file already in memory and cut into records (no I/O, no framing)")
+    print("raw frame+parse: the same with framing (protobuf's varint decoder reads each length prefix)")
+    print("parse+codec: raw parse, then every observation decoded with the live env's codec")
+    print("read_demo, iter_batches, iter_records: open and read the file themselves")
+    warm = not args.cold
+    how = "each timing: an untimed call, then back-to-back calls for 0.25 s or more" if warm else "each timing: one cold call"
+    print(f"medians of {args.rounds} interleaved rounds; {how}")
     for name in REAL_FILES:
         if (args.real_demos / name).is_file():
-            bench_file(args.real_demos / name, args.rounds)
+            bench_file(args.real_demos / name, args.rounds, warm)
     with tempfile.TemporaryDirectory() as tmp:
-        big, small = Path(tmp) / f"generated_{args.steps}.demo", Path(tmp) / f"generated_{args.steps // 10}.demo"
+        big, small = Path(tmp) / f"generated_{args.steps}.demo", Path(tmp) / f"generated_{args.steps // 4}.demo"
         start = time.perf_counter()
         generate(big, args.steps)
-        generate(small, args.steps // 10)
-        print(f"\n(generated {args.steps} + {args.steps // 10} records with DemoWriter in {time.perf_counter() - start:.1f} s)")
-        bench_file(big, args.rounds)
-        bench_memory(big, small)
+        generate(small, args.steps // 4)
+        print(f"\n(generated {args.steps} + {args.steps // 4} records with DemoWriter in {time.perf_counter() - start:.1f} s)")
+        bench_file(big, args.rounds, warm)
+        bench_memory(small, big)
 
 
 if __name__ == "__main__":

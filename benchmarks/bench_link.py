@@ -1,18 +1,25 @@
 """Env steps per second over the live link, against a bare gRPC ping-pong measured in the same run.
 
-Prints, as medians over interleaved rounds (the two measurements alternate, so a busy
-machine slows both alike):
+What is measured: ``UnityILEnv.step`` calls per second (action in, observation out; resets
+not counted) in this process, driving a scene served from its own process over the real
+gRPC protocol, next to the round trips per second of a bare gRPC ping-pong between two
+processes exchanging the very same message bytes. Figures are medians over interleaved
+rounds (the measurements alternate, so a busy machine slows them alike):
 
-* ping-pong: a bare gRPC client process calling a bare server that answers at once, with
-  the bytes of one real step (Unity's message with one agent and 8 floats; the answer with
-  2 continuous actions). No env, no session, no scene: the floor the gRPC stack sets.
-* env: ``UnityILEnv`` on the built-in scene ``ball`` (one agent, 8 floats in, 2 continuous
-  actions out), counting ``env.step`` calls, and its ratio to the ping-pong (aim: >= 0.8).
-* the same two with every process pinned to one core (Linux), where the round trip does
-  not pay for waking threads across cores;
-* images: ``UnityILEnv`` on the scene ``grid`` with 84x84x3 PNG observations.
+* ping-pong: a bare client process calling a bare server that answers at once with a
+  prebuilt message: no env, no session, no scene. The floor the gRPC stack sets.
+* link: the env on ``LinkScene`` (below), which sends the ball scene's messages (one agent,
+  8 floats in, 2 continuous actions out) but simulates nothing, so the figure is the cost of
+  the link itself: env, session, codec, server hand-off and the player process. Its ratio to
+  the ping-pong is the figure of merit (aim: >= 0.8).
+* ball: the env on the built-in scene ``ball`` with one agent: the same messages plus the
+  scene's physics.
+* the three again with every process pinned to one core (Linux), where a round trip does
+  not pay for waking threads on the other core;
+* images: the env on the scene ``grid`` with 84x84x3 PNG observations, against a ping-pong
+  of the same message sizes.
 
-Run: ``python benchmarks/bench_link.py [--steps N] [--rounds R]`` (about half a minute).
+Run: ``python benchmarks/bench_link.py [--steps N] [--rounds R]`` (about a minute).
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent import futures
+from functools import partial
 
 import grpc
 import numpy as np
@@ -33,26 +42,72 @@ from gym_unity_il.link import codec
 from gym_unity_il.link.launcher import environment_with_import_path
 from gym_unity_il.link.server import EXCHANGE_PATH, METHOD_NAME, SERVICE_NAME
 from gym_unity_il.proto import communicator_pb2 as pb
-from gym_unity_il.spec import ObservationSpec
+from gym_unity_il.scenes import make_scene
+from gym_unity_il.scenes.base import AgentBatch, Scene
+from gym_unity_il.scenes.player import wire_observation_spec
+from gym_unity_il.spec import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec
 
-BEHAVIOR = "3DBall?team=0"
+BALL_BEHAVIOR = "3DBall?team=0"
+BALL_SPEC = BehaviorSpec(
+    BALL_BEHAVIOR, (ObservationSpec((8,), (DimensionProperty.NONE,), name="VectorSensor_size8"),), ActionSpec.create_continuous(2)
+)
+#: The minimal scene, as the scene process imports it (this file's folder is on its import path).
+LINK_SCENE = "bench_link:LinkScene"
 
 
-def step_messages() -> tuple[pb.UnityMessageProto, pb.UnityMessageProto]:
-    """One ball step: Unity's message (one agent, 8 floats) and the trainer's answer (2 actions)."""
+class LinkScene(Scene):
+    """The ball scene's messages without its physics: one agent with a constant 8-float
+    observation and reward 0.1; actions are received and dropped; episodes never end."""
+
+    name = "link"
+
+    def __init__(self, *, num_agents: int = 1, seed: int = 0) -> None:
+        n = num_agents
+        self._batch = AgentBatch(
+            agent_ids=np.arange(n, dtype=np.int32),
+            observations=[np.tile(np.linspace(-1, 1, 8, dtype=np.float32), (n, 1))],
+            rewards=np.full(n, 0.1, np.float32),
+            done=np.zeros(n, bool),
+            max_step_reached=np.zeros(n, bool),
+        )
+
+    def behavior_specs(self) -> dict[str, BehaviorSpec]:
+        return {BALL_BEHAVIOR: BALL_SPEC}
+
+    def reset(self) -> None:
+        pass
+
+    def observe(self) -> dict[str, AgentBatch]:
+        return {BALL_BEHAVIOR: self._batch}
+
+    def act(self, actions: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        pass
+
+
+def step_messages(kind: str) -> tuple[pb.UnityMessageProto, pb.UnityMessageProto]:
+    """One step of the ``"ball"`` or ``"grid"`` scene: Unity's message (one agent) and the trainer's answer."""
     request = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
-    info = request.unity_output.rl_output.agentInfos[BEHAVIOR].value.add(id=0, reward=0.1)
-    spec = ObservationSpec((8,), (1,), name="VectorSensor_size8")
-    info.observations.append(codec.encode_observation(np.linspace(-1, 1, 8, dtype=np.float32), spec))
     answer = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
-    answer.unity_input.rl_input.agent_actions[BEHAVIOR].CopyFrom(codec.encode_actions(np.array([[0.3, -0.7]], np.float32), np.zeros((1, 0), np.int32)))
+    if kind == "ball":
+        name, observations = BALL_BEHAVIOR, [np.linspace(-1, 1, 8, dtype=np.float32)]
+        specs = BALL_SPEC.observation_specs
+        actions = codec.encode_actions(np.array([[0.3, -0.7]], np.float32), np.zeros((1, 0), np.int32))
+    else:
+        scene = make_scene("grid", num_agents=1, camera_height=84, camera_width=84)
+        (name, spec), batch = next(iter(scene.behavior_specs().items())), next(iter(scene.observe().values()))
+        specs = tuple(wire_observation_spec(o, channels_first=True) for o in spec.observation_specs)
+        observations = [o[0] for o in batch.observations]
+        actions = codec.encode_actions(np.zeros((1, 0), np.float32), np.array([[2]], np.int32))
+    info = request.unity_output.rl_output.agentInfos[name].value.add(id=0, reward=0.1)
+    info.observations.extend(codec.encode_observation(values, spec) for values, spec in zip(observations, specs))
+    answer.unity_input.rl_input.agent_actions[name].CopyFrom(actions)
     return request, answer
 
 
-def ping_client(port: int) -> None:
+def ping_client(port: int, kind: str) -> None:
     """The client half of the ping-pong, in its own process like a Unity player: for each
     number N read from stdin, makes N calls and then prints a line."""
-    request, _ = step_messages()
+    request, _ = step_messages(kind)
     channel = grpc.insecure_channel(f"localhost:{port}")
     call = channel.unary_unary(
         EXCHANGE_PATH, request_serializer=pb.UnityMessageProto.SerializeToString, response_deserializer=pb.UnityMessageProto.FromString
@@ -66,10 +121,10 @@ def ping_client(port: int) -> None:
 
 
 class PingPong:
-    """A bare server answering at once, and its client process."""
+    """A bare server answering at once, and its client process, exchanging the messages of ``kind``."""
 
-    def __init__(self) -> None:
-        _, answer = step_messages()
+    def __init__(self, kind: str) -> None:
+        _, answer = step_messages(kind)
         handler = grpc.unary_unary_rpc_method_handler(
             lambda request, context: answer,
             request_deserializer=pb.UnityMessageProto.FromString,
@@ -80,7 +135,7 @@ class PingPong:
         port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
         self.client = subprocess.Popen(
-            [sys.executable, __file__, "--ping-client", str(port)],
+            [sys.executable, __file__, "--ping-client", str(port), "--kind", kind],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -102,7 +157,7 @@ class PingPong:
 
 
 def env_rate(env: UnityILEnv, steps: int) -> float:
-    """``env.step`` calls per second with random actions (resets not counted)."""
+    """``env.step`` calls per second with random actions (action sampling and resets not counted)."""
     elapsed = 0.0
     for _ in range(steps):
         action = env.action_space.sample()
@@ -114,24 +169,54 @@ def env_rate(env: UnityILEnv, steps: int) -> float:
     return steps / elapsed
 
 
-def compare(steps: int, rounds: int, label: str) -> None:
-    """Interleaved rounds of ping-pong and env steps; prints the medians and their ratio."""
-    ping = PingPong()
-    env = UnityILEnv(seed=0)
+def interleaved(measures: dict[str, Callable[[int], float]], steps: int, rounds: int) -> dict[str, float]:
+    """The median of each measurement (a function of the number of steps returning a rate) over
+    ``rounds`` rounds in which the measurements take turns, after a warm-up."""
+    for measure in measures.values():
+        measure(100)
+    runs: dict[str, list[float]] = {label: [] for label in measures}
+    for _ in range(rounds):
+        for label, measure in measures.items():
+            runs[label].append(measure(steps))
+    return {label: statistics.median(values) for label, values in runs.items()}
+
+
+def make_env(scene: str, **scene_kwargs: object) -> UnityILEnv:
+    env = UnityILEnv(scene=scene, scene_kwargs=scene_kwargs, seed=0)
     env.action_space.seed(0)
+    env.reset(seed=0)
+    return env
+
+
+def compare_vector(steps: int, rounds: int, label: str) -> None:
+    """Ping-pong, link and ball, interleaved; prints the medians and the ratios."""
+    ping, link, ball = PingPong("ball"), make_env(LINK_SCENE), make_env("ball")
     try:
-        env.reset(seed=0)
-        ping.rate(100)  # warm up both
-        env_rate(env, 100)
-        pongs, envs = [], []
-        for _ in range(rounds):
-            pongs.append(ping.rate(steps))
-            envs.append(env_rate(env, steps))
+        rate = interleaved({"ping": ping.rate, "link": partial(env_rate, link), "ball": partial(env_rate, ball)}, steps, rounds)
     finally:
-        env.close()
+        link.close()
+        ball.close()
         ping.close()
-    pong, step = statistics.median(pongs), statistics.median(envs)
-    print(f"{label}: bare gRPC ping-pong {pong:6.0f} round trips/s | env (ball) {step:6.0f} steps/s | ratio {step / pong:4.2f} (aim >= 0.8)")
+    pong = rate["ping"]
+    print(
+        f"{label}: ping-pong {pong:5.0f} round trips/s | link {rate['link']:5.0f} steps/s, ratio {rate['link'] / pong:4.2f} "
+        f"(aim >= 0.8) | ball {rate['ball']:5.0f} steps/s, ratio {rate['ball'] / pong:4.2f}"
+    )
+
+
+def compare_images(steps: int, rounds: int) -> None:
+    """Ping-pong with the grid scene's message sizes against the env on the grid scene."""
+    ping, grid = PingPong("grid"), make_env("grid", camera_height=84, camera_width=84)
+    try:
+        rate = interleaved({"ping": ping.rate, "grid": partial(env_rate, grid)}, steps, rounds)
+    finally:
+        grid.close()
+        ping.close()
+    request, answer = step_messages("grid")
+    print(
+        f"images (grid, 84x84x3 PNG; {request.ByteSize()} B / {answer.ByteSize()} B per step): ping-pong {rate['ping']:5.0f} "
+        f"round trips/s | env {rate['grid']:5.0f} steps/s, ratio {rate['grid'] / rate['ping']:4.2f}"
+    )
 
 
 def main() -> None:
@@ -139,26 +224,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500, help="round trips per round")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per comparison")
     parser.add_argument("--ping-client", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="ball", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ping_client is not None:
-        ping_client(args.ping_client)
+        ping_client(args.ping_client, args.kind)
         return
-    request, answer = step_messages()
-    print(f"one step: Unity -> trainer {request.ByteSize()} B, trainer -> Unity {answer.ByteSize()} B; {os.cpu_count()} CPUs")
-    compare(args.steps, args.rounds, "all cores       ")
+    request, answer = step_messages("ball")
+    print(
+        "Measured: UnityILEnv.step calls/s in this process, driving a scene in its own process over gRPC, and round trips/s\n"
+        "of a bare gRPC ping-pong between two processes exchanging the same bytes; medians of "
+        f"{args.rounds} interleaved rounds of {args.steps}; {os.cpu_count()} CPUs.\n"
+        f"  link: a scene that sends the ball scene's messages (one agent, 8 floats in, 2 continuous actions out; Unity -> trainer\n"
+        f"        {request.ByteSize()} B, trainer -> Unity {answer.ByteSize()} B) and simulates nothing: the cost of the link itself (aim: ratio >= 0.8)\n"
+        "  ball: the built-in scene ball with one agent: the same messages plus its physics"
+    )
+    compare_vector(args.steps, args.rounds, "all cores     ")
     if hasattr(os, "sched_setaffinity"):
         allowed = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(allowed)})  # children started from now on inherit it
-        compare(args.steps, args.rounds, "pinned, 1 core  ")
+        compare_vector(args.steps, args.rounds, "pinned, 1 core")
         os.sched_setaffinity(0, allowed)
-    env = UnityILEnv(scene="grid", scene_kwargs={"camera_height": 84, "camera_width": 84}, seed=0)
-    env.action_space.seed(0)
-    try:
-        env.reset(seed=0)
-        rate = env_rate(env, args.steps * 2)
-    finally:
-        env.close()
-    print(f"images: env (grid, 84x84x3 PNG observations) {rate:6.0f} steps/s")
+    compare_images(args.steps, max(3, args.rounds // 2))
 
 
 if __name__ == "__main__":

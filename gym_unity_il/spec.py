@@ -223,7 +223,7 @@ class ActionSpec:
         if disc.size and (disc.dtype.kind == "f" and not np.all(np.mod(disc, 1) == 0)):
             raise ValueError(f"discrete action must hold whole numbers, got {disc}")
         disc = disc.astype(np.int32)
-        if np.any(disc < 0) or np.any(disc >= np.array(self.discrete_branches, dtype=np.int64)):
+        if disc.size and (np.any(disc < 0) or np.any(disc >= np.array(self.discrete_branches, dtype=np.int64))):
             raise ValueError(f"discrete action {disc.tolist()} outside branch sizes {self.discrete_branches}")
         return cont, disc
 

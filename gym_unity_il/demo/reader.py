@@ -29,7 +29,7 @@ Every stored action is kept as Unity wrote it: in record *t*, the action execute
 *before* observation *t* (the one that led to it). :mod:`gym_unity_il.demo.convert`
 pairs observation *t* with record *t+1*'s stored action.
 
-Reading streams: :meth:`DemoReader.iter_batches` and :func:`iter_records` hold one chunk
+Reading streams: :meth:`DemoReader.iter_batches` and :func:`iter_records` hold a few MB
 of the file at a time, whatever its size; :func:`read_demo` loads everything.
 """
 
@@ -58,11 +58,11 @@ from gym_unity_il.spec import BehaviorSpec, ImageFormat, ObservationSpec, check_
 BRAIN_OFFSET = 33
 #: Versions of the demonstration format accepted (Unity writes 1; mlagents also accepts 0).
 SUPPORTED_API_VERSIONS = (0, 1)
-#: Records decoded together by default when streaming (fewer when their arrays would
-#: exceed ``_BATCH_BYTES``, e.g. for images).
+#: Records decoded together by default when streaming (fewer when their arrays, or their
+#: bytes in the file, would exceed ``_BATCH_BYTES``, e.g. for images).
 DEFAULT_BATCH = 4096
 _BATCH_BYTES = 32 << 20
-_CHUNK = 4 << 20
+_CHUNK = 4 << 20  # the file is read into a buffer of two chunks (more for a larger batch)
 _MAX_OBSERVATION_SIZE = 1 << 28
 _META_COPY_MAX = BRAIN_OFFSET
 _LFS_PREFIX = b"version https://git-lfs"
@@ -234,40 +234,59 @@ def _error(path: Path, where: str, what: str, fix: str = _FIX_CORRUPT) -> DemoFo
 
 
 class _Stream:
-    """Bytes of a file from a position, read in chunks: ``buf[pos:]`` is what is loaded."""
+    """Bytes of a file from a position, read in chunks into one reused numpy buffer (decoded
+    arrays never point into it): ``buf[pos:end]`` is loaded and not yet consumed."""
 
-    def __init__(self, f: BinaryIO, start: int, chunk: int = _CHUNK) -> None:
+    def __init__(self, f: BinaryIO, start: int, chunk: int) -> None:
         f.seek(start)
         self.f = f
         self.chunk = chunk
         self.size = os.fstat(f.fileno()).st_size
         self.base = start  # file offset of buf[0]
-        self.buf = b""
+        self.buf = np.empty(0, np.uint8)
         self.pos = 0
+        self.end = 0
+
+    @property
+    def data(self) -> memoryview:
+        """``buf`` as bytes (indexing gives Python ints)."""
+        return memoryview(self.buf)
 
     @property
     def eof(self) -> bool:
         """Whether the loaded bytes reach the end of the file."""
-        return self.base + len(self.buf) >= self.size
+        return self.base + self.end >= self.size
 
     @property
     def offset(self) -> int:
         """File offset of ``pos``."""
         return self.base + self.pos
 
+    @property
+    def left(self) -> int:
+        """Bytes of the file from ``pos`` on, loaded or not."""
+        return self.size - self.offset
+
     def fill(self, need: int) -> bool:
-        """Loads at least ``need`` bytes after ``pos`` if the file has them; returns whether it could."""
-        have = len(self.buf) - self.pos
+        """Loads at least ``need`` bytes after ``pos`` if the file has them, filling the buffer
+        (two chunks, or more when ``need`` is larger); returns whether it could."""
+        have = self.end - self.pos
         if have >= need:
             return True
-        if self.offset + need > self.size:
+        if need > self.left:
             return False
-        if not self.eof:
-            more = self.f.read(max(need - have, self.chunk))
-            self.buf = self.buf[self.pos :] + more
-            self.base += self.pos
-            self.pos = 0
-        return len(self.buf) - self.pos >= need
+        old = self.buf
+        if need > old.size:  # two chunks at least, even for a smaller file (its pages beyond are never touched)
+            self.buf = np.empty(max(need, 2 * self.chunk), np.uint8)
+        size = min(self.buf.size, self.left)
+        self.buf[:have] = old[self.pos : self.end]  # numpy moves overlapping 1-d ranges correctly
+        self.base += self.pos
+        self.pos, self.end = 0, have
+        while self.end < size and (got := self.f.readinto(self.data[self.end : size])):
+            self.end += got
+        if self.end < size:  # the file got shorter since it was opened: it ends here
+            self.size = self.base + self.end
+        return self.end >= need
 
     def take(self, length: int, payload: int) -> bytes | None:
         """The ``length`` bytes from ``buf[payload]`` (loading them if needed), moving ``pos``
@@ -277,7 +296,7 @@ class _Stream:
             return None
         start = self.pos + skip
         self.pos = start + length
-        return self.buf[start : self.pos]
+        return self.buf[start : self.pos].tobytes()
 
     def next_length(self) -> tuple[int, int] | None:
         """The record length at ``pos`` and its payload offset in ``buf``; None at a clean end.
@@ -287,8 +306,8 @@ class _Stream:
         """
         if not self.fill(1):
             return None
-        self.fill(10)
-        return wire.read_varint(self.buf, self.pos, len(self.buf))
+        self.fill(min(10, self.left))
+        return wire.read_varint(self.data, self.pos, self.end)
 
 
 def _read_delimited(stream: _Stream, path: Path, what: str) -> bytes:
@@ -316,20 +335,24 @@ def _parse(message_type: type[_M], data: bytes, path: Path, where: str) -> _M:
 
 
 def _field_numbers(data: bytes) -> set[int]:
-    fields = wire.scan(np.frombuffer(data, np.uint8), np.array([0]), np.array([len(data)]))
-    return set(fields.num.tolist())
+    return {num for num, *_ in wire.fields_of(data)}
+
+
+def _last_message(fields: list[tuple[int, int, int, int]], num: int) -> tuple[int, int]:
+    """The payload range of the last length-delimited field ``num`` (protobuf keeps the last), else (0, 0)."""
+    return next(((start, end) for n, wt, start, end in reversed(fields) if n == num and wt == wire.LEN), (0, 0))
 
 
 def _is_pair(record: bytes) -> bool:
     """Whether a record is an ``AgentInfoActionPairProto`` (else a bare legacy AgentInfoProto):
     a pair holds only fields 1 (agent info) and 2 (action), both messages; a legacy record
     also holds its reward, id or stored action (fields 4-10), and its field 1 is packed floats."""
-    buf = np.frombuffer(record, np.uint8)
     try:
-        top = wire.scan(buf, np.array([0]), np.array([len(record)]))
-        if not np.all(((top.num == 1) | (top.num == 2)) & (top.wt == wire.LEN)):
+        top = wire.fields_of(record)
+        if not all(num in (1, 2) and wt == wire.LEN for num, wt, _, _ in top):
             return False
-        wire.scan(buf, *top.message(1))
+        start, end = _last_message(top, 1)
+        wire.fields_of(record[start:end])
     except wire.WireError:
         return False
     return True
@@ -352,9 +375,8 @@ def _detect_era(brain_fields: set[int], first: bytes | None) -> DemoEra:
     if 9 in brain_fields:
         return DemoEra.V1_7
     if first is not None:
-        top = wire.scan(np.frombuffer(first, np.uint8), np.array([0]), np.array([len(first)]))
-        start, end = top.message(2)
-        if start[0] < end[0] and _field_numbers(first[start[0] : end[0]]) & {6, 7}:
+        start, end = _last_message(wire.fields_of(first), 2)
+        if _field_numbers(first[start:end]) & {6, 7}:
             return DemoEra.V1_7
     return DemoEra.V0_12 if brain_fields & {1, 2} else DemoEra.V1_0
 
@@ -512,11 +534,11 @@ class DemoReader:
         """Byte offset of the first record (just after the brain parameters)."""
         return self._header.records_offset
 
-    def _decode(self, raw: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> records.RecordArrays:
+    def _decode(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> records.RecordArrays:
         header = self._header
         if header.meta.era.legacy_records:
-            return records.decode_legacy(buf, raw, starts, ends, header.spec, self.image_format, header.legacy_visual_field)
-        return records.decode_pairs(buf, raw, starts, ends, header.spec, self.image_format)
+            return records.decode_legacy(buf, starts, ends, header.spec, self.image_format, header.legacy_visual_field)
+        return records.decode_pairs(buf, starts, ends, header.spec, self.image_format)
 
     def iter_batches(self) -> Iterator[Demonstration]:
         """The records as consecutive :class:`Demonstration` chunks of up to ``batch_size`` records.
@@ -528,97 +550,65 @@ class DemoReader:
         header = self._header
         meta = header.meta
         expected = None if meta.interrupted else meta.number_steps
-        fmt = self.image_format
-        record_bytes = sum(math.prod(o.output_shape(fmt)) * o.output_dtype(fmt).itemsize for o in header.spec.observation_specs)
-        batch_size = max(1, min(self.batch_size, _BATCH_BYTES // max(record_bytes, 1)))
+        batch_size = self._batch_rows()
         with self.path.open("rb") as f:
-            stream = _Stream(f, header.records_offset)
+            stream = _Stream(f, header.records_offset, _CHUNK)
             index = 0
             while expected is None or index < expected:
                 want = batch_size if expected is None else min(batch_size, expected - index)
-                heads, last_end = self._frame(stream, want, index, expected)
-                if not heads:
+                starts, ends = self._frame(stream, want, index, expected)
+                if not starts.size:
                     break
-                buf = np.frombuffer(stream.buf, np.uint8)
-                positions = np.array(heads, np.int64)
-                ends = np.append(positions[1:], last_end)
-                _, starts = wire.read_varints(buf, positions, ends)
                 try:
-                    batch = self._decode(stream.buf, buf, starts, ends)
+                    batch = self._decode(stream.buf, starts, ends)
                 except records.RecordError as err:
                     raise _error(self.path, f"record {index + err.index} at byte offset {stream.base + err.pos}", err.what) from None
-                yield self._demonstration(batch, len(heads))
-                index += len(heads)
+                yield self._demonstration(batch, starts.size)
+                index += starts.size
             if expected is not None:
                 self._check_tail(stream)
 
-    def _frame(self, stream: _Stream, want: int, index: int, expected: int | None) -> tuple[list[int], int]:
-        """Finds up to ``want`` whole records in the loaded bytes, loading more when not even one
-        is there, and moves ``stream.pos`` past them. Returns the positions in ``stream.buf``
-        of their length prefixes (the loop touches only those bytes; the payloads are cut out
-        with numpy afterwards) and the end of the last one."""
-        heads: list[int] = []
-        last_end = stream.pos
-        while not heads:
-            buf, pos, size = stream.buf, stream.pos, len(stream.buf)
+    def _frame(self, stream: _Stream, want: int, index: int, expected: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Finds the next ``want`` records (fewer at the end of the records or once their bytes
+        pass ``_BATCH_BYTES``), loading the file as needed, and moves ``stream.pos`` past them.
+        Returns the ranges of their payloads in ``stream.buf``."""
+        stream.fill(min(stream.chunk // 2, stream.left))
+        while True:
             # An interrupted file may still end with the raw meta copy (Unity writes it before
-            # the meta at offset 0): look for it among the last bytes.
-            tail_zone = size - _META_COPY_MAX if expected is None and stream.eof else size + 1
-            count = 0
-            while count < want and pos < size:
-                if pos >= tail_zone and _is_meta_copy(buf[pos:], index + count):
-                    pos = size
-                    break
-                byte = buf[pos]
-                if byte < 0x80:
-                    nxt = pos + 1 + byte
-                elif pos + 1 < size and buf[pos + 1] < 0x80:
-                    nxt = pos + 2 + ((byte & 0x7F) | (buf[pos + 1] << 7))
-                else:
-                    try:
-                        length, payload = wire.read_varint(buf, pos, size)
-                    except wire.WireError as exc:
-                        if exc.what.startswith("truncated"):
-                            break
-                        where = f"record {index + count} at byte offset {stream.base + pos}"
-                        raise _error(self.path, where, f"bad length prefix ({exc.what})") from None
-                    nxt = payload + length
-                if nxt > size:
-                    break
-                heads.append(pos)
-                pos = last_end = nxt
-                count += 1
-            stream.pos = pos
-            if heads or pos >= size and stream.eof:
-                break
-            # Not even one whole record loaded: load more, or stop at the end of the file.
+            # the meta at offset 0): look for it among the last bytes, before each record there.
+            tail_zone = stream.end - _META_COPY_MAX if expected is None and stream.eof else None
+            in_tail = tail_zone is not None and stream.pos >= tail_zone
+            if in_tail and _is_meta_copy(stream.buf[stream.pos : stream.end].tobytes(), index):
+                stream.pos = stream.end
             try:
-                got = stream.next_length()
-            except wire.WireError:
-                got = (1 << 62, 0)
-            if got is None:
+                count, before = (1, None) if in_tail else (want, tail_zone)
+                starts, ends, after = wire.frame(stream.data, stream.pos, stream.end, count, heads_before=before)
+            except wire.WireError as exc:
+                where = f"record {index + exc.message} at byte offset {stream.base + exc.offset}"
+                raise _error(self.path, where, f"bad length prefix ({exc.what})") from None
+            loaded = stream.end - stream.pos
+            if starts.size == want or stream.eof or starts.size and loaded >= _BATCH_BYTES:
                 break
-            if not stream.fill(got[1] - stream.pos + got[0]):
-                at = stream.offset
-                left = len(stream.buf) - stream.pos
-                if expected is None:
-                    warnings.warn(
-                        f"{self.path}: ignoring a partial last record {index} at byte offset {at} ({left} bytes; the recording was interrupted)",
-                        DemoFormatWarning,
-                        stacklevel=3,
-                    )
-                    stream.pos = len(stream.buf)
-                    break
-                raise _error(self.path, f"record {index} at byte offset {at}",
+            stream.fill(min(loaded + max(loaded, stream.chunk), stream.left))  # keeps the bytes from pos on
+        if not starts.size and after < stream.end:  # the whole file is loaded: the rest is cut short
+            if expected is not None:
+                raise _error(self.path, f"record {index} at byte offset {stream.offset}",
                              f"the meta announces {expected} records but the file ends inside record {index}")  # fmt: skip
-        if expected is not None and not heads and index < expected:
+            warnings.warn(
+                f"{self.path}: ignoring a partial last record {index} at byte offset {stream.offset} ({loaded} bytes; the recording was interrupted)",
+                DemoFormatWarning,
+                stacklevel=3,
+            )
+            after = stream.end
+        stream.pos = after
+        if expected is not None and not starts.size and index < expected:
             raise _error(self.path, f"byte offset {stream.offset}", f"the meta announces {expected} records but the file ends after {index}")
-        return heads, last_end
+        return starts, ends
 
     def _check_tail(self, stream: _Stream) -> None:
         """After the announced records: nothing (0.12-0.15) or the raw meta copy; warns otherwise."""
-        stream.fill(len(self._header.meta_raw) + 1)
-        tail = stream.buf[stream.pos :]
+        stream.fill(min(len(self._header.meta_raw) + 1, stream.left))
+        tail = stream.buf[stream.pos : stream.end].tobytes()
         if tail and tail != self._header.meta_raw:
             warnings.warn(
                 f"{self.path}: ignoring {len(tail)}{'+' if not stream.eof else ''} bytes at byte offset {stream.offset} after the "
@@ -665,28 +655,55 @@ class DemoReader:
                 )
                 index += 1
 
+    def _batch_rows(self) -> int:
+        """Records decoded together: ``batch_size``, fewer when their observations would pass ``_BATCH_BYTES``."""
+        fmt = self.image_format
+        record_bytes = sum(math.prod(o.output_shape(fmt)) * o.output_dtype(fmt).itemsize for o in self._header.spec.observation_specs)
+        return max(1, min(self.batch_size, _BATCH_BYTES // max(record_bytes, 1)))
+
     def read(self) -> Demonstration:
         """Every record of the file as one :class:`Demonstration`."""
-        return _concatenate(list(self.iter_batches()), self._empty(), (self._header.meta,))
+        meta, spec = self._header.meta, self._header.spec
+        n = meta.number_steps
+        floats = sum(math.prod(o.shape) for o in spec.observation_specs)
+        # The meta's count can be trusted to allocate the arrays once when the file was closed, its
+        # sensors are vectors (decoded, as large as on disk) and the file is long enough for them.
+        trusted = not meta.interrupted and not any(o.is_visual for o in spec.observation_specs)
+        if not trusted or n * (1 + 4 * floats) > self.path.stat().st_size or n <= self._batch_rows():
+            return _concatenate(list(self.iter_batches()), self._allocate(0), (meta,))
+        out = self._allocate(n)
+        done = 0
+        for chunk in self.iter_batches():
+            for whole, part in zip(_arrays(out), _arrays(chunk)):
+                whole[done : done + len(chunk)] = part
+            done += len(chunk)
+        return out
 
-    def _empty(self) -> Demonstration:
+    def _allocate(self, n: int) -> Demonstration:
         spec, fmt = self._header.spec, self.image_format
         act = spec.action_spec
         return Demonstration(
             metas=(self._header.meta,),
             behavior_spec=spec,
             image_format=fmt,
-            observations=tuple(np.zeros((0, *o.output_shape(fmt)), o.output_dtype(fmt)) for o in spec.observation_specs),
-            stored_continuous_actions=np.zeros((0, act.continuous_size), np.float32),
-            stored_discrete_actions=np.zeros((0, act.discrete_size), np.int32),
-            action_stored=np.zeros(0, bool),
-            rewards=np.zeros(0, np.float32),
-            done=np.zeros(0, bool),
-            max_step_reached=np.zeros(0, bool),
-            agent_ids=np.zeros(0, np.int32),
-            action_masks=np.zeros((0, sum(act.discrete_branches)), bool) if act.discrete_branches else None,
-            file_index=np.zeros(0, np.int32),
+            observations=tuple(np.empty((n, *o.output_shape(fmt)), o.output_dtype(fmt)) for o in spec.observation_specs),
+            stored_continuous_actions=np.empty((n, act.continuous_size), np.float32),
+            stored_discrete_actions=np.empty((n, act.discrete_size), np.int32),
+            action_stored=np.empty(n, bool),
+            rewards=np.empty(n, np.float32),
+            done=np.empty(n, bool),
+            max_step_reached=np.empty(n, bool),
+            agent_ids=np.empty(n, np.int32),
+            action_masks=np.empty((n, sum(act.discrete_branches)), bool) if act.discrete_branches else None,
+            file_index=np.zeros(n, np.int32),
         )
+
+
+def _arrays(demo: Demonstration) -> list[np.ndarray]:
+    """The per-record arrays of a Demonstration, in a fixed order."""
+    masks = [] if demo.action_masks is None else [demo.action_masks]
+    return [*demo.observations, demo.stored_continuous_actions, demo.stored_discrete_actions, demo.action_stored, demo.rewards,
+            demo.done, demo.max_step_reached, demo.agent_ids, *masks, demo.file_index]  # fmt: skip
 
 
 def _concatenate(parts: list[Demonstration], empty: Demonstration, metas: tuple[DemoMeta, ...]) -> Demonstration:
@@ -764,7 +781,7 @@ def read_demo(path: str | Path, *, image_format: ImageFormat = "hwc_uint8") -> D
         whole = reader.read()
         parts.append(replace(whole, file_index=np.full(len(whole), k, np.int32)))
     spec_source = next((r for r in readers if r._header.has_records), readers[0])
-    return _concatenate(parts, spec_source._empty(), tuple(r.meta for r in readers))
+    return _concatenate(parts, spec_source._allocate(0), tuple(r.meta for r in readers))
 
 
 def iter_records(path: str | Path, *, image_format: ImageFormat = "hwc_uint8") -> Iterator[DemoRecord]:

@@ -4,7 +4,9 @@ The reader (:mod:`gym_unity_il.demo.reader`) frames the records of a chunk of th
 and hands their byte ranges here; these functions give the fields their ML-Agents
 meaning, for all records of the chunk at once (:mod:`gym_unity_il.demo.wire`). Images
 go through :func:`gym_unity_il.link.codec.decode_observation`, the decoder of the live
-env; vector data is copied from the file bytes, which gives the same float32 values.
+env; vector data is copied from the file bytes, which gives the same float32 values
+(found by comparing bytes when every record lays a sensor out alike, which is how
+recorders write them, else by scanning the fields).
 """
 
 from __future__ import annotations
@@ -139,6 +141,46 @@ def _actions(
     return out_c, out_d, has_typed | use_flat | (c + d == 0)
 
 
+def _same_layout(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, size: int) -> np.ndarray | None:
+    """Where the ``size`` packed floats of one vector sensor start in every record, when each
+    of its ObservationProtos begins with the bytes protobuf writes before those floats: the
+    shape of the first one, then the FloatData header holding only them. None otherwise.
+
+    The general scan (:func:`_scanned_floats`) reads exactly these floats from such records
+    (it stops at the FloatData field, and these bytes fix every field and length before it),
+    so comparing the bytes replaces two scans.
+    """
+    if size == 0:
+        return None
+    try:
+        shape = pb.ObservationProto.FromString(buf[starts[0] : ends[0]].tobytes()).shape
+    except (DecodeError, RuntimeError, ValueError):
+        return None
+    packed = b"\x0a" + wire.encode_varint(4 * size)  # FloatData field 1, packed
+    float_data = b"\x22" + wire.encode_varint(len(packed) + 4 * size) + packed  # ObservationProto field 4
+    head = np.frombuffer(pb.ObservationProto(shape=shape).SerializeToString() + float_data, np.uint8)
+    if np.any(ends - starts < head.size + 4 * size):
+        return None
+    same = (np.lib.stride_tricks.sliding_window_view(buf, head.size)[starts] == head).all()
+    return starts + head.size if same else None
+
+
+def _scanned_floats(
+    buf: np.ndarray, o_start: np.ndarray, o_end: np.ndarray, floats: list[int], specs: list[ObservationSpec], starts: np.ndarray
+) -> list[np.ndarray]:
+    """The float sensors at columns ``floats`` of every record: scans the ObservationProtos of
+    every column of ``o_start`` / ``o_end`` (``[n, k]``), then the FloatData of those sensors."""
+    n, k = o_start.shape
+    with _records_of(np.arange(n * k) // k):
+        fd_start, fd_end = wire.scan(buf, o_start.ravel(), o_end.ravel(), until=_FLOAT_DATA).message(_FLOAT_DATA)
+    if not floats:
+        return []
+    chosen = (np.arange(n)[:, None] * k + np.array(floats)).ravel()
+    with _records_of(np.arange(chosen.size) // len(floats)):
+        data = wire.scan(buf, fd_start[chosen], fd_end[chosen])
+    return _float_sensors(data, buf, specs, starts)
+
+
 def _float_sensors(data: wire.Fields, buf: np.ndarray, specs: list[ObservationSpec], starts: np.ndarray) -> list[np.ndarray]:
     """Float sensors of every record from their ``FloatData`` messages, ordered record-major
     then sensor (message ``k`` is sensor ``k % len(specs)`` of record ``k // len(specs)``)."""
@@ -185,17 +227,16 @@ def _images(protos: Iterator[tuple[int, int, pb.ObservationProto]], spec: Observ
     return out
 
 
-def _parsed_observations(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Iterator[tuple[int, int, pb.ObservationProto]]:
+def _parsed_observations(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Iterator[tuple[int, int, pb.ObservationProto]]:
     for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
         try:
-            yield i, s, pb.ObservationProto.FromString(raw[s:e])
+            yield i, s, pb.ObservationProto.FromString(buf[s:e].tobytes())
         except (DecodeError, RuntimeError, ValueError) as exc:
             raise RecordError(i, s, f"an observation is not a valid ObservationProto ({exc})") from None
 
 
-def decode_pairs(buf: np.ndarray, raw: bytes, starts: np.ndarray, ends: np.ndarray, spec: BehaviorSpec, image_format: ImageFormat) -> RecordArrays:
-    """Records of the 0.12-4.x eras (``AgentInfoActionPairProto``) at ``raw[starts[i]:ends[i]]``
-    (``buf`` is ``raw`` as uint8)."""
+def decode_pairs(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: BehaviorSpec, image_format: ImageFormat) -> RecordArrays:
+    """Records of the 0.12-4.x eras (``AgentInfoActionPairProto``) at ``buf[starts[i]:ends[i]]``."""
     n = starts.size
     with _records_of(None):
         top = wire.scan(buf, starts, ends)
@@ -209,19 +250,23 @@ def decode_pairs(buf: np.ndarray, raw: bytes, starts: np.ndarray, ends: np.ndarr
     per_record = np.bincount(o_rec, minlength=n)
     _fail_first(per_record != n_obs, starts, lambda i: f"it has {per_record[i]} observations, the first record has {n_obs}")
     o_start, o_end = o_start.reshape(n, n_obs), o_end.reshape(n, n_obs)
-    floats = [j for j, o in enumerate(spec.observation_specs) if not o.is_visual]
     decoded: dict[int, np.ndarray] = {}
-    if floats:
-        with _records_of(np.arange(n * n_obs) // n_obs):
-            fd_start, fd_end = wire.scan(buf, o_start.ravel(), o_end.ravel(), until=_FLOAT_DATA).message(_FLOAT_DATA)
-        chosen = (np.arange(n)[:, None] * n_obs + np.array(floats)).ravel()
-        with _records_of(np.arange(chosen.size) // len(floats)):
-            data = wire.scan(buf, fd_start[chosen], fd_end[chosen])
-        specs = [spec.observation_specs[j] for j in floats]
-        decoded.update(zip(floats, _float_sensors(data, buf, specs, starts)))
+    for j, o_spec in enumerate(spec.observation_specs):
+        size = math.prod(o_spec.shape)
+        at = None if o_spec.is_visual else _same_layout(buf, o_start[:, j], o_end[:, j], size)
+        if at is not None:
+            decoded[j] = wire.gather(buf, at, np.full(n, 4 * size)).view("<f4").reshape((n, *o_spec.shape))
+    # The other sensors go through the general scan, which (when there are float sensors at
+    # all) also checks the fields of the images.
+    rest = [j for j in range(n_obs) if j not in decoded]
+    if rest and any(not o.is_visual for o in spec.observation_specs):
+        floats = [k for k, j in enumerate(rest) if not spec.observation_specs[j].is_visual]
+        specs = [spec.observation_specs[rest[k]] for k in floats]
+        scanned = _scanned_floats(buf, o_start[:, rest], o_end[:, rest], floats, specs, starts)
+        decoded.update(zip((rest[k] for k in floats), scanned))
     for j, o_spec in enumerate(spec.observation_specs):
         if o_spec.is_visual:
-            decoded[j] = _images(_parsed_observations(raw, o_start[:, j], o_end[:, j]), o_spec, n, image_format)
+            decoded[j] = _images(_parsed_observations(buf, o_start[:, j], o_end[:, j]), o_spec, n, image_format)
     observations = [decoded[j] for j in range(n_obs)]
     cont, disc, stored = _actions(spec, starts, flat, typed)
     return RecordArrays(
@@ -238,7 +283,7 @@ def decode_pairs(buf: np.ndarray, raw: bytes, starts: np.ndarray, ends: np.ndarr
 
 
 def decode_legacy(
-    buf: np.ndarray, raw: bytes, starts: np.ndarray, ends: np.ndarray, spec: BehaviorSpec, image_format: ImageFormat, visual_field: int
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: BehaviorSpec, image_format: ImageFormat, visual_field: int
 ) -> RecordArrays:
     """Records of the 0.6-0.11 era (bare ``AgentInfoProto``). ``spec`` lists the images first
     (PNG bytes in field 2, or 0.11 compressed observations in field 13), then the vector."""
@@ -259,7 +304,7 @@ def decode_legacy(
         v_start, v_end = v_start.reshape(n, len(images)), v_end.reshape(n, len(images))
         for j, o_spec in enumerate(images):
             protos = (
-                (i, s, pb.ObservationProto(shape=o_spec.shape, compression_type=pb.PNG, compressed_data=raw[s:e]))
+                (i, s, pb.ObservationProto(shape=o_spec.shape, compression_type=pb.PNG, compressed_data=buf[s:e].tobytes()))
                 for i, (s, e) in enumerate(zip(v_start[:, j].tolist(), v_end[:, j].tolist()))
             )
             observations.append(_images(protos, o_spec, n, image_format))

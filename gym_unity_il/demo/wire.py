@@ -4,8 +4,9 @@ A `.demo` file holds thousands of small messages of one schema. Parsing each wit
 protobuf and then pulling every field out in Python costs several microseconds per
 record; scanning all records of a chunk together, one field position at a time, with
 numpy turns that into a few array operations per field and lets packed floats be copied
-straight from the file bytes. This module knows nothing of ML-Agents: it finds the
-fields of messages, and the reader (:mod:`gym_unity_il.demo.reader`) gives them meaning.
+straight from the file bytes. This module knows nothing of ML-Agents: it frames
+length-delimited messages and finds their fields, and the reader
+(:mod:`gym_unity_il.demo.reader`) gives them meaning.
 
 Every function checks bounds and raises :class:`WireError` (with the index of the
 offending message and the byte offset) on malformed input; it never reads outside the
@@ -20,6 +21,8 @@ import numpy as np
 
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
 _VALID_WIRE_TYPE = np.array([True, True, True, False, False, True, False, False])
+#: One-byte tags (below 0x80) that are invalid: a group wire type or field number 0.
+_BAD_TAG_BYTE = ~_VALID_WIRE_TYPE[np.arange(256) & 7] | (np.arange(256) < 8)
 _U7F = np.uint8(0x7F)
 
 
@@ -73,11 +76,15 @@ def _varints(buf: np.ndarray, pos: np.ndarray, end: np.ndarray, msg: np.ndarray)
         i = int(np.flatnonzero(over)[0])
         raise WireError(int(msg[i]), int(pos[i]), "truncated varint")
     first = buf[pos]
-    if not (first & 0x80).any():
+    long = first >= 0x80
+    if not long.any():
         return first.astype(np.uint64), pos + 1
-    val = (first & _U7F).astype(np.uint64)
     nxt = pos + 1
-    live = np.flatnonzero(first & 0x80)
+    second = buf[np.minimum(nxt, buf.size - 1)]
+    if not (long & ((second >= 0x80) | (nxt >= end))).any():  # none longer than 2 bytes (most lengths)
+        return (first & _U7F).astype(np.uint64) | np.where(long, second.astype(np.uint64) << np.uint64(7), 0), nxt + long
+    val = (first & _U7F).astype(np.uint64)
+    live = np.flatnonzero(long)
     shift = 7
     while live.size:
         if shift >= 70:
@@ -96,13 +103,93 @@ def _varints(buf: np.ndarray, pos: np.ndarray, end: np.ndarray, msg: np.ndarray)
     return val, nxt
 
 
-def read_varints(buf: np.ndarray, pos: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Varints at every ``pos`` (each bounded by its ``end``): ``(uint64 values, positions after them)``.
+def fields_of(data: bytes) -> list[tuple[int, int, int, int]]:
+    """The top-level fields of one message, read one after the other (for the few single
+    messages of a file header; :func:`scan` reads many messages at once with the same rules).
+
+    Returns:
+        ``(field number, wire type, varint value or payload start, end of the field)`` per field.
 
     Raises:
-        WireError: a varint runs past its end or is longer than 10 bytes (``message`` is its index).
+        WireError: as :func:`scan` (``message`` is 0).
     """
-    return _varints(buf, np.asarray(pos, np.int64), np.asarray(end, np.int64), np.arange(np.size(pos)))
+    fields = []
+    pos, end = 0, len(data)
+    while pos < end:
+        tag, at = read_varint(data, pos, end)
+        num, wire_type = (0 if tag >> 32 else tag >> 3), tag & 7
+        if not _VALID_WIRE_TYPE[wire_type] or num == 0:
+            raise WireError(0, pos, f"invalid field tag (field {num}, wire type {wire_type})")
+        if wire_type == VARINT:
+            value, nxt = read_varint(data, at, end)
+        elif wire_type == LEN:
+            length, value = read_varint(data, at, end)
+            nxt = value + length
+        else:
+            value, nxt = at, at + (8 if wire_type == FIXED64 else 4)
+        if nxt > end:
+            raise WireError(0, pos, f"field {num} runs past the end of its message")
+        fields.append((num, wire_type, value, nxt))
+        pos = nxt
+    return fields
+
+
+def _leading_repeats(column: bytes) -> int:
+    """How many bytes at the start of ``column`` equal its first."""
+    return len(column) - len(column.lstrip(column[:1]))
+
+
+def frame(data: bytes | memoryview, pos: int, end: int, count: int, *, heads_before: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Up to ``count`` length-delimited messages back to back in ``data[pos:end]``.
+
+    Successive messages usually have the same length (a recording's records differ only in
+    values), and then their length prefixes are the same bytes at a fixed stride: a whole run
+    of them is found by comparing strided slices of ``data``, without a step per message.
+
+    Args:
+        data: the bytes (a memoryview must be of format "B").
+        pos, end: the range to frame.
+        count: most messages to return.
+        heads_before: frame no message whose length prefix starts at or after this position.
+
+    Returns:
+        ``(payload starts, payload ends, position after the last message)`` (``int64`` arrays).
+        Framing stops before a message or a length prefix that ``end`` cuts.
+
+    Raises:
+        WireError: a length prefix is longer than 10 bytes (``message`` counts from 0 at ``pos``).
+    """
+    limit = end if heads_before is None else min(end, heads_before)
+    runs: list[tuple[int, int, int, int]] = []  # (first payload start, payload length, stride, messages)
+    found = 0
+    while found < count and pos < limit:
+        try:
+            length, payload = read_varint(data, pos, end)
+        except WireError as exc:
+            if exc.what.startswith("truncated"):
+                break
+            raise WireError(found, pos, exc.what) from None
+        stride = payload - pos + length
+        if pos + stride > end:
+            break
+        # The next messages have the same length while their prefixes repeat these bytes: look
+        # at every stride-th byte, in windows growing while the run fills them.
+        fit = min(count - found, (end - pos) // stride, (limit - pos - 1) // stride + 1)
+        run = window = 1
+        if fit > 1 and data[pos + stride : payload + stride] == data[pos:payload]:
+            while run == window < fit:
+                window = min(8 * window, fit)
+                run = min(_leading_repeats(bytes(data[i : i + window * stride : stride])) for i in range(pos, payload))
+        runs.append((payload, length, stride, run))
+        found += run
+        pos += run * stride
+    if not runs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), pos
+    first, length_, stride_, run_ = (np.array(c, np.int64) for c in zip(*runs))
+    which = np.repeat(np.arange(len(runs)), run_)
+    within = np.arange(found) - (np.cumsum(run_) - run_)[which]
+    starts = first[which] + within * stride_[which]
+    return starts, starts + length_[which], pos
 
 
 @dataclass(frozen=True)
@@ -270,6 +357,15 @@ def _group_varints(data: np.ndarray, term: np.ndarray, msg: int, offset: int) ->
     return np.bitwise_or.reduceat(parts, group_start)
 
 
+def _varint_or_length(buf: np.ndarray, wt: np.ndarray, pos: np.ndarray, end: np.ndarray, msg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For VARINT and LEN fields whose value starts at ``pos``: the value (the payload start for
+    LEN) and the end of the field."""
+    v, q = _varints(buf, pos, end, msg)
+    is_len = wt == LEN
+    # Lengths are capped before the cast so that a huge one cannot wrap around.
+    return np.where(is_len, q.astype(np.uint64), v), q + np.where(is_len, np.minimum(v, np.uint64(1 << 40)), 0).astype(np.int64)
+
+
 def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, *, until: int | None = None) -> Fields:
     """The top-level fields of the messages ``buf[starts[i]:ends[i]]``, all at once.
 
@@ -296,25 +392,24 @@ def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, *, until: int | 
             p = pos + 1
             wt = first & np.uint8(7)
             num = first >> np.uint8(3)
+            bad = _BAD_TAG_BYTE[first]
         else:
             tag, p = _varints(buf, pos, end, msg)
             wt = (tag & np.uint64(7)).astype(np.uint8)
             num = np.where(tag >> np.uint64(32), 0, tag >> np.uint64(3)).astype(np.int64)
-        bad = ~_VALID_WIRE_TYPE[wt] | (num == 0)
+            bad = ~_VALID_WIRE_TYPE[wt] | (num == 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise WireError(int(msg[i]), int(pos[i]), f"invalid field tag (field {int(num[i])}, wire type {int(wt[i])})")
-        val = p.astype(np.uint64)
-        nxt = p + 4
-        if (wt == FIXED64).any():
-            nxt[wt == FIXED64] += 4
-        sel = np.flatnonzero((wt & np.uint8(5)) == 0)  # of the valid types, exactly VARINT (0) and LEN (2)
-        if sel.size:
-            v, q = _varints(buf, p[sel], end[sel], msg[sel])
-            is_len = wt[sel] == LEN
-            val[sel] = np.where(is_len, q.astype(np.uint64), v)
-            # Lengths are capped before the cast so that a huge one cannot wrap around.
-            nxt[sel] = q + np.where(is_len, np.minimum(v, np.uint64(1 << 40)), 0).astype(np.int64)
+        var = (wt & np.uint8(5)) == 0  # of the valid types, exactly VARINT (0) and LEN (2)
+        if var.all():
+            val, nxt = _varint_or_length(buf, wt, p, end, msg)
+        else:
+            val = p.astype(np.uint64)
+            nxt = p + np.where(wt == FIXED64, 8, 4)
+            sel = np.flatnonzero(var)
+            if sel.size:
+                val[sel], nxt[sel] = _varint_or_length(buf, wt[sel], p[sel], end[sel], msg[sel])
         over = nxt > end
         if over.any():
             i = int(np.flatnonzero(over)[0])

@@ -204,16 +204,15 @@ class UnityILEnv(gym.Env):
         if self._needs_reset:
             raise GymUnityILError("call reset() before step(): the episode has ended or has not started")
         session = self.session
-        continuous, discrete = self.behavior_spec.action_spec.split(action)
-        actions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        act = self.behavior_spec.action_spec
+        continuous, discrete = act.split(action)
         decision, _ = session.steps[self._behavior]
         n = len(decision)
-        act = self.behavior_spec.action_spec
         all_continuous = np.zeros((n, act.continuous_size), np.float32)
         all_discrete = np.zeros((n, act.discrete_size), np.int32)
         all_continuous[self._row] = continuous
         all_discrete[self._row] = discrete
-        actions[self._behavior] = (all_continuous, all_discrete)
+        actions: dict[str, tuple[np.ndarray, np.ndarray]] = {self._behavior: (all_continuous, all_discrete)}
         reward = 0.0
         stats: dict[str, list[tuple[float, StatsAggregationMethod]]] = {}
         for _ in range(_MAX_MESSAGES_WITHOUT_AGENT):
@@ -221,20 +220,19 @@ class UnityILEnv(gym.Env):
             for key, values in session.take_stats().items():
                 stats.setdefault(key, []).extend(values)
             decision, terminal = steps[self._behavior]
-            ended = np.flatnonzero(terminal.agent_id == self._agent_id)
-            if ended.size:
-                i = int(ended[0])
+            i = _row_of(terminal, self._agent_id, 0)
+            if i is not None:
                 reward += float(terminal.reward[i])
                 truncated = bool(terminal.interrupted[i])
                 self._needs_reset = True
                 self._remember(terminal, i)
                 return self._observation(), reward, not truncated, truncated, self._info(terminal, i, stats)
-            deciding = np.flatnonzero(decision.agent_id == self._agent_id)
-            if deciding.size:
-                self._row = int(deciding[0])
-                reward += float(decision.reward[self._row])
-                self._remember(decision, self._row)
-                return self._observation(), reward, False, False, self._info(decision, self._row, stats)
+            i = _row_of(decision, self._agent_id, self._row)
+            if i is not None:
+                self._row = i
+                reward += float(decision.reward[i])
+                self._remember(decision, i)
+                return self._observation(), reward, False, False, self._info(decision, i, stats)
             actions = {}  # the agent did not decide in this message: other agents get zero actions
         raise GymUnityILError(
             f"agent {self._agent_id} of {self._behavior!r} sent nothing in {_MAX_MESSAGES_WITHOUT_AGENT} messages from Unity: "
@@ -301,6 +299,18 @@ class UnityILEnv(gym.Env):
         if self.behavior_spec.action_spec.discrete_branches:
             info["action_mask"] = self.action_masks()
         return info
+
+
+def _row_of(batch: StepBatch, agent_id: int | None, guess: int) -> int | None:
+    """The row of ``agent_id`` in ``batch`` (None when absent); looks at row ``guess`` first,
+    where an agent usually stays from one message to the next."""
+    n = len(batch)
+    if n == 0:
+        return None
+    if guess < n and batch.agent_id[guess] == agent_id:
+        return guess
+    rows = np.flatnonzero(batch.agent_id == agent_id)
+    return int(rows[0]) if rows.size else None
 
 
 def _takes_num_agents(scene: str | type) -> bool:

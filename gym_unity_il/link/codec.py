@@ -3,14 +3,19 @@
 This is the single place where observations, actions and behavior specs are decoded and
 encoded, for the live link and for `.demo` files alike, so that both hand out identical
 arrays. Hot paths avoid per-element Python work: packed float fields are copied with
-``np.frombuffer`` and all agents of a behavior are decoded into one array per sensor.
+``np.frombuffer``, all agents of a behavior are decoded into one array per sensor, and
+:class:`ObservationEncoder` serializes many agents' vector observations without a protobuf
+object per agent. PNGs are written unfiltered with zlib, and unfiltered PNGs are read back
+with zlib and numpy; other PNGs (Unity's are filtered) go through Pillow.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -167,6 +172,59 @@ def _png_end(data: bytes, start: int) -> int:
     raise UnityProtocolError(f"PNG observation data is truncated (no IEND chunk after offset {start})")
 
 
+#: PNG colour types read without Pillow, by their number of channels: grey, RGB, RGBA.
+_PNG_CHANNELS = {0: 1, 2: 3, 6: 4}
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(kind))
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def _png_from_rgb(rgb: np.ndarray) -> bytes:
+    """uint8 ``(H, W, 3)`` as an 8-bit RGB PNG: every row with filter type 0 (none), zlib level 1.
+
+    Unfiltered rows cost no per-pixel work on either side (see :func:`_unfiltered_png_pixels`)."""
+    h, w, _ = rgb.shape
+    rows = np.zeros((h, 1 + 3 * w), np.uint8)  # each row: its filter type byte (0), then its pixels
+    rows[:, 1:] = rgb.reshape(h, 3 * w)
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # size, bit depth 8, colour type RGB, no interlace
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _png_chunk(b"IEND", b"")
+
+
+def _unfiltered_png_pixels(png: bytes) -> np.ndarray | None:
+    """The pixels of one PNG read with numpy and zlib alone, when it is 8-bit grey, RGB or RGBA,
+    not interlaced, and every row has filter type 0 (as :func:`encode_png` writes them); else None,
+    and Pillow decodes it. Both ways give the same array."""
+    if len(png) < 33 or png[12:16] != b"IHDR":
+        return None
+    w, h, depth, colour, _, _, interlace = struct.unpack_from(">IIBBBBB", png, 16)
+    channels = _PNG_CHANNELS.get(colour)
+    if channels is None or depth != 8 or interlace != 0:
+        return None
+    compressed = []
+    pos = 33  # after the signature and the IHDR chunk
+    while pos + 8 <= len(png):
+        (length,) = struct.unpack_from(">I", png, pos)
+        if png[pos + 4 : pos + 8] == b"IDAT":
+            compressed.append(png[pos + 8 : pos + 8 + length])
+        pos += 12 + length
+    inflate = zlib.decompressobj()
+    try:
+        first = inflate.decompress(b"".join(compressed), 1)  # the filter type of the first row
+        if first != b"\x00":
+            return None  # filtered rows, as most encoders (Unity's too) write them
+        raw = first + inflate.decompress(inflate.unconsumed_tail) + inflate.flush()
+    except zlib.error:
+        return None
+    if len(raw) != h * (1 + w * channels):
+        return None
+    rows = np.frombuffer(raw, np.uint8).reshape(h, 1 + w * channels)
+    if rows[:, 0].any():
+        return None
+    return rows[:, 1:].reshape(h, w, channels)
+
+
 def decode_png_images(data: bytes) -> list[np.ndarray]:
     """Every PNG in ``data`` (several may follow one another) as uint8 ``(H, W, C)`` arrays."""
     images = []
@@ -175,13 +233,16 @@ def decode_png_images(data: bytes) -> list[np.ndarray]:
         if data[start : start + 8] != PNG_SIGNATURE:
             raise UnityProtocolError(f"compressed observation is not PNG data (bytes at offset {start}: {data[start:start + 8]!r})")
         end = _png_end(data, start)
-        try:
-            with Image.open(io.BytesIO(data[start:end])) as img:
-                if img.mode not in ("L", "RGB", "RGBA"):
-                    img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-                arr = np.asarray(img)
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise UnityProtocolError(f"cannot decode the PNG observation at offset {start}: {exc}") from exc
+        png = data[start:end]
+        arr = _unfiltered_png_pixels(png)
+        if arr is None:
+            try:
+                with Image.open(io.BytesIO(png)) as img:
+                    if img.mode not in ("L", "RGB", "RGBA"):
+                        img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+                    arr = np.asarray(img)
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise UnityProtocolError(f"cannot decode the PNG observation at offset {start}: {exc}") from exc
         images.append(arr[:, :, None] if arr.ndim == 2 else arr)
         nxt = data.find(PNG_SIGNATURE, end)
         if nxt < 0:
@@ -259,14 +320,14 @@ def encode_png(hwc: np.ndarray) -> tuple[bytes, list[int]]:
         hwc = np.repeat(hwc, 3, axis=2)
     groups = [hwc[:, :, i : i + 3] for i in range(0, hwc.shape[2], 3)]
     mapping: list[int] = []
-    out = io.BytesIO()
+    pngs = []
     for gi, group in enumerate(groups):
         n = group.shape[2]
         if n < 3:
             group = np.concatenate([group, np.zeros(group.shape[:2] + (3 - n,), np.uint8)], axis=2)
-        Image.fromarray(np.ascontiguousarray(group)).save(out, format="PNG", compress_level=1)
+        pngs.append(_png_from_rgb(group))
         mapping += [gi * 3 + k if k < n else -1 for k in range(3)]
-    return out.getvalue(), (mapping if c > 3 else [])
+    return b"".join(pngs), (mapping if c > 3 else [])
 
 
 def encode_observation(
@@ -346,7 +407,7 @@ def _stack_sensor(infos: Sequence[pb.AgentInfoProto], index: int, spec: Observat
     if not spec.is_visual:
         raw = b"".join(_packed_float_payload(info.observations[index].float_data) for info in infos)
         data = np.frombuffer(bytearray(raw), dtype="<f4")
-        if data.size != int(np.prod(out_shape)):
+        if data.size != math.prod(out_shape):
             raise UnityProtocolError(f"observation {spec.name!r}: {data.size} floats for {len(infos)} agents of shape {spec.shape}")
         return data.reshape(out_shape)
     out = np.empty(out_shape, spec.output_dtype(image_format))
@@ -355,21 +416,29 @@ def _stack_sensor(infos: Sequence[pb.AgentInfoProto], index: int, spec: Observat
     return out
 
 
+def _not_finite(behavior: str, what: str) -> UnityProtocolError:
+    return UnityProtocolError(f"behavior {behavior!r} sent a NaN or infinite {what}; fix the scene so it stays finite")
+
+
 def _batch(infos: Sequence[pb.AgentInfoProto], spec: BehaviorSpec, image_format: ImageFormat, with_mask: bool) -> StepBatch:
     if not infos:
         return StepBatch.empty(spec, image_format)
     n_obs = len(spec.observation_specs)
-    for info in infos:
-        if len(info.observations) != n_obs:
-            raise UnityProtocolError(f"agent {info.id} of {spec.name!r} sent {len(info.observations)} observations, its behavior has {n_obs}")
+    # One pass over the agents for the scalar fields: a few lists, then one array per field.
+    ids, rewards, interrupted, group_ids, group_rewards, counts = zip(
+        *[(i.id, i.reward, i.max_step_reached, i.group_id, i.group_reward, len(i.observations)) for i in infos]
+    )
+    if any(count != n_obs for count in counts):
+        bad = next(info for info, count in zip(infos, counts) if count != n_obs)
+        raise UnityProtocolError(f"agent {bad.id} of {spec.name!r} sent {len(bad.observations)} observations, its behavior has {n_obs}")
+    if not all(map(math.isfinite, rewards)):
+        raise _not_finite(spec.name, "reward")
+    if not all(map(math.isfinite, group_rewards)):
+        raise _not_finite(spec.name, "group reward")
     obs = tuple(_stack_sensor(infos, i, o, image_format) for i, o in enumerate(spec.observation_specs))
-    reward = np.fromiter((info.reward for info in infos), np.float32, len(infos))
-    group_reward = np.fromiter((info.group_reward for info in infos), np.float32, len(infos))
-    for name, values in [("reward", reward), ("group reward", group_reward)] + [
-        (f"observation {o.name!r}", arr) for o, arr in zip(spec.observation_specs, obs) if not o.is_visual
-    ]:
-        if not np.all(np.isfinite(values)):
-            raise UnityProtocolError(f"behavior {spec.name!r} sent a NaN or infinite {name}; fix the scene so it stays finite")
+    for o, arr in zip(spec.observation_specs, obs):
+        if not o.is_visual and not np.isfinite(arr).all():
+            raise _not_finite(spec.name, f"observation {o.name!r}")
     mask = None
     branches = spec.action_spec.discrete_branches
     if with_mask and branches:
@@ -379,13 +448,13 @@ def _batch(infos: Sequence[pb.AgentInfoProto], spec: BehaviorSpec, image_format:
             if len(info.action_mask) == total:
                 mask[i] = ~np.fromiter(info.action_mask, bool, total)
     return StepBatch(
-        agent_id=np.fromiter((info.id for info in infos), np.int32, len(infos)),
+        agent_id=np.array(ids, np.int32),
         obs=obs,
-        reward=reward,
-        interrupted=np.fromiter((info.max_step_reached for info in infos), bool, len(infos)),
+        reward=np.array(rewards, np.float32),
+        interrupted=np.array(interrupted, bool),
         action_mask=mask,
-        group_id=np.fromiter((info.group_id for info in infos), np.int32, len(infos)),
-        group_reward=group_reward,
+        group_id=np.array(group_ids, np.int32),
+        group_reward=np.array(group_rewards, np.float32),
     )
 
 
@@ -393,8 +462,8 @@ def decode_agent_infos(
     infos: Sequence[pb.AgentInfoProto], spec: BehaviorSpec, image_format: ImageFormat = "hwc_uint8"
 ) -> tuple[StepBatch, StepBatch]:
     """Splits a behavior's agent infos, keeping their order, into (decision steps, terminal steps)."""
-    decision = [info for info in infos if not info.done]
     terminal = [info for info in infos if info.done]
+    decision = [info for info in infos if not info.done] if terminal else infos
     return _batch(decision, spec, image_format, True), _batch(terminal, spec, image_format, False)
 
 
@@ -413,6 +482,8 @@ def encode_actions(
     discrete = np.asarray(discrete, np.int32)
     n = continuous.shape[0] if continuous.ndim == 2 else discrete.shape[0]
     out = pb.UnityRLInputProto.ListAgentActionProto()
+    if n == 0:
+        return out  # (reshape(0, -1) cannot tell the row length)
     cont_rows = continuous.reshape(n, -1).tolist()
     disc_rows = discrete.reshape(n, -1).tolist()
     for cont, disc in zip(cont_rows, disc_rows):
@@ -426,18 +497,66 @@ def decode_actions(actions: Sequence[pb.AgentActionProto], spec: ActionSpec) -> 
     """``(continuous float32 [n, c], discrete int32 [n, d])`` from AgentActionProtos, reading the
     deprecated flat vector (continuous values then discrete indices) when the typed fields are empty."""
     n, c, d = len(actions), spec.continuous_size, spec.discrete_size
-    cont = np.zeros((n, c), np.float32)
-    disc = np.zeros((n, d), np.int32)
+    all_c: list[float] = []
+    all_d: list[int] = []
     for i, action in enumerate(actions):
-        if len(action.continuous_actions) or len(action.discrete_actions):
-            values_c, values_d = list(action.continuous_actions), list(action.discrete_actions)
-        else:
+        values_c, values_d = action.continuous_actions, action.discrete_actions
+        if not (len(values_c) or len(values_d)):
             flat = list(action.vector_actions_deprecated)
             values_c, values_d = flat[:c], [int(round(v)) for v in flat[c : c + d]]
         if len(values_c) != c or len(values_d) != d:
             raise UnityProtocolError(
                 f"action {i} has {len(values_c)} continuous and {len(values_d)} discrete values; the spec wants {c} and {d}"
             )
-        cont[i] = values_c
-        disc[i] = values_d
-    return cont, disc
+        all_c.extend(values_c)
+        all_d.extend(values_d)
+    return np.array(all_c, np.float32).reshape(n, c), np.array(all_d, np.int32).reshape(n, d)
+
+
+# ---------------------------------------------------------------------------- many agents at once
+
+
+class ObservationEncoder:
+    """Serializes one sensor's observations of many agents, as :func:`encode_observation` would.
+
+    Built once per sensor; :meth:`encode` then turns ``values [n, ...]`` (in the env's output
+    layout) into ``n`` serialized ObservationProtos, ready for ``MergeFromString``. For
+    non-image sensors the fields that depend only on the spec are serialized once and each
+    agent adds just its floats, so no protobuf object is built per agent; images are
+    encoded one by one with :func:`encode_observation`.
+
+    Args:
+        spec: the sensor's spec in its wire layout.
+        image_format: the layout of image values passed to :meth:`encode`.
+        compress: PNG-compress images (else raw floats).
+    """
+
+    def __init__(self, spec: ObservationSpec, *, image_format: ImageFormat = "hwc_uint8", compress: bool = True) -> None:
+        check_image_format(image_format)
+        self.spec = spec
+        self.image_format: ImageFormat = image_format
+        self.compress = compress
+        self._row_bytes = 4 * math.prod(spec.shape)
+        self._prefix = b""
+        if not spec.is_visual:
+            header = encode_observation(np.zeros(spec.shape, np.float32), spec)
+            header.ClearField("float_data")
+            floats = b"\x0a" + _varint(self._row_bytes)  # FloatData.data: field 1, packed
+            # ObservationProto.float_data (field 4, length-delimited), its payload to follow per agent.
+            self._prefix = header.SerializeToString() + b"\x22" + _varint(len(floats) + self._row_bytes) + floats
+
+    def encode(self, values: np.ndarray) -> list[bytes]:
+        """One serialized ObservationProto per row of ``values``.
+
+        Raises:
+            ValueError: a row does not have the sensor's shape.
+        """
+        values = np.asarray(values)
+        spec = self.spec
+        if spec.is_visual:
+            return [encode_observation(v, spec, image_format=self.image_format, compress=self.compress).SerializeToString() for v in values]
+        if values.shape[1:] != spec.shape:
+            raise ValueError(f"observation {spec.name!r}: got rows of shape {values.shape[1:]}, expected {spec.shape}")
+        data = np.ascontiguousarray(values, dtype="<f4").tobytes()
+        size = self._row_bytes
+        return [self._prefix + data[start : start + size] for start in range(0, len(data), size)] if size else [self._prefix] * len(values)

@@ -101,24 +101,33 @@ class _DaemonThreadPool(futures.Executor):
 
 
 class _PendingCall:
-    """One of Unity's calls, waiting for the trainer's answer."""
+    """One of Unity's calls, waiting for the trainer's answer.
 
-    __slots__ = ("request", "response", "answered", "abandoned")
+    The answer travels through a ``SimpleQueue``: its ``put`` and ``get`` are C code, so the
+    hand-over between the caller's thread and the gRPC thread runs as little Python as possible.
+    """
+
+    __slots__ = ("request", "answered", "abandoned", "_answer")
 
     def __init__(self, request: pb.UnityMessageProto) -> None:
         self.request = request
-        self.response: pb.UnityMessageProto | None = None
-        self.answered = threading.Event()
+        self.answered = False
         self.abandoned = False
+        self._answer: queue.SimpleQueue[pb.UnityMessageProto] = queue.SimpleQueue()
 
     def answer(self, response: pb.UnityMessageProto) -> None:
-        if not self.answered.is_set():
-            self.response = response
-            self.answered.set()
+        """Hands ``response`` to the waiting handler; later answers are ignored."""
+        if not self.answered:
+            self.answered = True
+            self._answer.put(response)
+
+    def wait(self) -> pb.UnityMessageProto:
+        """Blocks until the call is answered and returns the answer."""
+        return self._answer.get()
 
     def end(self) -> None:
         """The RPC is over (answered, cancelled, or the client vanished): release the handler."""
-        if not self.answered.is_set():
+        if not self.answered:
             self.abandoned = True
             self.answer(closing_message())
 
@@ -186,14 +195,14 @@ class ExchangeServer:
                 return closing_message()
             self._open_calls.add(call)
         context.add_callback(call.end)
-        self._incoming.put(call)
         if request.header.status != STATUS_OK:
             # Unity is closing and ignores the answer; do not keep its call open.
             call.answer(closing_message())
-        call.answered.wait()
+        self._incoming.put(call)  # the caller's thread takes it from here: nothing else to do but wait
+        response = call.wait()
         with self._lock:
             self._open_calls.discard(call)
-        return call.response if call.response is not None else closing_message()
+        return response
 
     @property
     def has_pending_call(self) -> bool:
@@ -218,7 +227,7 @@ class ExchangeServer:
                 return None
             if not call.abandoned:
                 break  # else the client vanished before its call was seen: nobody waits for an answer
-        if not call.answered.is_set():
+        if not call.answered:
             self._pending = call
         return call.request
 

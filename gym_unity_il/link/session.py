@@ -534,13 +534,11 @@ class UnitySession:
                     raise UnityProtocolError(f"behavior {name!r} was announced without any agent data in the same message (protocol.md §6.3)")
                 first = infos_by_name[name].value[0]
                 self._specs[name] = codec.behavior_spec_from_proto(brain, first, channels_first=self._channels_first)
-        for name, infos in infos_by_name.items():
-            if name not in self._specs and infos.value:
+        received = {name: infos.value for name, infos in infos_by_name.items()}
+        for name, infos in received.items():
+            if name not in self._specs and infos:
                 raise UnityProtocolError(f"agents of behavior {name!r} arrived before the behavior was announced (protocol.md §6.3)")
-        steps: Steps = {
-            name: codec.decode_agent_infos(infos_by_name[name].value if name in infos_by_name else (), spec, self.image_format)
-            for name, spec in self._specs.items()
-        }
+        steps: Steps = {name: codec.decode_agent_infos(received.get(name, ()), spec, self.image_format) for name, spec in self._specs.items()}
         if rl_output.side_channel:
             self._side_channels.process_incoming(rl_output.side_channel)
         return steps

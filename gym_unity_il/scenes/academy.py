@@ -82,6 +82,8 @@ class AcademyScene(Scene):
             start += count
         n = self.num_agents
         self._agent_ids = np.arange(n, dtype=np.int32)
+        self._everyone = np.arange(n)
+        self._branches = np.asarray(self.action_spec.discrete_branches, np.int64)
         self._continuous = np.zeros((n, self.action_spec.continuous_size), np.float32)
         self._discrete = np.zeros((n, self.action_spec.discrete_size), np.int32)
         self._steps = np.zeros(n, np.int64)
@@ -166,11 +168,13 @@ class AcademyScene(Scene):
         for _ in range(self.decision_period):
             live = ~ended
             step_reward, step_ended = self._physics_step(self._continuous, self._discrete, live)
-            reward += np.where(live, step_reward, 0.0).astype(np.float32)
+            np.add(reward, np.asarray(step_reward, np.float32), out=reward, where=live)
             self._steps += live
-            cut = live & ~step_ended & (self.max_steps > 0) & (self._steps >= self.max_steps)
-            interrupted |= cut
-            ended |= live & (step_ended | cut)
+            if self.max_steps:
+                cut = live & ~step_ended & (self._steps >= self.max_steps)
+                interrupted |= cut
+                step_ended = step_ended | cut
+            ended |= live & step_ended
             if ended.all():
                 break
         self._publish(reward, ended, interrupted)
@@ -198,23 +202,23 @@ class AcademyScene(Scene):
                 f"behavior {behavior!r}: got continuous actions {continuous.shape} and discrete {discrete.shape}; "
                 f"expected {want_continuous} and {want_discrete}, one per decision record of the last message"
             )
-        branches = np.asarray(spec.discrete_branches, np.int64)
-        if discrete.size and (np.any(discrete < 0) or np.any(discrete >= branches)):
+        if discrete.size and ((discrete < 0).any() or (discrete >= self._branches).any()):
             raise UnityProtocolError(f"behavior {behavior!r}: discrete actions outside the branch sizes {spec.discrete_branches}")
-        self._continuous[agents] = np.clip(np.nan_to_num(continuous), -1.0, 1.0)
-        self._discrete[agents] = discrete.astype(np.int32)
+        stored = self._continuous[agents]  # a view: each behavior owns a slice of the agents
+        continuous.clip(-1.0, 1.0, out=stored)
+        stored[np.isnan(stored)] = 0.0  # NaN counts as no action; infinities were clipped to +-1
+        self._discrete[agents] = discrete
 
     def _publish(self, reward: np.ndarray, ended: np.ndarray, interrupted: np.ndarray) -> None:
         """Builds the records of this message: terminal ones, then a decision for every agent."""
-        finished = np.flatnonzero(ended)
+        finished = ended.nonzero()[0]
         if finished.size:
             terminal_obs = self._observations(finished)
             self._begin_episodes(finished)
             self._steps[finished] = 0
-        everyone = np.arange(self.num_agents)
-        decision_obs = self._observations(everyone)
-        mask = self._action_mask(everyone)
-        decision_reward = np.where(ended, 0.0, reward).astype(np.float32)
+        decision_obs = self._observations(self._everyone)
+        mask = self._action_mask(self._everyone)
+        decision_reward = np.where(ended, np.float32(0.0), reward)
         batches = {}
         for behavior, agents in self._ranges.items():
             count = agents.stop - agents.start
@@ -226,8 +230,8 @@ class AcademyScene(Scene):
                 max_step_reached=np.zeros(count, bool),
                 action_mask=None if mask is None else mask[agents],
             )
-            mine = (finished >= agents.start) & (finished < agents.stop)
-            if mine.any():
+            mine = (finished >= agents.start) & (finished < agents.stop) if finished.size else None
+            if mine is not None and mine.any():
                 rows = finished[mine]
                 decisions = AgentBatch(
                     agent_ids=np.concatenate([self._agent_ids[rows], decisions.agent_ids]),

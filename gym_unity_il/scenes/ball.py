@@ -47,6 +47,12 @@ BALL_RADIUS = 0.5
 ALIVE_REWARD = 0.1
 FALL_REWARD = -1.0
 
+#: Acceleration along (x, z) per unit push from the plate angles (about z, about x): turning
+#: about z lifts the +x side (the ball rolls to -x); turning about x lowers +z.
+ROLL_DIRECTION = np.array([-1.0, 1.0])
+#: Height change along (x, z) per unit offset, per sine of the plate angles (about z, about x).
+LIFT_DIRECTION = np.array([1.0, -1.0])
+
 SENSOR_NAME = "VectorSensor_size8"
 ACTION_SPEC = ActionSpec.create_continuous(2)
 
@@ -109,24 +115,26 @@ class BallScene(AcademyScene):
         live2 = live[:, None]
         tilt = np.clip(self._tilt + TILT_STEP * continuous, -MAX_TILT, MAX_TILT)
         push = ROLLING * self.parameters["gravity"] * np.sin(tilt)
-        # Turning about z lifts the +x side (the ball rolls to -x); turning about x lowers +z.
-        acceleration = np.stack([-push[:, 0], push[:, 1]], axis=1)
-        velocity = self._velocity + DT * acceleration
+        velocity = self._velocity + DT * (push * ROLL_DIRECTION)
         position = self._position + DT * velocity
-        self._tilt = np.where(live2, tilt, self._tilt)
-        self._velocity = np.where(live2, velocity, self._velocity)
-        self._position = np.where(live2, position, self._position)
+        np.copyto(self._tilt, tilt, where=live2)
+        np.copyto(self._velocity, velocity, where=live2)
+        np.copyto(self._position, position, where=live2)
         fell = np.abs(self._position).max(axis=1) > EDGE
-        reward = np.where(fell, FALL_REWARD, ALIVE_REWARD).astype(np.float32)
-        return reward, fell
+        return np.where(fell, np.float32(FALL_REWARD), np.float32(ALIVE_REWARD)), fell
 
     def _observations(self, agents: np.ndarray) -> list[np.ndarray]:
         tilt, pos, vel = self._tilt[agents], self._position[agents], self._velocity[agents]
-        lift = np.stack([np.sin(tilt[:, 0]), -np.sin(tilt[:, 1])], axis=1)
-        height = BALL_RADIUS + (pos * lift).sum(axis=1)
-        climb = (vel * lift).sum(axis=1)
-        obs = np.column_stack([tilt[:, 0], tilt[:, 1], pos[:, 0], height, pos[:, 1], vel[:, 0], climb, vel[:, 1]])
-        return [obs.astype(np.float32)]
+        lift = np.sin(tilt) * LIFT_DIRECTION
+        obs = np.empty((len(agents), 8), np.float32)
+        obs[:, 0:2] = tilt
+        obs[:, 2] = pos[:, 0]
+        obs[:, 3] = BALL_RADIUS + (pos * lift).sum(axis=1)  # height
+        obs[:, 4] = pos[:, 1]
+        obs[:, 5] = vel[:, 0]
+        obs[:, 6] = (vel * lift).sum(axis=1)  # climbing speed
+        obs[:, 7] = vel[:, 1]
+        return [obs]
 
 
 class BallExpert(ScriptedPolicy):

@@ -138,8 +138,8 @@ class GridScene(AcademyScene):
         board[1:-1, 1:-1] = FLOOR
         kinds = board[row_cell[:, None], col_cell[None, :]]
         self._background = self._kind_images[kinds, np.arange(self.camera_height)[:, None], np.arange(self.camera_width)]
-        self._row_pixels = self._cell_pixels(row_cell, side)
-        self._col_pixels = self._cell_pixels(col_cell, side)
+        self._row_spans = self._cell_spans(row_cell, side)
+        self._col_spans = self._cell_spans(col_cell, side)
         super().__init__(num_agents=num_agents, max_steps=max_steps, decision_period=decision_period, seed=seed)
 
     @staticmethod
@@ -151,12 +151,10 @@ class GridScene(AcademyScene):
         return cell, texel
 
     @staticmethod
-    def _cell_pixels(pixel_cell: np.ndarray, cells: int) -> np.ndarray:
-        """``[cells, widest]``: the pixels of each cell along one axis, the last one repeated
-        to pad every cell to the widest."""
-        counts = np.bincount(pixel_cell, minlength=cells)
-        start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        return start[:, None] + np.minimum(np.arange(counts.max()), counts[:, None] - 1)
+    def _cell_spans(pixel_cell: np.ndarray, cells: int) -> list[slice]:
+        """The pixels of each cell along one axis, as slices (a cell's pixels are contiguous)."""
+        ends = np.cumsum(np.bincount(pixel_cell, minlength=cells)).tolist()
+        return [slice(start, end) for start, end in zip([0, *ends[:-1]], ends)]
 
     def _behavior_layout(self) -> list[tuple[BehaviorSpec, int]]:
         channels = 1 if self.grayscale else 3
@@ -193,11 +191,12 @@ class GridScene(AcademyScene):
     def _observations(self, agents: np.ndarray) -> list[np.ndarray]:
         k = len(agents)
         image = np.broadcast_to(self._background, (k, *self._background.shape)).copy()
-        which = np.arange(k)[:, None, None]
-        for kind, place in ((PLUS, self._goals[agents, 0]), (CROSS, self._goals[agents, 1]), (AGENT, self._position[agents])):
-            rows = self._row_pixels[place[:, 0] + 1][:, :, None]
-            cols = self._col_pixels[place[:, 1] + 1][:, None, :]
-            image[which, rows, cols] = self._kind_images[kind][rows, cols]
+        # Each cell is a block of pixels: one slice assignment per drawn cell, the agent last.
+        goals, positions = self._goals[agents].tolist(), self._position[agents].tolist()
+        for i in range(k):
+            for kind, (row, col) in ((PLUS, goals[i][0]), (CROSS, goals[i][1]), (AGENT, positions[i])):
+                rows, cols = self._row_spans[row + 1], self._col_spans[col + 1]
+                image[i, rows, cols] = self._kind_images[kind, rows, cols]
         goal = np.zeros((k, 2), np.float32)
         goal[np.arange(k), self._target[agents]] = 1.0
         return [image, goal]

@@ -201,7 +201,7 @@ class ScenePlayer:
         self._channels_first = codec.channels_first_for_package(package_version)
         self._scene: Scene | None = None
         self._specs: dict[str, BehaviorSpec] = {}
-        self._wire_specs: dict[str, tuple[ObservationSpec, ...]] = {}
+        self._encoders: dict[str, tuple[codec.ObservationEncoder, ...]] = {}  # per behavior, one per sensor
         self._announced: set[str] = set()
         self._floats: dict[str, float] = {}
         self._samplers: dict[str, tuple[Sampler, np.random.Generator]] = {}
@@ -294,8 +294,8 @@ class ScenePlayer:
     def _build_scene(self, seed: int) -> None:
         self._scene = self.scene_class(seed=seed, **self.scene_kwargs)
         self._specs = dict(self._scene.behavior_specs())
-        self._wire_specs = {
-            name: tuple(wire_observation_spec(o, channels_first=self._channels_first) for o in spec.observation_specs)
+        self._encoders = {
+            name: tuple(codec.ObservationEncoder(wire_observation_spec(o, channels_first=self._channels_first)) for o in spec.observation_specs)
             for name, spec in self._specs.items()
         }
         for key, value in self._floats.items():
@@ -357,25 +357,26 @@ class ScenePlayer:
                 brain = codec.brain_parameters_to_proto(self._specs[name], is_training=True)
                 message.unity_output.rl_initialization_output.brain_parameters.append(brain)
                 self._announced.add(name)
-            self._fill_agent_infos(rl_output.agentInfos[name].value, batch, self._wire_specs[name])
+            self._fill_agent_infos(rl_output.agentInfos[name].value, batch, self._encoders[name])
         stats = getattr(self._scene, "take_stats", None)
         if callable(stats):
             rl_output.side_channel = frame_messages((STATS_CHANNEL_ID, StatsSideChannel.encode(k, v)) for k, v in stats().items())
         return message
 
     @staticmethod
-    def _fill_agent_infos(out: object, batch: AgentBatch, wire_specs: tuple[ObservationSpec, ...]) -> None:
-        done = np.asarray(batch.done, bool)
-        max_step = np.asarray(batch.max_step_reached, bool)
-        rewards = np.asarray(batch.rewards, np.float32)
+    def _fill_agent_infos(out: object, batch: AgentBatch, encoders: tuple[codec.ObservationEncoder, ...]) -> None:
+        done = np.asarray(batch.done, bool).tolist()
+        max_step = np.asarray(batch.max_step_reached, bool).tolist()
+        rewards = np.asarray(batch.rewards, np.float32).tolist()
+        ids = np.asarray(batch.agent_ids).tolist()
+        masked = None if batch.action_mask is None else (~np.asarray(batch.action_mask, bool)).tolist()
+        sensors = [encoder.encode(values) for encoder, values in zip(encoders, batch.observations)]
         for i in range(len(batch)):
-            info = out.add(  # type: ignore[attr-defined]
-                reward=float(rewards[i]), done=bool(done[i]), max_step_reached=bool(max_step[i]), id=int(batch.agent_ids[i])
-            )
-            if batch.action_mask is not None and not done[i]:
-                info.action_mask.extend((~np.asarray(batch.action_mask[i], bool)).tolist())
-            for spec, values in zip(wire_specs, batch.observations):
-                info.observations.append(codec.encode_observation(values[i], spec))
+            info = out.add(reward=rewards[i], done=done[i], max_step_reached=max_step[i], id=ids[i])  # type: ignore[attr-defined]
+            if masked is not None and not done[i]:
+                info.action_mask.extend(masked[i])
+            for rows in sensors:
+                info.observations.add().MergeFromString(rows[i])
 
 
 def _parser() -> argparse.ArgumentParser:

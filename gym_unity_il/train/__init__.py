@@ -1,30 +1,44 @@
-"""Training from demonstrations: offline BC, GAIL, BC-then-RL, from YAML configs.
+"""Training from demonstrations and from teachers: offline BC, GAIL, BC-then-RL, online BC, DAgger.
 
 * :func:`train`: one run, like ``mlagents-learn`` (``gym-unity-il train CONFIG --run-id ID``),
   writing ``results/<run-id>/`` (model, TensorBoard, metrics CSV, learning curve,
   resolved config, evaluation);
 * :func:`load_config` / :func:`parse_config`: the config files (:mod:`.config`);
 * :func:`evaluate`, :func:`load_policy`, :class:`RandomPolicy`: returns on the same seeds;
-* :func:`make_training_env`: the VecEnv runs train on.
+* :func:`make_training_env`: the VecEnv runs train on;
+* :func:`train_online`, :class:`OnlineBC`, :class:`TeacherBuffer`: students learning live
+  from a teacher in the same scene (:mod:`.online`); :class:`HumanTeacher`,
+  :func:`make_teacher`: teachers (:mod:`.teacher`); :func:`run_dagger`,
+  :func:`train_dagger`: DAgger with a teacher as the expert (:mod:`.dagger`).
 """
 
 from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config, parse_config
+from gym_unity_il.train.dagger import run_dagger, train_dagger
 from gym_unity_il.train.env import make_training_env
 from gym_unity_il.train.evaluation import Evaluation, RandomPolicy, TrainedPolicy, evaluate, load_policy, plot_learning_curve
+from gym_unity_il.train.online import OnlineBC, TeacherBuffer, train_online
 from gym_unity_il.train.run import RunResult, train
+from gym_unity_il.train.teacher import HumanTeacher, make_teacher
 
 __all__ = [
     "Evaluation",
+    "HumanTeacher",
+    "OnlineBC",
     "RandomPolicy",
     "RunConfig",
     "RunResult",
+    "TeacherBuffer",
     "TrainedPolicy",
     "TrainerSettings",
     "evaluate",
     "load_config",
     "load_policy",
+    "make_teacher",
     "make_training_env",
     "parse_config",
     "plot_learning_curve",
+    "run_dagger",
     "train",
+    "train_dagger",
+    "train_online",
 ]

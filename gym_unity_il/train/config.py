@@ -85,8 +85,12 @@ class TrainerSettings:
     * ``trainer``: ``offline_bc`` (behavioral cloning from ``demo_path``), ``gail`` (GAIL
       with a PPO generator, from scratch), ``bc_then_ppo`` / ``bc_then_sac`` (BC
       pretraining, then RL on the env's reward, plus ``gail.strength`` times the GAIL
-      reward for PPO). ``online_bc`` and ``dagger`` are not trained by this command.
-    * ``demo_path``: a `.demo` file or a folder of them (every trainer needs it).
+      reward for PPO), ``online_bc`` (students learn live from a teacher playing in the
+      same scene: :mod:`gym_unity_il.train.online`), ``dagger`` (`imitation`'s DAgger with
+      the teacher as the expert: :mod:`gym_unity_il.train.dagger`).
+    * ``demo_path``: a `.demo` file or a folder of them (every trainer needs it but
+      ``online_bc`` and ``dagger``, which learn from the teacher; DAgger starts from them
+      when given).
     * ``batch_size``, ``learning_rate``, ``ent_weight``, ``l2_weight``: behavioral cloning.
     * An epoch of BC is ``batches_per_epoch`` batches (default: one pass over the demos).
       ``offline_bc`` trains ``num_epoch`` epochs, or ``max_steps`` demo samples when
@@ -98,7 +102,15 @@ class TrainerSettings:
       deviation, inside the policy (the saved model takes raw observations).
     * ``summary_freq``: steps between rows of ``metrics.csv`` (BC: demo samples, with an
       evaluation episode per env copy; RL: env steps, mean return of recent episodes).
-    * ``brain_to_imitate``: accepted for ML-Agents configs and ignored.
+    * ``brain_to_imitate``: ``online_bc``: the teacher's behavior (the students are the
+      trained behavior); accepted and ignored by the other trainers.
+    * ``teacher``: ``online_bc`` and ``dagger``: ``expert`` (default: the built-in scene's
+      scripted expert), ``human`` (a pygame window: :class:`~gym_unity_il.train.teacher.HumanTeacher`)
+      or the path of a saved SB3 model.
+    * ``online_bc``: ``max_steps`` scene steps, each recording the teacher and training
+      ``batches_per_epoch`` batches (default 1) of ``batch_size`` teacher pairs.
+    * ``dagger``: ``max_steps`` env steps in all, in rounds of at least ``dagger_round_steps``
+      env steps, each followed by ``num_epoch`` epochs of BC (default 4) over every label so far.
     """
 
     trainer: TrainerType = "offline_bc"
@@ -119,6 +131,8 @@ class TrainerSettings:
     ent_weight: float = 1.0e-3
     l2_weight: float = 0.0
     brain_to_imitate: str | None = None
+    teacher: str | None = None
+    dagger_round_steps: int = 500
     ppo: PPOSettings = field(default_factory=PPOSettings)
     sac: SACSettings = field(default_factory=SACSettings)
     gail: GAILSettings = field(default_factory=GAILSettings)
@@ -238,7 +252,7 @@ def _validate(settings: Any, where: str) -> None:
         value = getattr(settings, f.name)
         positive = f.name in {
             "batch_size", "hidden_units", "max_steps", "summary_freq", "n_steps", "n_epochs", "buffer_size",
-            "num_envs", "eval_episodes", "demo_batch_size", "n_disc_updates_per_round", "gen_replay_buffer_capacity",
+            "num_envs", "eval_episodes", "demo_batch_size", "dagger_round_steps", "n_disc_updates_per_round", "gen_replay_buffer_capacity",
         }  # fmt: skip
         if positive and isinstance(value, int) and value <= 0:
             raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")

@@ -35,8 +35,10 @@ from gym_unity_il.train.env import make_training_env
 from gym_unity_il.train.evaluation import Evaluation, evaluate, plot_learning_curve
 from gym_unity_il.train.progress import Phase, RunRecorder
 
-#: The trainers this module runs (``online_bc`` and ``dagger`` need a live teacher).
+#: The trainers this module runs from demonstrations.
 RUN_TRAINERS = ("offline_bc", "gail", "bc_then_ppo", "bc_then_sac")
+#: The trainers that learn from a live teacher (:mod:`.online`, :mod:`.dagger`), run through :func:`train` too.
+TEACHER_TRAINERS = ("online_bc", "dagger")
 CHECKPOINT_DIR = "checkpoint"
 
 
@@ -68,7 +70,10 @@ class RunResult:
 def _check_settings(settings: TrainerSettings, where: str) -> None:
     """Refuses a trainer this module does not run, or one without demonstrations."""
     if settings.trainer not in RUN_TRAINERS:
-        raise ConfigError(f"{where}.trainer: {settings.trainer!r} is not trained by this command; use one of {list(RUN_TRAINERS)}")
+        raise ConfigError(
+            f"{where}.trainer: {settings.trainer!r} learns from a live teacher and the run was started for another trainer; "
+            "name its behavior with --behavior (or give it the config's only behavior section)"
+        )
     if settings.demo_path is None:
         raise ConfigError(f"{where}.demo_path: trainer {settings.trainer!r} learns from demonstrations; set demo_path to a .demo file or folder")
 
@@ -192,6 +197,18 @@ def train(
     if behavior_name is None and len(config.behaviors) == 1:
         behavior_name = next(iter(config.behaviors))
     settings = config.for_behavior(behavior_name) if behavior_name else config.default
+    if settings.trainer in TEACHER_TRAINERS:
+        if resume:
+            raise ConfigError(f"--resume: trainer {settings.trainer!r} learns from a live teacher and does not resume; start a new run")
+        if settings.trainer == "online_bc":
+            from gym_unity_il.train.online import train_online
+
+            return train_online(config, run_id=run_id, results_dir=results_dir, file_name=file_name, scene=scene, scene_kwargs=scene_kwargs,
+                                behavior_name=behavior_name, seed=seed, progress=progress)  # fmt: skip
+        from gym_unity_il.train.dagger import train_dagger
+
+        return train_dagger(config, run_id=run_id, results_dir=results_dir, file_name=file_name, scene=scene, scene_kwargs=scene_kwargs,
+                            behavior_name=behavior_name, seed=seed, progress=progress)  # fmt: skip
     if behavior_name or not config.behaviors:  # else the scene's first behavior picks the section
         _check_settings(settings, _section(config, behavior_name or ""))
 

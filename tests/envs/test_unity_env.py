@@ -10,8 +10,9 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
-from gym_unity_il.envs.unity_env import UnityILEnv
+from gym_unity_il.envs.unity_env import UnityILEnv, _row_of
 from gym_unity_il.errors import ConfigError, GymUnityILError
+from gym_unity_il.link.codec import StepBatch
 from gym_unity_il.link.side_channels import StatsAggregationMethod
 from gym_unity_il.scenes import SCENES
 
@@ -178,3 +179,14 @@ def test_bad_arguments_and_misuse_are_clear_errors(make_env, assert_released) ->
     with pytest.raises(GymUnityILError, match="closed"):
         env.reset()
     assert_released(port)
+
+
+def test_the_controlled_agent_is_found_at_its_row_or_anywhere_else() -> None:
+    def batch(ids: list[int]) -> StepBatch:
+        n = len(ids)
+        return StepBatch(np.array(ids, np.int32), (), np.zeros(n, np.float32), np.zeros(n, bool), None, np.zeros(n, np.int32), np.zeros(n, np.float32))
+
+    assert _row_of(batch([4, 7, 9]), 7, 1) == 1  # where it was
+    assert _row_of(batch([7, 4, 9]), 7, 1) == 0  # moved: found by search
+    assert _row_of(batch([4, 9]), 7, 5) is None  # absent, the guess out of range
+    assert _row_of(batch([]), 7, 0) is None

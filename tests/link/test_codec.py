@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -137,6 +139,10 @@ def test_actions_roundtrip_and_legacy_vector() -> None:
     assert c.tolist() == [[0.5, -1.0]] and d.tolist() == [[2]]
     with pytest.raises(UnityProtocolError, match="the spec wants 3 and 1"):
         codec.decode_actions(legacy_only, ActionSpec(3, (3,)))
+    none = codec.encode_actions(np.zeros((0, 2), np.float32), np.zeros((0, 1), np.int32))
+    assert len(none.value) == 0
+    c, d = codec.decode_actions(none.value, ActionSpec(2, (3,)))
+    assert c.shape == (0, 2) and d.shape == (0, 1)
 
 
 def test_brain_parameters_match_demo_format_example_and_read_back() -> None:
@@ -150,3 +156,116 @@ def test_brain_parameters_match_demo_format_example_and_read_back() -> None:
     assert codec.action_spec_from_proto(legacy) == ActionSpec(0, (3, 2))
     hybrid = codec.brain_parameters_to_proto(BehaviorSpec("H", (), ActionSpec(1, (2,))), is_training=True)
     assert list(hybrid.vector_action_size_deprecated) == [] and codec.action_spec_from_proto(hybrid) == ActionSpec(1, (2,))
+
+
+def _pngs(data: bytes) -> list[bytes]:
+    """The PNGs one after another in ``data``, as separate byte strings."""
+    pieces, start = [], 0
+    while start < len(data):
+        end = codec._png_end(data, start)
+        pieces.append(data[start:end])
+        start = end
+    return pieces
+
+
+def _pillow_pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as img:
+        return np.asarray(img)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4, 7])
+def test_written_pngs_read_without_pillow_exactly_as_pillow_reads_them(channels: int) -> None:
+    image = np.random.default_rng(channels).integers(0, 256, (9, 13, channels), dtype=np.uint8)
+    data, _ = codec.encode_png(image)
+    pieces = _pngs(data)
+    assert len(pieces) == max(1, -(-channels // 3))
+    for png in pieces:
+        fast = codec._unfiltered_png_pixels(png)
+        assert fast is not None  # the fast path reads what encode_png writes
+        assert np.array_equal(fast, _pillow_pixels(png))
+    assert np.array_equal(codec.decode_png(data)[:, :, :channels], image)
+
+
+def _unfiltered_png(pixels: np.ndarray, colour_type: int) -> bytes:
+    """An 8-bit PNG with filter type 0 on every row, built chunk by chunk."""
+    h, w, c = pixels.shape
+    rows = np.concatenate([np.zeros((h, 1), np.uint8), pixels.reshape(h, w * c)], axis=1)
+    header = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0)
+    return (
+        codec.PNG_SIGNATURE
+        + codec._png_chunk(b"IHDR", header)
+        + codec._png_chunk(b"IDAT", zlib.compress(rows.tobytes()))
+        + codec._png_chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(("channels", "colour_type"), [(1, 0), (3, 2), (4, 6)])
+def test_unfiltered_grey_rgb_and_rgba_pngs_match_pillow(channels: int, colour_type: int) -> None:
+    pixels = np.random.default_rng(colour_type).integers(0, 256, (5, 7, channels), dtype=np.uint8)
+    png = _unfiltered_png(pixels, colour_type)
+    fast = codec._unfiltered_png_pixels(png)
+    assert fast is not None and np.array_equal(fast, pixels)
+    pillow = _pillow_pixels(png)
+    assert np.array_equal(fast, pillow[:, :, None] if pillow.ndim == 2 else pillow)
+    assert np.array_equal(codec.decode_png(png), pixels)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_filtered_pngs_go_to_pillow_and_decode_the_same(mode: str) -> None:
+    # A smooth gradient: Pillow's encoder filters its rows, as Unity's does.
+    y, x = np.mgrid[0:16, 0:20]
+    pixels = np.stack([(y * 9 + x * 5) % 256, (x * 11) % 256, (y * 13) % 256, 255 - y * 3], axis=2).astype(np.uint8)
+    pixels = pixels[:, :, : len(mode)]
+    buf = io.BytesIO()
+    Image.fromarray(pixels[:, :, 0] if mode == "L" else pixels, mode=mode).save(buf, format="PNG")
+    png = buf.getvalue()
+    assert codec._unfiltered_png_pixels(png) is None
+    assert np.array_equal(codec.decode_png(png), pixels)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ObservationSpec((8,), name="VectorSensor_size8"),
+        ObservationSpec((2,), observation_type=1, name="GoalSensor"),
+        ObservationSpec((3, 4), name="Grid2d"),
+        ObservationSpec((0,), name="Empty"),
+        ObservationSpec((6, 5, 3), name="Camera"),
+        ObservationSpec((2, 6, 5), channels_first=True, name="CameraChw"),
+    ],
+)
+def test_observation_encoder_gives_the_messages_of_encode_observation(spec: ObservationSpec) -> None:
+    shape = spec.output_shape()
+    rng = np.random.default_rng(len(spec.name))
+    values = rng.integers(0, 256, (4, *shape)).astype(np.uint8) if spec.is_visual else rng.normal(size=(4, *shape)).astype(np.float32)
+    rows = codec.ObservationEncoder(spec).encode(values)
+    assert len(rows) == 4
+    for row, value in zip(rows, values):
+        assert pb.ObservationProto.FromString(row) == codec.encode_observation(value, spec)
+    if not spec.is_visual:
+        with pytest.raises(ValueError, match="expected"):
+            codec.ObservationEncoder(spec).encode(np.zeros((4, 9), np.float32))
+
+
+def test_batched_decode_equals_decoding_each_observation() -> None:
+    spec = BehaviorSpec(
+        "Mixed?team=0",
+        (ObservationSpec((5, 4, 3), name="Camera"), ObservationSpec((3,), name="Ray"), ObservationSpec((2, 2), name="Pairs")),
+        ActionSpec(1),
+    )
+    rng = np.random.default_rng(7)
+    infos = []
+    for i in range(6):
+        info = pb.AgentInfoProto(id=i, reward=float(rng.normal()), done=i % 3 == 2, group_id=i % 2, group_reward=0.5)
+        values = (rng.integers(0, 256, (5, 4, 3), dtype=np.uint8), rng.normal(size=3), rng.normal(size=(2, 2)))
+        info.observations.extend(codec.encode_observation(v, o) for v, o in zip(values, spec.observation_specs))
+        infos.append(_roundtrip(info))
+    for image_format in ("hwc_uint8", "chw_float"):
+        for batch, done in zip(codec.decode_agent_infos(infos, spec, image_format), (False, True)):
+            mine = [info for info in infos if info.done == done]
+            assert batch.agent_id.tolist() == [info.id for info in mine]
+            assert np.array_equal(batch.reward, np.array([info.reward for info in mine], np.float32))
+            assert batch.group_id.tolist() == [info.group_id for info in mine] and batch.group_reward.tolist() == [0.5] * len(mine)
+            for k, o in enumerate(spec.observation_specs):
+                one_by_one = np.stack([codec.decode_observation(info.observations[k], o, image_format) for info in mine])
+                assert batch.obs[k].dtype == one_by_one.dtype and np.array_equal(batch.obs[k], one_by_one)

@@ -7,6 +7,7 @@ import pytest
 
 from gym_unity_il.errors import ConfigError, UnityProtocolError
 from gym_unity_il.scenes import expert_policy, make_scene
+from gym_unity_il.scenes.grid import AGENT, CROSS, FLOOR, PLUS, WALL
 from gym_unity_il.scenes.evaluate import evaluate_in_process
 from gym_unity_il.spec import CameraResolution
 
@@ -104,3 +105,28 @@ def test_actions_outside_the_branch_are_rejected():
     scene = make_scene("grid", num_agents=2, seed=0)
     with pytest.raises(UnityProtocolError, match=r"outside the branch sizes \(5,\)"):
         move(scene, [0, 5])
+
+
+@pytest.mark.parametrize(("num_agents", "height", "width"), [(1, 84, 84), (5, 23, 41)])
+def test_each_pixel_shows_what_is_in_its_cell(num_agents, height, width):
+    """The renderer against its definition, pixel by pixel: a pixel shows the texture of the
+    thing in its cell (the agent over a goal, a goal over the floor) at that place."""
+    scene = make_scene("grid", num_agents=num_agents, camera_height=height, camera_width=width, max_steps=0, seed=2)
+    rng = np.random.default_rng(0)
+    side = scene.grid_size + 2
+    row_cell, _ = scene._pixel_map(height, side)
+    col_cell, _ = scene._pixel_map(width, side)
+    for _ in range(25):
+        images = scene.observe()[BEHAVIOR].observations[0][-num_agents:]  # the decision records
+        for agent, image in enumerate(images):
+            kinds = np.full((side, side), WALL)
+            kinds[1:-1, 1:-1] = FLOOR
+            (plus_row, plus_col), (cross_row, cross_col) = scene._goals[agent]
+            kinds[plus_row + 1, plus_col + 1] = PLUS
+            kinds[cross_row + 1, cross_col + 1] = CROSS
+            row, col = scene._position[agent]
+            kinds[row + 1, col + 1] = AGENT
+            pixel_kinds = kinds[row_cell[:, None], col_cell[None, :]]
+            expected = scene._kind_images[pixel_kinds, np.arange(height)[:, None], np.arange(width)[None, :]]
+            np.testing.assert_array_equal(image, expected)
+        move(scene, rng.integers(0, 5, num_agents))

@@ -120,8 +120,8 @@ def test_refusals_before_training(tmp_path: Path, ball_demo: Path, capsys) -> No
     (results / "taken").mkdir(parents=True)
     with pytest.raises(ConfigError, match=r"--run-id 'taken': .* already exists; pass --resume"):
         train(good, run_id="taken", results_dir=results)
-    with pytest.raises(ConfigError, match=r"section 'default'\.trainer: 'dagger' is not trained by this command"):
-        train(parse_config({"default": {"trainer": "dagger", "demo_path": str(ball_demo)}}, source="c.yaml"), run_id="r", results_dir=results)
+    with pytest.raises(ConfigError, match=r"section 'default'\.normalize: trainer 'dagger' learns live"):
+        train(parse_config({"default": {"trainer": "dagger", "normalize": True}}, source="c.yaml"), run_id="r", results_dir=results)
     with pytest.raises(ConfigError, match=r"section 'Ball'\.demo_path: trainer 'gail' learns from demonstrations"):
         train(parse_config({"Ball": {"trainer": "gail"}}, source="c.yaml"), run_id="r", results_dir=results)
     too_big = parse_config({"default": tiny(ball_demo, trainer="offline_bc", batch_size=5000)}, source="c.yaml")

@@ -1,0 +1,497 @@
+"""Online behavioral cloning: a teacher plays while students learn from it, live, in one scene.
+
+In one running scene (one :class:`~gym_unity_il.link.session.UnitySession`) the agents of
+the teacher behavior (``brain_to_imitate``) are driven by a teacher (a scripted policy, a
+saved model, or a human at the keyboard: :mod:`gym_unity_il.train.teacher`) and the
+agents of the student behavior by the student policy. Every step, the teacher's
+(observation, action) pairs go into a :class:`TeacherBuffer` and the student trains
+``batches_per_epoch`` gradient batches of ``batch_size`` pairs drawn from it, with
+`imitation`'s behavioral cloning loss, until ``max_steps`` steps. The students' returns
+are shown on the progress bar and logged to TensorBoard and ``metrics.csv`` while they
+learn.
+
+The Teacher Helper's controls, from code or from the teacher's window:
+
+* ``buffer.recording = False`` (key R toggles): the teacher keeps acting, the buffer stops
+  growing; ``True`` resumes;
+* ``buffer.clear()`` (key C): forget every demonstration so far.
+
+:func:`train_online` is what ``gym-unity-il train`` runs for ``trainer: online_bc``; the
+built-in scene ``ball`` offers the layout with ``scene_kwargs={"teacher_student": True}``
+(behaviors ``Teacher`` with one agent and ``Student`` with ``num_agents``).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+import yaml
+from gymnasium import spaces
+
+from gym_unity_il.envs.workers import AgentSlots, SlotBatch, exchange_until_ready, first_decisions, resolve_behavior
+from gym_unity_il.errors import ConfigError
+from gym_unity_il.link.session import UnitySession
+from gym_unity_il.spec import BehaviorSpec
+from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config
+from gym_unity_il.train.evaluation import Predictor
+from gym_unity_il.train.progress import RunRecorder
+
+#: Pairs a :class:`TeacherBuffer` keeps by default (the oldest are overwritten beyond it).
+BUFFER_CAPACITY = 100_000
+#: Finished student episodes the logged mean return is taken over.
+RETURN_WINDOW = 20
+
+
+class TeacherBuffer:
+    """The teacher's (observation, action) pairs the students learn from.
+
+    A ring buffer over env observations (an array, or a mapping of arrays for several
+    sensors) and actions in the env's gymnasium form; when full, the oldest pairs go first.
+
+    Args:
+        observation_space: the teacher behavior's observation space (Box or Dict).
+        action_space: its action space (Box, Discrete or MultiDiscrete).
+        capacity: the most pairs kept.
+        recording: start recording (True) or paused.
+    """
+
+    def __init__(self, *, observation_space: spaces.Space, action_space: spaces.Space, capacity: int = BUFFER_CAPACITY, recording: bool = True) -> None:
+        if capacity < 1:
+            raise ConfigError(f"TeacherBuffer capacity must be at least 1, got {capacity}")
+        subspaces = observation_space.spaces if isinstance(observation_space, spaces.Dict) else {"": observation_space}
+        self._keyed = isinstance(observation_space, spaces.Dict)
+        self._obs = {k: np.zeros((capacity, *s.shape), s.dtype) for k, s in subspaces.items()}
+        self._acts = np.zeros((capacity, *action_space.shape), action_space.dtype)
+        self.capacity = capacity
+        self._size = 0
+        self._next = 0
+        self._recording = bool(recording)
+        #: pairs added since construction (clearing does not reset it)
+        self.total_added = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def recording(self) -> bool:
+        """Whether :meth:`add` keeps what the teacher does (key R of the teacher window toggles it)."""
+        return self._recording
+
+    @recording.setter
+    def recording(self, value: bool) -> None:
+        self._recording = bool(value)
+
+    def toggle_recording(self) -> bool:
+        """Pauses or resumes recording; returns the new state."""
+        self._recording = not self._recording
+        return self._recording
+
+    def clear(self) -> None:
+        """Forgets every pair (key C of the teacher window)."""
+        self._size = 0
+        self._next = 0
+
+    def add(self, observations: Any, actions: Any) -> int:
+        """Adds a batch of pairs (leading axis) when recording; returns how many were added."""
+        if not self._recording:
+            return 0
+        parts = dict(observations) if self._keyed else {"": observations}
+        acts = np.asarray(actions).reshape(-1, *self._acts.shape[1:])
+        n = len(acts)
+        rows = (self._next + np.arange(n)) % self.capacity
+        for key, store in self._obs.items():
+            store[rows] = np.asarray(parts[key]).reshape(n, *store.shape[1:])
+        self._acts[rows] = acts
+        self._next = int((self._next + n) % self.capacity)
+        self._size = min(self.capacity, self._size + n)
+        self.total_added += n
+        return n
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[Any, np.ndarray]:
+        """``batch_size`` pairs drawn uniformly with replacement: ``(observations, actions)``.
+
+        Raises:
+            ValueError: the buffer is empty.
+        """
+        if self._size == 0:
+            raise ValueError("the teacher buffer is empty: nothing to sample")
+        rows = rng.integers(0, self._size, batch_size)
+        obs = {k: v[rows] for k, v in self._obs.items()}
+        return (obs if self._keyed else obs[""]), self._acts[rows]
+
+
+def observation_of(arrays: tuple[np.ndarray, ...], spec: BehaviorSpec) -> Any:
+    """A batch of observations as the env returns them: the one sensor's array, else a dict by sensor name."""
+    if len(arrays) == 1:
+        return arrays[0]
+    return collections.OrderedDict(zip(spec.observation_keys, arrays))
+
+
+def split_actions(actions: Any, spec: BehaviorSpec, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(continuous float32 [n, c], discrete int32 [n, d])`` from a batch in the gymnasium form of ``spec``."""
+    act = spec.action_spec
+    if act.is_hybrid:
+        return np.asarray(actions["continuous"], np.float32).reshape(n, act.continuous_size), np.asarray(actions["discrete"]).astype(np.int32).reshape(n, act.discrete_size)
+    if act.continuous_size:
+        return np.asarray(actions, np.float32).reshape(n, act.continuous_size), np.zeros((n, 0), np.int32)
+    return np.zeros((n, 0), np.float32), np.asarray(actions).astype(np.int32).reshape(n, act.discrete_size)
+
+
+class TeacherStudentLink:
+    """Every agent of a teacher behavior and of a student behavior of one Unity process.
+
+    Each behavior's agents sit in fixed slots (as in :class:`~gym_unity_il.envs.UnityVecEnv`:
+    an agent whose episode ends goes on in its slot with its next episode); one
+    :meth:`step` takes one action per slot of each behavior and runs until every slot
+    has its next decision.
+
+    Args:
+        session: a live session (the link closes it).
+        teacher_behavior: the teacher's behavior, with or without ``?team=N``.
+        student_behavior: the students' behavior (None: the first other behavior).
+
+    Raises:
+        ConfigError: a behavior is not in the scene, or the two are the same.
+    """
+
+    def __init__(self, *, session: UnitySession, teacher_behavior: str, student_behavior: str | None = None) -> None:
+        self.session = session
+        try:
+            steps = first_decisions(session, session.reset())
+            specs = session.behavior_specs
+            try:
+                self.teacher = resolve_behavior(specs, teacher_behavior)
+            except ConfigError:
+                raise ConfigError(
+                    f"brain_to_imitate={teacher_behavior!r} is not a behavior of the scene, whose behaviors are {list(specs)}; "
+                    "name the teacher's behavior (the built-in 'ball' has Teacher and Student with scene_kwargs {\"teacher_student\": true})"
+                ) from None
+            others = [name for name in specs if name != self.teacher]
+            if student_behavior is None:
+                if not others:
+                    raise ConfigError(f"the scene has only the teacher behavior {self.teacher!r}: online BC needs a student behavior too")
+                self.student = others[0]
+            else:
+                self.student = resolve_behavior(specs, student_behavior)
+            if self.student == self.teacher:
+                raise ConfigError(f"the student behavior {self.student!r} is the teacher's (brain_to_imitate): choose another behavior to train")
+            self.slots: dict[str, AgentSlots] = {}
+            for name in (self.teacher, self.student):
+                decision, _ = steps[name]
+                if not len(decision):
+                    raise ConfigError(f"no agent of behavior {name!r} asked for a decision after the reset")
+                self.slots[name] = AgentSlots(spec=specs[name], agent_ids=decision.agent_id, image_format=session.image_format)
+        except BaseException:
+            session.close()
+            raise
+
+    @property
+    def teacher_spec(self) -> BehaviorSpec:
+        return self.slots[self.teacher].spec
+
+    @property
+    def student_spec(self) -> BehaviorSpec:
+        return self.slots[self.student].spec
+
+    def reset(self, seed: int | None = None) -> tuple[SlotBatch, SlotBatch]:
+        """Resets every agent; returns the teacher's and the students' first decisions."""
+        steps = self.session.reset(seed=seed)
+        for name, slots in self.slots.items():
+            slots.begin_reset()
+            slots.absorb(*steps[name])
+        if not all(s.ready() for s in self.slots.values()):
+            exchange_until_ready(self.session, self.slots)
+        return self.slots[self.teacher].result(), self.slots[self.student].result()
+
+    def step(self, teacher_actions: tuple[np.ndarray, np.ndarray], student_actions: tuple[np.ndarray, np.ndarray]) -> tuple[SlotBatch, SlotBatch]:
+        """Applies ``(continuous, discrete)`` actions per slot of each behavior; returns what each reports next."""
+        self.slots[self.teacher].begin_step(*teacher_actions)
+        self.slots[self.student].begin_step(*student_actions)
+        exchange_until_ready(self.session, self.slots)
+        return self.slots[self.teacher].result(), self.slots[self.student].result()
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class EpisodeReturns:
+    """Running returns of a set of slots, and the returns of their finished episodes."""
+
+    def __init__(self, n: int, window: int = RETURN_WINDOW) -> None:
+        self.running = np.zeros(n)
+        self.finished: collections.deque[float] = collections.deque(maxlen=window)
+        self.episodes = 0
+
+    def add(self, batch: SlotBatch) -> None:
+        self.running += batch.reward
+        for row in batch.terminal_rows:
+            self.finished.append(float(self.running[row]))
+            self.running[row] = 0.0
+            self.episodes += 1
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the last finished episodes (None before the first ends)."""
+        return float(np.mean(self.finished)) if self.finished else None
+
+
+class OnlineBC:
+    """The online loop: teacher acts and is recorded, students act and learn, every step.
+
+    Args:
+        link: the scene's teacher and student agents.
+        teacher: drives the teacher agents (SB3's ``predict`` on a batch of env observations).
+        policy: the students' SB3 ``ActorCriticPolicy``, trained in place.
+        adapter: turns env observations into the policy's (:class:`~gym_unity_il.train.policies.ObservationAdapter`).
+        settings: ``batch_size``, ``learning_rate``, ``batches_per_epoch`` (default 1),
+            ``max_steps``, ``ent_weight``, ``l2_weight``, ``summary_freq``.
+        buffer: the teacher's pairs (default: a new :class:`TeacherBuffer`).
+        seed: seeds the batch sampler and the scene's first reset.
+        logger: an `imitation` / SB3 logger (TensorBoard), or None.
+    """
+
+    name = "online_bc"
+
+    def __init__(
+        self,
+        *,
+        link: TeacherStudentLink,
+        teacher: Predictor,
+        policy: Any,
+        adapter: Any,
+        settings: TrainerSettings,
+        buffer: TeacherBuffer | None = None,
+        seed: int = 0,
+        logger: Any = None,
+    ) -> None:
+        from imitation.algorithms.bc import BehaviorCloningLossCalculator
+
+        self.link = link
+        self.teacher = teacher
+        self.policy = policy
+        self.adapter = adapter
+        self.settings = settings
+        spec = link.teacher_spec
+        self.buffer = buffer or TeacherBuffer(observation_space=spec.observation_space(link.session.image_format), action_space=spec.action_space())
+        attach = getattr(teacher, "attach", None)
+        if callable(attach):
+            attach(self.buffer)  # the teacher's window gets the R and C keys
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.logger = logger
+        self.loss = BehaviorCloningLossCalculator(ent_weight=settings.ent_weight, l2_weight=settings.l2_weight)
+        self.optimizer = th.optim.Adam(policy.parameters(), lr=settings.learning_rate)
+        self.steps = 0
+        self.batches = 0
+        self.student_returns = EpisodeReturns(len(link.slots[link.student]))
+        self.teacher_returns = EpisodeReturns(len(link.slots[link.teacher]))
+        self.last_loss = float("nan")
+
+    def train_batch(self) -> float:
+        """One gradient step on a batch from the buffer; returns the loss."""
+        obs, acts = self.buffer.sample(self.settings.batch_size, self.rng)
+        self.policy.set_training_mode(True)
+        metrics = self.loss(self.policy, self.adapter(obs), acts)
+        self.optimizer.zero_grad()
+        metrics.loss.backward()
+        self.optimizer.step()
+        self.policy.set_training_mode(False)
+        self.batches += 1
+        return float(metrics.loss.item())
+
+    def run(self, recorder: RunRecorder | None = None) -> None:
+        """Plays and learns until ``max_steps`` steps (continuing from :attr:`steps`).
+
+        A ``KeyboardInterrupt`` (Ctrl+C) propagates after the step in progress; the
+        policy keeps what it learned so far.
+        """
+        settings = self.settings
+        per_step = settings.batches_per_epoch if settings.batches_per_epoch is not None else 1
+        teacher_batch, student_batch = self.link.reset(seed=self.seed)
+        t_spec, s_spec = self.link.teacher_spec, self.link.student_spec
+        bar = recorder.bar(self.name, total=settings.max_steps, initial=self.steps, unit="step") if recorder is not None else None
+        try:
+            while self.steps < settings.max_steps:
+                teacher_obs = observation_of(teacher_batch.obs, t_spec)
+                student_obs = observation_of(student_batch.obs, s_spec)
+                teacher_actions, _ = self.teacher.predict(teacher_obs, deterministic=True)
+                student_actions, _ = self.policy.predict(self.adapter(student_obs), deterministic=True)
+                live = teacher_batch.agent_id >= 0
+                if live.all():
+                    self.buffer.add(teacher_obs, teacher_actions)
+                elif live.any():
+                    self.buffer.add(_rows(teacher_obs, live), np.asarray(teacher_actions)[live])
+                n_t, n_s = len(teacher_batch.agent_id), len(student_batch.agent_id)
+                teacher_batch, student_batch = self.link.step(split_actions(teacher_actions, t_spec, n_t), split_actions(student_actions, s_spec, n_s))
+                self.teacher_returns.add(teacher_batch)
+                self.student_returns.add(student_batch)
+                if len(self.buffer):
+                    for _ in range(per_step):
+                        self.last_loss = self.train_batch()
+                self.steps += 1
+                if bar is not None:
+                    bar.update(1)
+                if self.steps % settings.summary_freq == 0 or self.steps == settings.max_steps:
+                    self._summary(recorder)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _summary(self, recorder: RunRecorder | None) -> None:
+        student, teacher = self.student_returns.mean, self.teacher_returns.mean
+        if self.logger is not None:
+            self.logger.record("online/buffer_size", len(self.buffer))
+            self.logger.record("online/recording", int(self.buffer.recording))
+            self.logger.record("online/loss", self.last_loss)
+            if teacher is not None:
+                self.logger.record("online/teacher_return", teacher)
+            if student is not None:
+                self.logger.record("online/student_return", student)
+        if recorder is not None:
+            recorder.summary(self.name, self.steps, student)
+        if self.logger is not None:
+            self.logger.dump(self.steps)
+
+    def state(self) -> dict[str, Any]:
+        return {"steps": self.steps, "optimizer": self.optimizer.state_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _rows(obs: Any, keep: np.ndarray) -> Any:
+    if isinstance(obs, Mapping):
+        return {k: np.asarray(v)[keep] for k, v in obs.items()}
+    return np.asarray(obs)[keep]
+
+
+# ---------------------------------------------------------------------------- a whole run
+
+
+def check_online_settings(settings: TrainerSettings, where: str) -> None:
+    """Refuses settings online BC and DAgger cannot use (they learn live, without demos)."""
+    if settings.brain_to_imitate is None and settings.trainer == "online_bc":
+        raise ConfigError(f"{where}.brain_to_imitate: trainer 'online_bc' needs the teacher's behavior name (e.g. Teacher)")
+    if settings.normalize:
+        raise ConfigError(f"{where}.normalize: trainer {settings.trainer!r} learns live, without demos to take statistics from; set normalize: false")
+
+
+def train_online(
+    config: RunConfig | str | os.PathLike[str],
+    *,
+    run_id: str,
+    results_dir: str | os.PathLike[str] = "results",
+    file_name: str | os.PathLike[str] | None = None,
+    scene: str | None = None,
+    scene_kwargs: Mapping[str, Any] | None = None,
+    behavior_name: str | None = None,
+    teacher: Predictor | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Any:
+    """One ``online_bc`` run: results in ``results_dir/run_id`` like :func:`~gym_unity_il.train.train`.
+
+    The teacher drives the ``brain_to_imitate`` behavior; the students are
+    ``behavior_name`` (else the config's only behavior section, else the first other
+    behavior). The students' policy is saved as ``model.zip`` (``PPO.load``) at the end
+    and on Ctrl+C, and evaluated on ``eval_episodes`` episodes of a second process of
+    the same scene.
+
+    Args:
+        config: a :class:`RunConfig` or a YAML file.
+        run_id: the run folder's name.
+        results_dir: where run folders go.
+        file_name: a Unity build (else the built-in ``scene``).
+        scene: a built-in scene (default ``"ball"``).
+        scene_kwargs: its arguments (``ball`` needs ``{"teacher_student": True}``).
+        behavior_name: the student behavior.
+        teacher: a policy with SB3's ``predict`` (default: the config's ``teacher``).
+        seed: seeds torch, NumPy, the scene and the evaluation.
+        progress: show the progress bar.
+
+    Returns:
+        A :class:`~gym_unity_il.train.run.RunResult` (``interrupted`` after Ctrl+C, with the model saved).
+    """
+    from imitation.util import logger as imitation_logger
+    from stable_baselines3.common.utils import set_random_seed
+
+    from gym_unity_il.train.env import make_training_env
+    from gym_unity_il.train.evaluation import evaluate, plot_learning_curve
+    from gym_unity_il.train.policies import ObservationAdapter, extractor_kwargs
+    from gym_unity_il.train.run import RunResult, _check_actions, _make_model, _section
+    from gym_unity_il.train.teacher import make_teacher
+
+    started = time.perf_counter()
+    if not isinstance(config, RunConfig):
+        config = load_config(config)
+    run_dir = Path(results_dir) / run_id
+    if run_dir.exists():
+        raise ConfigError(f"--run-id {run_id!r}: {run_dir} already exists; choose another run id (online runs do not resume)")
+    if behavior_name is None and len(config.behaviors) == 1:
+        behavior_name = next(iter(config.behaviors))
+    first = config.for_behavior(behavior_name) if behavior_name else config.default
+    check_online_settings(first, _section(config, behavior_name or ""))
+    set_random_seed(seed)
+    if scene is None and file_name is None:
+        scene = "ball"
+    session = UnitySession(file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, seed=seed)
+    link = TeacherStudentLink(session=session, teacher_behavior=first.brain_to_imitate or "", student_behavior=behavior_name)
+    venv = None
+    try:
+        settings = config.for_behavior(link.student)
+        where = _section(config, link.student)
+        check_online_settings(settings, where)
+        if settings.trainer != "online_bc":
+            raise ConfigError(f"{where}.trainer: train_online runs 'online_bc', the section says {settings.trainer!r}")
+        _check_actions(settings, link.student_spec, where)
+        if link.teacher_spec.observation_specs != link.student_spec.observation_specs or link.teacher_spec.action_spec != link.student_spec.action_spec:
+            raise ConfigError(
+                f"{where}: the teacher {link.teacher_spec.describe()} and the students {link.student_spec.describe()} must see and act alike "
+                "for the students to learn from the teacher"
+            )
+        if teacher is None:
+            teacher = make_teacher(settings.teacher, spec=link.teacher_spec, scene=scene, where=f"{where}.teacher")
+        venv, _ = make_training_env(file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, behavior_name=link.student, seed=seed + 1)
+        adapter = ObservationAdapter(venv.observation_space)
+        policy_venv = adapter.wrap(venv)
+        model = _make_model(settings, policy_venv, {"net_arch": settings.net_arch(), **extractor_kwargs(adapter, None)}, seed)
+        run_dir.mkdir(parents=True)
+        logger = imitation_logger.configure(run_dir / "tensorboard", ["tensorboard"])
+        model.set_logger(logger)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        recorder = RunRecorder(run_dir=run_dir, logger=logger, summary_freq=settings.summary_freq, progress=progress)
+        online = OnlineBC(link=link, teacher=teacher, policy=model.policy, adapter=adapter, settings=settings, seed=seed, logger=logger)
+        try:
+            online.run(recorder)
+        except KeyboardInterrupt:
+            model.save(run_dir / "model.zip")
+            return RunResult(run_dir, link.student, settings.trainer, True, None, time.perf_counter() - started)
+        finally:
+            link.close()
+            close = getattr(teacher, "close", None)
+            if callable(close):
+                close()
+        model.save(run_dir / "model.zip")
+        evaluation = evaluate(model, policy_venv, episodes=settings.eval_episodes, seed=seed)
+    finally:
+        link.close()
+        if venv is not None:
+            venv.close()
+    wall = time.perf_counter() - started
+    summary = {
+        "behavior": link.student, "teacher_behavior": link.teacher, "trainer": settings.trainer, "algorithm": "PPO", "model": "model.zip",
+        "env_steps": online.steps, "teacher_pairs": online.buffer.total_added, "gradient_batches": online.batches,
+        "teacher_return": online.teacher_returns.mean, "phases": [online.name], "wall_time_s": wall, **evaluation.to_dict(),
+    }  # fmt: skip
+    (run_dir / "evaluation.json").write_text(json.dumps(summary, indent=2))
+    plot_learning_curve(recorder.metrics_path, run_dir / "learning_curve.png", title=f"{run_id}: online_bc on {link.student}")
+    return RunResult(run_dir, link.student, settings.trainer, False, evaluation, wall)
