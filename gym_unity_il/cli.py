@@ -189,7 +189,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    train = commands.add_parser("train", help="train a behavior from demonstrations (offline BC, GAIL, BC-then-PPO/SAC) from a YAML config")
+    train = commands.add_parser("train", help="train a behavior from a YAML config (offline BC, GAIL, BC-then-PPO/SAC, online BC with a teacher, DAgger)")
     train.add_argument("config", type=Path, help="the YAML trainer config")
     train.add_argument("--run-id", required=True, help="name of the run: results go to RESULTS_DIR/RUN_ID/")
     train.add_argument("--env", help="path of a Unity build (default: a built-in scene)")
