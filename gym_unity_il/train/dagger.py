@@ -24,14 +24,13 @@ import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from gym_unity_il.errors import ConfigError
-from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config
+from gym_unity_il.train.config import RunConfig, TrainerSettings
 from gym_unity_il.train.evaluation import Predictor
 from gym_unity_il.train.policies import ObservationAdapter
 from gym_unity_il.train.progress import RunRecorder
@@ -197,27 +196,18 @@ def train_dagger(
         A :class:`~gym_unity_il.train.run.RunResult`.
     """
     from imitation.util import logger as imitation_logger
-    from stable_baselines3.common.utils import set_random_seed
 
     from gym_unity_il.train.env import make_training_env
     from gym_unity_il.train.evaluation import evaluate, plot_learning_curve
-    from gym_unity_il.train.online import check_online_settings
+    from gym_unity_il.train.online import check_online_settings, start_live_run
     from gym_unity_il.train.policies import extractor_kwargs
     from gym_unity_il.train.run import RunResult, _check_actions, _make_model, _section
     from gym_unity_il.train.teacher import make_teacher
 
     started = time.perf_counter()
-    if not isinstance(config, RunConfig):
-        config = load_config(config)
-    run_dir = Path(results_dir) / run_id
-    if run_dir.exists():
-        raise ConfigError(f"--run-id {run_id!r}: {run_dir} already exists; choose another run id (DAgger runs do not resume)")
-    if behavior_name is None and len(config.behaviors) == 1:
-        behavior_name = next(iter(config.behaviors))
-    check_online_settings(config.for_behavior(behavior_name) if behavior_name else config.default, _section(config, behavior_name or ""))
-    if scene is None and file_name is None:
-        scene = "ball"
-    set_random_seed(seed)
+    config, run_dir, behavior_name, _, scene = start_live_run(
+        config, results_dir=results_dir, run_id=run_id, behavior_name=behavior_name, scene=scene, file_name=file_name, kind="DAgger", seed=seed
+    )
     venv, spec = make_training_env(file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, behavior_name=behavior_name, num_envs=1, seed=seed)
     try:
         settings = config.for_behavior(spec.name)

@@ -385,6 +385,44 @@ def check_online_settings(settings: TrainerSettings, where: str) -> None:
         raise ConfigError(f"{where}.normalize: trainer {settings.trainer!r} learns live, without demos to take statistics from; set normalize: false")
 
 
+def start_live_run(
+    config: RunConfig | str | os.PathLike[str],
+    *,
+    results_dir: str | os.PathLike[str],
+    run_id: str,
+    behavior_name: str | None,
+    scene: str | None,
+    file_name: str | os.PathLike[str] | None,
+    kind: str,
+    seed: int,
+) -> tuple[RunConfig, Path, str | None, TrainerSettings, str | None]:
+    """The common start of an online BC or DAgger run (``kind`` names it in errors): the
+    loaded config, the new run folder (refused if it exists: these runs do not resume),
+    the behavior (the config's only section when not given), its settings checked, the
+    scene (``"ball"`` when neither a build nor a scene is given); seeds everything.
+
+    Returns:
+        ``(config, run_dir, behavior_name, settings, scene)``.
+    """
+    from stable_baselines3.common.utils import set_random_seed
+
+    from gym_unity_il.train.run import _section
+
+    if not isinstance(config, RunConfig):
+        config = load_config(config)
+    run_dir = Path(results_dir) / run_id
+    if run_dir.exists():
+        raise ConfigError(f"--run-id {run_id!r}: {run_dir} already exists; choose another run id ({kind} runs do not resume)")
+    if behavior_name is None and len(config.behaviors) == 1:
+        behavior_name = next(iter(config.behaviors))
+    settings = config.for_behavior(behavior_name) if behavior_name else config.default
+    check_online_settings(settings, _section(config, behavior_name or ""))
+    set_random_seed(seed)
+    if scene is None and file_name is None:
+        scene = "ball"
+    return config, run_dir, behavior_name, settings, scene
+
+
 def train_online(
     config: RunConfig | str | os.PathLike[str],
     *,
@@ -422,7 +460,6 @@ def train_online(
         A :class:`~gym_unity_il.train.run.RunResult` (``interrupted`` after Ctrl+C, with the model saved).
     """
     from imitation.util import logger as imitation_logger
-    from stable_baselines3.common.utils import set_random_seed
 
     from gym_unity_il.train.env import make_training_env
     from gym_unity_il.train.evaluation import evaluate, plot_learning_curve
@@ -431,18 +468,9 @@ def train_online(
     from gym_unity_il.train.teacher import make_teacher
 
     started = time.perf_counter()
-    if not isinstance(config, RunConfig):
-        config = load_config(config)
-    run_dir = Path(results_dir) / run_id
-    if run_dir.exists():
-        raise ConfigError(f"--run-id {run_id!r}: {run_dir} already exists; choose another run id (online runs do not resume)")
-    if behavior_name is None and len(config.behaviors) == 1:
-        behavior_name = next(iter(config.behaviors))
-    first = config.for_behavior(behavior_name) if behavior_name else config.default
-    check_online_settings(first, _section(config, behavior_name or ""))
-    set_random_seed(seed)
-    if scene is None and file_name is None:
-        scene = "ball"
+    config, run_dir, behavior_name, first, scene = start_live_run(
+        config, results_dir=results_dir, run_id=run_id, behavior_name=behavior_name, scene=scene, file_name=file_name, kind="online", seed=seed
+    )
     session = UnitySession(file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, seed=seed)
     link = TeacherStudentLink(session=session, teacher_behavior=first.brain_to_imitate or "", student_behavior=behavior_name)
     venv = None
