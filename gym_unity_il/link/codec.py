@@ -16,7 +16,7 @@ import math
 import re
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -465,6 +465,56 @@ def decode_agent_infos(
     terminal = [info for info in infos if info.done]
     decision = [info for info in infos if not info.done] if terminal else infos
     return _batch(decision, spec, image_format, True), _batch(terminal, spec, image_format, False)
+
+
+# ---------------------------------------------------------------------------- whole messages
+
+
+def parse_unity_message(data: bytes) -> pb.UnityMessageProto:
+    """Unity's message from its bytes.
+
+    Raises:
+        UnityProtocolError: the bytes are not a UnityMessageProto.
+    """
+    try:
+        return pb.UnityMessageProto.FromString(data)
+    except Exception as exc:  # protobuf's DecodeError, or its nesting limit on garbage
+        raise UnityProtocolError(
+            f"Unity sent {len(data)} bytes that are not an ML-Agents message ({exc}); is the other side an ML-Agents "
+            "environment of a compatible version?"
+        ) from exc
+
+
+def decode_unity_output(
+    output: pb.UnityOutputProto,
+    specs: MutableMapping[str, BehaviorSpec],
+    *,
+    channels_first: bool = False,
+    image_format: ImageFormat = "hwc_uint8",
+) -> dict[str, tuple[StepBatch, StepBatch]]:
+    """Decodes the agent data of one message of Unity (side channels aside).
+
+    Behaviors the message announces (protocol.md §6.3) are added to ``specs``; the result
+    holds ``(decision steps, terminal steps)`` for every behavior of ``specs``, empty for
+    those without agents in this message.
+
+    Raises:
+        UnityProtocolError: the message contradicts itself or the specs (the text says how).
+    """
+    infos_by_name = output.rl_output.agentInfos
+    if output.HasField("rl_initialization_output"):
+        for brain in output.rl_initialization_output.brain_parameters:
+            name = brain.brain_name
+            if name not in infos_by_name or not infos_by_name[name].value:
+                raise UnityProtocolError(f"behavior {name!r} was announced without any agent data in the same message (protocol.md §6.3)")
+            specs[name] = behavior_spec_from_proto(brain, infos_by_name[name].value[0], channels_first=channels_first)
+    for name, infos in infos_by_name.items():
+        if name not in specs and infos.value:
+            raise UnityProtocolError(f"agents of behavior {name!r} arrived before the behavior was announced (protocol.md §6.3)")
+    return {
+        name: decode_agent_infos(infos_by_name[name].value if name in infos_by_name else (), spec, image_format)
+        for name, spec in specs.items()
+    }
 
 
 # ---------------------------------------------------------------------------- actions

@@ -2,10 +2,17 @@
 
 Unity calls the one unary method ``/communicator_objects.UnityToExternalProto/Exchange``
 with its data in the request and waits for the trainer's data in the response (protocol.md
-§1.1). :class:`ExchangeServer` hands each request to the caller's thread
-(:meth:`ExchangeServer.receive`) and holds the call open until the caller answers it
-(:meth:`ExchangeServer.respond`). It uses a synchronous ``grpc.server`` and plain
-``threading`` primitives: no event loop, no extra serialisation, no extra hop.
+§1.1). :class:`ExchangeServer` gives each request to the caller (:meth:`ExchangeServer.receive`)
+and holds the call open until the caller answers it (:meth:`ExchangeServer.respond`).
+
+gRPC runs a handler to completion, but the answer to Unity's call only exists once the
+user's next ``step()`` computes it. The handler therefore runs on the caller's own thread,
+inside a greenlet: :meth:`~ExchangeServer.receive` starts gRPC's work for the call, the
+handler suspends itself with the request in hand, and :meth:`~ExchangeServer.respond`
+resumes it with the answer, which gRPC then sends. No thread hands anything over to
+another, so a step costs what a bare gRPC round trip costs plus the caller's own work. The
+price is a rule: a server (and the session and env built on it) answers Unity from the
+thread that received the call, so each env is used from one thread.
 
 The method is registered by its path: the protobuf package of the generated messages
 differs from Unity's on purpose (see ``protos/communicator.proto``), the path does not.
@@ -20,10 +27,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
+from typing import Any
 
+import greenlet
 import grpc
 
-from gym_unity_il.errors import PortInUseError
+from gym_unity_il.errors import GymUnityILError, PortInUseError, UnityProtocolError
+from gym_unity_il.link.codec import parse_unity_message
 from gym_unity_il.proto import communicator_pb2 as pb
 
 SERVICE_NAME = "communicator_objects.UnityToExternalProto"
@@ -38,6 +48,9 @@ STATUS_OK = 200
 STATUS_CLOSING = 400
 
 PORT_ADVICE = "pass another worker_id (the port is base_port + worker_id), another base_port, or auto_port=True"
+
+#: gRPC's work for one call: (future, function, args, kwargs), as ``Executor.submit`` got it.
+_Work = tuple[futures.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 def format_address(host: str, port: int) -> str:
@@ -61,84 +74,44 @@ def check_port_free(host: str, port: int) -> None:
             raise PortInUseError(f"port {port} on {host} is already in use ({exc.strerror}): {PORT_ADVICE}") from exc
 
 
-class _DaemonThreadPool(futures.Executor):
-    """A fixed pool of daemon threads for gRPC's handlers.
-
-    ``concurrent.futures.ThreadPoolExecutor`` joins its threads before ``atexit`` runs, so
-    a handler still holding Unity's call would block interpreter exit (after Ctrl+C, say)
-    before the exit hooks that answer the call could run. Daemon threads do not.
-    """
-
-    def __init__(self, max_workers: int) -> None:
-        self._work: queue.SimpleQueue[tuple[futures.Future[object], Callable[..., object], tuple, dict] | None] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._run, name=f"unity-exchange-{i}", daemon=True) for i in range(max_workers)]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> futures.Future[object]:
-        future: futures.Future[object] = futures.Future()
-        self._work.put((future, fn, args, kwargs))
-        return future
-
-    def _run(self) -> None:
-        while (item := self._work.get()) is not None:
-            future, fn, args, kwargs = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:  # handed to the future, as ThreadPoolExecutor does
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        for _ in self._threads:
-            self._work.put(None)
-        if wait:
-            for thread in self._threads:
-                thread.join()
-
-
-class _PendingCall:
-    """One of Unity's calls, waiting for the trainer's answer.
-
-    The answer travels through a ``SimpleQueue``: its ``put`` and ``get`` are C code, so the
-    hand-over between the caller's thread and the gRPC thread runs as little Python as possible.
-    """
-
-    __slots__ = ("request", "answered", "abandoned", "_answer")
-
-    def __init__(self, request: pb.UnityMessageProto) -> None:
-        self.request = request
-        self.answered = False
-        self.abandoned = False
-        self._answer: queue.SimpleQueue[pb.UnityMessageProto] = queue.SimpleQueue()
-
-    def answer(self, response: pb.UnityMessageProto) -> None:
-        """Hands ``response`` to the waiting handler; later answers are ignored."""
-        if not self.answered:
-            self.answered = True
-            self._answer.put(response)
-
-    def wait(self) -> pb.UnityMessageProto:
-        """Blocks until the call is answered and returns the answer."""
-        return self._answer.get()
-
-    def end(self) -> None:
-        """The RPC is over (answered, cancelled, or the client vanished): release the handler."""
-        if not self.answered:
-            self.abandoned = True
-            self.answer(closing_message())
-
-
 def closing_message() -> pb.UnityMessageProto:
     """The message that tells the peer the sender is closing: ``header { status: 400 }``."""
     return pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_CLOSING))
 
 
+class _CallQueue(futures.Executor):
+    """The executor gRPC gets: it only queues each call's work for :meth:`ExchangeServer.receive`."""
+
+    def __init__(self) -> None:
+        self.work: queue.SimpleQueue[_Work] = queue.SimpleQueue()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
+        future: futures.Future[Any] = futures.Future()
+        self.work.put((future, fn, args, kwargs))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass  # nothing runs on threads of its own
+
+
+def _run_work(work: _Work) -> None:
+    """Runs gRPC's work for one call (receive the request, call the handler, send the answer)."""
+    future, fn, args, kwargs = work
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        fn(*args, **kwargs)
+    except BaseException as exc:  # Ctrl+C while waiting for the request, or the greenlet collected
+        future.set_exception(exc)
+        raise
+    future.set_result(None)
+
+
 class ExchangeServer:
-    """A gRPC server holding Unity's pending ``Exchange`` call for the caller's thread.
+    """A gRPC server holding Unity's pending ``Exchange`` call for the caller.
+
+    Use it from one thread: :meth:`respond` must run on the thread whose :meth:`receive`
+    returned the call (see the module docstring).
 
     Args:
         port: the port to listen on; 0 picks a free port (read it back from :attr:`port`).
@@ -152,25 +125,21 @@ class ExchangeServer:
     def __init__(self, *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         if port:
             check_port_free(host, port)
-        self._incoming: queue.SimpleQueue[_PendingCall] = queue.SimpleQueue()
-        self._pending: _PendingCall | None = None
-        self._lock = threading.Lock()
-        self._open_calls: set[_PendingCall] = set()
+        self._calls = _CallQueue()
+        self._pending: greenlet.greenlet | None = None
+        self._pending_thread = 0
         self._closed = False
-        self._pool = _DaemonThreadPool(4)
         self._server = grpc.server(
-            self._pool,
+            self._calls,
             options=[
                 ("grpc.max_send_message_length", max_message_bytes),
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
         )
-        handler = grpc.unary_unary_rpc_method_handler(
-            self._exchange,
-            request_deserializer=pb.UnityMessageProto.FromString,
-            response_serializer=pb.UnityMessageProto.SerializeToString,
-        )
+        # Requests stay bytes until receive() parses them, so a malformed one is an error
+        # the caller sees rather than a call gRPC rejects behind its back.
+        handler = grpc.unary_unary_rpc_method_handler(self._exchange, response_serializer=pb.UnityMessageProto.SerializeToString)
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler}),))
         try:
             bound = self._server.add_insecure_port(format_address(host, port))
@@ -181,28 +150,16 @@ class ExchangeServer:
             reason = ""
         if bound == 0:
             self._server.stop(None)
-            self._pool.shutdown(wait=False)
             raise PortInUseError(f"cannot listen on port {port} of {host}{reason}; {PORT_ADVICE}")
         self.port: int = bound
         self.host = host
         self._server.start()
 
-    # Runs on a gRPC worker thread, once per call of Unity.
-    def _exchange(self, request: pb.UnityMessageProto, context: grpc.ServicerContext) -> pb.UnityMessageProto:
-        call = _PendingCall(request)
-        with self._lock:
-            if self._closed:
-                return closing_message()
-            self._open_calls.add(call)
-        context.add_callback(call.end)
-        if request.header.status != STATUS_OK:
-            # Unity is closing and ignores the answer; do not keep its call open.
-            call.answer(closing_message())
-        self._incoming.put(call)  # the caller's thread takes it from here: nothing else to do but wait
-        response = call.wait()
-        with self._lock:
-            self._open_calls.discard(call)
-        return response
+    @staticmethod
+    def _exchange(request: bytes, context: grpc.ServicerContext) -> pb.UnityMessageProto:
+        # Runs inside the greenlet receive() started: hands the request to receive() and
+        # sleeps until respond() (or close()) comes back with the answer.
+        return greenlet.getcurrent().parent.switch(request)
 
     @property
     def has_pending_call(self) -> bool:
@@ -212,9 +169,12 @@ class ExchangeServer:
     def receive(self, timeout: float) -> pb.UnityMessageProto | None:
         """Waits for Unity's next call and returns its request, or None after ``timeout`` seconds.
 
-        The call stays open until :meth:`respond` answers it.
+        The call stays open until :meth:`respond` answers it, except a closing message
+        (status other than 200), which is answered at once.
 
         Raises:
+            UnityProtocolError: the request is not an ML-Agents message (the call is
+                answered with status 400).
             RuntimeError: the previous call has not been answered yet.
         """
         if self._pending is not None:
@@ -222,39 +182,70 @@ class ExchangeServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                call = self._incoming.get(timeout=max(deadline - time.monotonic(), 0.0))
+                work = self._calls.work.get(timeout=max(deadline - time.monotonic(), 0.0))
             except queue.Empty:
                 return None
-            if not call.abandoned:
-                break  # else the client vanished before its call was seen: nobody waits for an answer
-        if not call.answered:
-            self._pending = call
-        return call.request
+            call = greenlet.greenlet(_run_work)
+            data = call.switch(work)
+            if not call.dead:
+                break  # else the call ended before its request arrived (the client went away)
+        try:
+            message = parse_unity_message(data)
+        except UnityProtocolError:
+            self._answer(call, closing_message())
+            raise
+        if message.header.status != STATUS_OK:
+            self._answer(call, closing_message())  # Unity is closing and ignores the answer
+        else:
+            self._pending, self._pending_thread = call, threading.get_ident()
+        return message
 
     def respond(self, message: pb.UnityMessageProto) -> None:
         """Answers Unity's pending call with ``message``.
 
         Raises:
             RuntimeError: there is no pending call.
+            GymUnityILError: called from another thread than the one that received the call.
         """
-        call, self._pending = self._pending, None
-        if call is None:
+        if self._pending is None:
             raise RuntimeError("respond() called without a pending call from Unity; call receive() first")
-        call.answer(message)
+        if self._pending_thread != threading.get_ident():
+            raise GymUnityILError(
+                f"Unity's call was received on thread {self._pending_thread} and must be answered there, not on thread "
+                f"{threading.get_ident()}: use each env (and its session) from one thread"
+            )
+        call, self._pending = self._pending, None
+        self._answer(call, message)
+
+    @staticmethod
+    def _answer(call: greenlet.greenlet, message: pb.UnityMessageProto) -> None:
+        """Resumes the handler suspended in ``call`` with ``message``; gRPC sends it before this returns."""
+        call.parent = greenlet.getcurrent()
+        call.switch(message)
 
     def close(self, grace: float = 1.0) -> None:
-        """Answers every open call with status 400, stops the server and frees the port (idempotent).
+        """Answers open calls with status 400, stops the server and frees the port (idempotent).
+
+        A pending call received on another thread cannot be answered from this one; the
+        server's stop cancels it instead.
 
         Args:
             grace: seconds to let answered calls finish sending before they are cancelled.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            open_calls = list(self._open_calls)
-        self._pending = None
-        for call in open_calls:
-            call.answer(closing_message())
-        self._server.stop(grace).wait()
-        self._pool.shutdown(wait=False)
+        if self._closed:
+            return
+        self._closed = True
+        call, self._pending = self._pending, None
+        if call is not None and self._pending_thread == threading.get_ident():
+            self._answer(call, closing_message())
+        stopped = self._server.stop(grace)  # no new calls from here on
+        while True:  # calls that arrived but were never received: answer them too
+            try:
+                work = self._calls.work.get_nowait()
+            except queue.Empty:
+                break
+            waiting = greenlet.greenlet(_run_work)
+            waiting.switch(work)
+            if not waiting.dead:
+                self._answer(waiting, closing_message())
+        stopped.wait()

@@ -525,20 +525,7 @@ class UnitySession:
             raise
 
     def _decode(self, output: pb.UnityOutputProto) -> Steps:
-        rl_output = output.rl_output
-        infos_by_name = rl_output.agentInfos
-        if output.HasField("rl_initialization_output"):
-            for brain in output.rl_initialization_output.brain_parameters:
-                name = brain.brain_name
-                if name not in infos_by_name or not infos_by_name[name].value:
-                    raise UnityProtocolError(f"behavior {name!r} was announced without any agent data in the same message (protocol.md §6.3)")
-                first = infos_by_name[name].value[0]
-                self._specs[name] = codec.behavior_spec_from_proto(brain, first, channels_first=self._channels_first)
-        received = {name: infos.value for name, infos in infos_by_name.items()}
-        for name, infos in received.items():
-            if name not in self._specs and infos:
-                raise UnityProtocolError(f"agents of behavior {name!r} arrived before the behavior was announced (protocol.md §6.3)")
-        steps: Steps = {name: codec.decode_agent_infos(received.get(name, ()), spec, self.image_format) for name, spec in self._specs.items()}
-        if rl_output.side_channel:
-            self._side_channels.process_incoming(rl_output.side_channel)
+        steps = codec.decode_unity_output(output, self._specs, channels_first=self._channels_first, image_format=self.image_format)
+        if output.rl_output.side_channel:
+            self._side_channels.process_incoming(output.rl_output.side_channel)
         return steps

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from concurrent import futures
 
 import grpc
 import pytest
 
-from gym_unity_il.errors import PortInUseError
+from gym_unity_il.errors import GymUnityILError, PortInUseError, UnityProtocolError
 from gym_unity_il.link.server import EXCHANGE_PATH, ExchangeServer, check_port_free
 from gym_unity_il.proto import communicator_pb2 as pb
 
@@ -51,17 +52,60 @@ def test_close_answers_the_pending_call_with_status_400() -> None:
     server.close()  # idempotent
 
 
-def test_a_closing_peer_is_answered_at_once_and_reported() -> None:
+def test_a_closing_peer_is_answered_when_received_and_reported() -> None:
     server = ExchangeServer(port=0)
     channel, call = _raw_call(server.port)
     with futures.ThreadPoolExecutor(1) as pool:
         reply = pool.submit(call, CLOSE_BYTES, wait_for_ready=True, timeout=10)
-        assert reply.result(timeout=10) == CLOSE_BYTES  # not held open: Unity ignores the answer
         request = server.receive(timeout=10)
         assert request is not None and request.header.status == 400
+        assert not server.has_pending_call  # not held open: Unity ignores the answer
+        assert reply.result(timeout=10) == CLOSE_BYTES
+    channel.close()
+    server.close()
+
+
+def test_malformed_request_is_a_protocol_error_and_the_call_is_closed() -> None:
+    server = ExchangeServer(port=0)
+    channel, call = _raw_call(server.port)
+    with futures.ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(call, b"\x0a\xff\xff\xff\xff\x0f garbage", wait_for_ready=True, timeout=10)
+        with pytest.raises(UnityProtocolError, match="not an ML-Agents message"):
+            server.receive(timeout=10)
+        assert reply.result(timeout=10) == CLOSE_BYTES
         assert not server.has_pending_call
     channel.close()
     server.close()
+
+
+def test_the_call_must_be_answered_on_the_thread_that_received_it() -> None:
+    server = ExchangeServer(port=0)
+    channel, call = _raw_call(server.port)
+    with futures.ThreadPoolExecutor(2) as pool:
+        reply = pool.submit(call, OK_BYTES, wait_for_ready=True, timeout=10)
+        assert server.receive(timeout=10) is not None
+        elsewhere = pool.submit(server.respond, pb.UnityMessageProto(header=pb.HeaderProto(status=200)))
+        with pytest.raises(GymUnityILError, match="one thread"):
+            elsewhere.result(timeout=10)
+        assert server.has_pending_call and not reply.done()
+        server.respond(pb.UnityMessageProto(header=pb.HeaderProto(status=200)))
+        assert reply.result(timeout=10) == OK_BYTES
+    channel.close()
+    server.close()
+
+
+def test_close_answers_calls_that_were_never_received() -> None:
+    server = ExchangeServer(port=0)
+    channel, call = _raw_call(server.port)
+    with futures.ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(call, OK_BYTES, wait_for_ready=True, timeout=10)
+        deadline = time.monotonic() + 10
+        while server._calls.work.empty():  # until gRPC has queued the call's work for receive()
+            assert time.monotonic() < deadline and not reply.done()
+            threading.Event().wait(0.001)
+        server.close()
+        assert reply.result(timeout=10) == CLOSE_BYTES
+    channel.close()
 
 
 def test_receive_returns_none_after_the_timeout_and_misuse_is_named() -> None:
@@ -76,10 +120,12 @@ def test_messages_above_the_explicit_limit_are_refused() -> None:
     server = ExchangeServer(port=0, max_message_bytes=1024)
     channel, call = _raw_call(server.port)
     big = pb.UnityMessageProto(header=pb.HeaderProto(status=200, message="x" * 4096)).SerializeToString()
-    with pytest.raises(grpc.RpcError) as info:
-        call(big, wait_for_ready=True, timeout=10)
+    with futures.ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(call, big, wait_for_ready=True, timeout=10)
+        assert server.receive(timeout=2) is None  # the call never reaches the caller
+        with pytest.raises(grpc.RpcError) as info:
+            reply.result(timeout=10)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert server.receive(timeout=0.05) is None
     channel.close()
     server.close()
 
