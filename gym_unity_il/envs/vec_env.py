@@ -10,6 +10,7 @@ of a process in one message and all processes are in flight at once::
     venv = make_unity_vec_env(scene="ball", n_envs=2)          # 2 processes x 12 agents = 24 slots
     venv = make_unity_vec_env("Builds/3DBall.x86_64", n_envs=4)  # 4 Unity players
     venv = make_unity_vec_env(scene="ball", n_envs=2, ray=True)  # the processes run in Ray actors
+    venv = make_unity_vec_env("Builds/3DBall.x86_64", n_envs=4, max_restarts=3)  # survive 3 crashes
 
 How the agents of Unity map onto the slots (the same rules hold for every backend):
 
@@ -44,7 +45,29 @@ How the agents of Unity map onto the slots (the same rules hold for every backen
 * **Action masks.** ``env_method("action_masks")`` returns one flat boolean mask per slot
   (True = allowed), what sb3-contrib's ``MaskablePPO`` reads.
 * **Failures.** When a process crashes or times out, the VecEnv closes every process and
-  raises the error; nothing is left running.
+  raises the error; nothing is left running. With ``max_restarts=k`` (opt-in), up to ``k``
+  such failures in the env's life are survived instead: a process that exits, hangs past
+  ``timeout_wait`` or breaks the protocol (:class:`~gym_unity_il.errors.UnityProcessExitedError`,
+  :class:`~gym_unity_il.errors.UnityTimeoutError`, :class:`~gym_unity_il.errors.UnityProtocolError`)
+  is closed, started again with the same arguments (a new port when the OS picks ports)
+  and reset, while the other processes go on untouched. Its slots end their episodes in
+  that step: ``done=True``, reward 0, ``info["TimeLimit.truncated"] = True`` (the episode
+  was cut, not finished), ``info["terminal_observation"]`` (the slot's last observation)
+  and ``info["unity_restarted"] = True``, with the first observation of the new episode
+  as the step's observation (a failure during :meth:`~UnityVecEnv.reset` just gives the
+  new process's first observations, with ``"unity_restarted"`` in ``reset_infos``).
+  Every restart logs a warning naming the process, the error and "restart k of max";
+  ``restart_count`` / ``restart_counts`` count them. The restarted process gets the
+  handshake seed ``s + r * num_processes`` for its ``r``-th restart (``s``: its first
+  seed), so runs repeat and no two lives of any process share a seed; it gets the
+  environment parameters given at construction and in reset options so far (not ones
+  set directly on a session's side channel), and with ``log_folder`` it logs to
+  ``<log_folder>/restart-<r>/`` so the failed process's log stays where the error
+  message points. It must come back with the same behavior spec and number of slots,
+  else :class:`~gym_unity_il.errors.SpecMismatchError`. Other errors (bad actions, a
+  wrong config, an agent that never decides) are never retried, and the failure after
+  the last allowed restart closes everything and raises the error, saying that the
+  restart limit was reached.
 
 The processes run on threads of this process, or in Ray actors with ``ray=True``
 (:mod:`gym_unity_il.envs.workers`).
@@ -57,6 +80,7 @@ The processes run on threads of this process, or in Ray actors with ``ray=True``
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
 from collections import OrderedDict
@@ -68,11 +92,22 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from gym_unity_il.envs.workers import MAX_MESSAGES, VACANT_AFTER, LocalBackend, RayBackend, SlotBatch, Stats, WorkerInfo
-from gym_unity_il.errors import ConfigError, GymUnityILError, SpecMismatchError
+from gym_unity_il.errors import (
+    ConfigError,
+    GymUnityILError,
+    SpecMismatchError,
+    UnityProcessExitedError,
+    UnityProtocolError,
+    UnityTimeoutError,
+)
 from gym_unity_il.link.session import UnitySession
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
 
+logger = logging.getLogger(__name__)
+
 _RESET_OPTIONS = ("env_parameters",)
+#: The failures of a Unity process itself, which ``max_restarts`` lets the VecEnv survive.
+RESTARTABLE_ERRORS: tuple[type[GymUnityILError], ...] = (UnityProcessExitedError, UnityTimeoutError, UnityProtocolError)
 
 
 # ---------------------------------------------------------------------------- the VecEnv
@@ -158,6 +193,14 @@ class UnityVecEnv(VecEnv):
         ray: host each Unity process in a Ray actor (``pip install gym_unity_il[ray]``);
             the learner stays here and arrays travel as numpy.
         ray_actor_options: options of the Ray actors (e.g. ``{"num_cpus": 1}``).
+        max_restarts: how many failures of a Unity process (crash, hang, broken
+            protocol) the env survives in its life by restarting that process (see
+            "Failures" in the module docstring). 0: the first failure closes every
+            process and raises.
+
+    Attributes:
+        restart_counts: restarts so far, per process.
+        ports, process_ids: per process (updated when a process is restarted).
 
     Raises:
         ConfigError: bad arguments, an unknown behavior.
@@ -178,11 +221,14 @@ class UnityVecEnv(VecEnv):
         max_messages: int = MAX_MESSAGES,
         ray: bool = False,
         ray_actor_options: Mapping[str, Any] | None = None,
+        max_restarts: int = 0,
     ) -> None:
         self._closed = True
         check_image_format(image_format)
         if not sessions:
             raise ConfigError("sessions must hold at least one mapping of UnitySession arguments (one per Unity process)")
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+            raise ConfigError(f"max_restarts must be a whole number >= 0 (0: never restart a failed Unity process), got {max_restarts!r}")
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode={render_mode!r} is not supported; use None or 'rgb_array'")
         if vacant_after < 0 or max_messages < 1:
@@ -214,6 +260,10 @@ class UnityVecEnv(VecEnv):
             self._finalizer()
             raise
         self._closed = False
+        self._worker_kwargs = worker_kwargs
+        self.max_restarts = max_restarts
+        self.restart_counts: list[int] = [0] * len(infos)
+        self._env_parameters: list[dict[str, float]] = [{} for _ in infos]  # given in reset options so far, per process
         self.image_format: ImageFormat = image_format
         self.behavior_name: str = infos[0].behavior_name
         self.behavior_spec: BehaviorSpec = infos[0].spec
@@ -247,6 +297,11 @@ class UnityVecEnv(VecEnv):
         return len(self._offsets) - 1
 
     @property
+    def restart_count(self) -> int:
+        """How many times a failed Unity process was restarted, over all processes."""
+        return sum(self.restart_counts)
+
+    @property
     def sessions(self) -> list[UnitySession]:
         """The live sessions (local backend only): side channels, environment parameters."""
         if not isinstance(self._backend, LocalBackend):
@@ -267,11 +322,15 @@ class UnityVecEnv(VecEnv):
             if unknown:
                 raise ConfigError(f"unknown reset option(s) {unknown}; supported: {list(_RESET_OPTIONS)}")
             args.append((self._seeds[lo], options.get("env_parameters")))
-        batch = self._call("reset", args)
+        batch, restarted = self._call("reset", args)
+        for known, (_, env_parameters) in zip(self._env_parameters, args):
+            known.update(env_parameters or {})
         self._reset_seeds()
         self._reset_options()
         self._actions = None
         self.reset_infos = [{"vacant": True} if a < 0 else {} for a in batch.agent_id]
+        for row in self._rows_of(restarted):
+            self.reset_infos[row]["unity_restarted"] = True
         return self._observation(batch.obs)
 
     def step_async(self, actions: np.ndarray | Mapping[str, np.ndarray] | Sequence[Any]) -> None:
@@ -285,11 +344,13 @@ class UnityVecEnv(VecEnv):
         self._actions = None
         offsets = self._offsets
         args = [(continuous[lo:hi], discrete[lo:hi]) for lo, hi in zip(offsets[:-1], offsets[1:])]
-        batch = self._call("step", args)
+        batch, restarted = self._call("step", args)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for j, row in enumerate(batch.terminal_rows.tolist()):
             infos[row]["terminal_observation"] = self._observation(tuple(t[j] for t in batch.terminal_obs))
             infos[row]["TimeLimit.truncated"] = bool(batch.truncated[row])
+        for row in self._rows_of(restarted):
+            infos[row]["unity_restarted"] = True
         if (batch.agent_id < 0).any():
             for row in np.flatnonzero(batch.agent_id < 0).tolist():
                 infos[row]["vacant"] = True
@@ -338,10 +399,17 @@ class UnityVecEnv(VecEnv):
         if self._closed:
             raise GymUnityILError("the UnityVecEnv is closed; create a new one")
 
-    def _call(self, method: str, args: list[tuple[Any, ...]]) -> SlotBatch:
-        """Runs ``method`` on every worker at once and joins their results over slots."""
+    def _call(self, method: str, args: list[tuple[Any, ...]]) -> tuple[SlotBatch, list[int]]:
+        """Runs ``method`` (``"reset"`` or ``"step"``) on every worker at once, restarts the
+        processes that failed (within ``max_restarts``) and joins the results over slots.
+        Returns the batch and the restarted processes; closes everything on any other error."""
         try:
-            parts: list[SlotBatch] = self._backend.call(method, args)
+            parts: list[Any] = self._backend.call(method, args)
+            failed = [(p, part) for p, part in enumerate(parts) if isinstance(part, BaseException)]
+            for used, (p, error) in enumerate(failed, start=self.restart_count):
+                self._check_restartable(p, error, used)
+            for p, error in failed:
+                parts[p] = self._restart(p, error, args[p] if method == "reset" else None)
         except BaseException:
             self.close()
             raise
@@ -353,7 +421,66 @@ class UnityVecEnv(VecEnv):
         self._agent_id = batch.agent_id
         if batch.action_mask is not None:
             self._mask = batch.action_mask
-        return batch
+        return batch, [p for p, _ in failed]
+
+    def _check_restartable(self, process: int, error: BaseException, used: int) -> None:
+        """Raises ``error`` unless it is a process failure and ``used`` restarts leave room
+        for one more (past the limit: the same kind of error, saying so)."""
+        if not self.max_restarts or not isinstance(error, RESTARTABLE_ERRORS):
+            raise error
+        if used >= self.max_restarts:
+            kind = next(cls for cls in RESTARTABLE_ERRORS if isinstance(error, cls))
+            raise kind(
+                f"Unity process {process} failed and the restart limit is reached (max_restarts={self.max_restarts}, "
+                f"all used); every process is closed. Raise max_restarts or fix the cause: {error}"
+            ) from error
+
+    def _restart(self, process: int, error: BaseException, reset_args: tuple[Any, ...] | None) -> SlotBatch:
+        """Starts ``process`` again after ``error`` and returns what its slots report: the
+        new process's first observations; for a step (``reset_args`` None), with every slot
+        ending its episode there (cut, reward 0, last observation as terminal observation)."""
+        self.restart_counts[process] += 1
+        r = self.restart_counts[process]
+        logger.warning(
+            "Unity process %d failed (%s: %s); restarting it (restart %d of %d)",
+            process, type(error).__name__, error, self.restart_count, self.max_restarts,
+        )  # fmt: skip
+        kwargs = dict(self._worker_kwargs[process])
+        session = dict(kwargs["session_kwargs"])
+        session["seed"] = int(session.get("seed", 0)) + r * self.num_processes
+        if session.get("log_folder") is not None:
+            session["log_folder"] = os.path.join(session["log_folder"], f"restart-{r}")
+        kwargs["session_kwargs"] = session
+        cut = reset_args is None
+        seed, given = (None, None) if reset_args is None else reset_args
+        parameters = {**self._env_parameters[process], **(given or {})}  # what the failed process held, and this reset's
+        info, first = self._backend.restart(process, kwargs, (seed, parameters))
+        lo, hi = int(self._offsets[process]), int(self._offsets[process + 1])
+        if info.behavior_name != self.behavior_name or not info.spec.is_compatible(self.behavior_spec) or info.num_slots != hi - lo:
+            raise SpecMismatchError(
+                f"Unity process {process} came back from its restart with {info.num_slots} agent(s) of {info.spec.describe()}, "
+                f"but it had {hi - lo} of {self.behavior_spec.describe()}: a restarted process must serve the same scene with "
+                "the same agents deciding after its reset"
+            )
+        self.ports[process], self.process_ids[process] = info.port, info.process_id
+        if not cut:
+            return first
+        n = hi - lo
+        return SlotBatch(
+            obs=first.obs,
+            reward=np.zeros(n, np.float32),
+            done=np.ones(n, bool),
+            truncated=np.ones(n, bool),
+            terminal_rows=np.arange(n),
+            terminal_obs=tuple(o[lo:hi].copy() for o in self._obs),
+            action_mask=first.action_mask,
+            agent_id=first.agent_id,
+            stats=first.stats,
+        )
+
+    def _rows_of(self, processes: Sequence[int]) -> list[int]:
+        """The slots of ``processes``."""
+        return [row for p in processes for row in range(int(self._offsets[p]), int(self._offsets[p + 1]))]
 
     def _observation(self, arrays: tuple[np.ndarray, ...]) -> VecEnvObs:
         if len(arrays) == 1:
@@ -450,6 +577,7 @@ def make_unity_vec_env(
     vacant_after: int = VACANT_AFTER,
     ray: bool = False,
     ray_actor_options: Mapping[str, Any] | None = None,
+    max_restarts: int = 0,
     **session_kwargs: Any,
 ) -> UnityVecEnv:
     """Starts ``n_envs`` Unity processes of one build or built-in scene as one :class:`UnityVecEnv`.
@@ -474,6 +602,8 @@ def make_unity_vec_env(
         vacant_after: see :class:`UnityVecEnv`.
         ray: host the processes in Ray actors.
         ray_actor_options: options of the Ray actors.
+        max_restarts: failures of a Unity process survived by restarting it (see
+            :class:`UnityVecEnv`); 0 closes everything at the first one.
         **session_kwargs: any other :class:`~gym_unity_il.link.session.UnitySession`
             argument (``no_graphics``, ``additional_args``, ``log_folder``,
             ``timeout_wait``, ``engine_config``, ``env_parameters``, ``host``, ...).
@@ -506,4 +636,5 @@ def make_unity_vec_env(
         vacant_after=vacant_after,
         ray=ray,
         ray_actor_options=ray_actor_options,
+        max_restarts=max_restarts,
     )

@@ -12,6 +12,11 @@
   starts a local one. Builds must exist at ``file_name`` on every node that may host an
   actor (place actors with options such as ``{"resources": {"unity": 1}}``).
 
+Both backends offer the same calls: ``start`` (every worker; closes all and raises if one
+fails), ``call`` (one method on every worker at once; a failed worker's place in the
+result holds its exception, and the caller decides), ``restart`` (one worker closed and
+started again, then reset) and ``close``.
+
 This module imports neither Stable-Baselines3 nor torch, so Ray actors start quickly;
 :mod:`gym_unity_il.envs.vec_env` builds the SB3 VecEnv on top of it, and
 :mod:`gym_unity_il.envs.pettingzoo_env` uses :class:`AgentSlots` too. The rules that map
@@ -431,6 +436,22 @@ class ProcessWorker:
         self.session.close()
 
 
+def restart_worker(
+    old: ProcessWorker | None, kwargs: Mapping[str, Any], reset_args: tuple[Any, ...]
+) -> tuple[ProcessWorker, SlotBatch]:
+    """Closes ``old`` (its process may be gone already), starts a new worker with ``kwargs``
+    and resets it with ``reset_args`` (``(seed, env_parameters)``); returns it and the
+    reset's result. A new worker that fails is closed before the error propagates."""
+    if old is not None:
+        old.close()
+    worker = ProcessWorker(**kwargs)
+    try:
+        return worker, worker.reset(*reset_args)
+    except BaseException:
+        worker.close()
+        raise
+
+
 # ---------------------------------------------------------------------------- local backend
 
 
@@ -477,6 +498,7 @@ class LocalBackend:
         self._timeout = 60.0
 
     def start(self, worker_kwargs: Sequence[Mapping[str, Any]]) -> list[WorkerInfo]:
+        """Starts every worker at once; if one fails, closes them all and raises its error."""
         self._timeout = max(float(k["session_kwargs"].get("timeout_wait", 60.0)) for k in worker_kwargs) + 10.0
         self._threads = [None] + [_WorkerThread(f"unity-worker-{i}") for i in range(1, len(worker_kwargs))]
         outcomes = self._run_all([(_make_worker, (kwargs,)) for kwargs in worker_kwargs])
@@ -488,14 +510,23 @@ class LocalBackend:
         return [w.describe() for w in self._workers if w is not None]
 
     def call(self, method: str, args: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Runs ``method`` on every worker at once; returns each worker's result, or the
+        exception it raised (nothing is closed: the caller decides)."""
         if not self._workers:
             raise GymUnityILError("the Unity processes are closed")
-        outcomes = self._run_all([(getattr(worker, method), a) for worker, a in zip(self._workers, args)])
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:
-            self.close()
-            raise errors[0]
-        return outcomes
+        return self._run_all([(getattr(worker, method), a) for worker, a in zip(self._workers, args)])
+
+    def restart(self, index: int, kwargs: Mapping[str, Any], reset_args: tuple[Any, ...]) -> tuple[WorkerInfo, SlotBatch]:
+        """Replaces worker ``index`` by a new one started with ``kwargs`` on the same thread
+        (:func:`restart_worker`); returns its description and its first reset's result."""
+        old, self._workers[index] = self._workers[index], None
+        thread = self._threads[index]
+        if thread is None:
+            worker, batch = restart_worker(old, kwargs, reset_args)
+        else:
+            worker, batch = thread.submit(restart_worker, old, kwargs, reset_args).result()
+        self._workers[index] = worker
+        return worker.describe(), batch
 
     @property
     def sessions(self) -> list[UnitySession]:
@@ -567,6 +598,12 @@ class WorkerHost:
     def step(self, continuous: np.ndarray, discrete: np.ndarray) -> SlotBatch:
         return self._require().step(continuous, discrete)
 
+    def restart(self, kwargs: Mapping[str, Any], reset_args: tuple[Any, ...]) -> tuple[WorkerInfo, SlotBatch]:
+        """Replaces the worker by a new one (:func:`restart_worker`), in this actor."""
+        old, self._worker = self._worker, None
+        self._worker, batch = restart_worker(old, kwargs, reset_args)
+        return self._worker.describe(), batch
+
     def close(self) -> None:
         worker, self._worker = self._worker, None
         if worker is not None:
@@ -598,19 +635,39 @@ class RayBackend:
         self._actors: list[Any] = []
 
     def start(self, worker_kwargs: Sequence[Mapping[str, Any]]) -> list[WorkerInfo]:
+        """Starts every worker at once; if one fails, closes them all and raises its error."""
         self._actors = [self._actor_class.remote() for _ in worker_kwargs]
-        return self.call("start", [(kwargs,) for kwargs in worker_kwargs])
+        try:
+            outcomes = self.call("start", [(kwargs,) for kwargs in worker_kwargs])
+        except BaseException:
+            self.close()
+            raise
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            self.close()  # each actor closes after its call in flight: actors run calls in order
+            raise errors[0]
+        return outcomes
 
     def call(self, method: str, args: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Calls ``method`` on every actor at once and returns their results in order."""
+        """Calls ``method`` on every actor at once; returns each actor's result, or the
+        exception its call raised (nothing is closed: the caller decides). Ray re-raises
+        an actor's exception as an instance of the original class too, so
+        ``isinstance(outcome, UnityProcessExitedError)`` holds for a crashed process."""
         if not self._actors:
             raise GymUnityILError("the Unity processes are closed")
         refs = [getattr(actor, method).remote(*a) for actor, a in zip(self._actors, args)]
-        try:
-            return self._ray.get(refs)
-        except BaseException:
-            self.close()  # each actor closes after its call in flight: actors run calls in order
-            raise
+        outcomes: list[Any] = []
+        for ref in refs:
+            try:
+                outcomes.append(self._ray.get(ref))
+            except Exception as exc:  # handed to the caller, which closes everything or restarts the worker
+                outcomes.append(exc)
+        return outcomes
+
+    def restart(self, index: int, kwargs: Mapping[str, Any], reset_args: tuple[Any, ...]) -> tuple[WorkerInfo, SlotBatch]:
+        """Replaces the worker of actor ``index`` (in the same actor) by a new one started
+        with ``kwargs``; returns its description and its first reset's result."""
+        return self._ray.get(self._actors[index].restart.remote(kwargs, reset_args))
 
     def close(self) -> None:
         """Asks every actor to close its Unity process, then ends the actors (idempotent)."""

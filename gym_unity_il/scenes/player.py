@@ -25,6 +25,13 @@ Test aids (fault injection, used by the package's own tests):
 * ``--fault hang-at-step:N``   stop answering on the N-th STEP (the process stays alive);
 * ``--fault quit-at-step:N``   close the connection like a quitting Unity (status 400);
 * ``--fault never-connect``    never contact the trainer;
+* ``--fault crash-at-reset:N`` exit abruptly (code 3) on receiving the N-th RESET;
+* ``--fault crash-in-handshake`` exit abruptly (code 3) between the two calls of the handshake;
+* ``--fault malformed-at-step:N`` answer the N-th STEP with bytes that are not a message, then quit;
+* ``--fault oversized-at-step:N`` answer the N-th STEP with a message of over 1 MiB (refused by a
+  trainer whose ``max_message_bytes`` is lower; the player then quits on the gRPC error);
+* ``--fault once:PATH``        the other faults hit only the first process given PATH (it
+  creates the file at start); a later one finds the file and runs clean, like a restarted player;
 * ``--communication-version X`` / ``--package-version X``  report other versions in the
   handshake (``--package-version 2.3.0-exp.3`` also sends images in HWC order, like Release 20).
 """
@@ -130,29 +137,56 @@ def wire_observation_spec(spec: ObservationSpec, *, channels_first: bool) -> Obs
     return spec
 
 
+_NUMBERED_FAULTS = ("crash-at-step", "hang-at-step", "quit-at-step", "crash-at-reset", "malformed-at-step", "oversized-at-step")
+#: Size of the message sent by the ``oversized-at-step`` fault.
+OVERSIZED_MESSAGE_BYTES = 1 << 20
+
+
 @dataclasses.dataclass(frozen=True)
 class Faults:
-    """Fault injection for tests: which STEP (1-based) crashes, hangs or quits, and never-connect."""
+    """Fault injection for tests: which STEP or RESET (1-based) fails and how (see the module docstring)."""
 
     crash_at_step: int | None = None
     hang_at_step: int | None = None
     quit_at_step: int | None = None
     never_connect: bool = False
+    crash_at_reset: int | None = None
+    crash_in_handshake: bool = False
+    malformed_at_step: int | None = None
+    oversized_at_step: int | None = None
+    #: a file claimed at start; when it exists already the process runs without faults
+    once_marker: str | None = None
 
     @classmethod
     def parse(cls, specs: Sequence[str]) -> Faults:
         values: dict[str, object] = {}
         for spec in specs:
             kind, _, number = spec.partition(":")
-            if kind == "never-connect" and not number:
-                values["never_connect"] = True
-            elif kind in ("crash-at-step", "hang-at-step", "quit-at-step") and number.isdigit():
+            if kind in ("never-connect", "crash-in-handshake") and not number:
+                values[kind.replace("-", "_")] = True
+            elif kind in _NUMBERED_FAULTS and number.isdigit():
                 values[kind.replace("-", "_")] = int(number)
+            elif kind == "once" and number:
+                values["once_marker"] = number
             else:
                 raise ConfigError(
-                    f"--fault {spec!r} is not understood; use crash-at-step:N, hang-at-step:N, quit-at-step:N or never-connect"
+                    f"--fault {spec!r} is not understood; use {', '.join(f'{k}:N' for k in _NUMBERED_FAULTS)}, never-connect or "
+                    "crash-in-handshake (plus once:PATH)"
                 )
         return cls(**values)  # type: ignore[arg-type]
+
+    def first_life(self) -> Faults:
+        """These faults for the first process to claim ``once_marker`` (creating the file),
+        no faults for any later one; unchanged without ``once_marker``."""
+        if self.once_marker is None:
+            return self
+        try:
+            with open(self.once_marker, "x", encoding="utf-8"):
+                pass
+        except FileExistsError:
+            logger.info("test faults off: %s exists, an earlier process had them", self.once_marker)
+            return Faults()
+        return self
 
 
 def _draw(sampler: Sampler, rng: np.random.Generator) -> float:
@@ -208,6 +242,7 @@ class ScenePlayer:
         self._pending_seed: int | None = None
         self._deciding: dict[str, int] = {}  # per behavior, agents awaiting a decision in the last output
         self._steps = 0
+        self._resets = 0
 
     def run(self) -> int:
         """Connects, serves until the trainer closes or goes away, and returns the exit code."""
@@ -224,15 +259,17 @@ class ScenePlayer:
         exchange = channel.unary_unary(
             EXCHANGE_PATH, request_serializer=pb.UnityMessageProto.SerializeToString, response_deserializer=pb.UnityMessageProto.FromString
         )
+        raw_exchange = channel.unary_unary(EXCHANGE_PATH)  # bytes in, bytes out: for the malformed-message fault
         try:
-            return self._serve(exchange)
+            return self._serve(exchange, raw_exchange)
         except grpc.RpcError as exc:
-            logger.info("the trainer went away (%s); quitting", exc.code() if hasattr(exc, "code") else exc)
+            details = exc.details() if hasattr(exc, "details") else ""
+            logger.info("the trainer went away or refused the call (%s: %s); quitting", exc.code() if hasattr(exc, "code") else exc, details)
             return 0
         finally:
             channel.close()
 
-    def _serve(self, exchange: grpc.UnaryUnaryMultiCallable) -> int:
+    def _serve(self, exchange: grpc.UnaryUnaryMultiCallable, raw_exchange: grpc.UnaryUnaryMultiCallable) -> int:
         hello = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
         init = hello.unity_output.rl_initialization_output
         init.name = "AcademySingleton"
@@ -241,6 +278,8 @@ class ScenePlayer:
         for field in init.capabilities.DESCRIPTOR.fields:
             setattr(init.capabilities, field.name, True)
         first = exchange(hello, wait_for_ready=True, timeout=CONNECT_TIMEOUT)
+        if self.faults.crash_in_handshake:
+            self._crash("between the two calls of the handshake")
         second = exchange(pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK)))
         if first.header.status != STATUS_OK or second.header.status != STATUS_OK:
             logger.info("the trainer refused the connection during the handshake (versions?); quitting")
@@ -262,11 +301,14 @@ class ScenePlayer:
                 logger.info("QUIT received; quitting")
                 return 0
             if rl_input.command == pb.RESET or not has_reset:
+                self._resets += 1
+                if self._resets == self.faults.crash_at_reset:
+                    self._crash(f"at reset {self._resets}")
                 self._reset()
                 has_reset = True
             else:
                 self._steps += 1
-                self._check_faults(exchange)
+                self._check_faults(exchange, raw_exchange)
                 self._act(rl_input)
             response = exchange(self._output())
             if response.header.status != STATUS_OK:
@@ -274,18 +316,34 @@ class ScenePlayer:
                 return 0
             rl_input = response.unity_input.rl_input
 
-    def _check_faults(self, exchange: grpc.UnaryUnaryMultiCallable) -> None:
+    @staticmethod
+    def _crash(when: str) -> None:
+        logger.info("test fault: crashing %s", when)
+        logging.shutdown()
+        os._exit(3)
+
+    def _check_faults(self, exchange: grpc.UnaryUnaryMultiCallable, raw_exchange: grpc.UnaryUnaryMultiCallable) -> None:
         step = self._steps
         if step == self.faults.crash_at_step:
-            logger.info("test fault: crashing at step %d", step)
-            logging.shutdown()
-            os._exit(3)
+            self._crash(f"at step {step}")
         if step == self.faults.hang_at_step:
             logger.info("test fault: hanging at step %d", step)
             threading.Event().wait()
         if step == self.faults.quit_at_step:
             logger.info("test fault: quitting at step %d like a closing Unity (status 400)", step)
             exchange(pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_CLOSING)))
+            logging.shutdown()
+            os._exit(0)
+        if step == self.faults.malformed_at_step:
+            logger.info("test fault: sending bytes that are not a message at step %d", step)
+            answer = raw_exchange(b"\x0a\xff\xff\xff\xff\x0f not a message")
+            logger.info("the trainer answered %r; quitting", answer)
+            logging.shutdown()
+            os._exit(0)
+        if step == self.faults.oversized_at_step:
+            logger.info("test fault: sending a message of %d bytes at step %d", OVERSIZED_MESSAGE_BYTES, step)
+            exchange(pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK, message="x" * OVERSIZED_MESSAGE_BYTES)))
+            logger.info("the trainer accepted it; quitting")
             logging.shutdown()
             os._exit(0)
 
@@ -391,7 +449,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-logFile", dest="log_file", default=None, help="write the log here")
     parser.add_argument("-nographics", action="store_true", help="accepted and ignored")
     parser.add_argument("-batchmode", action="store_true", help="accepted and ignored")
-    parser.add_argument("--fault", action="append", default=[], help="test aid: crash-at-step:N, hang-at-step:N, quit-at-step:N, never-connect")
+    parser.add_argument("--fault", action="append", default=[], help="test aid, repeatable: see the module docstring")
     parser.add_argument("--communication-version", default=UNITY_COMMUNICATION_VERSION, help="test aid: API version to report")
     parser.add_argument("--package-version", default=UNITY_PACKAGE_VERSION, help="test aid: com.unity.ml-agents version to report")
     return parser
@@ -412,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--scene-kwargs must be a JSON object, got {args.scene_kwargs!r}")
         scene_class = resolve_scene(args.scene)
         check_scene_kwargs(scene_class, kwargs)
-        faults = Faults.parse(args.fault)
+        faults = Faults.parse(args.fault).first_life()
     except (json.JSONDecodeError, ConfigError) as exc:
         logger.error("%s", exc)
         return 2

@@ -111,6 +111,12 @@ class TrainerSettings:
       ``batches_per_epoch`` batches (default 1) of ``batch_size`` teacher pairs.
     * ``dagger``: ``max_steps`` env steps in all, in rounds of at least ``dagger_round_steps``
       env steps, each followed by ``num_epoch`` epochs of BC (default 4) over every label so far.
+    * ``max_restarts``: how many failures of a Unity process (it crashed, hung past the
+      timeout or broke the protocol) the run survives by restarting that process; its
+      agents' episodes end there (cut) and training goes on. Each restart logs a warning,
+      the count so far is logged as ``unity/restarts`` (TensorBoard) and written to
+      ``evaluation.json`` as ``unity_restarts``. 0 (default): the first failure stops the
+      run. Trainers from demonstrations only (not ``online_bc`` / ``dagger``).
     """
 
     trainer: TrainerType = "offline_bc"
@@ -126,6 +132,8 @@ class TrainerSettings:
     summary_freq: int = 1000
     #: Unity processes of the training VecEnv (each brings every agent of the behavior)
     num_envs: int = 1
+    #: Unity process failures survived by restarting the process (0: the first one ends the run)
+    max_restarts: int = 0
     #: episodes of the evaluation written beside the trained model
     eval_episodes: int = 10
     ent_weight: float = 1.0e-3
@@ -256,7 +264,7 @@ def _validate(settings: Any, where: str) -> None:
         }  # fmt: skip
         if positive and isinstance(value, int) and value <= 0:
             raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")
-        if f.name in {"num_epoch", "batches_per_epoch", "num_layers"} and isinstance(value, int) and value < 0:
+        if f.name in {"num_epoch", "batches_per_epoch", "num_layers", "max_restarts"} and isinstance(value, int) and value < 0:
             raise ConfigError(f"{where}.{f.name}: must not be negative, got {value}")
         if "learning_rate" in f.name and isinstance(value, float) and value <= 0:
             raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")

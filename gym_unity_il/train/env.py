@@ -6,9 +6,36 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from gym_unity_il.spec import BehaviorSpec
+
+#: The logger key of the number of Unity process restarts so far.
+RESTARTS_KEY = "unity/restarts"
+
+
+class RestartLog(VecEnvWrapper):
+    """Shows the restarts of the Unity processes below it in a training logger.
+
+    Once :attr:`logger` is set (an SB3 ``Logger`` or `imitation`'s ``HierarchicalLogger``),
+    every step records ``unity/restarts`` (``restart_count`` of the
+    :class:`~gym_unity_il.envs.vec_env.UnityVecEnv` it wraps, possibly through other
+    wrappers), so each dump of the logger (TensorBoard, CSV, stdout) shows the count.
+    """
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.logger: Any = None
+
+    def reset(self) -> VecEnvObs:
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        result = self.venv.step_wait()
+        if self.logger is not None:
+            self.logger.record(RESTARTS_KEY, self.venv.unwrapped.restart_count)
+        return result
 
 
 def make_training_env(
@@ -19,6 +46,7 @@ def make_training_env(
     behavior_name: str | None = None,
     num_envs: int = 1,
     seed: int = 0,
+    max_restarts: int = 0,
 ) -> tuple[VecEnv, BehaviorSpec]:
     """Every agent of the behavior in ``num_envs`` Unity processes as one VecEnv
     (:func:`~gym_unity_il.envs.make_unity_vec_env`), wrapped in SB3's ``VecMonitor`` so
@@ -26,12 +54,17 @@ def make_training_env(
 
     Process ``p`` gets the seed ``seed + p``. Observations are ``hwc_uint8``: images are
     ``uint8`` HWC. Built-in scenes keep their own number of agents (``ball``: 12) unless
-    ``scene_kwargs`` sets ``num_agents``.
+    ``scene_kwargs`` sets ``num_agents``. With ``max_restarts`` > 0 a crashed or hung
+    Unity process is restarted up to that many times in all (its agents' episodes end
+    there, cut), and a :class:`RestartLog` sits under the ``VecMonitor``: give it the
+    run's logger (``unwrap_vec_wrapper(venv, RestartLog).logger = logger``) to log the count.
 
     Raises:
         ConfigError, GymUnityILError: see :class:`~gym_unity_il.envs.vec_env.UnityVecEnv`.
     """
     from gym_unity_il.envs.vec_env import make_unity_vec_env
 
-    venv = make_unity_vec_env(file_name, scene=scene, n_envs=num_envs, scene_kwargs=scene_kwargs, behavior_name=behavior_name, seed=seed)
-    return VecMonitor(venv), venv.behavior_spec
+    venv = make_unity_vec_env(
+        file_name, scene=scene, n_envs=num_envs, scene_kwargs=scene_kwargs, behavior_name=behavior_name, seed=seed, max_restarts=max_restarts
+    )
+    return VecMonitor(RestartLog(venv) if max_restarts else venv), venv.behavior_spec

@@ -7,7 +7,8 @@
   ``bc_then_ppo``; ``SAC.load`` for ``bc_then_sac``); :func:`~gym_unity_il.train.evaluation.load_policy`
   gives it the env's own observations;
 * ``evaluation.json``: returns of ``eval_episodes`` deterministic episodes (seeds
-  ``seed``, ``seed + 1``, ...) and what was trained;
+  ``seed``, ``seed + 1``, ...), what was trained, and ``unity_restarts`` (Unity processes
+  restarted after a failure, see ``max_restarts``);
 * ``metrics.csv`` and ``learning_curve.png``: return against steps, per phase;
 * ``tensorboard/``: TensorBoard event files of every trainer;
 * ``checkpoint/``: the state a Ctrl+C (or the end of the run) left, which ``resume=True``
@@ -31,7 +32,7 @@ import yaml
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.spec import BehaviorSpec
 from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config
-from gym_unity_il.train.env import make_training_env
+from gym_unity_il.train.env import RestartLog, make_training_env
 from gym_unity_il.train.evaluation import Evaluation, evaluate, plot_learning_curve
 from gym_unity_il.train.progress import Phase, RunRecorder
 
@@ -178,6 +179,7 @@ def train(
     """
     from imitation.util import logger as imitation_logger
     from stable_baselines3.common.utils import set_random_seed
+    from stable_baselines3.common.vec_env import unwrap_vec_wrapper
 
     from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_demo
     from gym_unity_il.train.bc import BCPhase, bc_batches, count_transitions
@@ -198,6 +200,11 @@ def train(
         behavior_name = next(iter(config.behaviors))
     settings = config.for_behavior(behavior_name) if behavior_name else config.default
     if settings.trainer in TEACHER_TRAINERS:
+        if settings.max_restarts:
+            raise ConfigError(
+                f"{_section(config, behavior_name or '')}.max_restarts: trainer {settings.trainer!r} drives its Unity process with a "
+                "live teacher and does not restart it; remove max_restarts (or set it to 0)"
+            )
         if resume:
             raise ConfigError(f"--resume: trainer {settings.trainer!r} learns from a live teacher and does not resume; start a new run")
         if settings.trainer == "online_bc":
@@ -213,7 +220,8 @@ def train(
         _check_settings(settings, _section(config, behavior_name or ""))
 
     set_random_seed(seed)
-    venv, spec = make_training_env(file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, behavior_name=behavior_name, num_envs=settings.num_envs, seed=seed)
+    venv, spec = make_training_env(file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, behavior_name=behavior_name,
+                                   num_envs=settings.num_envs, seed=seed, max_restarts=settings.max_restarts)  # fmt: skip
     try:
         settings = config.for_behavior(spec.name)
         where = _section(config, spec.name)
@@ -238,6 +246,9 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         logger = imitation_logger.configure(run_dir / "tensorboard", ["tensorboard"])
         model.set_logger(logger)
+        restart_log = unwrap_vec_wrapper(venv, RestartLog)
+        if restart_log is not None:
+            restart_log.logger = logger
 
         def evaluate_return() -> float:
             return evaluate(model, policy_venv, episodes=policy_venv.num_envs, seed=seed).mean_return
@@ -277,7 +288,7 @@ def train(
     summary = {
         "behavior": spec.name, "trainer": settings.trainer, "algorithm": type(model).__name__, "model": "model.zip",
         "demo_path": str(settings.demo_path), "demo_transitions": n_transitions, "env_steps": int(model.num_timesteps),
-        "phases": [p.name for p in phases], "wall_time_s": wall, **evaluation.to_dict(),
+        "phases": [p.name for p in phases], "wall_time_s": wall, "unity_restarts": venv.unwrapped.restart_count, **evaluation.to_dict(),
     }  # fmt: skip
     (run_dir / "evaluation.json").write_text(json.dumps(summary, indent=2))
     plot_learning_curve(recorder.metrics_path, run_dir / "learning_curve.png", title=f"{run_id}: {settings.trainer} on {spec.name}")
