@@ -10,7 +10,7 @@ rounds (the measurements alternate, so a busy machine slows them alike):
   prebuilt message: no env, no session, no scene. The floor the gRPC stack sets.
 * link: the env on ``LinkScene`` (below), which sends the ball scene's messages (one agent,
   8 floats in, 2 continuous actions out) but simulates nothing, so the figure is the cost of
-  the link itself: env, session, codec, server hand-off and the player process. Its ratio to
+  the link itself: env, session, codec, server and the player process. Its ratio to
   the ping-pong is the figure of merit (aim: >= 0.8).
 * ball: the env on the built-in scene ``ball`` with one agent: the same messages plus the
   scene's physics.
@@ -91,16 +91,16 @@ def step_messages(kind: str) -> tuple[pb.UnityMessageProto, pb.UnityMessageProto
     if kind == "ball":
         name, observations = BALL_BEHAVIOR, [np.linspace(-1, 1, 8, dtype=np.float32)]
         specs = BALL_SPEC.observation_specs
-        actions = codec.encode_actions(np.array([[0.3, -0.7]], np.float32), np.zeros((1, 0), np.int32))
+        actions = codec.encode_action_list(np.array([[0.3, -0.7]], np.float32), np.zeros((1, 0), np.int32))
     else:
         scene = make_scene("grid", num_agents=1, camera_height=84, camera_width=84)
         (name, spec), batch = next(iter(scene.behavior_specs().items())), next(iter(scene.observe().values()))
         specs = tuple(wire_observation_spec(o, channels_first=True) for o in spec.observation_specs)
         observations = [o[0] for o in batch.observations]
-        actions = codec.encode_actions(np.zeros((1, 0), np.float32), np.array([[2]], np.int32))
+        actions = codec.encode_action_list(np.zeros((1, 0), np.float32), np.array([[2]], np.int32))
     info = request.unity_output.rl_output.agentInfos[name].value.add(id=0, reward=0.1)
     info.observations.extend(codec.encode_observation(values, spec) for values, spec in zip(observations, specs))
-    answer.unity_input.rl_input.agent_actions[name].CopyFrom(actions)
+    answer.unity_input.rl_input.agent_actions[name].MergeFromString(actions)
     return request, answer
 
 

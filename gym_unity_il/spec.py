@@ -219,11 +219,13 @@ class ActionSpec:
         else:
             cont, disc = (), action
         cont = np.asarray(cont, dtype=np.float32).reshape(self.continuous_size)
+        if not self.discrete_branches:
+            return cont, np.zeros(0, np.int32)
         disc = np.asarray(disc).reshape(self.discrete_size)
-        if disc.size and (disc.dtype.kind == "f" and not np.all(np.mod(disc, 1) == 0)):
+        if disc.dtype.kind == "f" and not np.all(np.mod(disc, 1) == 0):
             raise ValueError(f"discrete action must hold whole numbers, got {disc}")
         disc = disc.astype(np.int32)
-        if disc.size and (np.any(disc < 0) or np.any(disc >= np.array(self.discrete_branches, dtype=np.int64))):
+        if np.any(disc < 0) or np.any(disc >= np.array(self.discrete_branches, dtype=np.int64)):
             raise ValueError(f"discrete action {disc.tolist()} outside branch sizes {self.discrete_branches}")
         return cont, disc
 

@@ -206,12 +206,14 @@ class UnityILEnv(gym.Env):
         session = self.session
         act = self.behavior_spec.action_spec
         continuous, discrete = act.split(action)
-        decision, _ = session.steps[self._behavior]
-        n = len(decision)
-        all_continuous = np.zeros((n, act.continuous_size), np.float32)
-        all_discrete = np.zeros((n, act.discrete_size), np.int32)
-        all_continuous[self._row] = continuous
-        all_discrete[self._row] = discrete
+        n = len(session.steps[self._behavior][0])
+        if n == 1:  # only the controlled agent decides
+            all_continuous, all_discrete = continuous[None], discrete[None]
+        else:  # the other agents get zero actions
+            all_continuous = np.zeros((n, act.continuous_size), np.float32)
+            all_discrete = np.zeros((n, act.discrete_size), np.int32)
+            all_continuous[self._row] = continuous
+            all_discrete[self._row] = discrete
         actions: dict[str, tuple[np.ndarray, np.ndarray]] = {self._behavior: (all_continuous, all_discrete)}
         reward = 0.0
         stats: dict[str, list[tuple[float, StatsAggregationMethod]]] = {}
@@ -282,8 +284,9 @@ class UnityILEnv(gym.Env):
         raise ConfigError(f"behavior_name={behavior_name!r} is not in the scene; its behaviors are {names}")
 
     def _remember(self, batch: StepBatch, i: int) -> None:
-        self._last_obs = tuple(np.array(o[i]) for o in batch.obs)
-        self._last_mask = np.array(batch.action_mask[i]) if batch.action_mask is not None else None
+        # Rows of the batch's own arrays: every message of Unity is decoded into new arrays.
+        self._last_obs = tuple([o[i] for o in batch.obs])
+        self._last_mask = batch.action_mask[i] if batch.action_mask is not None else None
 
     def _observation(self) -> Any:
         if len(self._last_obs) == 1:

@@ -11,12 +11,13 @@ with zlib and numpy; other PNGs (Unity's are filtered) go through Pillow.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
 import struct
 import zlib
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,11 @@ from gym_unity_il.spec import (
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TE = DimensionProperty.TRANSLATIONAL_EQUIVARIANCE
+#: Most values one observation may declare (16M: 64 MB as float32). Larger shapes come from
+#: damaged data, and arrays for them would take gigabytes.
+MAX_OBSERVATION_VALUES = 1 << 24
+#: Most continuous actions, and most discrete actions over all branches, a behavior may declare.
+MAX_ACTION_VALUES = 1 << 16
 
 
 # ---------------------------------------------------------------------------- versions
@@ -95,12 +101,39 @@ def action_spec_from_proto(brain: pb.BrainParametersProto) -> ActionSpec:
 def behavior_spec_from_proto(
     brain: pb.BrainParametersProto, agent_info: pb.AgentInfoProto, *, channels_first: bool = False
 ) -> BehaviorSpec:
-    """A behavior's spec from its announcement plus the first agent's observations."""
-    return BehaviorSpec(
-        name=brain.brain_name,
-        observation_specs=tuple(observation_spec_from_proto(o, channels_first=channels_first) for o in agent_info.observations),
-        action_spec=action_spec_from_proto(brain),
-    )
+    """A behavior's spec from its announcement plus the first agent's observations.
+
+    Raises:
+        UnityProtocolError: a negative size, or a size :func:`check_spec_sizes` rejects.
+    """
+    try:
+        spec = BehaviorSpec(
+            name=brain.brain_name,
+            observation_specs=tuple(observation_spec_from_proto(o, channels_first=channels_first) for o in agent_info.observations),
+            action_spec=action_spec_from_proto(brain),
+        )
+    except ValueError as exc:  # the specs' own checks: negative dimensions, branches of size 0 or less
+        raise UnityProtocolError(f"behavior {brain.brain_name!r} is announced with {exc}; the data is damaged or not from ML-Agents") from None
+    check_spec_sizes(spec)
+    return spec
+
+
+def check_spec_sizes(spec: BehaviorSpec) -> None:
+    """Raises UnityProtocolError, naming the sensor or the actions, when ``spec`` declares an
+    observation of more than :data:`MAX_OBSERVATION_VALUES` values, or more than
+    :data:`MAX_ACTION_VALUES` continuous or discrete actions."""
+    for o in spec.observation_specs:
+        if math.prod(o.shape) > MAX_OBSERVATION_VALUES:
+            raise UnityProtocolError(
+                f"behavior {spec.name!r}: observation {o.name!r} declares the shape {list(o.shape)}, more than the "
+                f"{MAX_OBSERVATION_VALUES} values accepted; the data is damaged or not from ML-Agents"
+            )
+    act = spec.action_spec
+    if max(act.continuous_size, sum(act.discrete_branches)) > MAX_ACTION_VALUES:
+        raise UnityProtocolError(
+            f"behavior {spec.name!r} declares {act.continuous_size} continuous actions and discrete branches {list(act.discrete_branches)}, "
+            f"more than the {MAX_ACTION_VALUES} accepted; the data is damaged or not from ML-Agents"
+        )
 
 
 def brain_parameters_to_proto(spec: BehaviorSpec, *, is_training: bool) -> pb.BrainParametersProto:
@@ -123,6 +156,8 @@ def brain_parameters_to_proto(spec: BehaviorSpec, *, is_training: bool) -> pb.Br
 
 
 def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
     out = bytearray()
     while True:
         byte = n & 0x7F
@@ -137,7 +172,7 @@ def _varint(n: int) -> bytes:
 def _packed_float_payload(message: pb.ObservationProto.FloatData) -> bytes:
     """The raw little-endian float32 bytes of a FloatData message (copied once, no Python floats)."""
     raw = message.SerializeToString()
-    if not raw:
+    if not raw or raw[0] != 0x0A:  # no values (maybe unknown fields only: protobuf writes them after the known ones)
         return b""
     pos = 1  # tag 0x0A: field 1, length-delimited (protobuf always serialises packed)
     shift = length = 0
@@ -209,15 +244,17 @@ def _unfiltered_png_pixels(png: bytes) -> np.ndarray | None:
         if png[pos + 4 : pos + 8] == b"IDAT":
             compressed.append(png[pos + 8 : pos + 8 + length])
         pos += 12 + length
+    size = h * (1 + w * channels)
     inflate = zlib.decompressobj()
     try:
         first = inflate.decompress(b"".join(compressed), 1)  # the filter type of the first row
         if first != b"\x00":
             return None  # filtered rows, as most encoders (Unity's too) write them
-        raw = first + inflate.decompress(inflate.unconsumed_tail) + inflate.flush()
+        # Never more than the header's size: a stream that inflates further (a zlib bomb) stops here.
+        raw = first + inflate.decompress(inflate.unconsumed_tail, max(size - 1, 1))
     except zlib.error:
         return None
-    if len(raw) != h * (1 + w * channels):
+    if len(raw) != size:
         return None
     rows = np.frombuffer(raw, np.uint8).reshape(h, 1 + w * channels)
     if rows[:, 0].any():
@@ -225,8 +262,13 @@ def _unfiltered_png_pixels(png: bytes) -> np.ndarray | None:
     return rows[:, 1:].reshape(h, w, channels)
 
 
-def decode_png_images(data: bytes) -> list[np.ndarray]:
-    """Every PNG in ``data`` (several may follow one another) as uint8 ``(H, W, C)`` arrays."""
+def decode_png_images(data: bytes, *, max_pixels: int = Image.MAX_IMAGE_PIXELS) -> list[np.ndarray]:
+    """Every PNG in ``data`` (several may follow one another) as uint8 ``(H, W, C)`` arrays.
+
+    Raises:
+        UnityProtocolError: not PNG data, a damaged PNG, or one whose header declares more
+            than ``max_pixels`` pixels (checked before anything is decoded).
+    """
     images = []
     start = 0
     while True:
@@ -234,6 +276,10 @@ def decode_png_images(data: bytes) -> list[np.ndarray]:
             raise UnityProtocolError(f"compressed observation is not PNG data (bytes at offset {start}: {data[start:start + 8]!r})")
         end = _png_end(data, start)
         png = data[start:end]
+        if png[12:16] == b"IHDR" and len(png) >= 24:
+            w, h = struct.unpack_from(">II", png, 16)
+            if w * h > max_pixels:
+                raise UnityProtocolError(f"the PNG observation at offset {start} declares {w}x{h} pixels, more than the {max_pixels} expected")
         arr = _unfiltered_png_pixels(png)
         if arr is None:
             try:
@@ -241,7 +287,7 @@ def decode_png_images(data: bytes) -> list[np.ndarray]:
                     if img.mode not in ("L", "RGB", "RGBA"):
                         img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
                     arr = np.asarray(img)
-            except (OSError, ValueError, SyntaxError) as exc:
+            except Exception as exc:  # Pillow raises many kinds (OSError, SyntaxError, EOFError, ...) on damaged data
                 raise UnityProtocolError(f"cannot decode the PNG observation at offset {start}: {exc}") from exc
         images.append(arr[:, :, None] if arr.ndim == 2 else arr)
         nxt = data.find(PNG_SIGNATURE, end)
@@ -258,7 +304,7 @@ def decode_png(data: bytes) -> np.ndarray:
 
 def _png_hwc(obs: pb.ObservationProto, h: int, w: int, c: int) -> np.ndarray:
     """Decoded PNG data reduced to ``c`` channels as ML-Agents does; uint8 or float32 (0..255) HWC."""
-    images = decode_png_images(obs.compressed_data)
+    images = decode_png_images(obs.compressed_data, max_pixels=h * w)
     mapping = list(obs.compressed_channel_mapping)
     if mapping:
         stacked = images[0] if len(images) == 1 else np.concatenate(images, axis=2)
@@ -304,6 +350,8 @@ def decode_observation(obs: pb.ObservationProto, spec: ObservationSpec, image_fo
     data = np.frombuffer(_packed_float_payload(obs.float_data), dtype="<f4")
     if data.size != h * w * c:
         raise UnityProtocolError(f"observation {obs.name!r}: {data.size} floats for image shape {spec.shape}")
+    if not np.isfinite(data).all():
+        raise UnityProtocolError(f"observation {obs.name!r}: a raw float image holds NaN or infinite values")
     img = data.reshape(spec.shape)
     if spec.channels_first:
         img = img.transpose(1, 2, 0)
@@ -397,19 +445,26 @@ class StepBatch:
 
     @classmethod
     def empty(cls, spec: BehaviorSpec, image_format: ImageFormat = "hwc_uint8") -> StepBatch:
-        """A batch with no agents, shaped for ``spec``."""
-        obs = tuple(np.zeros((0, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in spec.observation_specs)
-        return cls(np.zeros(0, np.int32), obs, np.zeros(0, np.float32), np.zeros(0, bool), None, np.zeros(0, np.int32), np.zeros(0, np.float32))
+        """A batch with no agents, shaped for ``spec``. Made once per spec and shared: arrays
+        with no rows hold nothing to change."""
+        return _empty_batch(spec, image_format)
 
 
-def _stack_sensor(infos: Sequence[pb.AgentInfoProto], index: int, spec: ObservationSpec, image_format: ImageFormat) -> np.ndarray:
+@functools.lru_cache(maxsize=256)
+def _empty_batch(spec: BehaviorSpec, image_format: ImageFormat) -> StepBatch:
+    obs = tuple(np.zeros((0, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in spec.observation_specs)
+    return StepBatch(np.zeros(0, np.int32), obs, np.zeros(0, np.float32), np.zeros(0, bool), None, np.zeros(0, np.int32), np.zeros(0, np.float32))
+
+
+def _stack_sensor(infos: Sequence[pb.AgentInfoProto], index: int, spec: ObservationSpec, image_format: ImageFormat, behavior: str) -> np.ndarray:
     out_shape = (len(infos), *spec.output_shape(image_format))
     if not spec.is_visual:
-        raw = b"".join(_packed_float_payload(info.observations[index].float_data) for info in infos)
-        data = np.frombuffer(bytearray(raw), dtype="<f4")
+        data = np.frombuffer(b"".join([_packed_float_payload(info.observations[index].float_data) for info in infos]), "<f4")
         if data.size != math.prod(out_shape):
             raise UnityProtocolError(f"observation {spec.name!r}: {data.size} floats for {len(infos)} agents of shape {spec.shape}")
-        return data.reshape(out_shape)
+        if not np.isfinite(data).all():
+            raise _not_finite(behavior, f"observation {spec.name!r}")
+        return data.reshape(out_shape).copy()  # a writable array of its own
     out = np.empty(out_shape, spec.output_dtype(image_format))
     for i, info in enumerate(infos):
         out[i] = decode_observation(info.observations[index], spec, image_format)
@@ -422,23 +477,18 @@ def _not_finite(behavior: str, what: str) -> UnityProtocolError:
 
 def _batch(infos: Sequence[pb.AgentInfoProto], spec: BehaviorSpec, image_format: ImageFormat, with_mask: bool) -> StepBatch:
     if not infos:
-        return StepBatch.empty(spec, image_format)
-    n_obs = len(spec.observation_specs)
-    # One pass over the agents for the scalar fields: a few lists, then one array per field.
+        return _empty_batch(spec, image_format)
+    specs = spec.observation_specs
+    # One pass over the agents for the scalar fields: a few tuples, then one array per field.
     ids, rewards, interrupted, group_ids, group_rewards, counts = zip(
         *[(i.id, i.reward, i.max_step_reached, i.group_id, i.group_reward, len(i.observations)) for i in infos]
     )
-    if any(count != n_obs for count in counts):
-        bad = next(info for info, count in zip(infos, counts) if count != n_obs)
-        raise UnityProtocolError(f"agent {bad.id} of {spec.name!r} sent {len(bad.observations)} observations, its behavior has {n_obs}")
-    if not all(map(math.isfinite, rewards)):
-        raise _not_finite(spec.name, "reward")
-    if not all(map(math.isfinite, group_rewards)):
-        raise _not_finite(spec.name, "group reward")
-    obs = tuple(_stack_sensor(infos, i, o, image_format) for i, o in enumerate(spec.observation_specs))
-    for o, arr in zip(spec.observation_specs, obs):
-        if not o.is_visual and not np.isfinite(arr).all():
-            raise _not_finite(spec.name, f"observation {o.name!r}")
+    if counts.count(len(specs)) != len(counts):
+        bad = next(info for info, count in zip(infos, counts) if count != len(specs))
+        raise UnityProtocolError(f"agent {bad.id} of {spec.name!r} sent {len(bad.observations)} observations, its behavior has {len(specs)}")
+    if not math.isfinite(sum(rewards) + sum(group_rewards)):  # float32 values: their sum overflows no double
+        raise _not_finite(spec.name, "reward" if not math.isfinite(sum(rewards)) else "group reward")
+    obs = tuple([_stack_sensor(infos, i, o, image_format, spec.name) for i, o in enumerate(specs)])
     mask = None
     branches = spec.action_spec.discrete_branches
     if with_mask and branches:
@@ -520,10 +570,16 @@ def decode_unity_output(
 # ---------------------------------------------------------------------------- actions
 
 
-def encode_actions(
-    continuous: np.ndarray, discrete: np.ndarray, *, legacy_vector_actions: bool = False
-) -> pb.UnityRLInputProto.ListAgentActionProto:
-    """One AgentActionProto per row of ``continuous [n, c]`` / ``discrete [n, d]``.
+def _packed_varints(values: list[int]) -> bytes:
+    """int32 values as protobuf varints (negative ones take ten bytes, as protobuf writes them)."""
+    if all(0 <= v < 0x80 for v in values):
+        return bytes(values)
+    return b"".join(_varint(v & 0xFFFFFFFFFFFFFFFF) for v in values)
+
+
+def encode_action_list(continuous: np.ndarray, discrete: np.ndarray, *, legacy_vector_actions: bool = False) -> bytes:
+    """A serialized ListAgentActionProto: one AgentActionProto per row of ``continuous [n, c]``
+    and ``discrete [n, d]``, written directly as bytes (what protobuf would write).
 
     ``legacy_vector_actions`` also fills the deprecated flat vector (continuous values then
     discrete indices as floats), which Unity releases before communication API 1.3.0 read.
@@ -531,16 +587,47 @@ def encode_actions(
     continuous = np.asarray(continuous, np.float32)
     discrete = np.asarray(discrete, np.int32)
     n = continuous.shape[0] if continuous.ndim == 2 else discrete.shape[0]
-    out = pb.UnityRLInputProto.ListAgentActionProto()
     if n == 0:
-        return out  # (reshape(0, -1) cannot tell the row length)
-    cont_rows = continuous.reshape(n, -1).tolist()
-    disc_rows = discrete.reshape(n, -1).tolist()
-    for cont, disc in zip(cont_rows, disc_rows):
-        action = out.value.add(continuous_actions=cont, discrete_actions=disc)
-        if legacy_vector_actions:
-            action.vector_actions_deprecated.extend(cont + [float(d) for d in disc])
-    return out
+        return b""
+    cont = continuous.reshape(n, -1)
+    disc = discrete.reshape(n, -1)
+    c, d = cont.shape[1], disc.shape[1]
+    cont_bytes = cont.astype("<f4").tobytes()
+    legacy_bytes = np.concatenate([cont, disc.astype(np.float32)], axis=1).astype("<f4").tobytes() if legacy_vector_actions else b""
+    legacy_field = b"\x0a" + _varint(4 * (c + d)) if legacy_vector_actions and c + d else b""  # field 1, packed floats
+    cont_field = b"\x32" + _varint(4 * c) if c else b""  # continuous_actions: field 6, packed floats
+    disc_rows = disc.tolist()
+    out = []
+    for i in range(n):
+        body = legacy_field + legacy_bytes[4 * (c + d) * i : 4 * (c + d) * (i + 1)] if legacy_field else b""
+        if c:
+            body += cont_field + cont_bytes[4 * c * i : 4 * c * (i + 1)]
+        if d:
+            ints = _packed_varints(disc_rows[i])
+            body += b"\x3a" + _varint(len(ints)) + ints  # discrete_actions: field 7, packed varints
+        out.append(b"\x0a" + _varint(len(body)) + body)  # ListAgentActionProto.value: field 1
+    return b"".join(out)
+
+
+#: ``header { status: 200 }``, serialized: the start of every message of the trainer.
+_HEADER_OK = b"\x0a\x03\x08\xc8\x01"
+
+
+def encode_trainer_message(*, command: int, actions: Mapping[str, bytes] | None = None, side_channel: bytes = b"") -> bytes:
+    """The trainer's answer for a RESET or STEP, serialized: a UnityMessageProto with status 200
+    and ``unity_input.rl_input`` holding ``command``, the serialized ListAgentActionProto of
+    each behavior in ``actions`` (see :func:`encode_action_list`) and the side-channel bytes."""
+    rl_input = b""
+    for name, action_list in (actions or {}).items():
+        key = name.encode()
+        entry = b"\x0a" + _varint(len(key)) + key + b"\x12" + _varint(len(action_list)) + action_list
+        rl_input += b"\x0a" + _varint(len(entry)) + entry  # agent_actions: field 1, a map entry
+    if command:
+        rl_input += b"\x20" + _varint(command)  # command: field 4
+    if side_channel:
+        rl_input += b"\x2a" + _varint(len(side_channel)) + side_channel  # side_channel: field 5
+    unity_input = b"\x0a" + _varint(len(rl_input)) + rl_input  # UnityInputProto.rl_input: field 1
+    return _HEADER_OK + b"\x1a" + _varint(len(unity_input)) + unity_input  # UnityMessageProto.unity_input: field 3
 
 
 def decode_actions(actions: Sequence[pb.AgentActionProto], spec: ActionSpec) -> tuple[np.ndarray, np.ndarray]:

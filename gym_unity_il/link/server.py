@@ -74,9 +74,8 @@ def check_port_free(host: str, port: int) -> None:
             raise PortInUseError(f"port {port} on {host} is already in use ({exc.strerror}): {PORT_ADVICE}") from exc
 
 
-def closing_message() -> pb.UnityMessageProto:
-    """The message that tells the peer the sender is closing: ``header { status: 400 }``."""
-    return pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_CLOSING))
+#: The message that tells the peer the sender is closing, serialized: ``header { status: 400 }``.
+CLOSING_MESSAGE = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_CLOSING)).SerializeToString()
 
 
 class _CallQueue(futures.Executor):
@@ -137,9 +136,10 @@ class ExchangeServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        # Requests stay bytes until receive() parses them, so a malformed one is an error
-        # the caller sees rather than a call gRPC rejects behind its back.
-        handler = grpc.unary_unary_rpc_method_handler(self._exchange, response_serializer=pb.UnityMessageProto.SerializeToString)
+        # Both directions stay bytes: receive() parses requests, so a malformed one is an
+        # error the caller sees rather than a call gRPC rejects behind its back, and the
+        # caller's answers come serialized.
+        handler = grpc.unary_unary_rpc_method_handler(self._exchange)
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler}),))
         try:
             bound = self._server.add_insecure_port(format_address(host, port))
@@ -156,7 +156,7 @@ class ExchangeServer:
         self._server.start()
 
     @staticmethod
-    def _exchange(request: bytes, context: grpc.ServicerContext) -> pb.UnityMessageProto:
+    def _exchange(request: bytes, context: grpc.ServicerContext) -> bytes:
         # Runs inside the greenlet receive() started: hands the request to receive() and
         # sleeps until respond() (or close()) comes back with the answer.
         return greenlet.getcurrent().parent.switch(request)
@@ -192,16 +192,16 @@ class ExchangeServer:
         try:
             message = parse_unity_message(data)
         except UnityProtocolError:
-            self._answer(call, closing_message())
+            self._answer(call, CLOSING_MESSAGE)
             raise
         if message.header.status != STATUS_OK:
-            self._answer(call, closing_message())  # Unity is closing and ignores the answer
+            self._answer(call, CLOSING_MESSAGE)  # Unity is closing and ignores the answer
         else:
             self._pending, self._pending_thread = call, threading.get_ident()
         return message
 
-    def respond(self, message: pb.UnityMessageProto) -> None:
-        """Answers Unity's pending call with ``message``.
+    def respond(self, message: bytes) -> None:
+        """Answers Unity's pending call with ``message``, a serialized UnityMessageProto.
 
         Raises:
             RuntimeError: there is no pending call.
@@ -218,7 +218,7 @@ class ExchangeServer:
         self._answer(call, message)
 
     @staticmethod
-    def _answer(call: greenlet.greenlet, message: pb.UnityMessageProto) -> None:
+    def _answer(call: greenlet.greenlet, message: bytes) -> None:
         """Resumes the handler suspended in ``call`` with ``message``; gRPC sends it before this returns."""
         call.parent = greenlet.getcurrent()
         call.switch(message)
@@ -237,7 +237,7 @@ class ExchangeServer:
         self._closed = True
         call, self._pending = self._pending, None
         if call is not None and self._pending_thread == threading.get_ident():
-            self._answer(call, closing_message())
+            self._answer(call, CLOSING_MESSAGE)
         stopped = self._server.stop(grace)  # no new calls from here on
         while True:  # calls that arrived but were never received: answer them too
             try:
@@ -247,5 +247,5 @@ class ExchangeServer:
             waiting = greenlet.greenlet(_run_work)
             waiting.switch(work)
             if not waiting.dead:
-                self._answer(waiting, closing_message())
+                self._answer(waiting, CLOSING_MESSAGE)
         stopped.wait()

@@ -367,9 +367,7 @@ class UnitySession:
             self._parameters_channel.set_float_parameter(key, value)
         if seed is not None:
             self._parameters_channel.set_float_parameter(SEED_PARAMETER, int(seed) % SEED_MODULUS)
-        message = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
-        message.unity_input.rl_input.command = pb.RESET
-        steps = self._exchange(message)
+        steps = self._exchange(pb.RESET)
         self._has_reset = True
         return steps
 
@@ -391,9 +389,7 @@ class UnitySession:
         for name in actions:
             if name not in self._specs:
                 raise SpecMismatchError(f"actions for unknown behavior {name!r}; known behaviors: {list(self._specs)}")
-        message = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
-        rl_input = message.unity_input.rl_input
-        rl_input.command = pb.STEP
+        encoded: dict[str, bytes] = {}
         for name, (decision, _) in self._steps.items():
             n = len(decision)
             if n == 0:
@@ -410,8 +406,8 @@ class UnitySession:
             else:
                 continuous = np.zeros((n, act.continuous_size), np.float32)
                 discrete = np.zeros((n, act.discrete_size), np.int32)
-            rl_input.agent_actions[name].CopyFrom(codec.encode_actions(continuous, discrete, legacy_vector_actions=self._legacy_actions))
-        return self._exchange(message)
+            encoded[name] = codec.encode_action_list(continuous, discrete, legacy_vector_actions=self._legacy_actions)
+        return self._exchange(pb.STEP, encoded)
 
     def close(self) -> None:
         """Closes the way Unity expects: status 400 on the pending call, server stopped, process
@@ -499,7 +495,7 @@ class UnitySession:
             package_version=init.package_version,
             capabilities={field.name: bool(getattr(caps, field.name)) for field in caps.DESCRIPTOR.fields},
         )
-        self._server.respond(handshake_response(seed=seed, package_version=__version__, num_areas=num_areas))
+        self._server.respond(handshake_response(seed=seed, package_version=__version__, num_areas=num_areas).SerializeToString())
         self._receive("the second message of the handshake")
         if not versions_compatible(init.communication_version):
             raise UnityVersionError(
@@ -512,11 +508,12 @@ class UnitySession:
         self._channels_first = codec.channels_first_for_package(init.package_version)
         self._legacy_actions = codec.parse_version(init.communication_version) < _HYBRID_ACTIONS_VERSION
 
-    def _exchange(self, message: pb.UnityMessageProto) -> Steps:
-        """Answers the pending call with ``message`` (plus side channels) and decodes the next one."""
+    def _exchange(self, command: int, actions: Mapping[str, bytes] | None = None) -> Steps:
+        """Answers the pending call with ``command``, ``actions`` (serialized per behavior) and
+        the queued side-channel messages, and decodes Unity's next message."""
         try:
-            message.unity_input.rl_input.side_channel = self._side_channels.outgoing_bytes()
-            self._server.respond(message)
+            side_channel = self._side_channels.outgoing_bytes()
+            self._server.respond(codec.encode_trainer_message(command=command, actions=actions, side_channel=side_channel))
             reply = self._receive("the next step")
             self._steps = self._decode(reply.unity_output)
             return dict(self._steps)  # a new dict per message: the caller may keep it

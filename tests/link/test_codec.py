@@ -127,10 +127,14 @@ def test_decode_agent_infos_rejects_nan_and_missing_observations() -> None:
     assert len(empty_decision) == 0 and empty_terminal.obs[0].shape == (0, 2)
 
 
+def _action_list(continuous: np.ndarray, discrete: np.ndarray, **kwargs: bool) -> pb.UnityRLInputProto.ListAgentActionProto:
+    return pb.UnityRLInputProto.ListAgentActionProto.FromString(codec.encode_action_list(continuous, discrete, **kwargs))
+
+
 def test_actions_roundtrip_and_legacy_vector() -> None:
     cont = np.array([[0.5, -1.0], [0.25, 0.0]], np.float32)
     disc = np.array([[2], [0]], np.int32)
-    actions = _roundtrip(codec.encode_actions(cont, disc, legacy_vector_actions=True))
+    actions = _action_list(cont, disc, legacy_vector_actions=True)
     assert list(actions.value[0].vector_actions_deprecated) == [0.5, -1.0, 2.0]
     back_c, back_d = codec.decode_actions(actions.value, ActionSpec(2, (3,)))
     assert np.array_equal(back_c, cont) and np.array_equal(back_d, disc)
@@ -139,10 +143,45 @@ def test_actions_roundtrip_and_legacy_vector() -> None:
     assert c.tolist() == [[0.5, -1.0]] and d.tolist() == [[2]]
     with pytest.raises(UnityProtocolError, match="the spec wants 3 and 1"):
         codec.decode_actions(legacy_only, ActionSpec(3, (3,)))
-    none = codec.encode_actions(np.zeros((0, 2), np.float32), np.zeros((0, 1), np.int32))
+    none = _action_list(np.zeros((0, 2), np.float32), np.zeros((0, 1), np.int32))
     assert len(none.value) == 0
     c, d = codec.decode_actions(none.value, ActionSpec(2, (3,)))
     assert c.shape == (0, 2) and d.shape == (0, 1)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize(
+    ("cont", "disc"),
+    [
+        (np.array([[0.5, -1.0]], np.float32), np.zeros((1, 0), np.int32)),
+        (np.zeros((3, 0), np.float32), np.array([[2, 0], [1, 300], [0, -1]], np.int32)),  # multi-byte and negative varints
+        (np.arange(40, dtype=np.float32).reshape(2, 20), np.array([[4], [0]], np.int32)),  # 80-byte rows: two-byte lengths
+        (np.zeros((2, 0), np.float32), np.zeros((2, 0), np.int32)),  # agents without actions
+    ],
+)
+def test_action_bytes_are_what_protobuf_writes(cont: np.ndarray, disc: np.ndarray, legacy: bool) -> None:
+    expected = pb.UnityRLInputProto.ListAgentActionProto()
+    for c, d in zip(cont.tolist(), disc.tolist()):
+        action = expected.value.add(continuous_actions=c, discrete_actions=d)
+        if legacy:
+            action.vector_actions_deprecated.extend(c + [float(v) for v in d])
+    assert codec.encode_action_list(cont, disc, legacy_vector_actions=legacy) == expected.SerializeToString()
+
+
+def test_trainer_message_bytes_are_what_protobuf_writes() -> None:
+    actions = {"A?team=0": codec.encode_action_list(np.array([[0.5]], np.float32), np.zeros((1, 0), np.int32)), "B?team=1": b""}
+    for command, side_channel in [(pb.STEP, b""), (pb.RESET, b"\x01" * 200), (pb.QUIT, b"x")]:
+        expected = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
+        rl_input = expected.unity_input.rl_input
+        rl_input.command, rl_input.side_channel = command, side_channel
+        for name, data in actions.items():
+            rl_input.agent_actions[name].MergeFromString(data)
+        data = codec.encode_trainer_message(command=command, actions=actions, side_channel=side_channel)
+        assert pb.UnityMessageProto.FromString(data) == expected
+    # one behavior: byte for byte (map order cannot differ)
+    expected.unity_input.rl_input.agent_actions.pop("B?team=1")
+    del actions["B?team=1"]
+    assert codec.encode_trainer_message(command=pb.QUIT, actions=actions, side_channel=b"x") == expected.SerializeToString()
 
 
 def test_brain_parameters_match_demo_format_example_and_read_back() -> None:

@@ -32,9 +32,9 @@ def test_request_reaches_the_caller_and_its_answer_returns() -> None:
         request = server.receive(timeout=10)
         assert request is not None and request.header.status == 200
         assert server.has_pending_call and not reply.done()
-        answer = pb.UnityMessageProto(header=pb.HeaderProto(status=200, message="hello"))
+        answer = pb.UnityMessageProto(header=pb.HeaderProto(status=200, message="hello")).SerializeToString()
         server.respond(answer)
-        assert pb.UnityMessageProto.FromString(reply.result(timeout=10)) == answer
+        assert reply.result(timeout=10) == answer
     assert not server.has_pending_call
     channel.close()
     server.close()
@@ -84,11 +84,11 @@ def test_the_call_must_be_answered_on_the_thread_that_received_it() -> None:
     with futures.ThreadPoolExecutor(2) as pool:
         reply = pool.submit(call, OK_BYTES, wait_for_ready=True, timeout=10)
         assert server.receive(timeout=10) is not None
-        elsewhere = pool.submit(server.respond, pb.UnityMessageProto(header=pb.HeaderProto(status=200)))
+        elsewhere = pool.submit(server.respond, OK_BYTES)
         with pytest.raises(GymUnityILError, match="one thread"):
             elsewhere.result(timeout=10)
         assert server.has_pending_call and not reply.done()
-        server.respond(pb.UnityMessageProto(header=pb.HeaderProto(status=200)))
+        server.respond(OK_BYTES)
         assert reply.result(timeout=10) == OK_BYTES
     channel.close()
     server.close()
@@ -112,7 +112,7 @@ def test_receive_returns_none_after_the_timeout_and_misuse_is_named() -> None:
     server = ExchangeServer(port=0)
     assert server.receive(timeout=0.05) is None
     with pytest.raises(RuntimeError, match="receive"):
-        server.respond(pb.UnityMessageProto())
+        server.respond(OK_BYTES)
     server.close()
 
 
