@@ -209,13 +209,21 @@ class ExchangeServer:
         """
         if self._pending is None:
             raise RuntimeError("respond() called without a pending call from Unity; call receive() first")
-        if self._pending_thread != threading.get_ident():
+        self.check_thread()
+        call, self._pending = self._pending, None
+        self._answer(call, message)
+
+    def check_thread(self) -> None:
+        """Raises unless the pending call (if any) can be answered from this thread.
+
+        Raises:
+            GymUnityILError: the call was received on another thread.
+        """
+        if self._pending is not None and self._pending_thread != threading.get_ident():
             raise GymUnityILError(
                 f"Unity's call was received on thread {self._pending_thread} and must be answered there, not on thread "
                 f"{threading.get_ident()}: use each env (and its session) from one thread"
             )
-        call, self._pending = self._pending, None
-        self._answer(call, message)
 
     @staticmethod
     def _answer(call: greenlet.greenlet, message: bytes) -> None:
