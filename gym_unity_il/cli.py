@@ -4,14 +4,22 @@ Subcommands are grouped by topic (``gym-unity-il demo info PATH``). Each topic r
 its own subparser through a ``_add_<topic>`` function and each command is a function
 taking the parsed arguments and returning the exit status, so more commands (``demo
 record``, ``train``, ``export``) plug in the same way.
+
+While a command runs, SIGTERM is handled like Ctrl+C (a ``KeyboardInterrupt``), so a
+command stopped by a process manager closes its Unity processes and files as cleanly as
+one stopped from the keyboard. Only the command line does this; the library leaves
+signal handling to the program that imports it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +147,23 @@ def _demo_record(args: argparse.Namespace) -> int:
     except BaseException:
         env.close()
         raise
-    path, returns = record_episodes(env, act, args.out, episodes=args.episodes, seed=args.seed, overwrite=args.overwrite)
+
+    def progress(index: int, episode_return: float) -> None:
+        print(f"episode {index + 1}/{args.episodes}: return {episode_return:.4g}", flush=True)
+
+    try:
+        path, returns = record_episodes(
+            env, act, args.out, episodes=args.episodes, seed=args.seed, overwrite=args.overwrite, on_episode=progress
+        )
+    except KeyboardInterrupt:
+        if not args.out.is_file():
+            raise
+        from gym_unity_il.demo.reader import DemoReader
+
+        meta = DemoReader(args.out).meta  # closed by record_episodes: the final counters
+        print(f"interrupted: {args.out} holds {meta.number_episodes - 1} complete episodes in {meta.number_steps} records "
+              "(records after the last complete episode belong to the interrupted one)", flush=True)  # fmt: skip
+        return 130
     print(f"recorded {len(returns)} episodes to {path}: mean return {np.mean(returns):.4g} (min {min(returns):.4g}, max {max(returns):.4g})")
     return 0
 
@@ -298,14 +322,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (0 ok, 2 bad input)."""
-    args = build_parser().parse_args(argv)
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt like Ctrl+C (main thread only; the
+    previous handler comes back afterwards)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        return int(args.run(args))
-    except (GymUnityILError, FileNotFoundError, FileExistsError, json.JSONDecodeError) as exc:
-        print(f"gym-unity-il: error: {exc}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted by
+    Ctrl+C or SIGTERM, after closing the Unity processes and files)."""
+    args = build_parser().parse_args(argv)
+    with _sigterm_as_ctrl_c():
+        try:
+            return int(args.run(args))
+        except KeyboardInterrupt:
+            print("gym-unity-il: interrupted", file=sys.stderr)
+            return 130
+        except (GymUnityILError, FileNotFoundError, FileExistsError, json.JSONDecodeError) as exc:
+            print(f"gym-unity-il: error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

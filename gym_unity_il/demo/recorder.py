@@ -269,20 +269,28 @@ def record_episodes(
     *,
     episodes: int,
     seed: int = 0,
+    on_episode: Callable[[int, float], None] | None = None,
     **recorder_kwargs: Any,
 ) -> tuple[Path, list[float]]:
     """Records ``episodes`` whole episodes of ``env`` driven by ``act(obs) -> action`` into
     ``path`` and closes ``env``.
 
-    Episode *i* starts from ``env.reset(seed=seed + i)``. ``recorder_kwargs`` go to
-    :class:`DemoRecorder` (e.g. ``overwrite=True``).
+    Episode *i* starts from ``env.reset(seed=seed + i)``; once it is written,
+    ``on_episode(i, its return)`` is called (e.g. to show progress). ``recorder_kwargs`` go
+    to :class:`DemoRecorder` (e.g. ``overwrite=True``). On any exception (Ctrl+C included)
+    the file and ``env`` are closed: the file keeps every episode recorded so far, and an
+    unfinished last one as cut by the end of the recording.
 
     Returns:
         The file written and the return of each episode.
     """
-    if episodes < 1:
-        raise ValueError(f"episodes must be at least 1, got {episodes}")
-    recorder = DemoRecorder(env, path, **recorder_kwargs)
+    try:
+        if episodes < 1:
+            raise ValueError(f"episodes must be at least 1, got {episodes}")
+        recorder = DemoRecorder(env, path, **recorder_kwargs)
+    except BaseException:
+        env.close()
+        raise
     returns = []
     try:
         for i in range(episodes):
@@ -293,6 +301,8 @@ def record_episodes(
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)
+            if on_episode is not None:
+                on_episode(i, total)
     finally:
         recorder.close()
     return recorder.path, returns

@@ -17,7 +17,10 @@ Counters follow Unity: ``number_steps`` = records, ``number_episodes`` = ``done`
 
 Every record is flushed to the operating system as soon as it is written, so when the
 writing process dies the file holds every record written so far: its meta still has
-counters 0, which tells readers to read records up to the end of the file.
+counters 0, which tells readers to read records up to the end of the file. The counters
+change only after the bytes are written; when an exception (Ctrl+C) lands in between,
+:meth:`DemoWriter.close` cuts the file back to the last counted record, so the final meta
+always matches the records.
 """
 
 from __future__ import annotations
@@ -129,6 +132,7 @@ class DemoWriter:
         brain = demo_brain_parameters(behavior_spec).SerializeToString()
         self._file.write(encode_varint(len(brain)) + brain)
         self._file.flush()
+        self._end = self._file.tell()  # the end of the last counted record
 
     # ------------------------------------------------------------------ counters
 
@@ -257,19 +261,28 @@ class DemoWriter:
     def _append(self, record: bytes, *, reward: float, done: bool) -> None:
         if self._file.closed:
             raise ValueError(f"{self.path} is closed")
-        offset = self._file.tell()
-        self._file.write(encode_varint(len(record)) + record)
+        if self._file.tell() != self._end:
+            self._cut_to_end()
+        offset = self._end
+        data = encode_varint(len(record)) + record
+        end = offset + len(data)
+        self._file.write(data)
         self._file.flush()
-        self._last_record = (offset, record)
-        self._steps += 1
-        self._dones += done
-        self._reward_sum += reward
+        # Plain assignments only from here (no call, so no KeyboardInterrupt in between).
+        self._last_record, self._steps, self._dones, self._reward_sum, self._end = (
+            (offset, record), self._steps + 1, self._dones + done, self._reward_sum + reward, end,
+        )  # fmt: skip
+
+    def _cut_to_end(self) -> None:
+        """Drops bytes past the last counted record (left by an interrupted write)."""
+        self._file.truncate(self._end)
+        self._file.seek(self._end)
 
     # ------------------------------------------------------------------ editing the end
 
     def checkpoint(self) -> WriterCheckpoint:
         """The current end of the file, to :meth:`rollback` to later."""
-        return WriterCheckpoint(self._file.tell(), self._steps, self._dones, self._reward_sum, self._last_record)
+        return WriterCheckpoint(self._end, self._steps, self._dones, self._reward_sum, self._last_record)
 
     def rollback(self, checkpoint: WriterCheckpoint) -> int:
         """Drops every record written after ``checkpoint`` (the file is truncated at a record
@@ -277,12 +290,11 @@ class DemoWriter:
         dropped = self._steps - checkpoint.steps
         if dropped < 0:
             raise ValueError("this checkpoint is past the end of the file (an earlier rollback dropped it)")
-        self._file.truncate(checkpoint.offset)
-        self._file.seek(checkpoint.offset)
-        self._file.flush()
-        self._steps, self._dones, self._reward_sum, self._last_record = (
-            checkpoint.steps, checkpoint.dones, checkpoint.reward_sum, checkpoint.last_record,
+        self._steps, self._dones, self._reward_sum, self._last_record, self._end = (
+            checkpoint.steps, checkpoint.dones, checkpoint.reward_sum, checkpoint.last_record, checkpoint.offset,
         )  # fmt: skip
+        self._cut_to_end()
+        self._file.flush()
         return dropped
 
     def interrupt_episode(self) -> bool:
@@ -298,11 +310,12 @@ class DemoWriter:
             return False
         pair.agent_info.done = True
         pair.agent_info.max_step_reached = True
-        self._file.truncate(offset)
-        self._file.seek(offset)
-        self._steps -= 1
-        self._reward_sum -= pair.agent_info.reward
-        self._append(pair.SerializeToString(), reward=pair.agent_info.reward, done=True)
+        reward, replacement = pair.agent_info.reward, pair.SerializeToString()
+        # Forget the old last record first: if interrupted before the replacement is
+        # written, the file ends one record earlier instead of disagreeing with its meta.
+        self._steps, self._reward_sum, self._last_record, self._end = self._steps - 1, self._reward_sum - reward, None, offset
+        self._cut_to_end()
+        self._append(replacement, reward=reward, done=True)
         return True
 
     # ------------------------------------------------------------------ closing
@@ -332,7 +345,8 @@ class DemoWriter:
             meta.demonstration_name = meta.demonstration_name[:-1]
         if meta.demonstration_name != self.name:
             warnings.warn(f"{self.path}: demonstration name shortened to {meta.demonstration_name!r} to fit the meta in 33 bytes", stacklevel=2)
-        end = self._file.seek(0, 2)
+        self._cut_to_end()
+        end = self._end
         self._file.seek(0)
         self._file.write(encode_varint(len(encoded)) + encoded)
         self._file.flush()

@@ -20,12 +20,16 @@ differs from Unity's on purpose (see ``protos/communicator.proto``), the path do
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import queue
+import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -35,6 +39,8 @@ import grpc
 from gym_unity_il.errors import GymUnityILError, PortInUseError, UnityProtocolError
 from gym_unity_il.link.codec import parse_unity_message
 from gym_unity_il.proto import communicator_pb2 as pb
+
+logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "communicator_objects.UnityToExternalProto"
 METHOD_NAME = "Exchange"
@@ -46,6 +52,9 @@ DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 STATUS_OK = 200
 STATUS_CLOSING = 400
+
+#: Seconds past the grace period that :meth:`ExchangeServer.close` waits for gRPC's stop.
+_STOP_MARGIN = 10.0
 
 PORT_ADVICE = "pass another worker_id (the port is base_port + worker_id), another base_port, or auto_port=True"
 
@@ -106,6 +115,57 @@ def _run_work(work: _Work) -> None:
     future.set_result(None)
 
 
+class _SignalDeferral:
+    """Holds SIGINT and SIGTERM back while gRPC's own bookkeeping runs on the main thread.
+
+    A KeyboardInterrupt raised in the middle of that code (between starting a batch and
+    recording it, say) breaks gRPC's serving thread, and stopping the server then never
+    ends. Each :class:`ExchangeServer` used on the main thread wraps the Python handlers of
+    both signals once (a per-process setting, like the handlers themselves); the wrapper
+    only notes a signal that arrives inside :meth:`held` and runs the original handler
+    when the block ends, where the server's state is whole again.
+    """
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._noted: list[tuple[Callable[[int, Any], Any], int]] = []
+
+    def install(self) -> None:
+        """Wraps the current Python handlers of SIGINT and SIGTERM (main thread only; idempotent)."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # Python runs signal handlers on the main thread only: nothing to hold elsewhere
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if callable(handler) and getattr(getattr(handler, "func", None), "__self__", None) is not self:
+                signal.signal(signum, functools.partial(self._handle, handler))
+
+    def _handle(self, original: Callable[[int, Any], Any], signum: int, frame: Any) -> Any:
+        if self._depth:
+            self._noted.append((original, signum))
+            return None
+        return original(signum, frame)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Signals arriving inside the block are handled when it ends (on the main thread)."""
+        if threading.get_ident() != threading.main_thread().ident:
+            yield
+            return
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if not self._depth and self._noted:
+                noted, self._noted = self._noted, []
+                for original, signum in noted:
+                    original(signum, None)
+
+
+#: One for the process, as signal handlers are.
+_DEFERRAL = _SignalDeferral()
+
+
 class ExchangeServer:
     """A gRPC server holding Unity's pending ``Exchange`` call for the caller.
 
@@ -153,6 +213,7 @@ class ExchangeServer:
             raise PortInUseError(f"cannot listen on port {port} of {host}{reason}; {PORT_ADVICE}")
         self.port: int = bound
         self.host = host
+        _DEFERRAL.install()
         self._server.start()
 
     @staticmethod
@@ -186,18 +247,19 @@ class ExchangeServer:
             except queue.Empty:
                 return None
             call = greenlet.greenlet(_run_work)
-            data = call.switch(work)
-            if not call.dead:
-                break  # else the call ended before its request arrived (the client went away)
+            with _DEFERRAL.held():  # a Ctrl+C is handled once the call is pending, which close() answers
+                data = call.switch(work)
+                if not call.dead:
+                    self._pending, self._pending_thread = call, threading.get_ident()
+                    break
+            # else the call ended before its request arrived (the client went away)
         try:
             message = parse_unity_message(data)
         except UnityProtocolError:
-            self._answer(call, CLOSING_MESSAGE)
+            self.respond(CLOSING_MESSAGE)
             raise
         if message.header.status != STATUS_OK:
-            self._answer(call, CLOSING_MESSAGE)  # Unity is closing and ignores the answer
-        else:
-            self._pending, self._pending_thread = call, threading.get_ident()
+            self.respond(CLOSING_MESSAGE)  # Unity is closing and ignores the answer
         return message
 
     def respond(self, message: bytes) -> None:
@@ -229,7 +291,8 @@ class ExchangeServer:
     def _answer(call: greenlet.greenlet, message: bytes) -> None:
         """Resumes the handler suspended in ``call`` with ``message``; gRPC sends it before this returns."""
         call.parent = greenlet.getcurrent()
-        call.switch(message)
+        with _DEFERRAL.held():
+            call.switch(message)
 
     def close(self, grace: float = 1.0) -> None:
         """Answers open calls with status 400, stops the server and frees the port (idempotent).
@@ -253,7 +316,9 @@ class ExchangeServer:
             except queue.Empty:
                 break
             waiting = greenlet.greenlet(_run_work)
-            waiting.switch(work)
+            with _DEFERRAL.held():
+                waiting.switch(work)
             if not waiting.dead:
                 self._answer(waiting, CLOSING_MESSAGE)
-        stopped.wait()
+        if not stopped.wait(grace + _STOP_MARGIN):
+            logger.warning("the gRPC server on port %d did not report its stop within %g s; going on", self.port, grace + _STOP_MARGIN)
