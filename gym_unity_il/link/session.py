@@ -284,6 +284,7 @@ class UnitySession:
         self._steps: Steps = {}
         self._has_reset = False
         self._failed = False
+        self._keep_log = True
         self.unity_info: UnityInfo | None = None
         self._legacy_actions = False
         self._channels_first = False
@@ -417,7 +418,7 @@ class UnitySession:
         self._closed = True
         self._finalizer.detach()
         if self._failed:  # end at once, and keep the log the error message points to
-            _release(self._server, self._child, 0.0, None)
+            _release(self._server, self._child, 0.0, None if self._keep_log else self._temp_log_folder)
         else:
             _release(self._server, self._child, self.timeout_wait, self._temp_log_folder)
 
@@ -437,16 +438,21 @@ class UnitySession:
         if self._closed:
             raise GymUnityILError(f"{self!r} is closed; create a new env or session")
 
-    def _fail(self) -> None:
-        """Closes at once after an error, keeping the log folder for the user to read."""
+    def _fail(self, *, keep_log: bool = True) -> None:
+        """Closes at once after an error, keeping the log folder for the user to read unless
+        ``keep_log`` is False (a Ctrl+C: no error to explain)."""
         self._failed = True
+        self._keep_log = keep_log
         self.close()
 
     def _receive(self, waiting_for: str) -> pb.UnityMessageProto:
         """Unity's next call (left pending), within ``timeout_wait``, watching the process."""
         deadline = time.monotonic() + self.timeout_wait
         while True:
-            message = self._server.receive(min(_POLL_INTERVAL, max(deadline - time.monotonic(), 0.0)))
+            try:
+                message = self._server.receive(min(_POLL_INTERVAL, max(deadline - time.monotonic(), 0.0)))
+            except UnityProtocolError as exc:
+                raise UnityProtocolError(f"{self._describe}, while the trainer was waiting for {waiting_for}: {exc}{self._log_hint()}") from exc
             if message is not None:
                 if message.header.status != STATUS_OK:
                     raise UnityProcessExitedError(
@@ -515,9 +521,12 @@ class UnitySession:
         try:
             side_channel = self._side_channels.outgoing_bytes()
             self._server.respond(codec.encode_trainer_message(command=command, actions=actions, side_channel=side_channel))
-            reply = self._receive("the next step")
+            reply = self._receive("the answer to RESET" if command == pb.RESET else "the next step")
             self._steps = self._decode(reply.unity_output)
             return dict(self._steps)  # a new dict per message: the caller may keep it
+        except KeyboardInterrupt:
+            self._fail(keep_log=False)
+            raise
         except BaseException:
             self._fail()
             raise

@@ -133,7 +133,7 @@ def _load_checkpoint(folder: Path, model: Any, phases: list[Phase]) -> int:
     model.num_timesteps = int(state["num_timesteps"])
     if (folder / "replay_buffer.pkl").is_file() and hasattr(model, "load_replay_buffer"):
         model.load_replay_buffer(folder / "replay_buffer.pkl")
-    for phase, phase_state in zip(phases, th.load(folder / "phases.pt")):
+    for phase, phase_state in zip(phases, th.load(folder / "phases.pt", weights_only=True)):
         phase.load_state(phase_state)
     return int(state["phase"])
 
