@@ -48,7 +48,7 @@ import numpy as np
 from google.protobuf.message import DecodeError, Message
 
 from gym_unity_il.demo import records, wire
-from gym_unity_il.errors import DemoFormatError, GymUnityILError, SpecMismatchError
+from gym_unity_il.errors import DemoFormatError, GymUnityILError, SpecMismatchError, UnityProtocolError
 from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.proto import legacy_pb2 as lpb
@@ -63,7 +63,6 @@ SUPPORTED_API_VERSIONS = (0, 1)
 DEFAULT_BATCH = 4096
 _BATCH_BYTES = 32 << 20
 _CHUNK = 4 << 20  # the file is read into a buffer of two chunks (more for a larger batch)
-_MAX_OBSERVATION_SIZE = 1 << 28
 _META_COPY_MAX = BRAIN_OFFSET
 _LFS_PREFIX = b"version https://git-lfs"
 _FIX_CORRUPT = "the file is damaged or cut short: copy or export it again from where it was recorded"
@@ -457,18 +456,17 @@ def _read_header(path: Path) -> _Header:
         if era.legacy_records:
             legacy = _parse(lpb.BrainParametersProto, brain_raw, path, f"brain parameters at byte offset {BRAIN_OFFSET}")
             spec, visual_field = _legacy_spec(brain, legacy, first, path, records_offset)
+            codec.check_spec_sizes(spec)
         else:
             where = f"record 0 at byte offset {records_offset}"
             info = _parse(pb.AgentInfoActionPairProto, first, path, where).agent_info if first else pb.AgentInfoProto()
-            spec = codec.behavior_spec_from_proto(brain, info, channels_first=False)
+            spec = codec.behavior_spec_from_proto(brain, info, channels_first=False)  # checks the sizes too
+    except UnityProtocolError as exc:  # sizes out of range, from the codec's checks
+        raise _error(path, f"brain parameters at byte offset {BRAIN_OFFSET} / record 0 at byte offset {records_offset}", str(exc)) from None
     except (ValueError, IndexError) as exc:
         if isinstance(exc, GymUnityILError):
             raise
         raise _error(path, "brain parameters / record 0", f"cannot build the behavior spec ({exc})") from None
-    for o in spec.observation_specs:
-        if math.prod(o.shape) > _MAX_OBSERVATION_SIZE:
-            what = f"observation {o.name or '(unnamed)'} has an implausible shape {list(o.shape)}"
-            raise _error(path, f"record 0 at byte offset {records_offset}", what)
     meta = DemoMeta(
         path=path,
         api_version=meta_pb.api_version,
@@ -655,11 +653,16 @@ class DemoReader:
                 )
                 index += 1
 
+    def _record_bytes(self) -> int:
+        """Bytes of the arrays of one decoded record: observations, actions, mask and the scalars."""
+        fmt, spec = self.image_format, self._header.spec
+        act = spec.action_spec
+        observations = sum(math.prod(o.output_shape(fmt)) * o.output_dtype(fmt).itemsize for o in spec.observation_specs)
+        return observations + 4 * (act.continuous_size + act.discrete_size) + sum(act.discrete_branches) + 15
+
     def _batch_rows(self) -> int:
-        """Records decoded together: ``batch_size``, fewer when their observations would pass ``_BATCH_BYTES``."""
-        fmt = self.image_format
-        record_bytes = sum(math.prod(o.output_shape(fmt)) * o.output_dtype(fmt).itemsize for o in self._header.spec.observation_specs)
-        return max(1, min(self.batch_size, _BATCH_BYTES // max(record_bytes, 1)))
+        """Records decoded together: ``batch_size``, fewer when their arrays would pass ``_BATCH_BYTES``."""
+        return max(1, min(self.batch_size, _BATCH_BYTES // self._record_bytes()))
 
     def read(self) -> Demonstration:
         """Every record of the file as one :class:`Demonstration`."""
@@ -667,9 +670,11 @@ class DemoReader:
         n = meta.number_steps
         floats = sum(math.prod(o.shape) for o in spec.observation_specs)
         # The meta's count can be trusted to allocate the arrays once when the file was closed, its
-        # sensors are vectors (decoded, as large as on disk) and the file is long enough for them.
+        # sensors are vectors (decoded, as large as on disk), the file is long enough for them and
+        # the arrays are not far larger than the file (a record need not store its action mask).
         trusted = not meta.interrupted and not any(o.is_visual for o in spec.observation_specs)
-        if not trusted or n * (1 + 4 * floats) > self.path.stat().st_size or n <= self._batch_rows():
+        size = self.path.stat().st_size
+        if not trusted or n * (1 + 4 * floats) > size or n * self._record_bytes() > 4 * size + _BATCH_BYTES or n <= self._batch_rows():
             return _concatenate(list(self.iter_batches()), self._allocate(0), (meta,))
         out = self._allocate(n)
         done = 0

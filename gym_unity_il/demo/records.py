@@ -147,8 +147,8 @@ def _same_layout(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, size: in
     shape of the first one, then the FloatData header holding only them. None otherwise.
 
     The general scan (:func:`_scanned_floats`) reads exactly these floats from such records
-    (it stops at the FloatData field, and these bytes fix every field and length before it),
-    so comparing the bytes replaces two scans.
+    (these bytes fix every field and length before them; protobuf writers never repeat the
+    FloatData field), so comparing the bytes replaces two scans.
     """
     if size == 0:
         return None
@@ -169,10 +169,12 @@ def _scanned_floats(
     buf: np.ndarray, o_start: np.ndarray, o_end: np.ndarray, floats: list[int], specs: list[ObservationSpec], starts: np.ndarray
 ) -> list[np.ndarray]:
     """The float sensors at columns ``floats`` of every record: scans the ObservationProtos of
-    every column of ``o_start`` / ``o_end`` (``[n, k]``), then the FloatData of those sensors."""
+    every column of ``o_start`` / ``o_end`` (``[n, k]``), then the FloatData of those sensors.
+    Every field is scanned: protobuf writes fields in number order, but a reader must take
+    them in any order."""
     n, k = o_start.shape
     with _records_of(np.arange(n * k) // k):
-        fd_start, fd_end = wire.scan(buf, o_start.ravel(), o_end.ravel(), until=_FLOAT_DATA).message(_FLOAT_DATA)
+        fd_start, fd_end = wire.scan(buf, o_start.ravel(), o_end.ravel()).message(_FLOAT_DATA)
     if not floats:
         return []
     chosen = (np.arange(n)[:, None] * k + np.array(floats)).ravel()

@@ -366,15 +366,12 @@ def _varint_or_length(buf: np.ndarray, wt: np.ndarray, pos: np.ndarray, end: np.
     return np.where(is_len, q.astype(np.uint64), v), q + np.where(is_len, np.minimum(v, np.uint64(1 << 40)), 0).astype(np.int64)
 
 
-def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, *, until: int | None = None) -> Fields:
+def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Fields:
     """The top-level fields of the messages ``buf[starts[i]:ends[i]]``, all at once.
 
     Args:
         buf: the bytes (uint8).
         starts, ends: the message ranges.
-        until: stop scanning a message after its first field numbered ``until`` or more
-            (protobuf writes fields in number order, so a reader that needs nothing past
-            that field can skip the rest).
 
     Raises:
         WireError: a varint or a field runs past its message's end, a wire type is invalid
@@ -416,8 +413,6 @@ def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, *, until: int | 
             raise WireError(int(msg[i]), int(pos[i]), f"field {int(num[i])} runs past the end of its message")
         parts.append((msg, num, wt, val, nxt))
         more = nxt < end
-        if until is not None:
-            more &= num < until
         msg, pos, end = msg[more], nxt[more], end[more]
     if not parts:
         empty = np.zeros(0, np.int64)

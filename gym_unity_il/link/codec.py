@@ -356,7 +356,7 @@ def decode_observation(obs: pb.ObservationProto, spec: ObservationSpec, image_fo
     if spec.channels_first:
         img = img.transpose(1, 2, 0)
     if image_format == "hwc_uint8":
-        return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+        return np.rint(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)  # clipped first: a float32 near its maximum would overflow
     return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
 
 
@@ -535,6 +535,18 @@ def parse_unity_message(data: bytes) -> pb.UnityMessageProto:
         ) from exc
 
 
+#: Most bytes the arrays decoded from one behavior's agents in one message may take (a message
+#: of empty agent infos must not make masks of gigabytes).
+MAX_DECODED_BYTES = 1 << 30
+
+
+@functools.lru_cache(maxsize=256)
+def _agent_bytes(spec: BehaviorSpec, image_format: ImageFormat) -> int:
+    """Bytes of the arrays decoded for one agent: observations, action mask and the scalars."""
+    observations = sum(math.prod(o.output_shape(image_format)) * o.output_dtype(image_format).itemsize for o in spec.observation_specs)
+    return observations + sum(spec.action_spec.discrete_branches) + 24
+
+
 def decode_unity_output(
     output: pb.UnityOutputProto,
     specs: MutableMapping[str, BehaviorSpec],
@@ -561,6 +573,11 @@ def decode_unity_output(
     for name, infos in infos_by_name.items():
         if name not in specs and infos.value:
             raise UnityProtocolError(f"agents of behavior {name!r} arrived before the behavior was announced (protocol.md §6.3)")
+        if name in specs and len(infos.value) * _agent_bytes(specs[name], image_format) > MAX_DECODED_BYTES:
+            raise UnityProtocolError(
+                f"behavior {name!r}: {len(infos.value)} agents would decode to more than {MAX_DECODED_BYTES >> 20} MB of arrays; "
+                "the data is damaged or not from ML-Agents"
+            )
     return {
         name: decode_agent_infos(infos_by_name[name].value if name in infos_by_name else (), spec, image_format)
         for name, spec in specs.items()
