@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import psutil
 import pytest
+from processes import gone
 
 from gym_unity_il.cli import main
 from gym_unity_il.demo import DemoFormatWarning, read_demo
@@ -61,18 +62,6 @@ def _raises_without_hanging(error: type[Exception], match: str, call: Callable[[
 def _fault_session(tmp_path: Path, fault: str, **kwargs: Any) -> UnitySession:
     return UnitySession(scene="ball", scene_kwargs={"num_agents": 1}, additional_args=["--fault", fault], timeout_wait=TIMEOUT,
                         log_folder=tmp_path, **kwargs)  # fmt: skip
-
-
-def _gone(pid: int, timeout: float = EXIT_BOUND) -> bool:
-    """Whether process ``pid`` ends within ``timeout`` seconds (a zombie counts as ended)."""
-    try:
-        proc = psutil.Process(pid)
-        proc.wait(timeout)
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.TimeoutExpired:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    return True
 
 
 def _read_line(stream: Any, timeout: float) -> str:
@@ -191,7 +180,7 @@ def test_trainer_stopped_by_a_signal_mid_step_leaves_no_process_and_a_free_port(
     assert trainer.returncode == -signum  # (an uncaught KeyboardInterrupt ends Python by SIGINT too)
     if signum == signal.SIGINT:
         assert "KeyboardInterrupt" in err
-    assert _gone(scene), "the scene process outlived its trainer"
+    assert gone(scene, EXIT_BOUND), "the scene process outlived its trainer"
     assert_released(port)
 
 
@@ -216,7 +205,7 @@ def test_interrupted_cli_recording_keeps_every_complete_episode(tmp_path: Path, 
     printed = [float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("episode ")]
     summary = re.fullmatch(r"interrupted: .* holds (\d+) complete episodes in (\d+) records .*", lines[-1])
     assert summary is not None, lines[-1]
-    assert _gone(scene), "the scene process outlived the command"
+    assert gone(scene, EXIT_BOUND), "the scene process outlived the command"
     assert_released(port)
 
     with warnings.catch_warnings():
@@ -256,7 +245,7 @@ def test_library_recording_ended_without_cleanup_leaves_a_readable_interrupted_f
         recorder.kill()
         recorder.wait(10)
     assert recorder.returncode == -signum  # no handler: Python ends at once, nothing is closed
-    assert _gone(scene), "the scene process outlived the recorder"
+    assert gone(scene, EXIT_BOUND), "the scene process outlived the recorder"
     assert_released(port)
     printed = [float(line) for line in (first + rest).splitlines()]
     with warnings.catch_warnings():

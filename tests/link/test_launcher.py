@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from processes import gone
 
 from gym_unity_il.errors import UnityExecutableNotFoundError
 from gym_unity_il.link.launcher import ChildProcess, find_executable, log_file_from_arguments, unity_arguments
@@ -23,18 +24,6 @@ def _script(path: Path, body: str) -> Path:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(0o755)
     return path
-
-
-def _gone(pid: int, timeout: float = 10.0) -> bool:
-    """Whether the process ends within ``timeout`` seconds (a zombie counts as ended)."""
-    try:
-        proc = psutil.Process(pid)
-        proc.wait(timeout)
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.TimeoutExpired:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    return True
 
 
 def _running(pid: int) -> bool:
@@ -105,7 +94,7 @@ def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
     assert child.poll() is None and _running(grandchild)
     code = child.stop()
     assert code == -signal.SIGKILL
-    assert _gone(child.pid) and _gone(grandchild) and not _group_members(child.pid)
+    assert gone(child.pid) and gone(grandchild) and not _group_members(child.pid)
     assert child.stop() == code  # idempotent
 
 
@@ -115,7 +104,7 @@ def test_garbage_collection_ends_the_child(tmp_path: Path) -> None:
     pid = child.pid
     del child
     gc.collect()
-    assert _gone(pid)
+    assert gone(pid)
 
 
 def test_a_file_that_vanished_is_reported_before_starting(tmp_path: Path) -> None:
@@ -140,7 +129,7 @@ def test_child_dies_with_a_killed_parent(tmp_path: Path) -> None:
         assert _running(child_pid)
         parent.kill()  # SIGKILL: no atexit, no finalizers; only the kernel can end the child
         parent.wait(10)
-        assert _gone(child_pid)
+        assert gone(child_pid)
     finally:
         parent.kill()
         parent.wait(10)
