@@ -62,6 +62,9 @@ SUPPORTED_API_VERSIONS = (0, 1)
 #: bytes in the file, would exceed ``_BATCH_BYTES``, e.g. for images).
 DEFAULT_BATCH = 4096
 _BATCH_BYTES = 32 << 20
+#: Action arrays a whole file may need beyond what it stores (a record need not store its
+#: action or its mask, which then read as zeros or as all allowed): 256 MB, or 16 times the file.
+_ACTIONS_WITHOUT_DATA = 256 << 20
 _CHUNK = 4 << 20  # the file is read into a buffer of two chunks (more for a larger batch)
 _META_COPY_MAX = BRAIN_OFFSET
 _LFS_PREFIX = b"version https://git-lfs"
@@ -675,7 +678,7 @@ class DemoReader:
         trusted = not meta.interrupted and not any(o.is_visual for o in spec.observation_specs)
         size = self.path.stat().st_size
         if not trusted or n * (1 + 4 * floats) > size or n * self._record_bytes() > 4 * size + _BATCH_BYTES or n <= self._batch_rows():
-            return _concatenate(list(self.iter_batches()), self._allocate(0), (meta,))
+            return _concatenate(self._batches_within_size(size), self._allocate(0), (meta,))
         out = self._allocate(n)
         done = 0
         for chunk in self.iter_batches():
@@ -683,6 +686,31 @@ class DemoReader:
                 whole[done : done + len(chunk)] = part
             done += len(chunk)
         return out
+
+    def _batches_within_size(self, size: int) -> list[Demonstration]:
+        """Every batch of the file (of ``size`` bytes), refusing to collect action arrays far
+        larger than the file (brain parameters declaring thousands of actions for records that
+        store none) past ``_ACTIONS_WITHOUT_DATA``."""
+        act, meta = self._header.spec.action_spec, self._header.meta
+        per_record = 4 * (act.continuous_size + act.discrete_size) + sum(act.discrete_branches)
+        limit = max(_ACTIONS_WITHOUT_DATA, 16 * size)
+
+        def refuse(where: str, records: str) -> DemoFormatError:
+            what = (f"the brain parameters declare {act.continuous_size} continuous actions and discrete branches "
+                    f"{list(act.discrete_branches)}: {records} would need more than {limit >> 20} MB of action arrays, "
+                    "far more than the file holds")  # fmt: skip
+            return _error(self.path, where, what)
+
+        # Known before reading anything, when the file can hold the count (else the framing tells).
+        if not meta.interrupted and meta.number_steps <= size and meta.number_steps * per_record > limit:
+            raise refuse("meta at byte offset 0", f"the {meta.number_steps} records it announces")
+        batches, count = [], 0
+        for batch in self.iter_batches():
+            count += len(batch)
+            if count * per_record > limit:
+                raise refuse(f"record {count - 1}", f"{count} records")
+            batches.append(batch)
+        return batches
 
     def _allocate(self, n: int) -> Demonstration:
         spec, fmt = self._header.spec, self.image_format

@@ -17,12 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fuzz_cases as fc
-from gym_unity_il.demo import DemoFormatWarning, read_demo
+from gym_unity_il.demo import DemoFormatWarning, DemoWriter, read_demo
 from gym_unity_il.demo.wire import encode_varint
 from gym_unity_il.errors import DemoFormatError
 from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.proto import legacy_pb2 as lpb
+from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
 
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 ACCEPTED = {"result", "DemoFormatError"}
@@ -232,3 +233,19 @@ def test_length_prefixes_beyond_the_file_are_demo_format_errors(tmp_path: Path, 
         error, peak = _read_with_peak(path)
         assert isinstance(error, DemoFormatError) and path.name in str(error) and "byte offset" in str(error)
         assert peak < 16 << 20
+
+
+def test_records_without_actions_cannot_make_action_arrays_far_larger_than_the_file(tmp_path: Path) -> None:
+    """A brain declaring 65536 discrete actions (the most accepted) over 5000 small records that
+    store neither an action nor a mask: 330 MB of arrays for a 60 kB file. A closed file is
+    refused from its meta, before any record is read."""
+    spec = BehaviorSpec("Wide?team=0", (ObservationSpec(shape=(1,)),), ActionSpec(0, (65_536,)))
+    for records in (5000, 100):
+        with DemoWriter(tmp_path / f"{records}.demo", behavior_spec=spec) as writer:
+            for _ in range(records):
+                writer.write([np.zeros(1, np.float32)])
+    error, peak = _read_with_peak(tmp_path / "5000.demo")
+    assert isinstance(error, DemoFormatError) and "meta at byte offset 0" in str(error) and "the 5000 records it announces" in str(error)
+    assert peak < 16 << 20
+    masks = read_demo(tmp_path / "100.demo").action_masks  # 6.5 MB: within the limit
+    assert masks.shape == (100, 65_536) and masks.all()
