@@ -6,15 +6,18 @@ gRPC protocol, next to the round trips per second of a bare gRPC ping-pong betwe
 processes exchanging the very same message bytes. Figures are medians over interleaved
 rounds (the measurements alternate, so a busy machine slows them alike):
 
-* ping-pong: a bare client process calling a bare server that answers at once with a
-  prebuilt message: no env, no session, no scene. The floor the gRPC stack sets.
+* ping-pongs: a bare client process calling a bare server that parses the request and
+  answers at once with a prebuilt message: no env, no session, no scene. Two servers:
+  grpc's public ``grpc.server`` (a Python serving thread hands each call to a thread pool),
+  and the link's own :class:`ExchangeServer` (gRPC's completion queue polled on the
+  caller's thread), the floor for any Python server.
 * link: the env on ``LinkScene`` (below), which sends the ball scene's messages (one agent,
   8 floats in, 2 continuous actions out) but simulates nothing, so the figure is the cost of
   the link itself: env, session, codec, server and the player process. Its ratio to
-  the ping-pong is the figure of merit (aim: >= 0.8).
+  each ping-pong is the figure of merit (aim: >= 0.8).
 * ball: the env on the built-in scene ``ball`` with one agent: the same messages plus the
   scene's physics.
-* the three again with every process pinned to one core (Linux), where a round trip does
+* the same again with every process pinned to one core (Linux), where a round trip does
   not pay for waking threads on the other core;
 * images: the env on the scene ``grid`` with 84x84x3 PNG observations, against a ping-pong
   of the same message sizes.
@@ -40,7 +43,7 @@ import numpy as np
 from gym_unity_il.envs.unity_env import UnityILEnv
 from gym_unity_il.link import codec
 from gym_unity_il.link.launcher import environment_with_import_path
-from gym_unity_il.link.server import EXCHANGE_PATH, METHOD_NAME, SERVICE_NAME
+from gym_unity_il.link.server import EXCHANGE_PATH, METHOD_NAME, SERVICE_NAME, ExchangeServer
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.scenes import make_scene
 from gym_unity_il.scenes.base import AgentBatch, Scene
@@ -121,19 +124,25 @@ def ping_client(port: int, kind: str) -> None:
 
 
 class PingPong:
-    """A bare server answering at once, and its client process, exchanging the messages of ``kind``."""
+    """A bare server that parses each request and answers at once with the prebuilt answer
+    of ``kind``, and its client process. ``server`` is ``"grpc"`` (grpc's public server: a serving thread and a thread
+    pool run the handler) or ``"queue"`` (the link's own :class:`ExchangeServer`, driving
+    gRPC's completion queue on this thread)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, server: str) -> None:
         _, answer = step_messages(kind)
-        handler = grpc.unary_unary_rpc_method_handler(
-            lambda request, context: answer,
-            request_deserializer=pb.UnityMessageProto.FromString,
-            response_serializer=pb.UnityMessageProto.SerializeToString,
-        )
-        self.server = grpc.server(futures.ThreadPoolExecutor(4))
-        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler}),))
-        port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
+        self.answer = answer.SerializeToString()
+        self.exchange: ExchangeServer | None = None
+        if server == "grpc":
+            # Parses the request as ExchangeServer.receive() does, and answers with the prebuilt bytes.
+            handler = grpc.unary_unary_rpc_method_handler(lambda request, context: self.answer, request_deserializer=pb.UnityMessageProto.FromString)
+            self.server = grpc.server(futures.ThreadPoolExecutor(4))
+            self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler}),))
+            port = self.server.add_insecure_port("127.0.0.1:0")
+            self.server.start()
+        else:
+            self.exchange = ExchangeServer(port=0)
+            port = self.exchange.port
         self.client = subprocess.Popen(
             [sys.executable, __file__, "--ping-client", str(port), "--kind", kind],
             stdin=subprocess.PIPE,
@@ -141,19 +150,30 @@ class PingPong:
             text=True,
             env=environment_with_import_path(),
         )
+        self._answer(1)  # the client's first call, made as soon as it starts
+
+    def _answer(self, calls: int) -> None:
+        if self.exchange is not None:
+            for _ in range(calls):
+                self.exchange.receive(30)
+                self.exchange.respond(self.answer)
 
     def rate(self, calls: int) -> float:
         """Round trips per second over ``calls`` round trips."""
         start = time.perf_counter()
         self.client.stdin.write(f"{calls}\n")  # type: ignore[union-attr]
         self.client.stdin.flush()  # type: ignore[union-attr]
+        self._answer(calls)
         self.client.stdout.readline()  # type: ignore[union-attr]
         return calls / (time.perf_counter() - start)
 
     def close(self) -> None:
         self.client.stdin.close()  # type: ignore[union-attr]
         self.client.wait(30)
-        self.server.stop(None)
+        if self.exchange is not None:
+            self.exchange.close()
+        else:
+            self.server.stop(None)
 
 
 def env_rate(env: UnityILEnv, steps: int) -> float:
@@ -188,34 +208,37 @@ def make_env(scene: str, **scene_kwargs: object) -> UnityILEnv:
     return env
 
 
+def _rates(env: float, grpc_pong: float, queue_pong: float) -> str:
+    return f"{env:5.0f} ({env / grpc_pong:4.2f} | {env / queue_pong:4.2f})"
+
+
 def compare_vector(steps: int, rounds: int, label: str) -> None:
-    """Ping-pong, link and ball, interleaved; prints the medians and the ratios."""
-    ping, link, ball = PingPong("ball"), make_env(LINK_SCENE), make_env("ball")
+    """Both ping-pongs, link and ball, interleaved; prints the medians and the ratios."""
+    grpc_ping, queue_ping = PingPong("ball", "grpc"), PingPong("ball", "queue")
+    link, ball = make_env(LINK_SCENE), make_env("ball")
     try:
-        rate = interleaved({"ping": ping.rate, "link": partial(env_rate, link), "ball": partial(env_rate, ball)}, steps, rounds)
+        measures = {"grpc": grpc_ping.rate, "queue": queue_ping.rate, "link": partial(env_rate, link), "ball": partial(env_rate, ball)}
+        rate = interleaved(measures, steps, rounds)
     finally:
-        link.close()
-        ball.close()
-        ping.close()
-    pong = rate["ping"]
-    print(
-        f"{label}: ping-pong {pong:5.0f} round trips/s | link {rate['link']:5.0f} steps/s, ratio {rate['link'] / pong:4.2f} "
-        f"(aim >= 0.8) | ball {rate['ball']:5.0f} steps/s, ratio {rate['ball'] / pong:4.2f}"
-    )
+        for closing in (link, ball, grpc_ping, queue_ping):
+            closing.close()
+    pongs = rate["grpc"], rate["queue"]
+    print(f"{label:<15} {pongs[0]:8.0f} {pongs[1]:9.0f}    {_rates(rate['link'], *pongs)}    {_rates(rate['ball'], *pongs)}")
 
 
 def compare_images(steps: int, rounds: int) -> None:
-    """Ping-pong with the grid scene's message sizes against the env on the grid scene."""
-    ping, grid = PingPong("grid"), make_env("grid", camera_height=84, camera_width=84)
+    """Both ping-pongs with the grid scene's message sizes against the env on the grid scene."""
+    grpc_ping, queue_ping = PingPong("grid", "grpc"), PingPong("grid", "queue")
+    grid = make_env("grid", camera_height=84, camera_width=84)
     try:
-        rate = interleaved({"ping": ping.rate, "grid": partial(env_rate, grid)}, steps, rounds)
+        rate = interleaved({"grpc": grpc_ping.rate, "queue": queue_ping.rate, "grid": partial(env_rate, grid)}, steps, rounds)
     finally:
-        grid.close()
-        ping.close()
+        for closing in (grid, grpc_ping, queue_ping):
+            closing.close()
     request, answer = step_messages("grid")
     print(
-        f"images (grid, 84x84x3 PNG; {request.ByteSize()} B / {answer.ByteSize()} B per step): ping-pong {rate['ping']:5.0f} "
-        f"round trips/s | env {rate['grid']:5.0f} steps/s, ratio {rate['grid'] / rate['ping']:4.2f}"
+        f"images (grid, 84x84x3 PNG; {request.ByteSize()} B / {answer.ByteSize()} B per step): ping-pong {rate['grpc']:5.0f} | "
+        f"{rate['queue']:5.0f} round trips/s, env {_rates(rate['grid'], rate['grpc'], rate['queue'])} steps/s"
     )
 
 
@@ -231,14 +254,19 @@ def main() -> None:
         return
     request, answer = step_messages("ball")
     print(
-        "Measured: UnityILEnv.step calls/s in this process, driving a scene in its own process over gRPC, and round trips/s\n"
-        "of a bare gRPC ping-pong between two processes exchanging the same bytes; medians of "
+        "Measured: UnityILEnv.step calls/s in this process, driving a scene in its own process over gRPC, against round\n"
+        "trips/s of bare gRPC ping-pongs between two processes exchanging the same bytes; medians of "
         f"{args.rounds} interleaved rounds of {args.steps}; {os.cpu_count()} CPUs.\n"
-        f"  link: a scene that sends the ball scene's messages (one agent, 8 floats in, 2 continuous actions out; Unity -> trainer\n"
-        f"        {request.ByteSize()} B, trainer -> Unity {answer.ByteSize()} B) and simulates nothing: the cost of the link itself (aim: ratio >= 0.8)\n"
-        "  ball: the built-in scene ball with one agent: the same messages plus its physics"
+        "  ping-pong, grpc server: grpc's public server (serving thread, thread pool) answering a bare client at once\n"
+        "  ping-pong, queue server: the link's own server (gRPC's completion queue on the caller's thread), likewise\n"
+        "  link: a scene that sends the ball scene's messages (one agent, 8 floats in, 2 continuous actions out; Unity -> trainer\n"
+        f"        {request.ByteSize()} B, trainer -> Unity {answer.ByteSize()} B) and simulates nothing: the cost of the link itself\n"
+        "  ball: the built-in scene ball with one agent: the same messages plus its physics\n"
+        "Env figures are steps/s (ratio to the grpc-server ping-pong | ratio to the queue-server ping-pong); aim: link >= 0.8.\n"
+        f"{'':<15} {'ping-pong round trips/s':>23}    {'link':<18}    {'ball':<18}\n"
+        f"{'':<15} {'grpc':>8} {'queue':>9}"
     )
-    compare_vector(args.steps, args.rounds, "all cores     ")
+    compare_vector(args.steps, args.rounds, "all cores")
     if hasattr(os, "sched_setaffinity"):
         allowed = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(allowed)})  # children started from now on inherit it

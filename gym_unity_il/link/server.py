@@ -5,38 +5,30 @@ with its data in the request and waits for the trainer's data in the response (p
 §1.1). :class:`ExchangeServer` gives each request to the caller (:meth:`ExchangeServer.receive`)
 and holds the call open until the caller answers it (:meth:`ExchangeServer.respond`).
 
-gRPC runs a handler to completion, but the answer to Unity's call only exists once the
-user's next ``step()`` computes it. The handler therefore runs on the caller's own thread,
-inside a greenlet: :meth:`~ExchangeServer.receive` starts gRPC's work for the call, the
-handler suspends itself with the request in hand, and :meth:`~ExchangeServer.respond`
-resumes it with the answer, which gRPC then sends. No thread hands anything over to
-another, so a step costs what a bare gRPC round trip costs plus the caller's own work. The
-price is a rule: a server (and the session and env built on it) answers Unity from the
-thread that received the call, so each env is used from one thread.
+The server drives gRPC's completion queue itself, on the caller's thread: ``receive()``
+polls the queue until a request has arrived, ``respond()`` starts the batch that sends the
+answer and ends the call. There is no serving thread and no handler, so nothing is handed
+from one thread to another in a step, and a step costs less than a round trip through
+grpc's public server (which runs a Python serving thread and a thread pool, and waits on
+conditions between them for every call). This uses ``grpc._cython.cygrpc``, the layer
+grpc's own public server is written on; setup.cfg bounds grpcio to the major version it was
+written for, and every test of the link runs through it.
 
-The method is registered by its path: the protobuf package of the generated messages
-differs from Unity's on purpose (see ``protos/communicator.proto``), the path does not.
+The method is matched by its path: the protobuf package of the generated messages differs
+from Unity's on purpose (see ``protos/communicator.proto``), the path does not.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import collections
 import logging
-import queue
-import signal
 import socket
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent import futures
-from typing import Any
 
-import greenlet
-import grpc
+from grpc._cython import cygrpc
 
-from gym_unity_il.errors import GymUnityILError, PortInUseError, UnityProtocolError
+from gym_unity_il.errors import PortInUseError, UnityProtocolError
 from gym_unity_il.link.codec import parse_unity_message
 from gym_unity_il.proto import communicator_pb2 as pb
 
@@ -58,8 +50,13 @@ _STOP_MARGIN = 10.0
 
 PORT_ADVICE = "pass another worker_id (the port is base_port + worker_id), another base_port, or auto_port=True"
 
-#: gRPC's work for one call: (future, function, args, kwargs), as ``Executor.submit`` got it.
-_Work = tuple[futures.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+# Tags of the completion queue's events (a call's request arriving is tagged with the call).
+_NEW_CALL = "new call"
+_ENDED = "ended"
+_STOPPED = "stopped"
+_EXCHANGE_PATH_BYTES = EXCHANGE_PATH.encode()
+_TIMEOUT = cygrpc.CompletionType.queue_timeout
+_UNIMPLEMENTED = cygrpc.StatusCode.unimplemented
 
 
 def format_address(host: str, port: int) -> str:
@@ -87,90 +84,10 @@ def check_port_free(host: str, port: int) -> None:
 CLOSING_MESSAGE = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_CLOSING)).SerializeToString()
 
 
-class _CallQueue(futures.Executor):
-    """The executor gRPC gets: it only queues each call's work for :meth:`ExchangeServer.receive`."""
-
-    def __init__(self) -> None:
-        self.work: queue.SimpleQueue[_Work] = queue.SimpleQueue()
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
-        future: futures.Future[Any] = futures.Future()
-        self.work.put((future, fn, args, kwargs))
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        pass  # nothing runs on threads of its own
-
-
-def _run_work(work: _Work) -> None:
-    """Runs gRPC's work for one call (receive the request, call the handler, send the answer)."""
-    future, fn, args, kwargs = work
-    if not future.set_running_or_notify_cancel():
-        return
-    try:
-        fn(*args, **kwargs)
-    except BaseException as exc:  # Ctrl+C while waiting for the request, or the greenlet collected
-        future.set_exception(exc)
-        raise
-    future.set_result(None)
-
-
-class _SignalDeferral:
-    """Holds SIGINT and SIGTERM back while gRPC's own bookkeeping runs on the main thread.
-
-    A KeyboardInterrupt raised in the middle of that code (between starting a batch and
-    recording it, say) breaks gRPC's serving thread, and stopping the server then never
-    ends. Each :class:`ExchangeServer` used on the main thread wraps the Python handlers of
-    both signals once (a per-process setting, like the handlers themselves); the wrapper
-    only notes a signal that arrives inside :meth:`held` and runs the original handler
-    when the block ends, where the server's state is whole again.
-    """
-
-    def __init__(self) -> None:
-        self._depth = 0
-        self._noted: list[tuple[Callable[[int, Any], Any], int]] = []
-
-    def install(self) -> None:
-        """Wraps the current Python handlers of SIGINT and SIGTERM (main thread only; idempotent)."""
-        if threading.current_thread() is not threading.main_thread():
-            return  # Python runs signal handlers on the main thread only: nothing to hold elsewhere
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            handler = signal.getsignal(signum)
-            if callable(handler) and getattr(getattr(handler, "func", None), "__self__", None) is not self:
-                signal.signal(signum, functools.partial(self._handle, handler))
-
-    def _handle(self, original: Callable[[int, Any], Any], signum: int, frame: Any) -> Any:
-        if self._depth:
-            self._noted.append((original, signum))
-            return None
-        return original(signum, frame)
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        """Signals arriving inside the block are handled when it ends (on the main thread)."""
-        if threading.get_ident() != threading.main_thread().ident:
-            yield
-            return
-        self._depth += 1
-        try:
-            yield
-        finally:
-            self._depth -= 1
-            if not self._depth and self._noted:
-                noted, self._noted = self._noted, []
-                for original, signum in noted:
-                    original(signum, None)
-
-
-#: One for the process, as signal handlers are.
-_DEFERRAL = _SignalDeferral()
-
-
 class ExchangeServer:
     """A gRPC server holding Unity's pending ``Exchange`` call for the caller.
 
-    Use it from one thread: :meth:`respond` must run on the thread whose :meth:`receive`
-    returned the call (see the module docstring).
+    Not thread-safe, like the env it serves: use it from one thread at a time (any thread).
 
     Args:
         port: the port to listen on; 0 picks a free port (read it back from :attr:`port`).
@@ -184,43 +101,25 @@ class ExchangeServer:
     def __init__(self, *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         if port:
             check_port_free(host, port)
-        self._calls = _CallQueue()
-        self._pending: greenlet.greenlet | None = None
-        self._pending_thread = 0
-        self._closed = False
-        self._server = grpc.server(
-            self._calls,
-            options=[
-                ("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.so_reuseport", 0),
-            ],
+        options = (
+            (b"grpc.max_send_message_length", max_message_bytes),
+            (b"grpc.max_receive_message_length", max_message_bytes),
+            (b"grpc.so_reuseport", 0),
         )
-        # Both directions stay bytes: receive() parses requests, so a malformed one is an
-        # error the caller sees rather than a call gRPC rejects behind its back, and the
-        # caller's answers come serialized.
-        handler = grpc.unary_unary_rpc_method_handler(self._exchange)
-        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler}),))
-        try:
-            bound = self._server.add_insecure_port(format_address(host, port))
-        except RuntimeError as exc:
-            bound = 0
-            reason = f": {exc}"
-        else:
-            reason = ""
+        self._queue = cygrpc.CompletionQueue()
+        self._server = cygrpc.Server(options, False)
+        self._server.register_completion_queue(self._queue)
+        bound = self._server.add_http2_port(format_address(host, port).encode())
         if bound == 0:
-            self._server.stop(None)
-            raise PortInUseError(f"cannot listen on port {port} of {host}{reason}; {PORT_ADVICE}")
+            self._server.destroy()
+            raise PortInUseError(f"cannot listen on port {port} of {host}; {PORT_ADVICE}")
         self.port: int = bound
         self.host = host
-        _DEFERRAL.install()
+        self._arrived: collections.deque[tuple[cygrpc.Call, bytes]] = collections.deque()  # requests not yet received
+        self._pending: cygrpc.Call | None = None
+        self._stopping = self._stopped = self._closed = False
         self._server.start()
-
-    @staticmethod
-    def _exchange(request: bytes, context: grpc.ServicerContext) -> bytes:
-        # Runs inside the greenlet receive() started: hands the request to receive() and
-        # sleeps until respond() (or close()) comes back with the answer.
-        return greenlet.getcurrent().parent.switch(request)
+        self._server.request_call(self._queue, self._queue, _NEW_CALL)
 
     @property
     def has_pending_call(self) -> bool:
@@ -240,19 +139,11 @@ class ExchangeServer:
         """
         if self._pending is not None:
             raise RuntimeError("receive() called while Unity's previous call is still unanswered; call respond() first")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                work = self._calls.work.get(timeout=max(deadline - time.monotonic(), 0.0))
-            except queue.Empty:
+        deadline = time.time() + timeout
+        while not self._arrived:
+            if not self._next_event(deadline):
                 return None
-            call = greenlet.greenlet(_run_work)
-            with _DEFERRAL.held():  # a Ctrl+C is handled once the call is pending, which close() answers
-                data = call.switch(work)
-                if not call.dead:
-                    self._pending, self._pending_thread = call, threading.get_ident()
-                    break
-            # else the call ended before its request arrived (the client went away)
+        self._pending, data = self._arrived.popleft()
         try:
             message = parse_unity_message(data)
         except UnityProtocolError:
@@ -267,58 +158,75 @@ class ExchangeServer:
 
         Raises:
             RuntimeError: there is no pending call.
-            GymUnityILError: called from another thread than the one that received the call.
         """
         if self._pending is None:
             raise RuntimeError("respond() called without a pending call from Unity; call receive() first")
-        self.check_thread()
         call, self._pending = self._pending, None
-        self._answer(call, message)
+        call.start_server_batch(
+            (
+                cygrpc.SendInitialMetadataOperation(None, 0),
+                cygrpc.SendMessageOperation(message, 0),
+                cygrpc.SendStatusFromServerOperation(None, cygrpc.StatusCode.ok, b"", 0),
+                cygrpc.ReceiveCloseOnServerOperation(0),
+            ),
+            _ENDED,
+        )
 
-    def check_thread(self) -> None:
-        """Raises unless the pending call (if any) can be answered from this thread.
-
-        Raises:
-            GymUnityILError: the call was received on another thread.
-        """
-        if self._pending is not None and self._pending_thread != threading.get_ident():
-            raise GymUnityILError(
-                f"Unity's call was received on thread {self._pending_thread} and must be answered there, not on thread "
-                f"{threading.get_ident()}: use each env (and its session) from one thread"
-            )
-
-    @staticmethod
-    def _answer(call: greenlet.greenlet, message: bytes) -> None:
-        """Resumes the handler suspended in ``call`` with ``message``; gRPC sends it before this returns."""
-        call.parent = greenlet.getcurrent()
-        with _DEFERRAL.held():
-            call.switch(message)
+    def _next_event(self, deadline: float) -> bool:
+        """Handles the queue's next event, waiting until ``deadline`` (a ``time.time()``) at
+        most; False if none came."""
+        event = self._queue.poll(deadline)
+        if event.completion_type == _TIMEOUT:
+            return False
+        tag = event.tag
+        if tag is _NEW_CALL:
+            if not self._stopping:
+                self._server.request_call(self._queue, self._queue, _NEW_CALL)  # be ready for the one after
+            if event.success:
+                call = event.call
+                if event.call_details.method == _EXCHANGE_PATH_BYTES:
+                    call.start_server_batch((cygrpc.ReceiveMessageOperation(0),), call)
+                else:
+                    call.start_server_batch(
+                        (
+                            cygrpc.SendInitialMetadataOperation(None, 0),
+                            cygrpc.SendStatusFromServerOperation(None, _UNIMPLEMENTED, b"Method not found!", 0),
+                            cygrpc.ReceiveCloseOnServerOperation(0),
+                        ),
+                        _ENDED,
+                    )
+        elif tag is _STOPPED:
+            self._stopped = True
+        elif tag is not _ENDED:  # a call's request, or None if the call ended before it came
+            data = event.batch_operations[0].message()
+            if event.success and data is not None:
+                self._arrived.append((tag, data))
+        return True
 
     def close(self, grace: float = 1.0) -> None:
         """Answers open calls with status 400, stops the server and frees the port (idempotent).
-
-        A pending call received on another thread cannot be answered from this one; the
-        server's stop cancels it instead.
 
         Args:
             grace: seconds to let answered calls finish sending before they are cancelled.
         """
         if self._closed:
             return
-        self._closed = True
-        call, self._pending = self._pending, None
-        if call is not None and self._pending_thread == threading.get_ident():
-            self._answer(call, CLOSING_MESSAGE)
-        stopped = self._server.stop(grace)  # no new calls from here on
-        while True:  # calls that arrived but were never received: answer them too
-            try:
-                work = self._calls.work.get_nowait()
-            except queue.Empty:
-                break
-            waiting = greenlet.greenlet(_run_work)
-            with _DEFERRAL.held():
-                waiting.switch(work)
-            if not waiting.dead:
-                self._answer(waiting, CLOSING_MESSAGE)
-        if not stopped.wait(grace + _STOP_MARGIN):
-            logger.warning("the gRPC server on port %d did not report its stop within %g s; going on", self.port, grace + _STOP_MARGIN)
+        self._closed = self._stopping = True
+        self._server.shutdown(self._queue, _STOPPED)  # no new calls from here on
+        deadline = time.time() + grace
+        cancelled = False
+        while not self._stopped:
+            if self._pending is None and self._arrived:  # calls that arrived but were never received
+                self._pending = self._arrived.popleft()[0]
+            if self._pending is not None:
+                self.respond(CLOSING_MESSAGE)
+            elif not self._next_event(deadline):
+                if cancelled:
+                    logger.warning("the gRPC server on port %d did not report its stop within %g s; going on", self.port, grace + _STOP_MARGIN)
+                    return
+                self._server.cancel_all_calls()
+                cancelled, deadline = True, time.time() + _STOP_MARGIN
+        self._server.destroy()
+        self._queue.shutdown()
+        while self._queue.poll(time.time() + _STOP_MARGIN).completion_type == cygrpc.CompletionType.operation_complete:
+            pass

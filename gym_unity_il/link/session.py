@@ -517,7 +517,6 @@ class UnitySession:
     def _exchange(self, command: int, actions: Mapping[str, bytes] | None = None) -> Steps:
         """Answers the pending call with ``command``, ``actions`` (serialized per behavior) and
         the queued side-channel messages, and decodes Unity's next message."""
-        self._server.check_thread()  # a call from the wrong thread changes nothing
         try:
             side_channel = self._side_channels.outgoing_bytes()
             self._server.respond(codec.encode_trainer_message(command=command, actions=actions, side_channel=side_channel))
