@@ -11,11 +11,11 @@ with zlib and numpy; other PNGs (Unity's are filtered) go through Pillow.
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import re
 import struct
+import sys
 import zlib
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -417,9 +417,10 @@ def encode_observation(
 # ---------------------------------------------------------------------------- agent batches
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StepBatch:
     """The agents of one behavior in one message, split as decision or terminal steps.
+    Read-only by convention (batches without agents are shared).
 
     Attributes:
         agent_id: ``int32 [n]``.
@@ -450,25 +451,54 @@ class StepBatch:
         return _empty_batch(spec, image_format)
 
 
-@functools.lru_cache(maxsize=256)
 def _empty_batch(spec: BehaviorSpec, image_format: ImageFormat) -> StepBatch:
-    obs = tuple(np.zeros((0, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in spec.observation_specs)
-    return StepBatch(np.zeros(0, np.int32), obs, np.zeros(0, np.float32), np.zeros(0, bool), None, np.zeros(0, np.int32), np.zeros(0, np.float32))
+    return _facts(spec, image_format)[0]
+
+
+#: Per (spec, image format): the empty batch and the decoded bytes of one agent. Keyed by the
+#: spec's identity, because hashing a spec costs more than decoding a small message; entries
+#: hold their spec, so an id is never reused while its entry lives.
+_FACTS: dict[tuple[int, str], tuple[StepBatch, int, BehaviorSpec]] = {}
+
+
+def _facts(spec: BehaviorSpec, image_format: ImageFormat) -> tuple[StepBatch, int, BehaviorSpec]:
+    entry = _FACTS.get((id(spec), image_format))
+    if entry is None or entry[2] is not spec:
+        if len(_FACTS) >= 256:
+            _FACTS.clear()
+        obs = tuple(np.zeros((0, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in spec.observation_specs)
+        empty = StepBatch(np.zeros(0, np.int32), obs, np.zeros(0, np.float32), np.zeros(0, bool), None, np.zeros(0, np.int32), np.zeros(0, np.float32))
+        per_agent = sum(math.prod(o.output_shape(image_format)) * o.output_dtype(image_format).itemsize for o in spec.observation_specs)
+        entry = _FACTS[(id(spec), image_format)] = (empty, per_agent + sum(spec.action_spec.discrete_branches) + 24, spec)
+    return entry
 
 
 def _stack_sensor(infos: Sequence[pb.AgentInfoProto], index: int, spec: ObservationSpec, image_format: ImageFormat, behavior: str) -> np.ndarray:
     out_shape = (len(infos), *spec.output_shape(image_format))
     if not spec.is_visual:
-        data = np.frombuffer(b"".join([_packed_float_payload(info.observations[index].float_data) for info in infos]), "<f4")
-        if data.size != math.prod(out_shape):
-            raise UnityProtocolError(f"observation {spec.name!r}: {data.size} floats for {len(infos)} agents of shape {spec.shape}")
-        if not np.isfinite(data).all():
+        payload = b"".join([_packed_float_payload(info.observations[index].float_data) for info in infos])
+        if len(payload) != 4 * math.prod(out_shape):
+            raise UnityProtocolError(f"observation {spec.name!r}: {len(payload) // 4} floats for {len(infos)} agents of shape {spec.shape}")
+        if not _finite(payload):
             raise _not_finite(behavior, f"observation {spec.name!r}")
-        return data.reshape(out_shape).copy()  # a writable array of its own
+        return np.frombuffer(bytearray(payload), _F32).reshape(out_shape)  # a writable array of its own
     out = np.empty(out_shape, spec.output_dtype(image_format))
     for i, info in enumerate(infos):
         out[i] = decode_observation(info.observations[index], spec, image_format)
     return out
+
+
+_F32 = np.dtype("<f4")
+#: Up to this many float32 values are checked in Python (a sum of finite float32 values is
+#: finite as a double); numpy's fixed cost only pays off for more.
+_FEW_FLOATS = 64
+
+
+def _finite(payload: bytes) -> bool:
+    """Whether the little-endian float32 values in ``payload`` are all finite."""
+    if len(payload) <= 4 * _FEW_FLOATS and sys.byteorder == "little":
+        return math.isfinite(sum(memoryview(payload).cast("f")))
+    return bool(np.isfinite(np.frombuffer(payload, _F32)).all())
 
 
 def _not_finite(behavior: str, what: str) -> UnityProtocolError:
@@ -540,13 +570,6 @@ def parse_unity_message(data: bytes) -> pb.UnityMessageProto:
 MAX_DECODED_BYTES = 1 << 30
 
 
-@functools.lru_cache(maxsize=256)
-def _agent_bytes(spec: BehaviorSpec, image_format: ImageFormat) -> int:
-    """Bytes of the arrays decoded for one agent: observations, action mask and the scalars."""
-    observations = sum(math.prod(o.output_shape(image_format)) * o.output_dtype(image_format).itemsize for o in spec.observation_specs)
-    return observations + sum(spec.action_spec.discrete_branches) + 24
-
-
 def decode_unity_output(
     output: pb.UnityOutputProto,
     specs: MutableMapping[str, BehaviorSpec],
@@ -570,18 +593,21 @@ def decode_unity_output(
             if name not in infos_by_name or not infos_by_name[name].value:
                 raise UnityProtocolError(f"behavior {name!r} was announced without any agent data in the same message (protocol.md §6.3)")
             specs[name] = behavior_spec_from_proto(brain, infos_by_name[name].value[0], channels_first=channels_first)
+    decoded = {}
     for name, infos in infos_by_name.items():
-        if name not in specs and infos.value:
-            raise UnityProtocolError(f"agents of behavior {name!r} arrived before the behavior was announced (protocol.md §6.3)")
-        if name in specs and len(infos.value) * _agent_bytes(specs[name], image_format) > MAX_DECODED_BYTES:
+        values = infos.value
+        spec = specs.get(name)
+        if spec is None:
+            if values:
+                raise UnityProtocolError(f"agents of behavior {name!r} arrived before the behavior was announced (protocol.md §6.3)")
+            continue
+        if len(values) * _facts(spec, image_format)[1] > MAX_DECODED_BYTES:
             raise UnityProtocolError(
-                f"behavior {name!r}: {len(infos.value)} agents would decode to more than {MAX_DECODED_BYTES >> 20} MB of arrays; "
+                f"behavior {name!r}: {len(values)} agents would decode to more than {MAX_DECODED_BYTES >> 20} MB of arrays; "
                 "the data is damaged or not from ML-Agents"
             )
-    return {
-        name: decode_agent_infos(infos_by_name[name].value if name in infos_by_name else (), spec, image_format)
-        for name, spec in specs.items()
-    }
+        decoded[name] = decode_agent_infos(values, spec, image_format)
+    return {name: decoded[name] if name in decoded else decode_agent_infos((), spec, image_format) for name, spec in specs.items()}
 
 
 # ---------------------------------------------------------------------------- actions

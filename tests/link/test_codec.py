@@ -127,6 +127,20 @@ def test_decode_agent_infos_rejects_nan_and_missing_observations() -> None:
     assert len(empty_decision) == 0 and empty_terminal.obs[0].shape == (0, 2)
 
 
+@pytest.mark.parametrize("agents", [1, 12])  # 8 and 96 floats: checked in Python and with numpy
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_observations_that_are_not_finite_are_refused_whatever_their_size(agents: int, bad: float) -> None:
+    spec = BehaviorSpec("B?team=0", (ObservationSpec(shape=(8,), name="v"),), ActionSpec(1))
+    values = np.linspace(-3e38, 3e38, agents * 8, dtype=np.float32).reshape(agents, 8)  # finite, and their sum too
+    infos = [pb.AgentInfoProto(id=i, observations=[codec.encode_observation(v, spec.observation_specs[0])]) for i, v in enumerate(values)]
+    decision, _ = codec.decode_agent_infos(infos, spec)
+    assert np.array_equal(decision.obs[0], values) and decision.obs[0].flags.writeable
+    values[-1, 3] = bad
+    infos[-1] = pb.AgentInfoProto(id=agents - 1, observations=[codec.encode_observation(values[-1], spec.observation_specs[0])])
+    with pytest.raises(UnityProtocolError, match="NaN or infinite observation 'v'"):
+        codec.decode_agent_infos(infos, spec)
+
+
 def _action_list(continuous: np.ndarray, discrete: np.ndarray, **kwargs: bool) -> pb.UnityRLInputProto.ListAgentActionProto:
     return pb.UnityRLInputProto.ListAgentActionProto.FromString(codec.encode_action_list(continuous, discrete, **kwargs))
 

@@ -107,6 +107,22 @@ def test_close_answers_calls_that_were_never_received() -> None:
     channel.close()
 
 
+def test_other_methods_are_unimplemented_and_never_reach_the_caller() -> None:
+    server = ExchangeServer(port=0)
+    channel = grpc.insecure_channel(f"localhost:{server.port}")
+    other = channel.unary_unary("/communicator_objects.UnityToExternalProto/Other")
+    with futures.ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(other, OK_BYTES, wait_for_ready=True, timeout=10)
+        deadline = time.monotonic() + 10
+        while not reply.done():  # calls are handled while the caller waits for Unity
+            assert server.receive(timeout=0.05) is None and time.monotonic() < deadline
+        with pytest.raises(grpc.RpcError) as info:
+            reply.result()
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    channel.close()
+    server.close()
+
+
 def test_receive_returns_none_after_the_timeout_and_misuse_is_named() -> None:
     server = ExchangeServer(port=0)
     assert server.receive(timeout=0.05) is None
