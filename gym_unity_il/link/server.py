@@ -25,6 +25,7 @@ import logging
 import socket
 import sys
 import time
+import weakref
 
 from grpc._cython import cygrpc
 
@@ -120,6 +121,7 @@ class ExchangeServer:
         self._stopping = self._stopped = self._closed = False
         self._server.start()
         self._server.request_call(self._queue, self._queue, _NEW_CALL)
+        self._finalizer = weakref.finalize(self, _abandon, self._server, self._queue)
 
     @property
     def has_pending_call(self) -> bool:
@@ -212,6 +214,7 @@ class ExchangeServer:
         if self._closed:
             return
         self._closed = self._stopping = True
+        self._finalizer.detach()
         self._server.shutdown(self._queue, _STOPPED)  # no new calls from here on
         deadline = time.time() + grace
         cancelled = False
@@ -226,7 +229,26 @@ class ExchangeServer:
                     return
                 self._server.cancel_all_calls()
                 cancelled, deadline = True, time.time() + _STOP_MARGIN
-        self._server.destroy()
-        self._queue.shutdown()
-        while self._queue.poll(time.time() + _STOP_MARGIN).completion_type == cygrpc.CompletionType.operation_complete:
-            pass
+        _release(self._server, self._queue)
+
+
+def _abandon(server: cygrpc.Server, queue: cygrpc.CompletionQueue) -> None:
+    """Stops a server that was never closed (collected, or at exit): its calls are cancelled."""
+    server.shutdown(queue, _STOPPED)
+    server.cancel_all_calls()
+    deadline = time.time() + _STOP_MARGIN
+    while True:
+        event = queue.poll(deadline)
+        if event.completion_type == _TIMEOUT:
+            return  # left to the process's exit
+        if event.tag is _STOPPED:
+            break
+    _release(server, queue)
+
+
+def _release(server: cygrpc.Server, queue: cygrpc.CompletionQueue) -> None:
+    """Frees a stopped server and empties its queue."""
+    server.destroy()
+    queue.shutdown()
+    while queue.poll(time.time() + _STOP_MARGIN).completion_type == cygrpc.CompletionType.operation_complete:
+        pass

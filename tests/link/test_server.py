@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -155,6 +156,21 @@ def test_a_taken_port_is_a_port_in_use_error_naming_port_and_fix() -> None:
         other = ExchangeServer(port=0)  # the automatic port never collides
         assert other.port not in (0, port)
         other.close()
+    check_port_free("127.0.0.1", port)
+
+
+def test_a_server_never_closed_frees_its_port_when_collected() -> None:
+    server = ExchangeServer(port=0)
+    port = server.port
+    channel, call = _raw_call(port)
+    with futures.ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(call, OK_BYTES, wait_for_ready=True, timeout=10)
+        assert server.receive(timeout=10) is not None  # a call left pending
+        del server
+        gc.collect()
+        with pytest.raises(grpc.RpcError):  # cancelled, not left hanging
+            reply.result(timeout=10)
+    channel.close()
     check_port_free("127.0.0.1", port)
 
 
