@@ -13,8 +13,10 @@ rounds (the measurements alternate, so a busy machine slows them alike):
   caller's thread), the floor for any Python server.
 * link: the env on ``LinkScene`` (below), which sends the ball scene's messages (one agent,
   8 floats in, 2 continuous actions out) but simulates nothing, so the figure is the cost of
-  the link itself: env, session, codec, server and the player process. Its ratio to
-  each ping-pong is the figure of merit (aim: >= 0.8).
+  the link itself: env, session, codec, server and the player process. Its ratio to the
+  grpc-server ping-pong (a raw gRPC exchange through grpc's public API) is the figure of
+  merit (aim: >= 0.8); its ratio to the queue-server ping-pong shows what the layers above
+  the transport cost.
 * ball: the env on the built-in scene ``ball`` with one agent: the same messages plus the
   scene's physics.
 * the same again with every process pinned to one core (Linux), where a round trip does
@@ -125,9 +127,9 @@ def ping_client(port: int, kind: str) -> None:
 
 class PingPong:
     """A bare server that parses each request and answers at once with the prebuilt answer
-    of ``kind``, and its client process. ``server`` is ``"grpc"`` (grpc's public server: a serving thread and a thread
-    pool run the handler) or ``"queue"`` (the link's own :class:`ExchangeServer`, driving
-    gRPC's completion queue on this thread)."""
+    of ``kind``, and its client process. ``server`` is ``"grpc"`` (grpc's public server: a
+    serving thread and a thread pool run the handler) or ``"queue"`` (the link's own
+    :class:`ExchangeServer`, driving gRPC's completion queue on this thread)."""
 
     def __init__(self, kind: str, server: str) -> None:
         _, answer = step_messages(kind)
@@ -262,7 +264,7 @@ def main() -> None:
         "  link: a scene that sends the ball scene's messages (one agent, 8 floats in, 2 continuous actions out; Unity -> trainer\n"
         f"        {request.ByteSize()} B, trainer -> Unity {answer.ByteSize()} B) and simulates nothing: the cost of the link itself\n"
         "  ball: the built-in scene ball with one agent: the same messages plus its physics\n"
-        "Env figures are steps/s (ratio to the grpc-server ping-pong | ratio to the queue-server ping-pong); aim: link >= 0.8.\n"
+        "Env figures are steps/s (ratio to the grpc-server ping-pong, aim for link >= 0.8 | ratio to the queue-server ping-pong).\n"
         f"{'':<15} {'ping-pong round trips/s':>23}    {'link':<18}    {'ball':<18}\n"
         f"{'':<15} {'grpc':>8} {'queue':>9}"
     )

@@ -463,7 +463,7 @@ _FACTS: dict[tuple[int, str], tuple[StepBatch, int, BehaviorSpec]] = {}
 
 def _facts(spec: BehaviorSpec, image_format: ImageFormat) -> tuple[StepBatch, int, BehaviorSpec]:
     entry = _FACTS.get((id(spec), image_format))
-    if entry is None or entry[2] is not spec:
+    if entry is None:
         if len(_FACTS) >= 256:
             _FACTS.clear()
         obs = tuple(np.zeros((0, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in spec.observation_specs)

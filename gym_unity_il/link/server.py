@@ -118,7 +118,7 @@ class ExchangeServer:
         self.host = host
         self._arrived: collections.deque[tuple[cygrpc.Call, bytes]] = collections.deque()  # requests not yet received
         self._pending: cygrpc.Call | None = None
-        self._stopping = self._stopped = self._closed = False
+        self._stopped = self._closed = False
         self._server.start()
         self._server.request_call(self._queue, self._queue, _NEW_CALL)
         self._finalizer = weakref.finalize(self, _abandon, self._server, self._queue)
@@ -182,7 +182,7 @@ class ExchangeServer:
             return False
         tag = event.tag
         if tag is _NEW_CALL:
-            if not self._stopping:
+            if not self._closed:
                 self._server.request_call(self._queue, self._queue, _NEW_CALL)  # be ready for the one after
             if event.success:
                 call = event.call
@@ -213,7 +213,7 @@ class ExchangeServer:
         """
         if self._closed:
             return
-        self._closed = self._stopping = True
+        self._closed = True
         self._finalizer.detach()
         self._server.shutdown(self._queue, _STOPPED)  # no new calls from here on
         deadline = time.time() + grace
