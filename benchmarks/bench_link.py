@@ -117,7 +117,9 @@ def ping_client(port: int, kind: str) -> None:
     call = channel.unary_unary(
         EXCHANGE_PATH, request_serializer=pb.UnityMessageProto.SerializeToString, response_deserializer=pb.UnityMessageProto.FromString
     )
-    call(request, wait_for_ready=True, timeout=30)
+    hello = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
+    hello.unity_output.rl_initialization_output.communication_version = "1.5.0"
+    call(hello, wait_for_ready=True, timeout=30)  # the handshake, which makes this connection the queue server's peer
     for line in sys.stdin:
         for _ in range(int(line)):
             call(request)

@@ -1,35 +1,87 @@
-"""Imitation on the built-in continuous scene ("ball", 1,000-step episodes): how close BC and
-GAIL get to the expert, and how long they take.
+"""Imitation on the built-in scenes: how close BC and GAIL get to the expert on "ball"
+(vector observations, continuous actions, 1,000-step episodes), and BC from pixels on
+"grid" with the example config, and how long they take.
 
 Prints, measured in one run on this machine: the expert's and a random policy's return,
 BC's return after training on 20 expert episodes and its wall time (recording excluded,
 training and final evaluation included), and GAIL's return after its budget and its wall
 time. The aims are BC >= 95 % of the expert in under 60 s and GAIL >= 90 % in under
-10 minutes on 2 CPU cores; the script prints the figures and ratios, it never asserts.
+10 minutes on 2 CPU cores.
+
+Then the GridWorld flow of ``examples/configs/offline_bc.yaml``: demos recorded as its
+comment says (the expert, the episodes and scene arguments of its ``demo record``
+command, episode seeds 0, 1, ...), BC with its ``GridWorld`` section, the return on
+episodes of other seeds against the expert's on the same seeds (aim: >= 90 %). The
+script prints the figures and ratios, it never asserts.
 
 Usage::
 
-    python benchmarks/bench_train.py [--gail-steps 300000] [--eval-episodes 12] [--skip-gail] [--out runs/bench_train]
+    python benchmarks/bench_train.py [--gail-steps 300000] [--eval-episodes 12] [--skip-gail] [--skip-ball] [--out runs/bench_train]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import shutil
 import time
 from pathlib import Path
 
 import gymnasium as gym
 import torch
+import yaml
 
 import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
 from gym_unity_il.demo import record_episodes
 from gym_unity_il.scenes import expert_policy
-from gym_unity_il.train import RandomPolicy, evaluate, make_training_env, parse_config, train
+from gym_unity_il.train import RandomPolicy, evaluate, load_policy, make_training_env, parse_config, train
 
 SCENE = "ball"
 SCENE_KWARGS = {"max_steps": 1000}
 DEMO_EPISODES = 20
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "offline_bc.yaml"
+#: Evaluation seeds of the grid run start here, far from the demos' 0, 1, ...
+HELD_OUT_SEED = 1_000_000
+
+
+def grid_record_command(config: Path) -> tuple[int, dict]:
+    """Episodes and scene arguments of the grid ``demo record`` command in the config's comment."""
+    comment = " ".join(line.lstrip("#").strip().rstrip("\\") for line in config.read_text().splitlines() if line.startswith("#"))
+    command = re.search(r"gym-unity-il demo record demos/grid_expert\.demo (.*?)gym-unity-il", comment).group(1)
+    kwargs = re.search(r"--scene-kwargs '(\{.*?\})'", command)
+    return int(re.search(r"--episodes (\d+)", command).group(1)), json.loads(kwargs.group(1)) if kwargs else {}
+
+
+def bench_grid(out: Path, eval_episodes: int, seed: int) -> None:
+    """The GridWorld flow of the example config (see the module docstring)."""
+    episodes, scene_kwargs = grid_record_command(EXAMPLE_CONFIG)
+    demo = out / "grid_expert.demo"
+    expert = expert_policy("grid")
+    started = time.perf_counter()
+    record_episodes(gym.make("UnityIL-v0", scene="grid", scene_kwargs=scene_kwargs), lambda obs: expert.predict(obs)[0], demo, episodes=episodes, overwrite=True)
+    recording = time.perf_counter() - started
+    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    raw["GridWorld"]["demo_path"] = str(demo)
+    shutil.rmtree(out / "results" / "grid_bc", ignore_errors=True)
+    started = time.perf_counter()
+    run = train(parse_config(raw, source=str(EXAMPLE_CONFIG.name)), run_id="grid_bc", results_dir=out / "results", scene="grid",
+                scene_kwargs=scene_kwargs, seed=seed, progress=False)  # fmt: skip
+    wall = time.perf_counter() - started
+    venv, _ = make_training_env(scene="grid", scene_kwargs=scene_kwargs, seed=seed)
+    try:
+        returns = {
+            name: evaluate(policy, venv, episodes=eval_episodes, seed=HELD_OUT_SEED).mean_return
+            for name, policy in (("expert", expert), ("random", RandomPolicy(venv.action_space, seed=seed)), ("bc", load_policy(run.model_path, venv.observation_space)))
+        }  # fmt: skip
+    finally:
+        venv.close()
+    settings = parse_config(raw).for_behavior("GridWorld")
+    print(f"\nscene 'grid' {scene_kwargs}, {episodes} expert episodes ({recording:.1f} s to record), {settings.num_epoch} epochs of BC, "
+          f"{eval_episodes} evaluation episodes of seeds {HELD_OUT_SEED}+ (not the demos')")  # fmt: skip
+    for name in ("expert", "random", "bc"):
+        print(f"{name:<6} return  {returns[name]:8.3f}   ({100 * returns[name] / returns['expert']:5.1f} % of expert)"
+              + (f" after {wall:6.1f} s (aim: 90 %)" if name == "bc" else ""))  # fmt: skip
 
 
 def main() -> None:
@@ -37,6 +89,7 @@ def main() -> None:
     parser.add_argument("--gail-steps", type=int, default=300_000, help="GAIL budget in env steps (over all agents)")
     parser.add_argument("--eval-episodes", type=int, default=12)
     parser.add_argument("--skip-gail", action="store_true")
+    parser.add_argument("--skip-ball", action="store_true", help="only the grid run")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_train"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -44,6 +97,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results"
     demo = args.out / "ball_expert.demo"
+    if args.skip_ball:
+        bench_grid(args.out, max(args.eval_episodes, 20), args.seed)
+        return
 
     expert = expert_policy(SCENE)
     env = gym.make("UnityIL-v0", scene=SCENE, scene_kwargs=SCENE_KWARGS, seed=args.seed)
@@ -80,6 +136,7 @@ def main() -> None:
         budget = f"{section['num_epoch']} epochs" if name == "bc" else f"{section['max_steps']} env steps"
         print(f"{name:<6} return  {mean:8.2f}   ({100 * mean / expert_return:5.1f} % of expert) after {budget} in {wall:6.1f} s "
               f"(aim: {95 if name == 'bc' else 90} % in {60 if name == 'bc' else 600} s)")  # fmt: skip
+    bench_grid(args.out, max(args.eval_episodes, 20), args.seed)
 
 
 if __name__ == "__main__":

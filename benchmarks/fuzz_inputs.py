@@ -20,6 +20,14 @@ mutated decoding to other arrays, a case running longer than ``--case-timeout`` 
 or an allocation beyond ``--memory-limit-mb`` (each worker runs under that address-space
 limit, so a declared size that would take gigabytes shows up as a MemoryError).
 
+``--memory`` measures instead what hostile messages of Unity (``HOSTILE_LINK_CASES`` of
+``tests/fuzz_cases.py``: 100k behaviors, a million agents, a million branches, dimensions or
+sensors, ...) make the trainer allocate while parsing and decoding them as the session does,
+each in a fresh process: for a message of N bytes, the outcome, the time, the peak of
+Python's traced allocations (tracemalloc) and the growth of the process's peak resident
+memory (which also counts protobuf's own parse), each also as a ratio to N. These are
+figures, not assertions (the tests assert the bound).
+
 For each target the script prints the cases run, the outcomes by kind, the cases per
 second (per core) and every escape, whose inputs it saves under ``--reproducers``; rerun
 one with ``--replay FOLDER``. The exit code is 1 when anything escaped.
@@ -29,7 +37,7 @@ cases of the same source with mutations from a seeded numpy generator: hypothesi
 bookkeeping costs more than a case); real recordings get numpy-drawn mutations only.
 
 Run: ``python benchmarks/fuzz_inputs.py [--cases 100000] [--seed 0] [--jobs 2]``
-(about three minutes on two cores).
+(about three minutes on two cores), or ``python benchmarks/fuzz_inputs.py --memory`` (a minute).
 """
 
 from __future__ import annotations
@@ -38,12 +46,14 @@ import argparse
 import collections
 import concurrent.futures
 import importlib
+import json
 import logging
 import math
 import os
 import re
 import resource
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -234,6 +244,82 @@ def _replay(folder: Path) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------- memory
+
+
+IMAGES = "hwc_uint8"
+
+
+def _memory_case(folder: Path) -> None:
+    """Decodes the saved case in this fresh process as the session does and prints its figures as JSON:
+    first for time and resident memory, then again under tracemalloc."""
+    import tracemalloc
+
+    import psutil
+
+    from gym_unity_il.errors import GymUnityILError
+
+    logging.disable(logging.WARNING)
+    case = fuzz_cases.load_case(folder)
+
+    def decode() -> str:
+        specs: dict = {}
+        channels_first = False
+        try:
+            if case.prior is not None:
+                _, channels_first = fuzz_cases.decode_message(case.prior, specs, handshake=True, channels_first=False, image_format=IMAGES)
+            fuzz_cases.decode_message(case.data, specs, handshake=case.prior is None, channels_first=channels_first, image_format=IMAGES)
+        except GymUnityILError as exc:
+            return f"{type(exc).__name__} ({len(str(exc))} chars)"
+        return "result"
+
+    rss = psutil.Process().memory_info().rss
+    status = Path("/proc/self/status")
+    if status.exists():
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak resident memory (VmHWM) starts again from here
+    start = time.perf_counter()
+    outcome = decode()
+    seconds = time.perf_counter() - start
+    if status.exists():
+        peak_rss = int(re.search(r"VmHWM:\s+(\d+) kB", status.read_text()).group(1)) * 1024  # type: ignore[union-attr]
+    else:
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    rss_growth = max(peak_rss - rss, 0)
+    tracemalloc.start()
+    decode()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(json.dumps({"bytes": len(case.data), "outcome": outcome, "seconds": seconds, "peak_traced": peak, "rss_growth": rss_growth}))
+
+
+def _valid_case(label: str) -> fuzz_cases.Case:
+    """A message of 10,000 agents with 8 floats each, after the handshake announcing them."""
+    name = b"B?team=0"
+    prior = fuzz_cases.message_bytes([fuzz_cases.brain_bytes("B?team=0")], {name: fuzz_cases.agent_bytes([0], (8,))}, handshake=True)
+    data = fuzz_cases.message_bytes([], {name: fuzz_cases.agent_bytes(range(10_000), (8,))})
+    return fuzz_cases.Case("link", data, origin=label, prior=prior)
+
+
+def _memory() -> int:
+    from gym_unity_il.link import codec
+
+    print(f"Hostile messages of Unity, each parsed and decoded as the session does in a fresh process. Bound the tests assert: "
+          f"peak traced < {codec.DECODE_FIXED_BYTES >> 20} MiB + {codec.DECODE_BYTES_PER_BYTE} x N.\n")  # fmt: skip
+    print(f"{'message':<46} {'N':>10}  {'outcome':<32} {'time':>7}  {'peak traced':>11} {'/N':>6}  {'RSS growth':>10} {'/N':>6}")
+    with tempfile.TemporaryDirectory(prefix="fuzz-memory-") as scratch:
+        cases = {label: fuzz_cases.hostile_link_case for label in fuzz_cases.HOSTILE_LINK_CASES}
+        cases["valid, for comparison: 10k agents of 8 floats"] = _valid_case
+        for label, build in cases.items():
+            folder = Path(scratch) / re.sub(r"\W+", "-", label)
+            fuzz_cases.save_case(build(label), folder)
+            run = subprocess.run([sys.executable, __file__, "--memory-case", str(folder)], capture_output=True, text=True, check=True)
+            f = json.loads(run.stdout.strip().splitlines()[-1])
+            n = f["bytes"]
+            print(f"{label:<46} {n:>10}  {f['outcome']:<32} {f['seconds'] * 1e3:>5.0f}ms  {f['peak_traced'] / 2**20:>7.1f} MiB {f['peak_traced'] / n:>6.1f}"
+                  f"  {f['rss_growth'] / 2**20:>6.1f} MiB {f['rss_growth'] / n:>6.1f}")  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=100_000, help="cases in all (default 100000)")
@@ -245,9 +331,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case-timeout", type=float, default=20.0, help="seconds after which a case counts as a hang (default 20)")
     parser.add_argument("--memory-limit-mb", type=int, default=3072, help="address-space limit of each worker, 0 for none (default 3072)")
     parser.add_argument("--replay", type=Path, help="rerun one saved reproducer folder and show what escapes")
+    parser.add_argument("--memory", action="store_true", help="measure what hostile messages of Unity allocate, instead of fuzzing")
+    parser.add_argument("--memory-case", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.replay:
         return _replay(args.replay)
+    if args.memory_case:
+        _memory_case(args.memory_case)
+        return 0
+    if args.memory:
+        return _memory()
     real = str(args.real_demos) if args.real_demos.is_dir() else None
     if real is None:
         print(f"no real recordings at {args.real_demos}: the demo-real target is skipped")

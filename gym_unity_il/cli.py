@@ -7,8 +7,9 @@ record``, ``train``, ``export``) plug in the same way.
 
 While a command runs, SIGTERM is handled like Ctrl+C (a ``KeyboardInterrupt``), so a
 command stopped by a process manager closes its Unity processes and files as cleanly as
-one stopped from the keyboard. Only the command line does this; the library leaves
-signal handling to the program that imports it.
+one stopped from the keyboard. Further SIGINTs and SIGTERMs are ignored while that
+cleanup runs, and the command exits with status 130. Only the command line does this;
+the library leaves signal handling to the program that imports it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -199,7 +201,7 @@ def _train(args: argparse.Namespace) -> int:
     kwargs = json.loads(args.scene_kwargs) if args.scene_kwargs else None
     result = train(
         args.config, run_id=args.run_id, results_dir=args.results_dir, file_name=args.env, scene=args.scene, scene_kwargs=kwargs,
-        behavior_name=args.behavior, resume=args.resume, seed=args.seed,
+        behavior_name=args.behavior, resume=args.resume, force=args.force, seed=args.seed, max_steps=args.max_steps,
     )  # fmt: skip
     if result.interrupted:
         print(f"interrupted: checkpoint saved in {result.run_dir / 'checkpoint'}; continue with --resume --run-id {args.run_id}")
@@ -222,7 +224,10 @@ def _add_train(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     train.add_argument("--behavior", help="the behavior to train (default: the config's only behavior section, else the first)")
     train.add_argument("--results-dir", type=Path, default=Path("results"), help="folder of run folders (default results)")
     train.add_argument("--resume", action="store_true", help="continue the run from its checkpoint (saved by Ctrl+C or at the end)")
+    train.add_argument("--force", action="store_true", help="start RUN_ID anew: delete its run folder first (only a folder of run outputs)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--max-steps", type=int, metavar="N",
+                       help="replace the config's max_steps (every section): env steps of GAIL and RL, online BC and DAgger steps")  # fmt: skip
     train.set_defaults(run=_train)
 
 
@@ -322,35 +327,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Stop:
+    """The command's handler of SIGINT and SIGTERM: the first one raises KeyboardInterrupt
+    (what Ctrl+C does), later ones are only noted, so the cleanup that the first one started
+    (checkpoint, files, Unity processes) runs to its end and the command exits with 130."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.received += 1
+        if self.received == 1:
+            raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+        with contextlib.suppress(OSError):  # os.write, not print: print is not reentrant
+            os.write(2, b"gym-unity-il: already stopping; closing files and Unity processes\n")
 
 
 @contextlib.contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt like Ctrl+C (main thread only; the
-    previous handler comes back afterwards)."""
+def _stop_signals(keep_after_stop: bool) -> Iterator[_Stop]:
+    """Within the block, SIGINT and SIGTERM are handled by :class:`_Stop` (main thread only).
+    The previous handlers come back afterwards, except after a stop when ``keep_after_stop``:
+    the process is about to exit with 130, so both signals are ignored from then on (a
+    Python handler would not do: the interpreter drops those while it shuts down)."""
+    stop = _Stop()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_IGN if stop.received and keep_after_stop else handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted by
-    Ctrl+C or SIGTERM, after closing the Unity processes and files)."""
+    Ctrl+C or SIGTERM, however many arrive, after closing the Unity processes and files).
+
+    With ``argv`` None (the ``gym-unity-il`` program itself) an interrupted command leaves
+    SIGINT and SIGTERM ignored until the process exits; called with ``argv``, the previous
+    handlers always come back."""
     args = build_parser().parse_args(argv)
-    with _sigterm_as_ctrl_c():
+    with _stop_signals(keep_after_stop=argv is None):
         try:
             return int(args.run(args))
         except KeyboardInterrupt:
             print("gym-unity-il: interrupted", file=sys.stderr)
             return 130
-        except (GymUnityILError, FileNotFoundError, FileExistsError, json.JSONDecodeError) as exc:
+        except json.JSONDecodeError as exc:
+            if exc.doc == getattr(args, "scene_kwargs", None):
+                exc = ConfigError(f"--scene-kwargs is not valid JSON ({exc}); give an object, e.g. '{{\"max_steps\": 300}}'")
+            print(f"gym-unity-il: error: {exc}", file=sys.stderr)
+            return 2
+        except (GymUnityILError, OSError) as exc:
             print(f"gym-unity-il: error: {exc}", file=sys.stderr)
             return 2
 

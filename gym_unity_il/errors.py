@@ -53,3 +53,36 @@ class ModelContractError(GymUnityILError, ValueError):
 
 class ExportParityError(GymUnityILError, ValueError):
     """The exported ONNX model and the torch policy disagree on the same observations."""
+
+
+class OutputError(GymUnityILError, OSError):
+    """A file could not be written: a full disk, a read-only folder, a path that cannot be a
+    folder, no permission.
+
+    The message names the file, the operating system's reason, what is left on disk and the
+    fix. ``errno`` is the failure's (``except OSError`` catches this error too).
+    """
+
+    @classmethod
+    def from_os_error(cls, path: object, error: OSError, left: str = "") -> OutputError:
+        """The error for ``error`` while writing ``path``; ``left`` (a sentence) says what is on disk now."""
+        import errno
+
+        fixes = {
+            errno.ENOSPC: "free space on that disk, or write to a folder on another disk",
+            errno.EDQUOT: "free space within your disk quota, or write to a folder on another disk",
+            errno.EFBIG: "the file would be larger than that file system allows: write to a folder on another disk",
+            errno.EROFS: "that file system is mounted read-only: write to a folder on a writable disk",
+            errno.EACCES: "write to a folder you may write to, or change the folder's permissions",
+            errno.EPERM: "write to a folder you may write to, or change the folder's permissions",
+            errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+            errno.EEXIST: "a part of the path is a file, not a folder: choose another path",
+            errno.EISDIR: "the path is a folder: name a file in it",
+            errno.ENOENT: "the folder disappeared while writing: create it again, or choose another path",
+            errno.ENAMETOOLONG: "choose a shorter path",
+        }
+        reason = error.strerror or str(error)
+        fix = fixes.get(error.errno or 0, "check the path and the disk, then try again")
+        made = cls(f"cannot write {path}: {reason}. {left + ' ' if left else ''}Fix: {fix}.")
+        made.errno = error.errno
+        return made

@@ -1494,3 +1494,98 @@ def side_channel_cases(draw: st.DrawFn, *, extra: int = 0) -> list[Case]:
         rng = np.random.default_rng(draw(_INTS))
         cases += [_side_channel_case(seed, random_mutations(rng, SIDE_MUTATIONS, 4)) for _ in range(extra)]
     return cases
+
+
+# ---------------------------------------------------------------------------------- hostile messages
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field, as protobuf writes it."""
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
+
+
+def message_bytes(announce: Sequence[bytes], agents: dict[bytes, Sequence[bytes]], *, handshake: bool = False) -> bytes:
+    """A UnityMessageProto (status 200) from serialized BrainParametersProtos and, per behavior
+    name, serialized AgentInfoProtos, with the handshake's fields when ``handshake``: built
+    from bytes, since protobuf objects for a million agents take long to make."""
+    rl_output = b"".join(_field(2, _field(1, name) + _field(2, b"".join(_field(1, a) for a in infos))) for name, infos in agents.items())
+    init = b"".join(_field(5, b) for b in announce)  # brain_parameters
+    if handshake:
+        init = _field(2, COMMUNICATION_VERSION.encode()) + _field(7, b"3.0.0") + init  # communication and package versions
+    output = _field(1, rl_output) + (_field(2, init) if init else b"")
+    return b"\x0a\x03\x08\xc8\x01" + _field(2, output)  # header { status: 200 }, unity_output
+
+
+def brain_bytes(name: str, *, continuous: int = 1, branches: Sequence[int] = ()) -> bytes:
+    """A serialized BrainParametersProto."""
+    brain = pb.BrainParametersProto(brain_name=name)
+    brain.action_spec.num_continuous_actions = continuous
+    brain.action_spec.num_discrete_actions = len(branches)
+    brain.action_spec.discrete_branch_sizes.extend(branches)
+    return brain.SerializeToString()
+
+
+def agent_bytes(ids: Sequence[int], sensors: Sequence[int] = (1,)) -> list[bytes]:
+    """Serialized AgentInfoProtos with these ids and vector sensors of the given sizes (zeros)."""
+    info = pb.AgentInfoProto()
+    for size in sensors:
+        info.observations.add(shape=[size]).float_data.CopyFrom(codec.float_data_from_array(np.zeros(size, np.float32)))
+    rest = info.SerializeToString()
+    return [b"\x50" + encode_varint(i) + rest for i in ids]  # id: field 10, then the sensors
+
+
+def _one_sensor(shape: Sequence[int], values: int) -> list[bytes]:
+    info = pb.AgentInfoProto()
+    info.observations.add(shape=shape).float_data.CopyFrom(codec.float_data_from_array(np.zeros(values, np.float32)))
+    return [info.SerializeToString()]
+
+
+_B = b"B?team=0"
+
+
+def _after_announcement(agents: Sequence[bytes], sensors: Sequence[int] = (1,)) -> Case:
+    """A message of ``agents`` of behavior B, after a handshake announcing B with ``sensors``."""
+    prior = message_bytes([brain_bytes("B?team=0")], {_B: agent_bytes([0], sensors)}, handshake=True)
+    return Case("link", message_bytes([], {_B: agents}), prior=prior)
+
+
+def _first(announce: Sequence[bytes], agents: dict[bytes, Sequence[bytes]]) -> Case:
+    return Case("link", message_bytes(announce, agents, handshake=True))
+
+
+#: Messages found to make the decoder allocate far more than their size, raise foreign
+#: errors, or make long error messages; each must give a UnityProtocolError matching the
+#: pattern. Build one with :func:`hostile_link_case`.
+HOSTILE_LINK_CASES = {
+    "100k behaviors announced": "100000 behaviors, more than the 1024",
+    "1M agents": "1000000 agents in .* bytes: too many agents for its size",
+    "1M agents without sensors": "1000000 agents in .* bytes: too many agents for its size",
+    "10^6 discrete branches": "1000000 discrete branches, more than the 65536",
+    "100 dimensions": "100 dimensions, more than the 8",
+    "10^6 dimensions": "1000000 dimensions, more than the 8",
+    "10^5 sensors": "100000 sensors, more than the 256",
+    "1 MB behavior name": r"'B{199}\.\.\. \(1000000 characters\) was announced without any agent data",
+    "duplicate agent ids": "agent 3 of 'B\\?team=0' appears twice among the decision steps",
+    "re-announced with another spec": r"announced again with another spec: .*obs_0\[1\].* before, .*obs_0\[2\].* now",
+}
+
+
+def hostile_link_case(label: str) -> Case:
+    """The message of :data:`HOSTILE_LINK_CASES` named ``label`` (``prior``, when set, is the
+    handshake announcing the behavior the message then abuses)."""
+    builders = {
+        "100k behaviors announced": lambda: _first([brain_bytes(f"B{i}") for i in range(100_000)],
+                                                   {b"B%d" % i: agent_bytes([0]) for i in range(100_000)}),  # fmt: skip
+        "1M agents": lambda: _after_announcement(agent_bytes(range(1_000_000))),
+        "1M agents without sensors": lambda: _after_announcement(agent_bytes(range(1_000_000), ()), ()),
+        "10^6 discrete branches": lambda: _first([brain_bytes("B?team=0", branches=[2] * 1_000_000)], {_B: agent_bytes([0])}),
+        "100 dimensions": lambda: _first([brain_bytes("B?team=0")], {_B: _one_sensor([1] * 100, 1)}),
+        "10^6 dimensions": lambda: _first([brain_bytes("B?team=0")], {_B: _one_sensor([1] * 1_000_000, 1)}),
+        "10^5 sensors": lambda: _first([brain_bytes("B?team=0")], {_B: agent_bytes([0], [1] * 100_000)}),
+        "1 MB behavior name": lambda: _first([brain_bytes("B" * 1_000_000)], {}),
+        "duplicate agent ids": lambda: _after_announcement(agent_bytes([3, 4, 3])),
+        "re-announced with another spec": lambda: dataclasses.replace(
+            _after_announcement([]), data=message_bytes([brain_bytes("B?team=0")], {_B: agent_bytes([0], (2,))})
+        ),
+    }
+    return dataclasses.replace(builders[label](), origin=label)

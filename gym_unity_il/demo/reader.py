@@ -38,6 +38,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import stat
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -770,6 +771,9 @@ def _concatenate(parts: list[Demonstration], empty: Demonstration, metas: tuple[
 def demo_files(path: str | Path) -> list[Path]:
     """The files a path stands for: itself, or the ``*.demo`` files of a directory in sorted order.
 
+    ``*.demo`` entries of a directory that cannot be opened (a symbolic link that loops or
+    points nowhere) are skipped with one :class:`DemoFormatWarning` naming them.
+
     Raises:
         FileNotFoundError: the path does not exist.
         DemoFormatError: a directory without any ``.demo`` file.
@@ -779,7 +783,20 @@ def demo_files(path: str | Path) -> list[Path]:
         raise FileNotFoundError(f"{path}: no such .demo file or directory")
     if not path.is_dir():
         return [path]
-    files = sorted(p for p in path.iterdir() if p.suffix == ".demo" and p.is_file())
+    files, unreadable = [], []
+    for entry in sorted(p for p in path.iterdir() if p.suffix == ".demo"):
+        try:
+            if stat.S_ISREG(entry.stat().st_mode):
+                files.append(entry)
+        except OSError as exc:
+            unreadable.append(f"{entry} ({exc.strerror or exc})")
+    if unreadable:
+        warnings.warn(
+            f"{path}: skipped .demo entries that cannot be opened: {', '.join(unreadable)}. "
+            "Fix: remove these links or point them at .demo files.",
+            DemoFormatWarning,
+            stacklevel=2,
+        )
     if not files:
         raise DemoFormatError(f"{path}: the directory holds no .demo file. Fix: point at a .demo file or a folder of them.")
     return files

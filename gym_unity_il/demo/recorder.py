@@ -113,7 +113,7 @@ class DemoRecorder(gym.Wrapper):
 
     Args:
         env: the env to record (any policy may drive it through this wrapper).
-        path: the `.demo` file to create.
+        path: the `.demo` file to create (missing folders of this path are created).
         behavior_spec: the spec to record with; default ``env.unwrapped.behavior_spec`` if
             present, else :func:`behavior_spec_from_spaces` of the env's spaces.
         name: demonstration name stored in the file (default: the file name).
@@ -128,6 +128,10 @@ class DemoRecorder(gym.Wrapper):
         SpecMismatchError: ``behavior_spec`` does not describe the env's spaces.
         ValueError: a space a `.demo` file cannot hold.
         FileExistsError: ``path`` exists and ``overwrite`` is False.
+        OutputError: the file cannot be written: here, or from :meth:`reset` / :meth:`step`
+            when the disk fills up or fails. The file is closed by then with every record
+            written before (see :class:`~gym_unity_il.demo.writer.DemoWriter`); the env is
+            not: :meth:`close` closes it.
     """
 
     def __init__(
@@ -255,11 +259,13 @@ class DemoRecorder(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
     def close(self) -> None:
-        """Finishes the file (final counters, trailing meta copy) and closes the env. An
-        episode still running stays open in the file: readers treat it as cut by the end
-        of the recording."""
-        self._writer.close()
-        super().close()
+        """Finishes the file (final counters, trailing meta copy) and closes the env, even
+        when the file cannot be finished. An episode still running stays open in the file:
+        readers treat it as cut by the end of the recording."""
+        try:
+            self._writer.close()
+        finally:
+            super().close()
 
 
 def record_episodes(
@@ -280,6 +286,10 @@ def record_episodes(
     to :class:`DemoRecorder` (e.g. ``overwrite=True``). On any exception (Ctrl+C included)
     the file and ``env`` are closed: the file keeps every episode recorded so far, and an
     unfinished last one as cut by the end of the recording.
+
+    Raises:
+        OutputError: the file cannot be written (full disk, read-only folder, ...), naming
+            the file, the reason, what the file holds and the fix; ``env`` is closed.
 
     Returns:
         The file written and the return of each episode.

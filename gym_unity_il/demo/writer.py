@@ -21,10 +21,19 @@ counters 0, which tells readers to read records up to the end of the file. The c
 change only after the bytes are written; when an exception (Ctrl+C) lands in between,
 :meth:`DemoWriter.close` cuts the file back to the last counted record, so the final meta
 always matches the records.
+
+A file that cannot be written (full disk, read-only folder, no permission) raises
+:class:`~gym_unity_il.errors.OutputError` naming the file, the reason and the fix. The
+writer is closed by then: the file is cut back to its last whole record and given the
+final counters when the disk allows (else it is an interrupted recording, readable to its
+last whole record), and the message says which.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -36,6 +45,7 @@ import numpy as np
 
 from gym_unity_il.demo.reader import BRAIN_OFFSET, Demonstration
 from gym_unity_il.demo.wire import encode_varint
+from gym_unity_il.errors import OutputError
 from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
@@ -89,7 +99,8 @@ class DemoWriter:
     writer that is never closed leaves an interrupted recording, which stays readable.
 
     Args:
-        path: the file to create (parent folders are created).
+        path: the file to create. Missing folders of this path are created (as Unity's
+            recorder creates its folder), nothing else.
         behavior_spec: sensors and actions of the recorded behavior.
         name: demonstration name (default: the file name without ``.demo``), sanitized as
             Unity does.
@@ -99,6 +110,8 @@ class DemoWriter:
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
+        OutputError: the file or its folder cannot be written (a file created here is
+            removed again); also from :meth:`write` and :meth:`close`, see the module docstring.
     """
 
     def __init__(
@@ -121,18 +134,36 @@ class DemoWriter:
         self._dones = 0
         self._reward_sum = 0.0
         self._last_record: tuple[int, bytes] | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._file = self.path.open("wb" if overwrite else "xb")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError.from_os_error(self.path, exc, f"Its folder {self.path.parent} could not be created.") from None
+        try:
+            if self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            # Unbuffered: every write goes to the operating system at once, and a failed
+            # write leaves no buffered bytes behind to fail again at close.
+            self._file = self.path.open("wb" if overwrite else "xb", buffering=0)
         except FileExistsError:
-            raise FileExistsError(f"{self.path} already exists; pass overwrite=True to replace it, or pick another name") from None
+            raise FileExistsError(
+                f"{self.path} already exists; pass overwrite=True (--overwrite on the command line) to replace it, or choose another name"
+            ) from None
+        except OSError as exc:
+            raise OutputError.from_os_error(self.path, exc, "Nothing was written.") from None
         initial = pb.DemonstrationMetaProto(api_version=API_VERSION, demonstration_name=self.name).SerializeToString()
         head = encode_varint(len(initial)) + initial
-        self._file.write(head + bytes(BRAIN_OFFSET - len(head)))
         brain = demo_brain_parameters(behavior_spec).SerializeToString()
-        self._file.write(encode_varint(len(brain)) + brain)
-        self._file.flush()
-        self._end = self._file.tell()  # the end of the last counted record
+        try:
+            self._write_all(head + bytes(BRAIN_OFFSET - len(head)) + encode_varint(len(brain)) + brain)
+            self._end = self._file.tell()  # the end of the last counted record
+        except OSError as exc:
+            self._file.close()
+            left = "Nothing was recorded and the file was removed."
+            try:
+                self.path.unlink()
+            except OSError:
+                left = "Nothing was recorded; delete the unfinished file."
+            raise OutputError.from_os_error(self.path, exc, left) from None
 
     # ------------------------------------------------------------------ counters
 
@@ -261,17 +292,26 @@ class DemoWriter:
     def _append(self, record: bytes, *, reward: float, done: bool) -> None:
         if self._file.closed:
             raise ValueError(f"{self.path} is closed")
-        if self._file.tell() != self._end:
-            self._cut_to_end()
         offset = self._end
         data = encode_varint(len(record)) + record
         end = offset + len(data)
-        self._file.write(data)
-        self._file.flush()
+        try:
+            if self._file.tell() != self._end:
+                self._cut_to_end()
+            self._write_all(data)
+            self._file.flush()
+        except OSError as exc:
+            raise self._give_up(exc, finish=True) from None
         # Plain assignments only from here (no call, so no KeyboardInterrupt in between).
         self._last_record, self._steps, self._dones, self._reward_sum, self._end = (
             (offset, record), self._steps + 1, self._dones + done, self._reward_sum + reward, end,
         )  # fmt: skip
+
+    def _write_all(self, data: bytes) -> None:
+        """Writes all of ``data`` at the current position (a raw file may take fewer bytes per call)."""
+        view = memoryview(data)
+        while view:
+            view = view[self._file.write(view) :]
 
     def _cut_to_end(self) -> None:
         """Drops bytes past the last counted record (left by an interrupted write)."""
@@ -293,8 +333,11 @@ class DemoWriter:
         self._steps, self._dones, self._reward_sum, self._last_record, self._end = (
             checkpoint.steps, checkpoint.dones, checkpoint.reward_sum, checkpoint.last_record, checkpoint.offset,
         )  # fmt: skip
-        self._cut_to_end()
-        self._file.flush()
+        try:
+            self._cut_to_end()
+            self._file.flush()
+        except OSError as exc:
+            raise self._give_up(exc, finish=True) from None
         return dropped
 
     def interrupt_episode(self) -> bool:
@@ -314,7 +357,10 @@ class DemoWriter:
         # Forget the old last record first: if interrupted before the replacement is
         # written, the file ends one record earlier instead of disagreeing with its meta.
         self._steps, self._reward_sum, self._last_record, self._end = self._steps - 1, self._reward_sum - reward, None, offset
-        self._cut_to_end()
+        try:
+            self._cut_to_end()
+        except OSError as exc:
+            raise self._give_up(exc, finish=True) from None
         self._append(replacement, reward=reward, done=True)
         return True
 
@@ -335,24 +381,60 @@ class DemoWriter:
         """Writes the final meta at offset 0 and its raw copy at the end, then closes.
 
         The meta goes to offset 0 first, so a crash between the two writes leaves a complete
-        file without the (optional) trailing copy. A name too long for the 33 bytes the meta
-        may take (only with millions of steps) is shortened, with a warning.
+        file without the (optional) trailing copy; the copy is also left out when the disk
+        has no room for it. A name too long for the 33 bytes the meta may take (only with
+        millions of steps) is shortened, with a warning. Closing twice does nothing.
+
+        Raises:
+            OutputError: the final meta could not be written; the writer is closed all the
+                same and the file is an interrupted recording (counters 0) that readers read
+                to its last whole record.
         """
         if self._file.closed:
             return
+        try:
+            self._finish()
+        except OSError as exc:
+            raise self._give_up(exc, finish=False) from None
+        try:
+            self._file.close()
+        except OSError as exc:  # a delayed write error (network file systems)
+            raise OutputError.from_os_error(self.path, exc, "Closing the file failed: the system may not have stored all of it.") from None
+
+    def _finish(self) -> None:
+        """Cuts the file to the last counted record, writes the final meta at offset 0, then
+        its raw copy at the end if the disk has room for it."""
         meta = self.final_meta()
         while len(encoded := meta.SerializeToString()) + len(encode_varint(len(encoded))) > BRAIN_OFFSET:
             meta.demonstration_name = meta.demonstration_name[:-1]
         if meta.demonstration_name != self.name:
-            warnings.warn(f"{self.path}: demonstration name shortened to {meta.demonstration_name!r} to fit the meta in 33 bytes", stacklevel=2)
+            warnings.warn(f"{self.path}: demonstration name shortened to {meta.demonstration_name!r} to fit the meta in 33 bytes", stacklevel=3)
         self._cut_to_end()
-        end = self._end
         self._file.seek(0)
-        self._file.write(encode_varint(len(encoded)) + encoded)
-        self._file.flush()
-        self._file.seek(end)
-        self._file.write(encoded)
-        self._file.close()
+        self._write_all(encode_varint(len(encoded)) + encoded)
+        self._file.seek(self._end)
+        try:
+            self._write_all(encoded)
+        except OSError:
+            with contextlib.suppress(OSError):  # without its copy, the file is still complete
+                self._cut_to_end()
+
+    def _give_up(self, error: OSError, *, finish: bool) -> OutputError:
+        """Closes the writer after ``error``, first finishing the file with the records
+        counted so far when ``finish`` and the disk allow, and returns the error to raise."""
+        counted = f"the {self._steps} records written before the error ({self._dones} episodes ended)"
+        interrupted = ("as an interrupted recording (counters 0), which read_demo reads to its last whole record "
+                       "(a cut record at the end is skipped with a warning)")  # fmt: skip
+        left = f"The file could not be finished: it holds {counted} {interrupted}."
+        if finish:
+            try:
+                self._finish()
+                left = f"The file is closed and holds {counted}, with its final counters."
+            except OSError as again:
+                left = f"Finishing the file failed too ({again.strerror or again}): it holds {counted} {interrupted}."
+        with contextlib.suppress(OSError):  # the descriptor is released even when closing reports an error
+            self._file.close()
+        return OutputError.from_os_error(self.path, error, left)
 
     def __enter__(self) -> DemoWriter:
         return self
@@ -363,7 +445,8 @@ class DemoWriter:
     def __del__(self) -> None:
         file = getattr(self, "_file", None)
         if file is not None and not file.closed:
-            file.close()  # unclosed: leave the file as an interrupted recording
+            with contextlib.suppress(OSError):
+                file.close()  # unclosed: leave the file as an interrupted recording
 
 
 def write_demo(

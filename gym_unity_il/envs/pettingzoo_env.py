@@ -26,7 +26,13 @@ resets:
 * ``possible_agents`` grows with the agents seen at each reset.
 
 ``infos`` hold ``behavior_name`` (fully qualified), ``agent_id`` and, for discrete
-actions, ``action_mask`` (True = allowed).
+actions, ``action_mask`` in PettingZoo's convention (``int8``, 1 = allowed), shaped as the
+agent's action space's ``sample(mask)`` takes it, so that
+``env.action_space(agent).sample(infos[agent]["action_mask"])`` draws an allowed action:
+
+* ``Discrete(n)``: an ``int8 [n]`` array;
+* ``MultiDiscrete``: a tuple of ``int8`` arrays, one per branch;
+* ``Dict(continuous, discrete)`` (hybrid): ``{"continuous": None, "discrete": <that tuple>}``.
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ class UnityParallelEnv(ParallelEnv):
         the errors of :class:`~gym_unity_il.link.session.UnitySession`.
     """
 
-    metadata = {"name": "gym_unity_il_parallel_v0", "render_modes": []}
+    metadata = {"name": "gym_unity_il_parallel_v0", "render_modes": [], "render_fps": 50}
 
     def __init__(
         self,
@@ -229,5 +235,14 @@ class UnityParallelEnv(ParallelEnv):
         slots = self._slots[behavior]
         info: dict[str, Any] = {"behavior_name": behavior, "agent_id": int(self._agent_ids[behavior][slot])}
         if slots.mask is not None:
-            info["action_mask"] = slots.mask[slot].copy()
+            info["action_mask"] = sample_mask(slots.mask[slot], slots.spec.action_spec.discrete_branches, hybrid=slots.spec.action_spec.is_hybrid)
         return info
+
+
+def sample_mask(flat: np.ndarray, branches: Sequence[int], *, hybrid: bool) -> Any:
+    """A flat ``bool`` mask over the branches (True = allowed) in the form the action space's
+    ``sample(mask)`` takes: ``int8``, 1 = allowed, per branch (see the module docstring)."""
+    per_branch = tuple(np.split(np.asarray(flat, np.int8), np.cumsum(branches)[:-1]))
+    if hybrid:
+        return {"continuous": None, "discrete": per_branch}
+    return per_branch[0] if len(per_branch) == 1 else per_branch

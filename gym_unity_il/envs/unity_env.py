@@ -75,16 +75,21 @@ class UnityILEnv(gym.Env):
         engine_config: :class:`~gym_unity_il.link.side_channels.EngineConfig` or a dict
             such as ``{"time_scale": 20}``.
         env_parameters: environment parameters set before the first reset.
-        render_mode: None or ``"rgb_array"`` (the first camera observation).
+        render_mode: None or ``"rgb_array"``: :meth:`render` returns the built-in scene's
+            picture of the controlled agent's area, or for a Unity build its first camera
+            observation.
+        render_size: ``(height, width)`` of a built-in scene's picture.
         host: address the trainer's server binds.
 
     Raises:
         UnityExecutableNotFoundError, PortInUseError, UnityTimeoutError,
         UnityProcessExitedError, UnityVersionError: see :class:`~gym_unity_il.link.session.UnitySession`.
-        ConfigError: an unknown behavior, render mode or argument.
+        ConfigError: an unknown behavior, render mode or argument; ``render_mode="rgb_array"``
+            with neither a scene picture nor a camera.
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
+    #: ``render_fps``: the built-in scenes' Academy step is 0.02 s, Unity's default fixed time step.
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
     def __init__(
         self,
@@ -106,6 +111,7 @@ class UnityILEnv(gym.Env):
         engine_config: EngineConfig | Mapping[str, float] | None = None,
         env_parameters: Mapping[str, float] | None = None,
         render_mode: str | None = None,
+        render_size: tuple[int, int] = (160, 160),
         host: str = "127.0.0.1",
     ) -> None:
         self._session: UnitySession | None = None
@@ -119,6 +125,7 @@ class UnityILEnv(gym.Env):
         if scene is not None and "num_agents" not in scene_kwargs and _takes_num_agents(scene):
             scene_kwargs["num_agents"] = 1
         self.render_mode = render_mode
+        self.render_size = (int(render_size[0]), int(render_size[1]))
         self.image_format: ImageFormat = image_format
         self._session = UnitySession(
             file_name=file_name,
@@ -139,16 +146,25 @@ class UnityILEnv(gym.Env):
             env_parameters=env_parameters,
         )
         try:
+            pictures = self._session.scene_pictures if render_mode == "rgb_array" else None
+            if pictures is not None:
+                pictures.request(behavior=behavior_name or "", size=self.render_size)  # does the scene draw itself?
             self._session.reset()
+            #: The channel render() reads, when the scene answered with a picture.
+            self._pictures = pictures if pictures is not None and any(p is not None for p in pictures.pictures.values()) else None
             self._behavior = self._choose_behavior(behavior_name)
             self.behavior_spec: BehaviorSpec = self._session.behavior_specs[self._behavior]
             self.observation_space = self.behavior_spec.observation_space(image_format)
             self.action_space = self.behavior_spec.action_space()
             self._camera = next((i for i, o in enumerate(self.behavior_spec.observation_specs) if o.is_visual), None)
-            if self._camera is None:
-                self.metadata = {**self.metadata, "render_modes": []}  # nothing to render without a camera
+            if self._camera is None and self._pictures is None:
+                if self._session.scene_pictures is None:
+                    self.metadata = {**self.metadata, "render_modes": []}  # nothing to render: no camera, no scene picture
                 if render_mode == "rgb_array":
-                    raise ConfigError(f"render_mode='rgb_array' needs a camera observation; {self.behavior_spec.describe()} has none")
+                    raise ConfigError(
+                        f"render_mode='rgb_array' needs a camera observation or a built-in scene that draws itself (Scene.render); "
+                        f"{self.behavior_spec.describe()} has no camera"
+                    )
         except BaseException:
             self.close()
             raise
@@ -185,6 +201,7 @@ class UnityILEnv(gym.Env):
         unknown = sorted(set(options) - set(_RESET_OPTIONS))
         if unknown:
             raise ConfigError(f"unknown reset option(s) {unknown}; supported: {list(_RESET_OPTIONS)}")
+        self._request_picture(-1)  # the agent the env is about to choose: the behavior's first deciding agent
         steps = self.session.reset(seed=seed, env_parameters=options.get("env_parameters"))
         decision, _ = steps[self._behavior]
         for _ in range(_MAX_MESSAGES_WITHOUT_AGENT):
@@ -218,6 +235,7 @@ class UnityILEnv(gym.Env):
         reward = 0.0
         stats: dict[str, list[tuple[float, StatsAggregationMethod]]] = {}
         for _ in range(_MAX_MESSAGES_WITHOUT_AGENT):
+            self._request_picture(self._agent_id)
             steps = session.step(actions)
             for key, values in session.take_stats().items():
                 stats.setdefault(key, []).extend(values)
@@ -250,10 +268,20 @@ class UnityILEnv(gym.Env):
         return self._last_mask.copy() if self._last_mask is not None else np.ones(sum(branches), bool)
 
     def render(self) -> np.ndarray | None:
-        """The first camera observation of the controlled agent as RGB ``uint8 (H, W, 3)``
-        (grayscale repeated to three channels); None unless ``render_mode="rgb_array"``."""
-        if self.render_mode != "rgb_array" or self._camera is None or not self._last_obs:
+        """What the controlled agent's area looks like now, RGB ``uint8 (H, W, 3)``; None
+        unless ``render_mode="rgb_array"`` (and before the first :meth:`reset`).
+
+        * A built-in scene: its own picture of the agent's area, ``render_size`` pixels
+          (``Scene.render``: e.g. the ball on its plate, the grid with the target goal
+          framed), whatever the scene's cameras. The env asks the scene for it with every
+          reset and step while ``render_mode="rgb_array"`` (nothing is drawn otherwise).
+        * A Unity build or the Editor, or a custom scene without a picture: the agent's
+          first camera observation (grayscale repeated to three channels).
+        """
+        if self.render_mode != "rgb_array" or not self._last_obs:
             return None
+        if self._pictures is not None:
+            return self._pictures.pictures.get(self._agent_id)
         image = self._last_obs[self._camera]
         if self.image_format == "chw_float":
             image = np.clip(np.rint(image.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
@@ -282,6 +310,11 @@ class UnityILEnv(gym.Env):
             if behavior_name in (name, self.session.behavior_specs[name].behavior_name):
                 return name
         raise ConfigError(f"behavior_name={behavior_name!r} is not in the scene; its behaviors are {names}")
+
+    def _request_picture(self, agent_id: int | None) -> None:
+        """Asks a scene that draws itself for the agent's picture with the next message."""
+        if self._pictures is not None:
+            self._pictures.request(agent_id=-1 if agent_id is None else agent_id, behavior=self._behavior, size=self.render_size)
 
     def _remember(self, batch: StepBatch, i: int) -> None:
         # Rows of the batch's own arrays: every message of Unity is decoded into new arrays.

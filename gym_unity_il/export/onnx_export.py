@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gym_unity_il.errors import ConfigError
+from gym_unity_il.errors import ConfigError, OutputError
 from gym_unity_il.export.adapters import PolicyPart, build_unity_module, prepare_parts
 from gym_unity_il.export.contract import (
     ACTION_MASKS,
@@ -239,8 +239,8 @@ def export_onnx(
             ``{"continuous": policy_c, "discrete": policy_d}``, two policies trained on the
             two action parts. Its observation space must be the env's for this behavior
             (Dict keys = sensor names; images HWC, or CHW after VecTransposeImage).
-        path: the ``.onnx`` file to write (folders are created). A failed export leaves
-            no file there (and an older file in place).
+        path: the ``.onnx`` file to write. Missing folders of this path are created. A
+            failed export leaves no file there (and an older file in place).
         behavior_spec: the behavior the model is for (``env.unwrapped.behavior_spec``, a
             ``.demo`` file's spec, a built-in scene's spec).
         image_format: the image format the policy was trained with; None infers it from
@@ -263,6 +263,8 @@ def export_onnx(
         SpecMismatchError: the policy's spaces do not fit the behavior spec.
         ModelContractError: the model breaks the contract (a bug).
         ExportParityError: onnxruntime and the torch policy disagree beyond ``tolerance``.
+        OutputError: the file cannot be written (full disk, read-only folder, ...), naming
+            it, the reason and the fix; nothing is left there, an older file stays in place.
     """
     low, high = OPSET_RANGE
     if not low <= opset <= high:
@@ -272,7 +274,10 @@ def export_onnx(
     vec_normalize = _load_vec_normalize(vec_normalize)
     prepared = prepare_parts(policy, behavior_spec, image_format=image_format, vec_normalize=vec_normalize)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError.from_os_error(path, exc, f"Its folder {path.parent} could not be created.") from None
     draft = path.with_name(f".{path.name}.partial")  # replaces ``path`` only once every check passed
     parity = None
     try:
@@ -282,7 +287,7 @@ def export_onnx(
             model.producer_name = "gym_unity_il"
             model.producer_version = _package_version()
             model.doc_string = f"Policy for {behavior_spec.describe()}"
-            _save(model, draft, behavior_spec)
+            _save(model, draft, path, behavior_spec)
             if parity_check:
                 try:
                     parity = check_parity(draft, parts, behavior_spec, vec_normalize=vec_normalize, tolerance=tolerance, batch=parity_batch, seed=seed)
@@ -290,10 +295,14 @@ def export_onnx(
                     raise ExportParityError(f"{path} was not written: {exc}") from None
         if not deterministic_too:
             _drop_outputs(model, {DETERMINISTIC_CONTINUOUS_ACTIONS, DETERMINISTIC_DISCRETE_ACTIONS})
-            _save(model, draft, behavior_spec)
-        os.replace(draft, path)
+            _save(model, draft, path, behavior_spec)
+        try:
+            os.replace(draft, path)
+        except OSError as exc:
+            raise OutputError.from_os_error(path, exc, _NOT_WRITTEN) from None
     finally:
-        draft.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing to remove (a read-only folder refuses even that)
+            draft.unlink(missing_ok=True)
     return ExportReport(
         path=path,
         opset=opset,
@@ -318,10 +327,17 @@ def _baked_format(parts: list[PolicyPart]) -> ImageFormat:
     return "hwc_uint8"
 
 
-def _save(model: Any, path: Path, spec: BehaviorSpec) -> None:
+_NOT_WRITTEN = "The model was not written (an older file there stays as it was)."
+
+
+def _save(model: Any, draft: Path, path: Path, spec: BehaviorSpec) -> None:
+    """Writes ``model`` to ``draft`` (the file that becomes ``path``) and checks it."""
     import onnx
 
-    onnx.save(model, str(path))
-    violations = check_model(path, spec)
+    try:
+        onnx.save(model, str(draft))
+    except OSError as exc:
+        raise OutputError.from_os_error(path, exc, _NOT_WRITTEN) from None
+    violations = check_model(draft, spec)
     if violations:
         raise ModelContractError("the exported model breaks Unity's model contract:\n  - " + "\n  - ".join(violations))

@@ -7,11 +7,22 @@ arrays. Hot paths avoid per-element Python work: packed float fields are copied 
 :class:`ObservationEncoder` serializes many agents' vector observations without a protobuf
 object per agent. PNGs are written unfiltered with zlib, and unfiltered PNGs are read back
 with zlib and numpy; other PNGs (Unity's are filtered) go through Pillow.
+
+What a message of Unity makes the trainer allocate is bounded (docs/reliability.md): sizes
+and counts are checked before anything is built from them. A behavior spec may declare at
+most :data:`MAX_OBSERVATION_RANK` dimensions per sensor, :data:`MAX_SENSORS` sensors,
+:data:`MAX_OBSERVATION_VALUES` values per sensor and :data:`MAX_ACTION_VALUES` actions; a
+session knows at most :data:`MAX_BEHAVIORS` behaviors. The agents of one message may cost
+the decoder at most :data:`DECODE_FIXED_BYTES` plus :data:`DECODE_BYTES_PER_BYTE` times the
+message's size in Python objects, and decode to at most :data:`MAX_DECODED_BYTES` of arrays
+(images and masks can be far larger than their bytes on the wire). Error messages quote
+values from the message through :func:`quote`, so they stay short.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 import struct
@@ -42,6 +53,38 @@ _TE = DimensionProperty.TRANSLATIONAL_EQUIVARIANCE
 MAX_OBSERVATION_VALUES = 1 << 24
 #: Most continuous actions, and most discrete actions over all branches, a behavior may declare.
 MAX_ACTION_VALUES = 1 << 16
+#: Most dimensions of one observation. ML-Agents sends 1 (vectors), 2 (buffers) or 3 (images).
+MAX_OBSERVATION_RANK = 8
+#: Most sensors (observations) of one agent.
+MAX_SENSORS = 256
+#: Most behaviors one session knows (each is a name and its team: ``3DBall?team=0``).
+MAX_BEHAVIORS = 1024
+#: Longest value quoted in an error message, in characters (see :func:`quote`).
+QUOTE_CHARS = 200
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, saying how long the value is: values
+    from a message (names, versions, shapes, branch lists) may be megabytes long."""
+    if isinstance(value, (str, bytes, bytearray)):
+        text = repr(value[:limit])  # escapes make a repr up to 10 times longer than its value
+        if len(value) <= limit and len(text) <= limit + 3:
+            return text
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{text[:limit]}... ({len(value)} {unit})"
+    if isinstance(value, (list, tuple)) or (hasattr(value, "__len__") and hasattr(value, "__iter__") and not isinstance(value, Mapping)):
+        parts: list[str] = []
+        size = 0
+        for item in itertools.islice(value, limit):  # type: ignore[call-overload]
+            text = quote(item, limit)
+            size += len(text) + 2
+            if size > limit:
+                break
+            parts.append(text)
+        more = len(value) - len(parts)  # type: ignore[arg-type]
+        return f"[{', '.join(parts)}]" if not more else f"[{', '.join(parts)}, ... ({len(value)} values)]"  # type: ignore[arg-type]
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 # ---------------------------------------------------------------------------- versions
@@ -69,7 +112,16 @@ def channels_first_for_package(package_version: str) -> bool:
 
 def observation_spec_from_proto(obs: pb.ObservationProto, *, channels_first: bool = False) -> ObservationSpec:
     """The spec of one sensor. A rank-3 layout comes from ``dimension_properties`` when they
-    tell it (Unity 2.x: ``[2, 2, 1]`` = HWC; 3.x: ``[1, 2, 2]`` = CHW), else from ``channels_first``."""
+    tell it (Unity 2.x: ``[2, 2, 1]`` = HWC; 3.x: ``[1, 2, 2]`` = CHW), else from ``channels_first``.
+
+    Raises:
+        UnityProtocolError: more than :data:`MAX_OBSERVATION_RANK` dimensions (checked first).
+    """
+    if len(obs.shape) > MAX_OBSERVATION_RANK:
+        raise UnityProtocolError(
+            f"observation {quote(obs.name)} declares {len(obs.shape)} dimensions, more than the {MAX_OBSERVATION_RANK} accepted "
+            "(ML-Agents sends 1 to 3); the data is damaged or not from ML-Agents"
+        )
     shape = tuple(obs.shape)
     props = tuple(DimensionProperty(p) for p in obs.dimension_properties) if len(obs.dimension_properties) == len(shape) else ()
     if len(shape) == 3 and props:
@@ -88,8 +140,18 @@ def observation_spec_from_proto(obs: pb.ObservationProto, *, channels_first: boo
 
 
 def action_spec_from_proto(brain: pb.BrainParametersProto) -> ActionSpec:
-    """The action spec, falling back to the deprecated fields when ``action_spec`` is empty."""
+    """The action spec, falling back to the deprecated fields when ``action_spec`` is empty.
+
+    Raises:
+        UnityProtocolError: more than :data:`MAX_ACTION_VALUES` branches (checked first).
+    """
     spec = brain.action_spec
+    branches = max(len(spec.discrete_branch_sizes), len(brain.vector_action_size_deprecated))
+    if branches > MAX_ACTION_VALUES:
+        raise UnityProtocolError(
+            f"behavior {quote(brain.brain_name)} declares {branches} discrete branches, more than the {MAX_ACTION_VALUES} accepted; "
+            "the data is damaged or not from ML-Agents"
+        )
     if spec.num_continuous_actions or spec.num_discrete_actions:
         return ActionSpec(spec.num_continuous_actions, tuple(spec.discrete_branch_sizes))
     sizes = tuple(brain.vector_action_size_deprecated)
@@ -104,8 +166,14 @@ def behavior_spec_from_proto(
     """A behavior's spec from its announcement plus the first agent's observations.
 
     Raises:
-        UnityProtocolError: a negative size, or a size :func:`check_spec_sizes` rejects.
+        UnityProtocolError: a negative size, or a size or count :func:`check_spec_sizes`,
+            :func:`observation_spec_from_proto` or :func:`action_spec_from_proto` rejects.
     """
+    if len(agent_info.observations) > MAX_SENSORS:
+        raise UnityProtocolError(
+            f"behavior {quote(brain.brain_name)} is announced with {len(agent_info.observations)} sensors, more than the "
+            f"{MAX_SENSORS} accepted; the data is damaged or not from ML-Agents"
+        )
     try:
         spec = BehaviorSpec(
             name=brain.brain_name,
@@ -113,7 +181,9 @@ def behavior_spec_from_proto(
             action_spec=action_spec_from_proto(brain),
         )
     except ValueError as exc:  # the specs' own checks: negative dimensions, branches of size 0 or less
-        raise UnityProtocolError(f"behavior {brain.brain_name!r} is announced with {exc}; the data is damaged or not from ML-Agents") from None
+        raise UnityProtocolError(
+            f"behavior {quote(brain.brain_name)} is announced with {quote(str(exc))}; the data is damaged or not from ML-Agents"
+        ) from None
     check_spec_sizes(spec)
     return spec
 
@@ -125,14 +195,14 @@ def check_spec_sizes(spec: BehaviorSpec) -> None:
     for o in spec.observation_specs:
         if math.prod(o.shape) > MAX_OBSERVATION_VALUES:
             raise UnityProtocolError(
-                f"behavior {spec.name!r}: observation {o.name!r} declares the shape {list(o.shape)}, more than the "
+                f"behavior {quote(spec.name)}: observation {quote(o.name)} declares the shape {list(o.shape)}, more than the "
                 f"{MAX_OBSERVATION_VALUES} values accepted; the data is damaged or not from ML-Agents"
             )
     act = spec.action_spec
     if max(act.continuous_size, sum(act.discrete_branches)) > MAX_ACTION_VALUES:
         raise UnityProtocolError(
-            f"behavior {spec.name!r} declares {act.continuous_size} continuous actions and discrete branches {list(act.discrete_branches)}, "
-            f"more than the {MAX_ACTION_VALUES} accepted; the data is damaged or not from ML-Agents"
+            f"behavior {quote(spec.name)} declares {act.continuous_size} continuous actions and discrete branches "
+            f"{quote(list(act.discrete_branches))}, more than the {MAX_ACTION_VALUES} accepted; the data is damaged or not from ML-Agents"
         )
 
 
@@ -310,13 +380,13 @@ def _png_hwc(obs: pb.ObservationProto, h: int, w: int, c: int) -> np.ndarray:
         stacked = images[0] if len(images) == 1 else np.concatenate(images, axis=2)
         if len(mapping) != stacked.shape[2]:
             raise UnityProtocolError(
-                f"observation {obs.name!r}: channel mapping has {len(mapping)} entries for {stacked.shape[2]} decoded channels"
+                f"observation {quote(obs.name)}: channel mapping has {len(mapping)} entries for {stacked.shape[2]} decoded channels"
             )
         out = np.empty(stacked.shape[:2] + (c,), np.float32)
         for k in range(c):
             chosen = [i for i, m in enumerate(mapping) if m == k]
             if not chosen:
-                raise UnityProtocolError(f"observation {obs.name!r}: channel mapping {mapping} leaves channel {k} empty")
+                raise UnityProtocolError(f"observation {quote(obs.name)}: channel mapping {quote(mapping)} leaves channel {k} empty")
             out[:, :, k] = stacked[:, :, chosen].mean(axis=2)
         hwc: np.ndarray = out
     elif c == 1:
@@ -326,7 +396,7 @@ def _png_hwc(obs: pb.ObservationProto, h: int, w: int, c: int) -> np.ndarray:
         stacked = images[0] if len(images) == 1 else np.concatenate(images, axis=2)
         hwc = stacked[:, :, :c]
     if hwc.shape != (h, w, c):
-        raise UnityProtocolError(f"observation {obs.name!r}: PNG data decodes to {hwc.shape}, but its shape says {(h, w, c)} (HWC)")
+        raise UnityProtocolError(f"observation {quote(obs.name)}: PNG data decodes to {hwc.shape}, but its shape says {(h, w, c)} (HWC)")
     return hwc
 
 
@@ -342,16 +412,16 @@ def decode_observation(obs: pb.ObservationProto, spec: ObservationSpec, image_fo
     if not spec.is_visual:
         data = np.frombuffer(bytearray(_packed_float_payload(obs.float_data)), dtype="<f4")
         if data.size != int(np.prod(spec.shape)):
-            raise UnityProtocolError(f"observation {obs.name!r}: {data.size} floats for shape {spec.shape}")
+            raise UnityProtocolError(f"observation {quote(obs.name)}: {data.size} floats for shape {spec.shape}")
         return data.reshape(spec.shape)
     h, w, c = spec.hwc
     if obs.compression_type == pb.PNG or obs.WhichOneof("observation_data") == "compressed_data":
         return _image_out(_png_hwc(obs, h, w, c), image_format)
     data = np.frombuffer(_packed_float_payload(obs.float_data), dtype="<f4")
     if data.size != h * w * c:
-        raise UnityProtocolError(f"observation {obs.name!r}: {data.size} floats for image shape {spec.shape}")
+        raise UnityProtocolError(f"observation {quote(obs.name)}: {data.size} floats for image shape {spec.shape}")
     if not np.isfinite(data).all():
-        raise UnityProtocolError(f"observation {obs.name!r}: a raw float image holds NaN or infinite values")
+        raise UnityProtocolError(f"observation {quote(obs.name)}: a raw float image holds NaN or infinite values")
     img = data.reshape(spec.shape)
     if spec.channels_first:
         img = img.transpose(1, 2, 0)
@@ -464,7 +534,7 @@ _FACTS: dict[tuple[int, str], tuple[StepBatch, int, BehaviorSpec]] = {}
 def _facts(spec: BehaviorSpec, image_format: ImageFormat) -> tuple[StepBatch, int, BehaviorSpec]:
     entry = _FACTS.get((id(spec), image_format))
     if entry is None:
-        if len(_FACTS) >= 256:
+        if len(_FACTS) >= 4 * MAX_BEHAVIORS:
             _FACTS.clear()
         obs = tuple(np.zeros((0, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in spec.observation_specs)
         empty = StepBatch(np.zeros(0, np.int32), obs, np.zeros(0, np.float32), np.zeros(0, bool), None, np.zeros(0, np.int32), np.zeros(0, np.float32))
@@ -478,9 +548,9 @@ def _stack_sensor(infos: Sequence[pb.AgentInfoProto], index: int, spec: Observat
     if not spec.is_visual:
         payload = b"".join([_packed_float_payload(info.observations[index].float_data) for info in infos])
         if len(payload) != 4 * math.prod(out_shape):
-            raise UnityProtocolError(f"observation {spec.name!r}: {len(payload) // 4} floats for {len(infos)} agents of shape {spec.shape}")
+            raise UnityProtocolError(f"observation {quote(spec.name)}: {len(payload) // 4} floats for {len(infos)} agents of shape {spec.shape}")
         if not _finite(payload):
-            raise _not_finite(behavior, f"observation {spec.name!r}")
+            raise _not_finite(behavior, f"observation {quote(spec.name)}")
         return np.frombuffer(bytearray(payload), _F32).reshape(out_shape)  # a writable array of its own
     out = np.empty(out_shape, spec.output_dtype(image_format))
     for i, info in enumerate(infos):
@@ -502,7 +572,7 @@ def _finite(payload: bytes) -> bool:
 
 
 def _not_finite(behavior: str, what: str) -> UnityProtocolError:
-    return UnityProtocolError(f"behavior {behavior!r} sent a NaN or infinite {what}; fix the scene so it stays finite")
+    return UnityProtocolError(f"behavior {quote(behavior)} sent a NaN or infinite {what}; fix the scene so it stays finite")
 
 
 def _batch(infos: Sequence[pb.AgentInfoProto], spec: BehaviorSpec, image_format: ImageFormat, with_mask: bool) -> StepBatch:
@@ -515,7 +585,15 @@ def _batch(infos: Sequence[pb.AgentInfoProto], spec: BehaviorSpec, image_format:
     )
     if counts.count(len(specs)) != len(counts):
         bad = next(info for info, count in zip(infos, counts) if count != len(specs))
-        raise UnityProtocolError(f"agent {bad.id} of {spec.name!r} sent {len(bad.observations)} observations, its behavior has {len(specs)}")
+        raise UnityProtocolError(f"agent {bad.id} of {quote(spec.name)} sent {len(bad.observations)} observations, its behavior has {len(specs)}")
+    if len(ids) > 1 and len(set(ids)) != len(ids):
+        seen: set[int] = set()
+        twice = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+        kind = "decision" if with_mask else "terminal"
+        raise UnityProtocolError(
+            f"agent {twice} of {quote(spec.name)} appears twice among the {kind} steps of one message; each agent sends one "
+            "step per message (the data is damaged or not from ML-Agents)"
+        )
     if not math.isfinite(sum(rewards) + sum(group_rewards)):  # float32 values: their sum overflows no double
         raise _not_finite(spec.name, "reward" if not math.isfinite(sum(rewards)) else "group reward")
     obs = tuple([_stack_sensor(infos, i, o, image_format, spec.name) for i, o in enumerate(specs)])
@@ -541,7 +619,16 @@ def _batch(infos: Sequence[pb.AgentInfoProto], spec: BehaviorSpec, image_format:
 def decode_agent_infos(
     infos: Sequence[pb.AgentInfoProto], spec: BehaviorSpec, image_format: ImageFormat = "hwc_uint8"
 ) -> tuple[StepBatch, StepBatch]:
-    """Splits a behavior's agent infos, keeping their order, into (decision steps, terminal steps)."""
+    """Splits a behavior's agent infos, keeping their order, into (decision steps, terminal steps).
+
+    An agent may be in both (its episode ended and the next one asks for a decision), but
+    not twice in either.
+
+    Raises:
+        UnityProtocolError: an agent twice in the decision or the terminal steps, an agent
+            with another number of sensors than ``spec``, data that does not fit the spec,
+            NaN or infinite values.
+    """
     terminal = [info for info in infos if info.done]
     decision = [info for info in infos if not info.done] if terminal else infos
     return _batch(decision, spec, image_format, True), _batch(terminal, spec, image_format, False)
@@ -565,9 +652,18 @@ def parse_unity_message(data: bytes) -> pb.UnityMessageProto:
         ) from exc
 
 
-#: Most bytes the arrays decoded from one behavior's agents in one message may take (a message
-#: of empty agent infos must not make masks of gigabytes).
+#: Most bytes of arrays one message may decode to, over all its behaviors: images and action
+#: masks can take far more than their bytes on the wire (a message of empty agent infos must
+#: not make masks of gigabytes).
 MAX_DECODED_BYTES = 1 << 30
+#: What decoding costs in Python objects (bytes, as tracemalloc counts them) per agent and per
+#: sensor of an agent: upper bounds of the measured costs (``benchmarks/fuzz_inputs.py --memory``).
+AGENT_COST = 320
+SENSOR_COST = 64
+#: The decoding budget of one message: its agents may cost this much ...
+DECODE_FIXED_BYTES = 32 << 20
+#: ... plus this many times the message's size.
+DECODE_BYTES_PER_BYTE = 16
 
 
 def decode_unity_output(
@@ -581,32 +677,65 @@ def decode_unity_output(
 
     Behaviors the message announces (protocol.md §6.3) are added to ``specs``; the result
     holds ``(decision steps, terminal steps)`` for every behavior of ``specs``, empty for
-    those without agents in this message.
+    those without agents in this message. Counts and sizes are checked before anything is
+    built from them (see the module docstring).
 
     Raises:
-        UnityProtocolError: the message contradicts itself or the specs (the text says how).
+        UnityProtocolError: the message contradicts itself or the specs, or declares more
+            than the limits of this module (the text says how).
     """
     infos_by_name = output.rl_output.agentInfos
-    if output.HasField("rl_initialization_output"):
-        for brain in output.rl_initialization_output.brain_parameters:
-            name = brain.brain_name
-            if name not in infos_by_name or not infos_by_name[name].value:
-                raise UnityProtocolError(f"behavior {name!r} was announced without any agent data in the same message (protocol.md §6.3)")
-            specs[name] = behavior_spec_from_proto(brain, infos_by_name[name].value[0], channels_first=channels_first)
-    decoded = {}
+    brains = output.rl_initialization_output.brain_parameters if output.HasField("rl_initialization_output") else ()
+    if len(infos_by_name) > MAX_BEHAVIORS or len(brains) > MAX_BEHAVIORS:
+        raise UnityProtocolError(
+            f"the message carries {max(len(infos_by_name), len(brains))} behaviors, more than the {MAX_BEHAVIORS} a session "
+            "accepts; the data is damaged or not from ML-Agents"
+        )
+    for brain in brains:
+        name = brain.brain_name
+        if name not in infos_by_name or not infos_by_name[name].value:
+            raise UnityProtocolError(f"behavior {quote(name)} was announced without any agent data in the same message (protocol.md §6.3)")
+        spec = behavior_spec_from_proto(brain, infos_by_name[name].value[0], channels_first=channels_first)
+        known = specs.get(name)
+        if known is None:
+            if len(specs) >= MAX_BEHAVIORS:
+                raise UnityProtocolError(
+                    f"behavior {quote(name)} would be the session's behavior number {len(specs) + 1}, more than the {MAX_BEHAVIORS} "
+                    "accepted; the data is damaged or not from ML-Agents"
+                )
+            specs[name] = spec
+        elif known != spec:
+            raise UnityProtocolError(
+                f"behavior {quote(name)} was announced again with another spec: {quote(known.describe())} before, "
+                f"{quote(spec.describe())} now. A behavior keeps its sensors and actions for the whole session; the data is "
+                "damaged, or the scene changed the behavior's Behavior Parameters while running"
+            )
+    # What decoding will cost, from the counts alone, before anything is decoded.
+    work = []
+    cost = decoded_bytes = 0
     for name, infos in infos_by_name.items():
         values = infos.value
         spec = specs.get(name)
         if spec is None:
             if values:
-                raise UnityProtocolError(f"agents of behavior {name!r} arrived before the behavior was announced (protocol.md §6.3)")
+                raise UnityProtocolError(f"agents of behavior {quote(name)} arrived before the behavior was announced (protocol.md §6.3)")
             continue
-        if len(values) * _facts(spec, image_format)[1] > MAX_DECODED_BYTES:
+        n = len(values)
+        decoded_bytes += n * _facts(spec, image_format)[1]
+        if decoded_bytes > MAX_DECODED_BYTES:
             raise UnityProtocolError(
-                f"behavior {name!r}: {len(values)} agents would decode to more than {MAX_DECODED_BYTES >> 20} MB of arrays; "
-                "the data is damaged or not from ML-Agents"
+                f"behavior {quote(name)}: {n} agents would decode to more than {MAX_DECODED_BYTES >> 20} MB of arrays (with the "
+                "message's other behaviors); the data is damaged or not from ML-Agents"
             )
-        decoded[name] = decode_agent_infos(values, spec, image_format)
+        cost += n * (AGENT_COST + SENSOR_COST * len(spec.observation_specs))
+        work.append((name, values, spec))
+    if cost > DECODE_FIXED_BYTES and cost > DECODE_FIXED_BYTES + DECODE_BYTES_PER_BYTE * output.ByteSize():
+        agents = sum(len(values) for _, values, _ in work)
+        raise UnityProtocolError(
+            f"the message carries {agents} agents in {output.ByteSize()} bytes: too many agents for its size (decoding them would "
+            f"take about {cost >> 20} MB); the data is damaged or not from ML-Agents"
+        )
+    decoded = {name: decode_agent_infos(values, spec, image_format) for name, values, spec in work}
     return {name: decoded[name] if name in decoded else decode_agent_infos((), spec, image_format) for name, spec in specs.items()}
 
 

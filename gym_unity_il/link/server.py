@@ -16,12 +16,23 @@ written for, and every test of the link runs through it.
 
 The method is matched by its path: the protobuf package of the generated messages differs
 from Unity's on purpose (see ``protos/communicator.proto``), the path does not.
+
+**One peer per session.** Any local process can connect to the port, so the server serves
+one connection only: the first caller whose message is a handshake (status 200 with an
+initialization output, protocol.md §5) becomes the peer, identified by gRPC's peer string
+(``ipv4:127.0.0.1:54321``: Unity, like the built-in player, makes all its calls on one
+channel, hence one connection). Every other call gets the gRPC status PERMISSION_DENIED at
+once and never reaches the caller: before the handshake, calls whose message is not a
+handshake (garbage, a status 400, agent data); after it, every call from another
+connection, which is refused before its message is read. Refusals are counted
+(:attr:`ExchangeServer.refused_calls`) and logged (the first, then at 10, 100, 1000, ...).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import numbers
 import socket
 import sys
 import time
@@ -29,7 +40,7 @@ import weakref
 
 from grpc._cython import cygrpc
 
-from gym_unity_il.errors import PortInUseError, UnityProtocolError
+from gym_unity_il.errors import ConfigError, PortInUseError, UnityProtocolError
 from gym_unity_il.link.codec import parse_unity_message
 from gym_unity_il.proto import communicator_pb2 as pb
 
@@ -42,6 +53,8 @@ EXCHANGE_PATH = f"/{SERVICE_NAME}/{METHOD_NAME}"
 #: Default limit for messages in both directions (Unity's requests carry every agent's
 #: observations: many cameras can make them large).
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+#: The range of ``max_message_bytes``: 1 KiB (a handshake fits) to 2 GiB - 1 (gRPC's limit is an int32).
+MESSAGE_BYTES_RANGE = (1 << 10, (1 << 31) - 1)
 
 STATUS_OK = 200
 STATUS_CLOSING = 400
@@ -58,6 +71,24 @@ _STOPPED = "stopped"
 _EXCHANGE_PATH_BYTES = EXCHANGE_PATH.encode()
 _TIMEOUT = cygrpc.CompletionType.queue_timeout
 _UNIMPLEMENTED = cygrpc.StatusCode.unimplemented
+_REFUSED = cygrpc.StatusCode.permission_denied
+_OTHER_PEER = "this trainer serves another Unity connection (one per session)"
+_NOT_A_HANDSHAKE = "the first message of a connection must be an ML-Agents handshake (protocol.md §5)"
+
+
+def check_max_message_bytes(value: object) -> int:
+    """``value`` as an int when it is a whole number of bytes in :data:`MESSAGE_BYTES_RANGE`.
+
+    Raises:
+        ConfigError: naming the value and the range.
+    """
+    low, high = MESSAGE_BYTES_RANGE
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ConfigError(
+            f"max_message_bytes={value!r} is out of range: give a whole number of bytes from {low} (1 KiB) to {high} (2 GiB - 1); "
+            f"the default is {DEFAULT_MAX_MESSAGE_BYTES} (256 MiB)"
+        )
+    return int(value)
 
 
 def format_address(host: str, port: int) -> str:
@@ -89,17 +120,20 @@ class ExchangeServer:
     """A gRPC server holding Unity's pending ``Exchange`` call for the caller.
 
     Not thread-safe, like the env it serves: use it from one thread at a time (any thread).
+    Serves one peer (see the module docstring): :attr:`peer` is None until a handshake came.
 
     Args:
         port: the port to listen on; 0 picks a free port (read it back from :attr:`port`).
         host: the address to bind; loopback unless the Unity process runs elsewhere.
-        max_message_bytes: the largest message accepted or sent, in bytes.
+        max_message_bytes: the largest message accepted or sent, in bytes (1 KiB to 2 GiB - 1).
 
     Raises:
         PortInUseError: the port is taken.
+        ConfigError: ``max_message_bytes`` is out of range.
     """
 
     def __init__(self, *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        max_message_bytes = check_max_message_bytes(max_message_bytes)
         if port:
             check_port_free(host, port)
         options = (
@@ -116,12 +150,24 @@ class ExchangeServer:
             raise PortInUseError(f"cannot listen on port {port} of {host}; {PORT_ADVICE}")
         self.port: int = bound
         self.host = host
-        self._arrived: collections.deque[tuple[cygrpc.Call, bytes]] = collections.deque()  # requests not yet received
+        # Requests not yet received: (call, its peer, its message).
+        self._arrived: collections.deque[tuple[cygrpc.Call, bytes, bytes]] = collections.deque()
         self._pending: cygrpc.Call | None = None
+        self._peer: bytes | None = None
+        #: Calls refused because they came from another connection than the peer's, or came
+        #: before the handshake without being one.
+        self.refused_calls = 0
+        #: The last refusal: the caller's address and why (None until one).
+        self.last_refusal: str | None = None
         self._stopped = self._closed = False
         self._server.start()
         self._server.request_call(self._queue, self._queue, _NEW_CALL)
         self._finalizer = weakref.finalize(self, _abandon, self._server, self._queue)
+
+    @property
+    def peer(self) -> str | None:
+        """gRPC's address of the connection served (``ipv4:127.0.0.1:54321``), None before the handshake."""
+        return self._peer.decode(errors="replace") if self._peer is not None else None
 
     @property
     def has_pending_call(self) -> bool:
@@ -132,7 +178,8 @@ class ExchangeServer:
         """Waits for Unity's next call and returns its request, or None after ``timeout`` seconds.
 
         The call stays open until :meth:`respond` answers it, except a closing message
-        (status other than 200), which is answered at once.
+        (status other than 200), which is answered at once. Before the handshake only a
+        handshake is returned (and its caller becomes the peer); after it only the peer's calls.
 
         Raises:
             UnityProtocolError: the request is not an ML-Agents message (the call is
@@ -142,10 +189,23 @@ class ExchangeServer:
         if self._pending is not None:
             raise RuntimeError("receive() called while Unity's previous call is still unanswered; call respond() first")
         deadline = time.time() + timeout
-        while not self._arrived:
-            if not self._next_event(deadline):
-                return None
-        self._pending, data = self._arrived.popleft()
+        while True:
+            while not self._arrived:
+                if not self._next_event(deadline):
+                    return None
+            call, peer, data = self._arrived.popleft()
+            if self._peer is None:
+                message = self._handshake_or_none(data)
+                if message is None:
+                    self._refuse(call, peer, _NOT_A_HANDSHAKE)
+                    continue
+                self._peer = peer
+                self._pending = call
+                return message
+            if peer == self._peer:
+                break
+            self._refuse(call, peer, _OTHER_PEER)  # it started before the handshake
+        self._pending = call
         try:
             message = parse_unity_message(data)
         except UnityProtocolError:
@@ -174,6 +234,37 @@ class ExchangeServer:
             _ENDED,
         )
 
+    @staticmethod
+    def _handshake_or_none(data: bytes) -> pb.UnityMessageProto | None:
+        """The message when ``data`` is a handshake (status 200, an initialization output), else None."""
+        try:
+            message = parse_unity_message(data)
+        except UnityProtocolError:
+            return None
+        if message.header.status != STATUS_OK or not message.unity_output.HasField("rl_initialization_output"):
+            return None
+        return message
+
+    def _refuse(self, call: cygrpc.Call, peer: bytes, reason: str) -> None:
+        """Ends ``call`` with PERMISSION_DENIED and ``reason``; counts and logs it."""
+        call.start_server_batch(
+            (
+                cygrpc.SendInitialMetadataOperation(None, 0),
+                cygrpc.SendStatusFromServerOperation(None, _REFUSED, reason.encode(), 0),
+                cygrpc.ReceiveCloseOnServerOperation(0),
+            ),
+            _ENDED,
+        )
+        self.refused_calls += 1
+        self.last_refusal = f"{peer.decode(errors='replace')}: {reason}"
+        count = self.refused_calls
+        if count == 10 ** (len(str(count)) - 1):  # the first, then at 10, 100, 1000, ...
+            logger.warning(
+                "the trainer on port %d refused call number %d, from %s: %s. Another program is calling this port "
+                "(see 'One peer per session' in docs/reliability.md)",
+                self.port, count, peer.decode(errors="replace"), reason,
+            )  # fmt: skip
+
     def _next_event(self, deadline: float) -> bool:
         """Handles the queue's next event, waiting until ``deadline`` (a ``time.time()``) at
         most; False if none came."""
@@ -187,7 +278,11 @@ class ExchangeServer:
             if event.success:
                 call = event.call
                 if event.call_details.method == _EXCHANGE_PATH_BYTES:
-                    call.start_server_batch((cygrpc.ReceiveMessageOperation(0),), call)
+                    peer = call.peer()
+                    if self._peer is not None and peer != self._peer:
+                        self._refuse(call, peer, _OTHER_PEER)  # before its message is read
+                    else:
+                        call.start_server_batch((cygrpc.ReceiveMessageOperation(0),), (call, peer))
                 else:
                     call.start_server_batch(
                         (
@@ -199,10 +294,10 @@ class ExchangeServer:
                     )
         elif tag is _STOPPED:
             self._stopped = True
-        elif tag is not _ENDED:  # a call's request, or None if the call ended before it came
+        elif tag is not _ENDED:  # (call, peer) when a call's request came, or None if the call ended before it
             data = event.batch_operations[0].message()
             if event.success and data is not None:
-                self._arrived.append((tag, data))
+                self._arrived.append((*tag, data))
         return True
 
     def close(self, grace: float = 1.0) -> None:
@@ -220,7 +315,11 @@ class ExchangeServer:
         cancelled = False
         while not self._stopped:
             if self._pending is None and self._arrived:  # calls that arrived but were never received
-                self._pending = self._arrived.popleft()[0]
+                call, peer, _ = self._arrived.popleft()
+                if self._peer is not None and peer != self._peer:
+                    self._refuse(call, peer, _OTHER_PEER)
+                    continue
+                self._pending = call
             if self._pending is not None:
                 self.respond(CLOSING_MESSAGE)
             elif not self._next_event(deadline):

@@ -46,13 +46,14 @@ from gym_unity_il.errors import (
 from gym_unity_il.link import codec
 from gym_unity_il.link.codec import StepBatch
 from gym_unity_il.link.launcher import ChildProcess, environment_with_import_path, find_executable, unity_arguments
-from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, STATUS_OK, ExchangeServer
+from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, STATUS_OK, ExchangeServer, check_max_message_bytes
 from gym_unity_il.link.side_channels import (
     SEED_MODULUS,
     SEED_PARAMETER,
     EngineConfig,
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
+    ScenePictureChannel,
     SideChannel,
     SideChannelManager,
     StatsAggregationMethod,
@@ -197,7 +198,7 @@ class UnitySession:
         engine_config: engine settings sent with the first RESET.
         env_parameters: environment parameters sent with the first RESET.
         side_channels: extra side channels (ids must differ from the built-in ones).
-        max_message_bytes: the largest gRPC message accepted or sent.
+        max_message_bytes: the largest gRPC message accepted or sent (1 KiB to 2 GiB - 1).
 
     Raises:
         UnityExecutableNotFoundError: ``file_name`` names no executable (raised before any wait).
@@ -239,6 +240,7 @@ class UnitySession:
             from gym_unity_il.scenes import DEFAULT_SCENE
 
             scene = DEFAULT_SCENE
+        max_message_bytes = check_max_message_bytes(max_message_bytes)
         if timeout_wait <= 0:
             raise ConfigError(f"timeout_wait must be positive seconds, got {timeout_wait}")
         if worker_id < 0:
@@ -274,7 +276,10 @@ class UnitySession:
         self._engine_channel = EngineConfigurationChannel()
         self._parameters_channel = EnvironmentParametersChannel()
         self._stats_channel = StatsSideChannel()
-        self._side_channels = SideChannelManager([self._engine_channel, self._parameters_channel, self._stats_channel, *side_channels])
+        #: Pictures of a built-in scene on request (``request()``, then ``pictures``); None for Unity.
+        self.scene_pictures: ScenePictureChannel | None = ScenePictureChannel() if target is not None else None
+        builtin = [self._engine_channel, self._parameters_channel, self._stats_channel, *([self.scene_pictures] if self.scene_pictures is not None else [])]
+        self._side_channels = SideChannelManager([*builtin, *side_channels])
         if engine_config is not None:
             self._engine_channel.set_configuration(engine_config)
         for key, value in (env_parameters or {}).items():
@@ -330,6 +335,12 @@ class UnitySession:
     def steps(self) -> Mapping[str, tuple[StepBatch, StepBatch]]:
         """The ``(decision, terminal)`` batches of the last message, per known behavior (read-only)."""
         return types.MappingProxyType(self._steps)
+
+    @property
+    def refused_calls(self) -> int:
+        """Calls the server refused: from other connections than Unity's, or before the
+        handshake without being one (see :mod:`gym_unity_il.link.server`)."""
+        return self._server.refused_calls
 
     @property
     def closed(self) -> bool:
@@ -469,30 +480,33 @@ class UnitySession:
 
     def _log_hint(self) -> str:
         if self.log_file is None:
+            return self._refusal_hint()
+        return f"{self._refusal_hint()}; see the log file {self.log_file}" + _log_tail(self.log_file)
+
+    def _refusal_hint(self) -> str:
+        """Before the handshake: the calls refused so far (another program on the port?), else ''."""
+        server = self._server
+        if server.peer is not None or not server.refused_calls:
             return ""
-        return f"; see the log file {self.log_file}" + _log_tail(self.log_file)
+        return f"; the trainer refused {server.refused_calls} call(s) on its port, the last from {server.last_refusal}"
 
     def _timeout_message(self, waiting_for: str) -> str:
         if self._child is None:
             return (
                 f"no message from the Unity Editor on port {self.port} within {self.timeout_wait:g} s while waiting for "
                 f"{waiting_for}: press Play in the Editor, and check that the Agent's Behavior Type is Default and that "
-                "ML-Agents' Editor port matches base_port"
+                f"ML-Agents' Editor port matches base_port{self._refusal_hint()}"
             )
         return (
             f"{self._describe} sent no message within {self.timeout_wait:g} s while the trainer was waiting for {waiting_for} "
             f"on port {self.port}. Check the log file {self.log_file}; make sure the build contains ML-Agents agents with "
-            "Behavior Type Default and was built for this platform, or raise timeout_wait." + _log_tail(self.log_file)
+            f"Behavior Type Default and was built for this platform, or raise timeout_wait{self._refusal_hint()}." + _log_tail(self.log_file)
         )
 
     def _handshake(self, *, seed: int, num_areas: int) -> None:
         from gym_unity_il import __version__
 
-        first = self._receive("the first message (handshake)")
-        if not first.unity_output.HasField("rl_initialization_output"):
-            raise UnityProtocolError(
-                f"{self._describe} opened without an initialization message (protocol.md §5); is it an ML-Agents environment?"
-            )
+        first = self._receive("the first message (handshake)")  # the server returns only a handshake here
         init = first.unity_output.rl_initialization_output
         caps = init.capabilities
         self.unity_info = UnityInfo(
@@ -505,8 +519,8 @@ class UnitySession:
         self._receive("the second message of the handshake")
         if not versions_compatible(init.communication_version):
             raise UnityVersionError(
-                f"{self._describe} speaks ML-Agents communication API {init.communication_version!r} (package "
-                f"{init.package_version!r}), but gym_unity_il speaks {COMMUNICATION_VERSION}: the major versions must match. "
+                f"{self._describe} speaks ML-Agents communication API {codec.quote(init.communication_version)} (package "
+                f"{codec.quote(init.package_version)}), but gym_unity_il speaks {COMMUNICATION_VERSION}: the major versions must match. "
                 "Use a Unity project with com.unity.ml-agents 2.0 or later (communication API 1.x)."
             )
         if not caps.baseRLCapabilities:

@@ -15,7 +15,9 @@ trainer needs:
 * :class:`EnvironmentParametersChannel` (trainer -> Unity): float parameters and samplers
   that a scene reads with ``Academy.Instance.EnvironmentParameters``;
 * :class:`StatsSideChannel` (Unity -> trainer): values a scene records with
-  ``Academy.Instance.StatsRecorder``.
+  ``Academy.Instance.StatsRecorder``;
+* :class:`ScenePictureChannel` (both ways, built-in scenes only): an RGB picture of one
+  agent's area, drawn when the trainer asks for it.
 
 Each channel also has the parsing (or encoding) the other side needs, used by the
 built-in scene player. Messages for channel ids nobody registered are skipped with a
@@ -31,13 +33,20 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 
-from gym_unity_il.errors import UnityProtocolError
+import numpy as np
+
+from gym_unity_il.errors import ConfigError, UnityProtocolError
+from gym_unity_il.link.codec import decode_png_images, encode_png
 
 logger = logging.getLogger(__name__)
 
 ENGINE_CONFIGURATION_CHANNEL_ID = uuid.UUID("e951342c-4f7e-11ea-b238-784f4387d1f7")
 ENVIRONMENT_PARAMETERS_CHANNEL_ID = uuid.UUID("534c891e-810f-11ea-a9d0-822485860400")
 STATS_CHANNEL_ID = uuid.UUID("a1d8f7b7-cec8-50f9-b78b-d3e165a78520")
+#: gym_unity_il's own channel: built-in scenes answer it, Unity builds do not know it.
+SCENE_PICTURE_CHANNEL_ID = uuid.UUID("855e3f95-92dc-4367-bf68-0ec69c13a2b3")
+#: The largest side, in pixels, of a scene picture that may be asked for.
+MAX_PICTURE_SIDE = 1024
 
 #: Environment parameter that reseeds a scene before the RESET that follows it. The value is
 #: the seed modulo 2**24 (so that it is exact as a float32). Built-in scenes honour it; a
@@ -398,6 +407,75 @@ class StatsSideChannel(SideChannel):
     def encode(key: str, value: float, aggregation: StatsAggregationMethod = StatsAggregationMethod.AVERAGE) -> bytes:
         """One stats message (the Unity side)."""
         return PayloadWriter().write_string(key).write_float32(value).write_int32(aggregation).to_bytes()
+
+
+class ScenePictureChannel(SideChannel):
+    """Pictures of a built-in scene, for people: the human teacher's window and ``render()``.
+
+    The trainer asks with :meth:`request`; the request travels with the next message to
+    the scene, which draws the agent's area after applying that message and sends the
+    picture with its answer. One request, one picture: nothing is drawn unless asked for.
+
+    Payloads (this package's own channel, in the primitives of protocol.md §10.2):
+
+    * trainer -> scene: ``string behavior, int32 agent_id, int32 height, int32 width``;
+      ``agent_id`` -1 means the first agent of ``behavior`` asking for a decision (an
+      empty ``behavior``: of the first behavior with one);
+    * scene -> trainer: ``int32 agent_id`` followed by the picture as an RGB PNG, or by
+      nothing when the scene draws no picture.
+
+    Attributes:
+        pictures: agent id -> its latest picture, ``uint8 (height, width, 3)``, or None
+            when the scene answered that it draws no picture.
+    """
+
+    channel_id = SCENE_PICTURE_CHANNEL_ID
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pictures: dict[int, np.ndarray | None] = {}
+        self._max_pixels = 0  # the largest picture asked for: bounds what is decoded
+
+    def request(self, *, agent_id: int = -1, behavior: str = "", size: tuple[int, int] = (160, 160)) -> None:
+        """Asks for a ``size = (height, width)`` picture of one agent's area with the next message.
+
+        Raises:
+            ConfigError: a side below 1 or above :data:`MAX_PICTURE_SIDE`.
+        """
+        height, width = (int(v) for v in size)
+        if not (1 <= height <= MAX_PICTURE_SIDE and 1 <= width <= MAX_PICTURE_SIDE):
+            raise ConfigError(f"a scene picture of {height}x{width} pixels: each side must be 1 to {MAX_PICTURE_SIDE}")
+        self._max_pixels = max(self._max_pixels, height * width)
+        payload = PayloadWriter().write_string(behavior).write_int32(agent_id).write_int32(height).write_int32(width).to_bytes()
+        if payload not in self._outgoing:  # asked twice before the next message: drawn once
+            self.queue_message(payload)
+
+    def on_message_received(self, payload: bytes) -> None:
+        agent_id = PayloadReader(payload).read_int32(-1)
+        png = payload[4:]
+        if not png:
+            self.pictures[agent_id] = None
+            return
+        if not self._max_pixels:
+            raise UnityProtocolError("the scene sent a picture nobody asked for (scene picture channel)")
+        images = decode_png_images(png, max_pixels=self._max_pixels)
+        if len(images) != 1 or images[0].ndim != 3 or images[0].shape[2] != 3:
+            raise UnityProtocolError(f"the scene picture of agent {agent_id} is not one RGB PNG")
+        self.pictures[agent_id] = images[0]
+
+    @staticmethod
+    def parse_request(payload: bytes) -> tuple[str, int, int, int]:
+        """``(behavior, agent_id, height, width)`` of a request (the scene side), sides clipped to 1..:data:`MAX_PICTURE_SIDE`."""
+        reader = PayloadReader(payload)
+        behavior, agent_id = reader.read_string(), reader.read_int32(-1)
+        height, width = (min(max(reader.read_int32(1), 1), MAX_PICTURE_SIDE) for _ in range(2))
+        return behavior, agent_id, height, width
+
+    @staticmethod
+    def encode_picture(agent_id: int, picture: np.ndarray | None) -> bytes:
+        """The answer to a request (the scene side): ``uint8 (H, W, 3)`` RGB, or None for no picture."""
+        head = PayloadWriter().write_int32(agent_id).to_bytes()
+        return head if picture is None else head + encode_png(np.ascontiguousarray(picture, np.uint8))[0]
 
 
 class SideChannelManager:

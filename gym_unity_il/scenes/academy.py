@@ -127,6 +127,10 @@ class AcademyScene(Scene):
         """``bool [k, sum(branches)]`` with True = allowed, or None when everything is allowed."""
         return None
 
+    def _picture(self, agent: int, height: int, width: int) -> np.ndarray | None:
+        """A picture of the area of the agent at this index (see :meth:`Scene.render`); None by default."""
+        return None
+
     # ------------------------------------------------------------------ Scene contract
 
     def behavior_specs(self) -> dict[str, BehaviorSpec]:
@@ -142,6 +146,12 @@ class AcademyScene(Scene):
             self._pending_seed = int(value)
         elif key in self.parameters:
             self.parameters[key] = float(value)
+
+    def render(self, agent_id: int, height: int, width: int) -> np.ndarray | None:
+        """A picture of the agent's area (agent ids are agent indices); None for an unknown agent."""
+        if not 0 <= agent_id < self.num_agents:
+            return None
+        return self._picture(agent_id, height, width)
 
     def reset(self) -> None:
         if self._pending_seed is not None:

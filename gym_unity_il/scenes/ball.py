@@ -17,6 +17,9 @@ ball up to 1.5 from the centre, at rest.
   the ball leaves it (more than 3 from the centre along x or z). ``max_steps`` Academy
   steps cut the episode (``max_step_reached``).
 * Environment parameters: ``gravity`` (9.81), and ``gym_unity_il.seed``.
+* Picture (:meth:`~gym_unity_il.scenes.base.Scene.render`): the plate seen from above (x
+  to the right, z up), shaded by height (lighter is higher), with a yellow arrow from its
+  centre showing which way and how steeply it slopes down, and the ball as an orange disc.
 
 Returns with one agent, ``max_steps=1000``, ``decision_period=1`` (mean +- std over 20
 episodes, :func:`gym_unity_il.scenes.evaluate.evaluate_in_process`, seed 0):
@@ -32,6 +35,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from gym_unity_il.scenes import drawing
 from gym_unity_il.scenes.academy import AcademyScene, require_int
 from gym_unity_il.scenes.expert import ScriptedPolicy
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, DimensionProperty, ImageFormat, ObservationSpec
@@ -52,6 +56,12 @@ FALL_REWARD = -1.0
 ROLL_DIRECTION = np.array([-1.0, 1.0])
 #: Height change along (x, z) per unit offset, per sine of the plate angles (about z, about x).
 LIFT_DIRECTION = np.array([1.0, -1.0])
+
+#: The picture shows the square of this half side around the plate centre.
+VIEW = EDGE + 2 * BALL_RADIUS
+PLATE_COLOUR = np.array([150.0, 170.0, 200.0])
+BALL_COLOUR = (240, 110, 40)
+ARROW_COLOUR = (250, 220, 60)
 
 SENSOR_NAME = "VectorSensor_size8"
 ACTION_SPEC = ActionSpec.create_continuous(2)
@@ -122,6 +132,24 @@ class BallScene(AcademyScene):
         np.copyto(self._position, position, where=live2)
         fell = np.abs(self._position).max(axis=1) > EDGE
         return np.where(fell, np.float32(FALL_REWARD), np.float32(ALIVE_REWARD)), fell
+
+    def _picture(self, agent: int, height: int, width: int) -> np.ndarray:
+        image = drawing.canvas(height, width)
+        x, z = drawing.world_grid(height, width, VIEW)
+        plate = (np.abs(x) <= EDGE) & (np.abs(z) <= EDGE)
+        slope = np.sin(self._tilt[agent]) * LIFT_DIRECTION  # height change per unit along x, z
+        lift = (x * slope[0] + z * slope[1]) / (EDGE * np.sin(MAX_TILT))  # -1 (lowest) .. 1 (highest)
+        shade = np.clip(1.0 + 0.35 * lift[..., None], 0.0, 255.0 / PLATE_COLOUR.max()) * PLATE_COLOUR
+        image[plate] = shade[plate].astype(np.uint8)
+        drawing.paint(image, plate & ((np.abs(x) < 0.03 * EDGE) | (np.abs(z) < 0.03 * EDGE)), (110, 125, 150))  # centre lines
+        downhill = np.sin(self._tilt[agent]) * ROLL_DIRECTION / np.sin(MAX_TILT)  # 1 at the steepest tilt
+        tip = (float(downhill[0] * EDGE * 0.9), float(downhill[1] * EDGE * 0.9))
+        drawing.paint(image, drawing.segment(x, z, (0.0, 0.0), tip, 0.12 * EDGE), ARROW_COLOUR)
+        drawing.paint(image, drawing.disc(x, z, tip, 0.08 * EDGE), ARROW_COLOUR)
+        ball = (float(self._position[agent, 0]), float(self._position[agent, 1]))
+        drawing.paint(image, drawing.disc(x, z, ball, BALL_RADIUS), (60, 30, 20))
+        drawing.paint(image, drawing.disc(x, z, ball, BALL_RADIUS * 0.85), BALL_COLOUR)
+        return image
 
     def _observations(self, agents: np.ndarray) -> list[np.ndarray]:
         tilt, pos, vel = self._tilt[agents], self._position[agents], self._velocity[agents]

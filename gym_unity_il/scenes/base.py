@@ -77,3 +77,10 @@ class Scene(abc.ABC):
 
     def set_parameter(self, key: str, value: float) -> None:
         """Receives an environment parameter (EnvironmentParametersChannel); ignored by default."""
+
+    def render(self, agent_id: int, height: int, width: int) -> np.ndarray | None:
+        """A picture of one agent's area as it is now, for people (the human teacher's window,
+        ``render()``): ``uint8 (height, width, 3)`` RGB, or None when the scene draws none
+        (the default). The player calls it when the trainer asks
+        (:class:`~gym_unity_il.link.side_channels.ScenePictureChannel`)."""
+        return None

@@ -4,7 +4,9 @@ Each agent has its own ``grid_size`` x ``grid_size`` field inside a ring of wall
 goals on random cells: a green one marked with a plus and a red one marked with a cross.
 A one-hot goal signal says which of them is the target this episode.
 
-* Behavior ``GridWorld?team=0``, ``num_agents`` agents (default 1).
+* Behavior ``GridWorld?team=0``, ``num_agents`` agents (default 1); with
+  ``teacher_student=True`` two behaviors instead: ``Teacher?team=0`` (agent 0) and
+  ``Student?team=0`` (``num_agents`` more agents), for online behavioral cloning.
 * Observations, sensors in Unity's name order:
 
   - ``CameraSensor``: the whole field from above, ``uint8`` ``(camera_height,
@@ -20,6 +22,9 @@ A one-hot goal signal says which of them is the target this episode.
 * Reward: -0.01 per step; stepping on a goal ends the episode with +1 (the target) or -1
   (the other one) instead. ``max_steps`` (default 100) cuts the episode.
 * Environment parameters: ``gym_unity_il.seed``.
+* Picture (:meth:`~gym_unity_il.scenes.base.Scene.render`): the agent's field in colour,
+  drawn like the camera, with a yellow frame around the target goal (which only the goal
+  signal tells the agent).
 
 Returns with one agent and the defaults (5 x 5 field, 84 x 84 colour images; mean +- std
 over 20 episodes, :func:`gym_unity_il.scenes.evaluate.evaluate_in_process`, seed 0):
@@ -66,6 +71,8 @@ KIND_COLOUR = np.array([0, 1, 2, 3, 5])
 PLUS_MARK, CROSS_MARK = 4, 6
 #: Texels per side of one cell's tile.
 TILE = 16
+#: The frame the picture (not the camera) draws around the target goal.
+TARGET_FRAME = (250, 220, 60)
 
 
 def _tiles() -> np.ndarray:
@@ -86,61 +93,22 @@ def _grey(colours: np.ndarray) -> np.ndarray:
     return np.rint(colours.astype(np.float64).mean(axis=-1, keepdims=True)).astype(np.uint8)
 
 
-class GridScene(AcademyScene):
-    """Agents walking to the goal named by the goal signal (see the module docstring).
+class _Board:
+    """Draws fields of ``cells`` x ``cells`` (wall ring included) at one image size."""
 
-    The image must have at least ``grid_size + 2`` pixels per side (one per cell).
-
-    Args:
-        num_agents: number of agents, each on its own field.
-        grid_size: cells per side of the walkable field (at least 3).
-        camera_height: image height in pixels.
-        camera_width: image width in pixels.
-        grayscale: one grey channel instead of RGB.
-        max_steps: Academy steps per episode before it is cut (0: no limit).
-        decision_period: Academy steps between decisions.
-        seed: seed of the scene's random generator.
-    """
-
-    name = "grid"
-
-    def __init__(
-        self,
-        *,
-        num_agents: int = 1,
-        grid_size: int = 5,
-        camera_height: int = 84,
-        camera_width: int = 84,
-        grayscale: bool = False,
-        max_steps: int = 100,
-        decision_period: int = 1,
-        seed: int = 0,
-    ) -> None:
-        self.grid_size = require_int(self.name, "grid_size", grid_size, 3)
-        self.camera_height = require_int(self.name, "camera_height", camera_height, 1)
-        self.camera_width = require_int(self.name, "camera_width", camera_width, 1)
-        self.grayscale = bool(grayscale)
-        side = self.grid_size + 2
-        if min(self.camera_height, self.camera_width) < side:
-            raise ValueError(
-                f"scene 'grid': a {self.camera_height}x{self.camera_width} image cannot show {side}x{side} cells "
-                f"(grid_size {self.grid_size} plus the wall); use camera_height and camera_width >= {side}"
-            )
-        row_cell, row_texel = self._pixel_map(self.camera_height, side)
-        col_cell, col_texel = self._pixel_map(self.camera_width, side)
-        tiles = _tiles()
-        if self.grayscale:
-            tiles = _grey(tiles)
+    def __init__(self, height: int, width: int, cells: int, *, grayscale: bool) -> None:
+        row_cell, row_texel = self._pixel_map(height, cells)
+        col_cell, col_texel = self._pixel_map(width, cells)
+        tiles = _grey(_tiles()) if grayscale else _tiles()
         # Every cell kind drawn over the whole image: [5, H, W, C]. A cell of kind k at
-        # some place shows the pixels of _kind_images[k] at that place.
-        self._kind_images = tiles[:, row_texel[:, None] * TILE + col_texel[None, :]]
-        board = np.full((side, side), WALL)
+        # some place shows the pixels of kind_images[k] at that place.
+        self.kind_images = tiles[:, row_texel[:, None] * TILE + col_texel[None, :]]
+        board = np.full((cells, cells), WALL)
         board[1:-1, 1:-1] = FLOOR
         kinds = board[row_cell[:, None], col_cell[None, :]]
-        self._background = self._kind_images[kinds, np.arange(self.camera_height)[:, None], np.arange(self.camera_width)]
-        self._row_spans = self._cell_spans(row_cell, side)
-        self._col_spans = self._cell_spans(col_cell, side)
-        super().__init__(num_agents=num_agents, max_steps=max_steps, decision_period=decision_period, seed=seed)
+        self.background = self.kind_images[kinds, np.arange(height)[:, None], np.arange(width)]
+        self.row_spans = self._cell_spans(row_cell, cells)
+        self.col_spans = self._cell_spans(col_cell, cells)
 
     @staticmethod
     def _pixel_map(pixels: int, cells: int) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +124,65 @@ class GridScene(AcademyScene):
         ends = np.cumsum(np.bincount(pixel_cell, minlength=cells)).tolist()
         return [slice(start, end) for start, end in zip([0, *ends[:-1]], ends)]
 
+    def draw(self, image: np.ndarray, goals: list[list[int]], position: list[int]) -> None:
+        """Draws the goals and the agent (walkable-field coordinates) on a copy of :attr:`background`."""
+        # Each cell is a block of pixels: one slice assignment per drawn cell, the agent last.
+        for kind, (row, col) in ((PLUS, goals[0]), (CROSS, goals[1]), (AGENT, position)):
+            rows, cols = self.row_spans[row + 1], self.col_spans[col + 1]
+            image[rows, cols] = self.kind_images[kind, rows, cols]
+
+
+class GridScene(AcademyScene):
+    """Agents walking to the goal named by the goal signal (see the module docstring).
+
+    The image must have at least ``grid_size + 2`` pixels per side (one per cell).
+
+    Args:
+        num_agents: number of agents, each on its own field.
+        grid_size: cells per side of the walkable field (at least 3).
+        camera_height: image height in pixels.
+        camera_width: image width in pixels.
+        grayscale: one grey channel instead of RGB.
+        max_steps: Academy steps per episode before it is cut (0: no limit).
+        decision_period: Academy steps between decisions.
+        teacher_student: serve a ``Teacher`` behavior (1 agent) and a ``Student``
+            behavior (``num_agents`` agents) instead of ``GridWorld``.
+        seed: seed of the scene's random generator.
+    """
+
+    name = "grid"
+
+    def __init__(
+        self,
+        *,
+        num_agents: int = 1,
+        grid_size: int = 5,
+        camera_height: int = 84,
+        camera_width: int = 84,
+        grayscale: bool = False,
+        max_steps: int = 100,
+        decision_period: int = 1,
+        teacher_student: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.grid_size = require_int(self.name, "grid_size", grid_size, 3)
+        self.camera_height = require_int(self.name, "camera_height", camera_height, 1)
+        self.camera_width = require_int(self.name, "camera_width", camera_width, 1)
+        self.grayscale = bool(grayscale)
+        side = self.grid_size + 2
+        if min(self.camera_height, self.camera_width) < side:
+            raise ValueError(
+                f"scene 'grid': a {self.camera_height}x{self.camera_width} image cannot show {side}x{side} cells "
+                f"(grid_size {self.grid_size} plus the wall); use camera_height and camera_width >= {side}"
+            )
+        self._camera = _Board(self.camera_height, self.camera_width, side, grayscale=self.grayscale)
+        self._picture_board: _Board | None = None  # the board of the last picture's size
+        self.teacher_student = bool(teacher_student)
+        num_agents = require_int(self.name, "num_agents", num_agents, 1)
+        if self.teacher_student:
+            num_agents += 1
+        super().__init__(num_agents=num_agents, max_steps=max_steps, decision_period=decision_period, seed=seed)
+
     def _behavior_layout(self) -> list[tuple[BehaviorSpec, int]]:
         channels = 1 if self.grayscale else 3
         edge = DimensionProperty.TRANSLATIONAL_EQUIVARIANCE
@@ -163,6 +190,11 @@ class GridScene(AcademyScene):
             (self.camera_height, self.camera_width, channels), (edge, edge, DimensionProperty.NONE), name=CAMERA_SENSOR
         )
         goal = ObservationSpec((2,), (DimensionProperty.NONE,), ObservationType.GOAL_SIGNAL, name=GOAL_SENSOR)
+        if self.teacher_student:
+            return [
+                (BehaviorSpec("Teacher?team=0", (camera, goal), ACTION_SPEC), 1),
+                (BehaviorSpec("Student?team=0", (camera, goal), ACTION_SPEC), self.num_agents - 1),
+            ]
         return [(BehaviorSpec("GridWorld?team=0", (camera, goal), ACTION_SPEC), self.num_agents)]
 
     def _create_state(self) -> None:
@@ -190,16 +222,30 @@ class GridScene(AcademyScene):
 
     def _observations(self, agents: np.ndarray) -> list[np.ndarray]:
         k = len(agents)
-        image = np.broadcast_to(self._background, (k, *self._background.shape)).copy()
-        # Each cell is a block of pixels: one slice assignment per drawn cell, the agent last.
+        image = np.broadcast_to(self._camera.background, (k, *self._camera.background.shape)).copy()
         goals, positions = self._goals[agents].tolist(), self._position[agents].tolist()
         for i in range(k):
-            for kind, (row, col) in ((PLUS, goals[i][0]), (CROSS, goals[i][1]), (AGENT, positions[i])):
-                rows, cols = self._row_spans[row + 1], self._col_spans[col + 1]
-                image[i, rows, cols] = self._kind_images[kind, rows, cols]
+            self._camera.draw(image[i], goals[i], positions[i])
         goal = np.zeros((k, 2), np.float32)
         goal[np.arange(k), self._target[agents]] = 1.0
         return [image, goal]
+
+    def _picture(self, agent: int, height: int, width: int) -> np.ndarray:
+        side = self.grid_size + 2
+        size = (max(height, side), max(width, side))  # at least a pixel per cell, then scaled down
+        if self._picture_board is None or self._picture_board.background.shape[:2] != size:
+            self._picture_board = _Board(*size, side, grayscale=False)
+        board = self._picture_board
+        image = board.background.copy()
+        board.draw(image, self._goals[agent].tolist(), self._position[agent].tolist())
+        row, col = self._goals[agent, self._target[agent]] + 1
+        rows, cols = board.row_spans[row], board.col_spans[col]
+        frame = np.zeros(image.shape[:2], bool)
+        frame[rows, cols] = True
+        inner = max(1, min(rows.stop - rows.start, cols.stop - cols.start) // 8)
+        frame[rows.start + inner : rows.stop - inner, cols.start + inner : cols.stop - inner] = False
+        image[frame] = TARGET_FRAME
+        return image[np.arange(height) * size[0] // height][:, np.arange(width) * size[1] // width]
 
     def _action_mask(self, agents: np.ndarray) -> np.ndarray:
         row, col = self._position[agents, 0], self._position[agents, 1]

@@ -12,6 +12,9 @@ which works within 0.15 of it.
 * Reward: -0.01 per step, -0.1 more for a grab that misses; a grab within reach ends the
   episode with +1 instead. ``max_steps`` (default 100) cuts the episode.
 * Environment parameters: ``gym_unity_il.seed``.
+* Picture (:meth:`~gym_unity_il.scenes.base.Scene.render`): the square seen from above
+  (x to the right, y up), the target as a green disc inside a ring showing how near a
+  grab must be, and the agent as a blue disc.
 
 Returns with one agent and the defaults (mean +- std over 20 episodes,
 :func:`gym_unity_il.scenes.evaluate.evaluate_in_process`, seed 0):
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gym_unity_il.scenes import drawing
 from gym_unity_il.scenes.academy import AcademyScene
 from gym_unity_il.scenes.expert import ScriptedPolicy
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, DimensionProperty, ImageFormat, ObservationSpec
@@ -33,6 +37,12 @@ START = 0.9
 STEP_REWARD = -0.01
 MISS_REWARD = -0.1
 GRAB_REWARD = 1.0
+
+#: Radius of the discs the picture draws for the agent and the target.
+MARKER = 0.06
+FLOOR_COLOUR = (220, 225, 230)
+AGENT_COLOUR = (50, 110, 230)
+TARGET_COLOUR = (40, 180, 80)
 
 SENSOR_NAME = "VectorSensor_size6"
 ACTION_SPEC = ActionSpec(2, (2,))
@@ -72,6 +82,16 @@ class HybridScene(AcademyScene):
         caught = grab & (np.linalg.norm(self._target - self._agent, axis=1) <= REACH)
         reward = np.where(caught, GRAB_REWARD, STEP_REWARD + np.where(grab, MISS_REWARD, 0.0))
         return reward.astype(np.float32), caught
+
+    def _picture(self, agent: int, height: int, width: int) -> np.ndarray:
+        image = drawing.canvas(height, width)
+        x, y = drawing.world_grid(height, width, ARENA + 2 * MARKER)
+        drawing.paint(image, (np.abs(x) <= ARENA) & (np.abs(y) <= ARENA), FLOOR_COLOUR)
+        target, me = tuple(self._target[agent].tolist()), tuple(self._agent[agent].tolist())
+        drawing.paint(image, drawing.ring(x, y, target, REACH, 0.03), TARGET_COLOUR)
+        drawing.paint(image, drawing.disc(x, y, target, MARKER), TARGET_COLOUR)
+        drawing.paint(image, drawing.disc(x, y, me, MARKER), AGENT_COLOUR)
+        return image
 
     def _observations(self, agents: np.ndarray) -> list[np.ndarray]:
         agent, target = self._agent[agents], self._target[agents]

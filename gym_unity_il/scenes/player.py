@@ -11,13 +11,17 @@ Command line (normally started by the env, not by hand)::
         [--scene-kwargs JSON] [-logFile F] [-nographics] [-batchmode]
 
 ``-nographics`` and ``-batchmode`` are accepted and ignored, as are unknown arguments.
+``-logFile F`` creates F's folder when it is missing; when F cannot be written the log
+goes to stderr (with a warning saying why), as a Unity player does.
 
 Environment parameters go to :meth:`Scene.set_parameter` before the next reset; a sampler
 parameter gets a new draw from its own seeded generator at every reset. The reserved
 parameter ``gym_unity_il.seed`` rebuilds the scene with that seed before the RESET that
 follows, which makes ``env.reset(seed=s)`` deterministic. Engine settings are logged
 (scenes are not rendered in real time). A scene may define ``take_stats() -> dict[str, float]``;
-the player sends those values on the stats channel after every step.
+the player sends those values on the stats channel after every step. A request on the
+scene picture channel (:class:`~gym_unity_il.link.side_channels.ScenePictureChannel`)
+is answered in the next output with :meth:`Scene.render` of the state that output shows.
 
 Test aids (fault injection, used by the package's own tests):
 
@@ -47,6 +51,7 @@ import logging
 import os
 import sys
 import threading
+import uuid
 from collections.abc import Sequence
 
 import grpc
@@ -58,12 +63,14 @@ from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, EXCHANGE_PATH, S
 from gym_unity_il.link.side_channels import (
     ENGINE_CONFIGURATION_CHANNEL_ID,
     ENVIRONMENT_PARAMETERS_CHANNEL_ID,
+    SCENE_PICTURE_CHANNEL_ID,
     SEED_PARAMETER,
     STATS_CHANNEL_ID,
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
     Sampler,
     SamplerType,
+    ScenePictureChannel,
     StatsSideChannel,
     frame_messages,
     split_messages,
@@ -74,6 +81,8 @@ from gym_unity_il.spec import BehaviorSpec, DimensionProperty, ObservationSpec
 
 logger = logging.getLogger("gym_unity_il.scenes.player")
 
+#: Unity's own trainer (mlagents_envs) sends its settings on this channel; players only read them for analytics.
+TRAINING_ANALYTICS_CHANNEL_ID = uuid.UUID("b664a4a9-d86f-5a5f-95cb-e8353a7e8356")
 UNITY_COMMUNICATION_VERSION = "1.5.0"
 UNITY_PACKAGE_VERSION = "3.0.0"
 #: Seconds the player waits for the trainer to accept its first call.
@@ -241,6 +250,7 @@ class ScenePlayer:
         self._samplers: dict[str, tuple[Sampler, np.random.Generator]] = {}
         self._pending_seed: int | None = None
         self._deciding: dict[str, int] = {}  # per behavior, agents awaiting a decision in the last output
+        self._picture_requests: list[tuple[str, int, int, int]] = []  # (behavior, agent id, height, width) for the next output
         self._steps = 0
         self._resets = 0
 
@@ -395,6 +405,10 @@ class ScenePlayer:
                     self._samplers.pop(key, None)
                     assert self._scene is not None
                     self._scene.set_parameter(key, value)
+            elif channel_id == SCENE_PICTURE_CHANNEL_ID:
+                self._picture_requests.append(ScenePictureChannel.parse_request(payload))
+            elif channel_id == TRAINING_ANALYTICS_CHANNEL_ID:
+                logger.info("training analytics from the trainer (%d bytes, not used)", len(payload))
             elif channel_id == ENGINE_CONFIGURATION_CHANNEL_ID:
                 logger.info("engine configuration: %s", EngineConfigurationChannel.parse(payload))
             else:
@@ -416,10 +430,30 @@ class ScenePlayer:
                 message.unity_output.rl_initialization_output.brain_parameters.append(brain)
                 self._announced.add(name)
             self._fill_agent_infos(rl_output.agentInfos[name].value, batch, self._encoders[name])
+        side_messages = []
         stats = getattr(self._scene, "take_stats", None)
         if callable(stats):
-            rl_output.side_channel = frame_messages((STATS_CHANNEL_ID, StatsSideChannel.encode(k, v)) for k, v in stats().items())
+            side_messages += [(STATS_CHANNEL_ID, StatsSideChannel.encode(k, v)) for k, v in stats().items()]
+        side_messages += [(SCENE_PICTURE_CHANNEL_ID, self._picture(batches, *request)) for request in self._picture_requests]
+        self._picture_requests = []
+        if side_messages:
+            rl_output.side_channel = frame_messages(side_messages)
         return message
+
+    def _picture(self, batches: dict[str, AgentBatch], behavior: str, agent_id: int, height: int, width: int) -> bytes:
+        """The answer to one picture request: agent -1 is the first agent of ``behavior``
+        (else of any behavior) asking for a decision in this output."""
+        assert self._scene is not None
+        for name, batch in batches.items():
+            if agent_id >= 0:
+                break
+            deciding = batch.agent_ids[~np.asarray(batch.done, bool)]
+            if behavior in ("", name, name.split("?")[0]) and len(deciding):
+                agent_id = int(deciding[0])
+        picture = self._scene.render(agent_id, height, width) if agent_id >= 0 else None
+        if picture is not None and (picture.shape != (height, width, 3) or picture.dtype != np.uint8):
+            raise TypeError(f"{type(self._scene).__name__}.render drew {picture.dtype} {picture.shape}, not uint8 {(height, width, 3)}")
+        return ScenePictureChannel.encode_picture(agent_id, picture)
 
     @staticmethod
     def _fill_agent_infos(out: object, batch: AgentBatch, encoders: tuple[codec.ObservationEncoder, ...]) -> None:
@@ -455,13 +489,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_file(path: str) -> str | None:
+    """Sends stderr (the log and tracebacks) to ``path``, creating its folder, like Unity's
+    ``-logFile``; returns why it could not (stderr stays as it is), else None."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        sys.stderr = open(path, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    except OSError as exc:
+        return f"cannot write the log file {path!r} ({exc.strerror or exc})"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m gym_unity_il.scenes``; returns the exit code (2 for bad arguments)."""
     args, unknown = _parser().parse_known_args(argv)
-    if args.log_file:
-        log_stream = open(args.log_file, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-        sys.stderr = log_stream  # tracebacks go to the log, like Unity's Player.log
+    log_problem = _log_to_file(args.log_file) if args.log_file else None
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    if log_problem:
+        logger.warning("%s; logging to stderr instead", log_problem)
     if unknown:
         logger.info("ignoring arguments %s", unknown)
     try:

@@ -46,7 +46,9 @@ def bc_batches(settings: TrainerSettings, n_transitions: int, *, pretraining: bo
 class DemoBatches:
     """Shuffled batches of (observation, action) pairs of demonstrations, one epoch per
     iteration (the last partial batch is dropped). Faster than a torch ``DataLoader`` over
-    single transitions, and what `imitation`'s BC accepts as demonstrations.
+    single transitions, and what `imitation`'s BC accepts as demonstrations: several
+    sensors come as `imitation`'s ``DictObs`` (whose ``len`` is the batch's, where a plain
+    dict's would be the number of sensors).
 
     Args:
         trajectories: `imitation` trajectories.
@@ -68,10 +70,12 @@ class DemoBatches:
         return len(self.acts) // self.batch_size
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        from imitation.data import types
+
         order = self.rng.permutation(len(self.acts))
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             rows = order[start : start + self.batch_size]
-            obs = {k: v[rows] for k, v in self.obs.items()} if isinstance(self.obs, dict) else self.obs[rows]
+            obs = types.DictObs({k: v[rows] for k, v in self.obs.items()}) if isinstance(self.obs, dict) else self.obs[rows]
             yield {"obs": obs, "acts": self.acts[rows]}
 
 
@@ -132,11 +136,13 @@ class BCPhase:
             self.done += 1
             bar.update(size)
             if self.done % every == 0 or self.done == self.total:
-                recorder.summary(self.name, self.done * size, self.evaluate_return())
+                recorder.summary(self.name, self.done * size, self.evaluate_return)
 
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
+                # imitation's BC.train unwraps a DictObs batch, then its loss tries to again
+                warnings.filterwarnings("ignore", message="trying to unwrap object of type", category=UserWarning)
                 if self.done < self.total:
                     self.trainer.train(n_batches=self.total - self.done, on_batch_end=on_batch_end, log_interval=every, progress_bar=False)
         finally:

@@ -18,12 +18,18 @@ In the spirit of ML-Agents' trainer configs::
 
 A behavior's settings are the ``default`` section overlaid with the behavior's own section
 (nested sections merge key by key). Unknown keys and values of the wrong type are
-:class:`~gym_unity_il.errors.ConfigError`\\ s that name the section and the key.
+:class:`~gym_unity_il.errors.ConfigError`\\ s that name the section and the key, and so are
+numbers that are not finite or outside their range (:data:`NUMERIC_RANGES`).
+
+A config is data: a UTF-8 text file of at most :data:`MAX_CONFIG_BYTES`, read with YAML's
+safe loader, without anchors and aliases (``&name``, ``*name``), which would let a tiny
+file expand into gigabytes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -193,11 +199,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError:
                 pass
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {quote(value)}")
     if origin is Literal:
         if value in get_args(tp):
             return value
-        raise ConfigError(f"{where}: expected one of {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{where}: expected one of {_type_name(tp)}, got {quote(value)}")
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -225,18 +231,18 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
-    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {quote(value)} ({type(value).__name__})")
 
 
 def _build(cls: type, values: Mapping[str, Any], where: str, base: Any = None) -> Any:
     """An instance of the settings dataclass ``cls`` from ``values`` overlaid on ``base``."""
     if not isinstance(values, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of settings, got {values!r}")
+        raise ConfigError(f"{where}: expected a mapping of settings, got {quote(values)}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
+    unknown = [key for key in values if key not in known]
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys are {sorted(known)}")
+        raise ConfigError(f"{where}: unknown key {quote(unknown[0])}; known keys are {sorted(known)}")
     out = {}
     for f in fields(cls):
         current = getattr(base, f.name) if base is not None else None
@@ -254,26 +260,70 @@ def _build(cls: type, values: Mapping[str, Any], where: str, base: Any = None) -
     return settings
 
 
+#: Accepted range of every numeric setting: (lowest, highest, lowest excluded). Numbers
+#: must also be finite; the upper bounds keep a typo (1e29 hidden units, 1e308 epochs)
+#: from reaching torch, SB3 or the progress bar.
+NUMERIC_RANGES: dict[str, tuple[float, float, bool]] = {
+    "batch_size": (1, 1_000_000, False),
+    "learning_rate": (0.0, 10.0, True),
+    "disc_learning_rate": (0.0, 10.0, True),
+    "num_epoch": (0, 1_000_000, False),
+    "batches_per_epoch": (0, 1_000_000_000, False),
+    "max_steps": (1, 10**12, False),
+    "hidden_units": (1, 4096, False),
+    "num_layers": (0, 32, False),
+    "summary_freq": (1, 10**12, False),
+    "num_envs": (1, 256, False),
+    "max_restarts": (0, 1_000_000, False),
+    "eval_episodes": (1, 1_000_000, False),
+    "ent_weight": (0.0, 1.0e6, False),
+    "l2_weight": (0.0, 1.0e6, False),
+    "dagger_round_steps": (1, 10**9, False),
+    "n_steps": (1, 10_000_000, False),
+    "n_epochs": (1, 10_000, False),
+    "gamma": (0.0, 1.0, False),
+    "gae_lambda": (0.0, 1.0, False),
+    "ent_coef": (0.0, 1.0e6, False),
+    "clip_range": (0.0, 10.0, True),
+    "buffer_size": (1, 10_000_000, False),
+    "learning_starts": (0, 10**12, False),
+    "demo_batch_size": (1, 1_000_000, False),
+    "n_disc_updates_per_round": (1, 10_000, False),
+    "gen_replay_buffer_capacity": (1, 10_000_000, False),
+    "strength": (0.0, 1.0e6, False),
+}
+
+#: Longest quote of a value in an error message.
+QUOTE_CHARS = 100
+
+
+def quote(value: Any) -> str:
+    """``repr(value)``, cut to about :data:`QUOTE_CHARS` characters (errors never print a huge value in full)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * QUOTE_CHARS:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"  # repr() itself is slow (and limited) past 4300 digits
+    if isinstance(value, (list, tuple, dict, set)) and len(value) > QUOTE_CHARS:
+        return f"a {type(value).__name__} of {len(value)} items"
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else f"{text[: QUOTE_CHARS - 3]}..."
+
+
+def _range_text(low: float, high: float, open_low: bool, integer: bool) -> str:
+    if integer:
+        return f"an integer from {low} to {high}"
+    return f"a finite number {'>' if open_low else '>='} {low:g} and <= {high:g}"
+
+
 def _validate(settings: Any, where: str) -> None:
-    """Range checks on numbers that must be positive."""
+    """Every numeric setting is finite and within :data:`NUMERIC_RANGES`."""
     for f in fields(settings):
         value = getattr(settings, f.name)
-        positive = f.name in {
-            "batch_size", "hidden_units", "max_steps", "summary_freq", "n_steps", "n_epochs", "buffer_size",
-            "num_envs", "eval_episodes", "demo_batch_size", "dagger_round_steps", "n_disc_updates_per_round", "gen_replay_buffer_capacity",
-        }  # fmt: skip
-        if positive and isinstance(value, int) and value <= 0:
-            raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")
-        if f.name in {"num_epoch", "batches_per_epoch", "num_layers", "max_restarts"} and isinstance(value, int) and value < 0:
-            raise ConfigError(f"{where}.{f.name}: must not be negative, got {value}")
-        if "learning_rate" in f.name and isinstance(value, float) and value <= 0:
-            raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")
-        if f.name in {"strength", "ent_weight", "l2_weight", "ent_coef", "learning_starts"} and value < 0:
-            raise ConfigError(f"{where}.{f.name}: must not be negative, got {value}")
-        if f.name in {"gamma", "gae_lambda"} and not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{where}.{f.name}: must be between 0 and 1, got {value}")
-        if f.name == "clip_range" and value <= 0:
-            raise ConfigError(f"{where}.{f.name}: must be positive, got {value}")
+        if f.name not in NUMERIC_RANGES or value is None or isinstance(value, bool):
+            continue
+        low, high, open_low = NUMERIC_RANGES[f.name]
+        integer = isinstance(value, int)
+        inside = (math.isfinite(value) if not integer else True) and (low < value if open_low else low <= value) and value <= high
+        if not inside:
+            raise ConfigError(f"{where}.{f.name}: {quote(value)} is out of range; accepted: {_range_text(low, high, open_low, integer)}")
 
 
 def parse_config(data: Mapping[str, Any] | None, *, source: str = "<memory>") -> RunConfig:
@@ -284,28 +334,64 @@ def parse_config(data: Mapping[str, Any] | None, *, source: str = "<memory>") ->
         raise ConfigError(f"{source}: the top level must map section names (default, behavior names) to settings")
     for key in data:
         if not isinstance(key, str):
-            raise ConfigError(f"{source}: section name {key!r} is not a string")
+            raise ConfigError(f"{source}: section name {quote(key)} is not a string")
     default = _build(TrainerSettings, data.get("default") or {}, f"{source}: section 'default'", TrainerSettings())
     behaviors = {
-        name: _build(TrainerSettings, section or {}, f"{source}: section {name!r}", default)
+        name: _build(TrainerSettings, section or {}, f"{source}: section {quote(name)}", default)
         for name, section in data.items()
         if name != "default"
     }
     return RunConfig(default=default, behaviors=behaviors, source=source)
 
 
+#: Largest config file read (a config is a few hundred bytes; anything far larger is a wrong file).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader refusing anchors and aliases: a config is plain data, and aliases
+    let a tiny file expand into gigabytes (a "billion laughs" file)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            line = event.start_mark.line + 1
+            raise ConfigError(f"{self.name}, line {line}: YAML anchors and aliases (&name, *name) are not accepted in a config; write the values out")
+        return super().compose_node(parent, index)
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Reads and validates a YAML config file. ``demo_path`` values are resolved relative to
-    the config file's folder when they are relative paths that exist there."""
+    the config file's folder when they are relative paths that exist there.
+
+    The file must be UTF-8 text of at most :data:`MAX_CONFIG_BYTES` bytes, without YAML
+    anchors or aliases."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; a training config is a small YAML file, is this the right file?")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded); a training config is a YAML text file") from None
+    if "\0" in text:
+        raise ConfigError(f"{path}: holds NUL bytes, so it is not a text file; a training config is a YAML text file")
+    loader = _NoAliasLoader(text)
+    loader.name = str(path)
+    try:
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except ConfigError:
+        raise
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"{path}: a value cannot be read: {quote(str(exc).split(';')[0])}") from None
+    finally:
+        loader.dispose()
     config = parse_config(data, source=str(path))
     return RunConfig(
         default=_resolve_demo_path(config.default, path.parent),
@@ -318,4 +404,8 @@ def _resolve_demo_path(settings: TrainerSettings, folder: Path) -> TrainerSettin
     if settings.demo_path is None or Path(settings.demo_path).is_absolute():
         return settings
     candidate = folder / settings.demo_path
-    return dataclasses.replace(settings, demo_path=str(candidate)) if candidate.exists() else settings
+    try:
+        found = candidate.exists()
+    except OSError:  # a name too long for the file system: left as given, reading it names the problem
+        found = False
+    return dataclasses.replace(settings, demo_path=str(candidate)) if found else settings

@@ -43,6 +43,56 @@ class Evaluation:
         }  # fmt: skip
 
 
+def action_masks(venv: VecEnv) -> np.ndarray | None:
+    """The sub-envs' current action masks, ``bool [num_envs, sum(branches)]`` (True =
+    allowed), or None for continuous actions or a VecEnv without masks."""
+    if not isinstance(venv.action_space, (spaces.Discrete, spaces.MultiDiscrete)):
+        return None
+    try:
+        return np.stack(venv.env_method("action_masks")).astype(bool)
+    except AttributeError:
+        return None
+
+
+def masked_predict(policy: Any, observation: Any, masks: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    """Discrete actions of an SB3 actor-critic policy (or a model holding one) with the
+    action masks applied to its logits, as Unity's inference applies them: a forbidden
+    action is never chosen.
+
+    Args:
+        policy: an SB3 ``ActorCriticPolicy`` or an algorithm with one (PPO, A2C).
+        observation: a batch of policy observations.
+        masks: ``bool [batch, sum(branches)]``, True = allowed.
+        deterministic: the most likely allowed action (else sampled among the allowed).
+    """
+    import torch as th
+
+    policy = getattr(policy, "policy", policy)
+    obs, _ = policy.obs_to_tensor(observation)
+    allowed = th.as_tensor(np.asarray(masks, bool), device=policy.device)
+    with th.no_grad():
+        distribution = policy.get_distribution(obs).distribution
+        branches = distribution if isinstance(distribution, list) else [distribution]
+        sizes = [b.logits.shape[-1] for b in branches]
+        choices = []
+        for branch, mask in zip(branches, th.split(allowed, sizes, dim=1)):
+            logits = branch.logits.masked_fill(~mask, -th.inf)
+            choices.append(logits.argmax(dim=1) if deterministic else th.distributions.Categorical(logits=logits).sample())
+    actions = th.stack(choices, dim=1).cpu().numpy()
+    return actions[:, 0] if isinstance(policy.action_space, spaces.Discrete) else actions
+
+
+def _decide(policy: Predictor, obs: Any, masks: np.ndarray | None, deterministic: bool) -> Any:
+    """``policy``'s actions, with the env's action masks applied when it is an SB3 actor-critic model."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    if masks is not None:
+        model, adapt = (policy.model, policy.adapter) if isinstance(policy, TrainedPolicy) else (policy, None)
+        if isinstance(getattr(model, "policy", model), ActorCriticPolicy):
+            return masked_predict(model, adapt(obs) if adapt is not None else obs, masks, deterministic)
+    return policy.predict(obs, deterministic=deterministic)[0]
+
+
 def evaluate(policy: Predictor, venv: VecEnv, *, episodes: int, seed: int = 0, deterministic: bool = True) -> Evaluation:
     """Runs ``episodes`` whole episodes of ``policy`` on ``venv``, in waves of up to ``num_envs``.
 
@@ -50,6 +100,9 @@ def evaluate(policy: Predictor, venv: VecEnv, *, episodes: int, seed: int = 0, d
     first episode of its first sub-envs, so two policies evaluated with the same seed face
     the same starts (on scenes that honour the seed, like the built-in ones). With one
     agent per sub-env process, episode ``i`` is seeded ``seed + i``.
+
+    With discrete actions, an SB3 actor-critic model (or a :class:`TrainedPolicy` of one)
+    acts with the env's action masks applied (:func:`masked_predict`), as it would in Unity.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
@@ -63,7 +116,7 @@ def evaluate(policy: Predictor, venv: VecEnv, *, episodes: int, seed: int = 0, d
         steps = np.zeros(venv.num_envs, np.int64)
         running = np.arange(venv.num_envs) < wave
         while running.any():
-            actions, _ = policy.predict(obs, deterministic=deterministic)
+            actions = _decide(policy, obs, action_masks(venv), deterministic)
             obs, rewards, dones, _ = venv.step(actions)
             totals[running] += rewards[running]
             steps[running] += 1

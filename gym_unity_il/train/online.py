@@ -284,6 +284,9 @@ class OnlineBC:
         attach = getattr(teacher, "attach", None)
         if callable(attach):
             attach(self.buffer)  # the teacher's window gets the R and C keys
+        show_scene = getattr(teacher, "show_scene", None)
+        if callable(show_scene) and link.session.scene_pictures is not None:
+            show_scene(link.session.scene_pictures, int(link.slots[link.teacher].agent[0]))  # the window shows the scene
         self.rng = np.random.default_rng(seed)
         self.seed = seed
         self.logger = logger
@@ -297,9 +300,11 @@ class OnlineBC:
 
     def train_batch(self) -> float:
         """One gradient step on a batch from the buffer; returns the loss."""
+        from imitation.data import types
+
         obs, acts = self.buffer.sample(self.settings.batch_size, self.rng)
         self.policy.set_training_mode(True)
-        metrics = self.loss(self.policy, self.adapter(obs), acts)
+        metrics = self.loss(self.policy, self.adapter(types.DictObs(obs) if isinstance(obs, Mapping) else obs), acts)
         self.optimizer.zero_grad()
         metrics.loss.backward()
         self.optimizer.step()

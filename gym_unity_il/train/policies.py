@@ -253,11 +253,17 @@ class SensorExtractor(BaseFeaturesExtractor):
 
 
 def extractor_kwargs(adapter: ObservationAdapter, normalization: Normalization | None) -> dict[str, Any]:
-    """``features_extractor_class`` and ``features_extractor_kwargs`` for SB3 policies."""
-    return {
+    """``features_extractor_class`` and ``features_extractor_kwargs`` for SB3 policies, and
+    with an image sensor ``activation_fn=ReLU``: CNN features are unbounded, and the Tanh of
+    SB3's default MLP saturates on them (behavioral cloning then learns only the actions'
+    frequencies)."""
+    kwargs: dict[str, Any] = {
         "features_extractor_class": SensorExtractor,
         "features_extractor_kwargs": {"layout": list(adapter.layout) if adapter.pack else None, "normalization": dict(normalization or {})},
     }
+    if any(part.is_image for part in adapter.layout):
+        kwargs["activation_fn"] = nn.ReLU
+    return kwargs
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:

@@ -70,7 +70,7 @@ class SACActorPretraining:
         try:
             while self.done < self.total:
                 batch = next(batches)
-                obs = types.map_maybe_dict(lambda x: util.safe_to_tensor(x, device=device), batch["obs"])
+                obs = types.map_maybe_dict(lambda x: util.safe_to_tensor(x, device=device), types.maybe_unwrap_dictobs(batch["obs"]))
                 target = util.safe_to_tensor(batch["acts"], device=device).float().clamp(-1.0, 1.0)
                 self.model.actor.set_training_mode(True)
                 loss = th.nn.functional.mse_loss(self.model.actor(obs, deterministic=True), target)
@@ -81,7 +81,7 @@ class SACActorPretraining:
                 bar.update(size)
                 if self.done % every == 0 or self.done == self.total:
                     recorder.logger.record("bc/loss", loss.item())
-                    recorder.summary(self.name, self.done * size, self.evaluate_return())
+                    recorder.summary(self.name, self.done * size, self.evaluate_return)
         finally:
             bar.close()
 

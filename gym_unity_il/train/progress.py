@@ -3,15 +3,19 @@ TensorBoard logger, shared by every training phase (BC, GAIL, RL)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import safe_mean
 from tqdm import tqdm
+
+from gym_unity_il.errors import ConfigError, OutputError
 
 #: Columns of ``metrics.csv``: the phase (bc, ppo, sac, gail), its step count (demo samples
 #: for bc, env steps otherwise), the return, and the wall time of the process so far.
@@ -37,11 +41,20 @@ class RunRecorder:
     """Progress bar, ``metrics.csv`` (appended to, so a resumed run keeps its history) and
     the `imitation` / SB3 logger writing TensorBoard events.
 
+    It also keeps what a checkpoint needs to resume to the same rows: the rows written so
+    far (:attr:`rows`), a summary whose return was being computed when the run was
+    interrupted (:attr:`pending`), and, during RL, the step the model's parameters belong
+    to (:attr:`safe_step`, the start of the rollout in progress).
+
     Args:
         run_dir: the run's results folder.
         logger: the logger of every trainer in the run.
         summary_freq: steps between rows of ``metrics.csv``.
         progress: show progress bars.
+
+    Raises:
+        OutputError: ``metrics.csv`` cannot be written (also from :meth:`summary`).
+        ConfigError: an existing ``metrics.csv`` cannot be read.
     """
 
     def __init__(self, *, run_dir: Path, logger: Any, summary_freq: int, progress: bool = True) -> None:
@@ -52,26 +65,81 @@ class RunRecorder:
         self.metrics_path = run_dir / "metrics.csv"
         self.started = time.perf_counter()
         self.last_return: float | None = None
+        self.pending: tuple[str, int] | None = None
+        self.safe_step: int | None = None
         self._bar: tqdm | None = None
-        if not self.metrics_path.exists():
-            with open(self.metrics_path, "w", newline="") as f:
-                csv.writer(f).writerow(METRICS_COLUMNS)
+        #: (phase, step) of every row of ``metrics.csv``, in order
+        self.rows: list[tuple[str, int]] = []
+        if self.metrics_path.exists():
+            try:
+                with open(self.metrics_path, newline="", encoding="utf-8") as f:
+                    self.rows = [(str(row["phase"]), int(row["step"])) for row in csv.DictReader(f)]
+            except (OSError, ValueError, KeyError, TypeError, csv.Error) as exc:
+                raise ConfigError(
+                    f"{self.metrics_path}: damaged or not written by gym_unity_il ({type(exc).__name__}), so the run cannot go on "
+                    "writing its rows; start it anew with force=True (--force on the command line)"
+                ) from None
+        else:
+            with writing(self.metrics_path):
+                with open(self.metrics_path, "w", newline="") as f:
+                    csv.writer(f).writerow(METRICS_COLUMNS)
 
     def bar(self, phase: str, *, total: int, initial: int, unit: str) -> tqdm:
         """A progress bar for one phase (steps, return, time left)."""
         self._bar = tqdm(total=total, initial=min(initial, total), desc=phase, unit=unit, disable=not self.progress, dynamic_ncols=True)
         return self._bar
 
-    def summary(self, phase: str, step: int, mean_return: float | None) -> None:
-        """Appends a row to ``metrics.csv``, logs the return and shows it on the bar."""
+    def summary(self, phase: str, step: int, mean_return: float | None | Callable[[], float | None]) -> None:
+        """Appends a row to ``metrics.csv``, logs the return and shows it on the bar.
+
+        ``mean_return`` may be a function computing it (an evaluation): while it runs the
+        row is :attr:`pending`, so a checkpoint saved after an interrupt knows the row is due.
+        """
+        if callable(mean_return):
+            self.pending = (phase, step)
+            mean_return = mean_return()
         value = "" if mean_return is None or math.isnan(mean_return) else f"{mean_return:.6g}"
-        with open(self.metrics_path, "a", newline="") as f:
-            csv.writer(f).writerow((phase, step, value, f"{time.perf_counter() - self.started:.2f}"))
+        with writing(self.metrics_path):
+            with open(self.metrics_path, "a", newline="") as f:
+                csv.writer(f).writerow((phase, step, value, f"{time.perf_counter() - self.started:.2f}"))
+        self.rows.append((phase, step))
+        self.pending = None
         if value:
             self.last_return = float(mean_return)  # type: ignore[arg-type]
             self.logger.record(f"summary/{phase}_return", self.last_return)
             if self._bar is not None:
                 self._bar.set_postfix(ret=f"{self.last_return:.3g}", refresh=False)
+
+    def rows_until(self, phase: str, step: int) -> int:
+        """How many rows come before any row of ``phase`` past ``step`` at the end of the file
+        (the rows a checkpoint at that step keeps)."""
+        kept = len(self.rows)
+        while kept and self.rows[kept - 1][0] == phase and self.rows[kept - 1][1] > step:
+            kept -= 1
+        return kept
+
+    def truncate(self, rows: int) -> None:
+        """Keeps the first ``rows`` rows of ``metrics.csv`` (a resumed run redoes the others)."""
+        if rows >= len(self.rows):
+            return
+        with open(self.metrics_path, newline="") as f:
+            lines = list(csv.reader(f))[: rows + 1]
+        with writing(self.metrics_path):
+            with open(self.metrics_path, "w", newline="") as f:
+                csv.writer(f).writerows(lines)
+        del self.rows[rows:]
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Within the block, a failure to write (full disk, read-only folder, no permission)
+    is an :class:`~gym_unity_il.errors.OutputError` naming ``path``."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError.from_os_error(path, exc) from exc
 
 
 class ProgressCallback(BaseCallback):
@@ -85,6 +153,12 @@ class ProgressCallback(BaseCallback):
         self.bar = bar
         self.next_summary: int | None = None
         self.written = -1
+
+    def _on_rollout_start(self) -> None:
+        self.recorder.safe_step = self.model.num_timesteps  # the parameters are those of this step
+
+    def _on_training_end(self) -> None:
+        self.recorder.safe_step = self.model.num_timesteps
 
     def _on_step(self) -> bool:
         steps = self.model.num_timesteps

@@ -6,10 +6,14 @@ key: ``expert`` (the built-in scene's scripted expert), ``human`` (:class:`Human
 or the path of a saved SB3 model (a ``results/<run-id>/model.zip``, or any SB3 ``.zip``).
 
 :class:`HumanTeacher` opens a small pygame window (``pip install gym_unity_il[human]``)
-showing the teacher agent's camera, or bars of its vector observation, and turns held
-keys into actions. The Teacher Helper's keys work in the window: **R** toggles recording
-of the buffer it is attached to, **C** clears that buffer; Escape or closing the window
-stops the run like Ctrl+C (the policy is saved).
+showing the scene as the teacher agent sees it, and turns held keys into actions. With a
+built-in scene it shows the scene's own picture of the teacher agent's area (the ball on
+its plate, the grid with the target framed), which online BC asks the scene for at every
+step; otherwise the agent's camera, or bars of its vector observation. Under the picture:
+the recording state (REC / PAUSED), the buffer size and the keys. The Teacher Helper's
+keys work in the window: **R** toggles recording of the buffer it is attached to, **C**
+clears that buffer; Escape or closing the window stops the run like Ctrl+C (the policy is
+saved).
 """
 
 from __future__ import annotations
@@ -31,8 +35,18 @@ CONTINUOUS_KEYS: dict[str, tuple[int, float]] = {
 }  # fmt: skip
 #: Discrete default: number keys choose the value of the first branch (nothing held: 0).
 DISCRETE_KEYS: dict[str, tuple[int, float]] = {str(k): (0, float(k)) for k in range(10)}
-#: Window size in pixels.
-WINDOW_SIZE = (320, 320)
+#: Keys of the built-in scenes: the ball rolls the way the arrow points (as with Unity's
+#: 3DBall heuristic), the grid's agent steps the way the arrow points.
+SCENE_KEYS: dict[str, dict[str, tuple[int, float]]] = {
+    "ball": {"right": (0, -1.0), "left": (0, 1.0), "up": (1, 1.0), "down": (1, -1.0)},
+    "grid": {"up": (0, 1.0), "down": (0, 2.0), "left": (0, 3.0), "right": (0, 4.0)},
+}
+#: The view (picture, camera or bars) is VIEW_SIZE pixels square; the status lines go below it.
+VIEW_SIZE = 320
+#: Window size in pixels: the view, then three lines of status.
+WINDOW_SIZE = (VIEW_SIZE, VIEW_SIZE + 60)
+#: The size of the scene picture the window asks for (shown scaled to the view).
+PICTURE_SIZE = (160, 160)
 
 
 def default_key_map(action_spec: ActionSpec) -> dict[str, tuple[int, float]]:
@@ -53,6 +67,8 @@ class HumanTeacher:
 
     Events are read from pygame's queue at each :meth:`predict`, so key events posted
     with ``pygame.event.post`` act like real key presses (headless with ``SDL_VIDEODRIVER=dummy``).
+    After :meth:`show_scene` (online BC calls it for built-in scenes) the window shows the
+    scene's picture of the teacher agent instead of its observation.
 
     Args:
         action_spec: the teacher behavior's actions (continuous or discrete, not hybrid).
@@ -89,6 +105,8 @@ class HumanTeacher:
         self.fps = fps
         self.buffer: Any = None
         self.held: list[int] = []  # key codes held, in press order
+        self.pictures: Any = None  # a ScenePictureChannel, after show_scene()
+        self.agent_id = -1
         pygame.font.init()
         self.screen = pygame.display.set_mode(WINDOW_SIZE)
         pygame.display.set_caption(title)
@@ -109,6 +127,19 @@ class HumanTeacher:
     def attach(self, buffer: Any) -> None:
         """The buffer R and C act on (online BC attaches its :class:`~gym_unity_il.train.online.TeacherBuffer`)."""
         self.buffer = buffer
+
+    def show_scene(self, pictures: Any, agent_id: int) -> None:
+        """Shows a built-in scene's picture of one agent's area instead of its observation.
+
+        Args:
+            pictures: the session's :class:`~gym_unity_il.link.side_channels.ScenePictureChannel`
+                (``session.scene_pictures``); the window asks it for a picture before every
+                step, and the first one now (it travels with the next message).
+            agent_id: the teacher agent.
+        """
+        self.pictures = pictures
+        self.agent_id = int(agent_id)
+        pictures.request(agent_id=self.agent_id, size=PICTURE_SIZE)
 
     def poll(self) -> None:
         """Handles the window's events: held keys, R, C, Escape and closing.
@@ -148,6 +179,8 @@ class HumanTeacher:
         self.poll()
         first = next(iter(observation.values())) if isinstance(observation, Mapping) else observation
         self.draw(observation)
+        if self.pictures is not None:
+            self.pictures.request(agent_id=self.agent_id, size=PICTURE_SIZE)  # the picture after this step
         continuous, discrete = self.action()
         n = len(first)
         if self.action_spec.continuous_size:
@@ -161,31 +194,44 @@ class HumanTeacher:
         return actions, None
 
     def draw(self, observation: Any) -> None:
-        """Draws the first agent's camera (the first image sensor) or bars of its vector observation."""
+        """Draws the view (the scene's picture of the teacher agent, else the first agent's
+        camera, else bars of its vector observation) and the status lines under it."""
         pg = self._pg
         sensors = list(observation.values()) if isinstance(observation, Mapping) else [observation]
         self.screen.fill((24, 24, 28))
-        image = next((np.asarray(s[0]) for s in sensors if np.asarray(s).ndim == 4), None)
+        image = self.pictures.pictures.get(self.agent_id) if self.pictures is not None else None
+        if image is None:
+            image = next((np.asarray(s[0]) for s in sensors if np.asarray(s).ndim == 4), None)
         if image is not None:
             if image.dtype != np.uint8:  # chw_float
                 image = np.rint(np.moveaxis(image, 0, -1) * 255).clip(0, 255).astype(np.uint8)
             if image.shape[-1] == 1:
                 image = np.repeat(image, 3, axis=-1)
             surface = pg.surfarray.make_surface(np.ascontiguousarray(np.swapaxes(image[..., :3], 0, 1)))
-            self.screen.blit(pg.transform.scale(surface, (WINDOW_SIZE[0], WINDOW_SIZE[1] - 40)), (0, 0))
+            self.screen.blit(pg.transform.scale(surface, (VIEW_SIZE, VIEW_SIZE)), (0, 0))
         else:
             values = np.concatenate([np.asarray(s[0], np.float64).reshape(-1) for s in sensors])
             scale = max(1.0, float(np.abs(values).max()))
-            width = WINDOW_SIZE[0] / max(1, len(values))
-            middle = (WINDOW_SIZE[1] - 40) / 2
+            width = VIEW_SIZE / max(1, len(values))
+            middle = VIEW_SIZE / 2
             for i, v in enumerate(values):
                 h = v / scale * middle
                 pg.draw.rect(self.screen, (90, 160, 230), pg.Rect(i * width + 2, middle - max(h, 0), width - 4, abs(h)))
-        recording = self.buffer is None or self.buffer.recording
-        size = "" if self.buffer is None else f"  buffer {len(self.buffer)}"
-        text = f"{'REC' if recording else 'PAUSED'}{size}   R: record  C: clear  Esc: stop"
-        self.screen.blit(self._font.render(text, True, (230, 80, 80) if recording else (200, 200, 200)), (6, WINDOW_SIZE[1] - 28))
+        for row, (text, colour) in enumerate(self.status_lines()):
+            self.screen.blit(self._font.render(text, True, colour), (6, VIEW_SIZE + 4 + 19 * row))
         pg.display.flip()
+
+    def status_lines(self) -> list[tuple[str, tuple[int, int, int]]]:
+        """The status under the view, ``(text, colour)`` per line: recording state and
+        buffer size, the action keys, the Teacher Helper's keys."""
+        recording = self.buffer is None or self.buffer.recording
+        size = "" if self.buffer is None else f"   buffer {len(self.buffer)}"
+        keys = " ".join(self.key_map)
+        return [
+            (f"{'REC' if recording else 'PAUSED'}{size}", (235, 70, 70) if recording else (200, 200, 200)),
+            (f"act: {keys}" if keys else "act: no keys mapped", (200, 200, 200)),
+            ("R: record on/off   C: clear   Esc: stop", (200, 200, 200)),
+        ]
 
     def close(self) -> None:
         """Closes the window (idempotent)."""
@@ -199,7 +245,8 @@ def make_teacher(name: str | None, *, spec: BehaviorSpec, scene: str | None = No
 
     Args:
         name: ``"expert"`` or None (the scripted expert of the built-in ``scene``),
-            ``"human"`` (:class:`HumanTeacher` with the default keys), or the path of a
+            ``"human"`` (:class:`HumanTeacher` with the keys of the built-in ``scene``,
+            :data:`SCENE_KEYS`, else the default keys), or the path of a
             saved SB3 model (loaded with :func:`~gym_unity_il.train.load_policy`; pickles:
             load only files you trust).
         spec: the teacher behavior's spec.
@@ -217,7 +264,7 @@ def make_teacher(name: str | None, *, spec: BehaviorSpec, scene: str | None = No
             raise ConfigError(f"{where}: 'expert' is the scripted expert of a built-in scene ({sorted(EXPERTS)}); with {scene!r} give 'human' or a saved model's path")
         return expert_policy(scene, image_format=image_format)  # type: ignore[arg-type]
     if name == "human":
-        return HumanTeacher(action_spec=spec.action_spec)
+        return HumanTeacher(action_spec=spec.action_spec, key_map=SCENE_KEYS.get(scene or ""))
     path = Path(name)
     if not path.is_file():
         raise ConfigError(f"{where}: {name!r} is neither 'expert', 'human' nor an existing saved model file")

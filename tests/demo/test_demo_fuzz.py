@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fuzz_cases as fc
@@ -43,7 +43,7 @@ def test_valid_files_of_every_era_read_back_exactly(tmp_path: Path, recipe: fc.D
     same records with every number unpacked and the observations last (valid protobuf too)."""
     source = fc.build_demo(recipe)
     unpacked = fc.mutate_demo(source, [("unpack", 0, 0, b"")])
-    assert unpacked != source.data
+    assume(unpacked != source.data)  # a file without packed numbers (no actions, PNG images only) has nothing to unpack
     for data in (source.data, unpacked):
         assert fc.run_case(fc.Case("demo", data, "valid", options, expected=source.expected), tmp_path) == "result"
 

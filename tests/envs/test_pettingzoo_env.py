@@ -7,7 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
-from pettingzoo.test import parallel_api_test
+from pettingzoo.test import api_test, parallel_api_test
+from pettingzoo.utils.conversions import parallel_to_aec
 
 from gym_unity_il.envs import UnityParallelEnv
 from gym_unity_il.errors import GymUnityILError, SpecMismatchError
@@ -39,6 +40,9 @@ def test_parallel_api_test_passes_with_teacher_and_students(make_env) -> None:
         parallel_api_test(env, num_cycles=100)  # every agent is done within 60 steps
     assert [str(w.message) for w in seen if "pettingzoo" in w.filename] == []  # the API test found nothing to warn about
     assert env.observation_space("Student_2") is env.observation_space("Student_1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert env.render() is None and env.metadata["render_fps"] == 50
     assert env.action_space("Teacher_0").shape == (2,)
 
 
@@ -91,7 +95,8 @@ def test_discrete_agents_get_action_masks(make_env) -> None:
         actions = {a: int(np.flatnonzero(infos[a]["action_mask"])[-1]) for a in env.agents}
         observations, rewards, terminations, truncations, infos = env.step(actions)
         for agent in observations:
-            assert infos[agent]["action_mask"].shape == (5,) and infos[agent]["action_mask"][0]
+            mask = infos[agent]["action_mask"]
+            assert mask.dtype == np.int8 and mask.shape == (5,) and mask[0] == 1
             assert env.observation_space(agent).contains(observations[agent])
 
 
@@ -106,3 +111,34 @@ def test_seeded_resets_repeat_and_bad_actions_are_refused(make_env) -> None:
         env.step({"Nobody_7": np.zeros(2, np.float32)})
     with pytest.raises(SpecMismatchError, match="3DBall_0"):
         env.step({"3DBall_0": np.zeros(3, np.float32)})
+
+
+@pytest.mark.parametrize(
+    ("actions", "expected"),
+    [
+        ("discrete", [0, 1, 1, 1, 1]),
+        ("multi_discrete", ([0, 1, 1], [1, 1])),
+        ("hybrid", {"continuous": None, "discrete": ([0, 1, 1],)}),
+    ],
+)
+def test_action_masks_follow_pettingzoo_and_gymnasium_sample(make_env, actions, expected) -> None:
+    # The scene forbids the first option of the first branch.
+    env = make_env(scene="conformance_scene:ConformanceScene", scene_kwargs={"actions": actions, "length": 6})
+    _, infos = env.reset(seed=0)
+    agent = env.agents[0]
+    mask = infos[agent]["action_mask"]
+    flat = mask["discrete"] if isinstance(mask, dict) else mask if isinstance(mask, tuple) else (mask,)
+    assert all(isinstance(m, np.ndarray) and m.dtype == np.int8 for m in flat)
+    if isinstance(expected, dict):
+        assert mask["continuous"] is None and [m.tolist() for m in flat] == [list(e) for e in expected["discrete"]]
+    else:
+        assert [m.tolist() for m in flat] == ([expected] if actions == "discrete" else [list(e) for e in expected])
+    space = env.action_space(agent)
+    space.seed(0)
+    samples = [space.sample(mask) for _ in range(60)]
+    first = [int(np.asarray(s["discrete"] if isinstance(s, dict) else s).reshape(-1)[0]) for s in samples]
+    allowed = set(np.flatnonzero(flat[0]).tolist())
+    assert set(first) == allowed and 0 not in allowed  # every allowed option of the first branch, and only those
+    assert all(space.contains(s) for s in samples)
+    # PettingZoo's AEC API test samples every action with `action_space(agent).sample(info["action_mask"])`.
+    api_test(parallel_to_aec(env), num_cycles=20)

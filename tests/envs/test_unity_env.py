@@ -127,29 +127,65 @@ def test_terminated_for_a_true_end(make_env) -> None:
     assert (terminated, truncated) == (True, False)
 
 
-def test_action_masks_and_render_on_the_grid(make_env) -> None:
-    env = make_env(scene="grid", scene_kwargs={"camera_height": 20, "camera_width": 24}, render_mode="rgb_array")
+def _blue_centre(picture: np.ndarray) -> np.ndarray:
+    """Where the grid's agent (its colour) is in a picture."""
+    from gym_unity_il.scenes.grid import AGENT, COLOURS, KIND_COLOUR
+
+    rows, cols = np.nonzero((picture == COLOURS[KIND_COLOUR[AGENT]]).all(axis=2))
+    assert rows.size, "the agent is not in the picture"
+    return np.array([rows.mean(), cols.mean()])
+
+
+def test_action_masks_and_the_scene_picture_on_the_grid(make_env) -> None:
+    env = make_env(scene="grid", scene_kwargs={"camera_height": 20, "camera_width": 24}, render_mode="rgb_array", render_size=(70, 70))
     obs, info = env.reset(seed=2)
     mask = env.action_masks()
     assert mask.dtype == bool and mask.shape == (5,) and np.array_equal(mask, info["action_mask"])
-    frame = env.render()
-    assert frame is not None and frame.dtype == np.uint8 and frame.shape == (20, 24, 3)
-    camera_key = next(k for k, space in env.observation_space.spaces.items() if len(space.shape) == 3)
-    np.testing.assert_array_equal(frame, obs[camera_key])
-    allowed = int(np.flatnonzero(mask)[0])
-    _, _, _, _, info = env.step(allowed)
+    frame = env.render()  # the scene's own picture, not the 20 x 24 camera
+    assert frame.dtype == np.uint8 and frame.shape == (70, 70, 3)
+    move = int(np.flatnonzero(mask[1:])[0]) + 1  # a move the mask allows: up, down, left or right
+    _, _, terminated, _, info = env.step(move)
     assert np.array_equal(info["action_mask"], env.action_masks())
+    assert not terminated  # seed 2: no goal next to the agent
+    step = _blue_centre(env.render()) - _blue_centre(frame)  # one cell (10 pixels) the way it was told
+    assert np.allclose(step, 10 * np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]][move]))
+
+
+def test_render_is_the_camera_for_a_scene_that_draws_no_picture(make_env) -> None:
+    env = make_env(scene="conformance_scene:ConformanceScene", scene_kwargs={"sensors": ["image", "vector"], "actions": "discrete"}, render_mode="rgb_array")
+    obs, _ = env.reset(seed=2)
+    np.testing.assert_array_equal(env.render(), obs["CameraSensor"])
+    obs, *_ = env.step(1)
+    np.testing.assert_array_equal(env.render(), obs["CameraSensor"])
+    assert obs["CameraSensor"].max() > 0  # the camera changed with the step
 
 
 def test_render_repeats_a_grayscale_camera_to_rgb(make_env) -> None:
-    env = make_env(scene="grid", scene_kwargs={"camera_height": 16, "camera_width": 16, "grayscale": True}, render_mode="rgb_array", image_format="chw_float")
-    obs, _ = env.reset(seed=1)
+    env = make_env(scene="conformance_scene:ConformanceScene", scene_kwargs={"sensors": ["gray"]}, render_mode="rgb_array", image_format="chw_float")
+    env.reset(seed=1)
+    obs, *_ = env.step(np.zeros(2, np.float32))
     frame = env.render()
-    camera = next(v for v in obs.values() if v.ndim == 3)
-    assert frame.shape == (16, 16, 3) and frame.dtype == np.uint8
-    expected = np.rint(camera[0] * 255).astype(np.uint8)
+    assert frame.shape == (8, 6, 3) and frame.dtype == np.uint8
+    expected = np.rint(obs[0] * 255).astype(np.uint8)
+    assert expected.max() > 0
     for channel in range(3):
         np.testing.assert_array_equal(frame[:, :, channel], expected)
+
+
+def test_render_through_gym_make_declares_its_fps_and_warns_nothing() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # gymnasium's checker warns when render_fps is missing
+        env = gym.make("UnityIL-v0", scene="ball", render_mode="rgb_array", timeout_wait=20)
+        try:
+            env.reset(seed=0)
+            first = env.render()
+            env.step(np.ones(2, np.float32))
+            assert first.shape == (160, 160, 3) and not np.array_equal(env.render(), first)
+        finally:
+            env.close()
+    assert env.metadata["render_fps"] == 50
 
 
 def test_behavior_name_picks_the_controlled_behavior(make_env) -> None:
@@ -164,8 +200,8 @@ def test_behavior_name_picks_the_controlled_behavior(make_env) -> None:
 
 def test_bad_arguments_and_misuse_are_clear_errors(make_env, assert_released) -> None:
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    with pytest.raises(ConfigError, match="camera"):
-        UnityILEnv(scene="ball", render_mode="rgb_array", timeout_wait=20)
+    with pytest.raises(ConfigError, match="camera observation or a built-in scene that draws itself"):
+        UnityILEnv(scene="conformance_scene:ConformanceScene", render_mode="rgb_array", timeout_wait=20)
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
     with pytest.raises(ConfigError, match="render_mode"):
         UnityILEnv(render_mode="human")

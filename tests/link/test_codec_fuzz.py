@@ -130,10 +130,10 @@ def test_announcements_with_impossible_sizes_are_protocol_errors(branches: list[
 
 
 def test_many_agents_without_data_cannot_make_gigabytes_of_masks() -> None:
-    """Each empty AgentInfoProto is two bytes of the message but a row of the mask array."""
+    """Each AgentInfoProto without data is a few bytes of the message but a row of the mask array."""
     spec = BehaviorSpec("B?team=0", (), ActionSpec(0, (65_536,)))
     output = pb.UnityOutputProto()
-    output.rl_output.agentInfos["B?team=0"].value.extend([pb.AgentInfoProto()] * 20_000)
+    output.rl_output.agentInfos["B?team=0"].value.extend([pb.AgentInfoProto(id=i) for i in range(20_000)])
     tracemalloc.start()
     try:
         with pytest.raises(UnityProtocolError, match="20000 agents would decode to more than 1024 MB"):
@@ -199,3 +199,57 @@ def test_side_channel_lengths_past_the_data_are_protocol_errors() -> None:
         damaged = good[:16] + length.to_bytes(4, "little", signed=True) + good[20:]
         with pytest.raises(UnityProtocolError, match="declares"):
             SideChannelManager([stats]).process_incoming(damaged)
+
+
+# ---------------------------------------------------------------------------- hostile messages (issue: hardening the link)
+
+
+@pytest.mark.parametrize("label", list(fc.HOSTILE_LINK_CASES))
+def test_hostile_messages_are_protocol_errors_within_the_memory_bound_with_short_texts(label: str) -> None:
+    """Found by probing: 100k behaviors in 4.6 MB took 753 MB and 20 s, 1M agents in 15 MB took
+    687 MB; 101 dimensions raised numpy's ValueError; 10^6 branches made a 3 MB error message;
+    a re-announced spec and duplicate agent ids were accepted. Each is now refused before the
+    decoder builds anything from it, with at most DECODE_FIXED_BYTES + DECODE_BYTES_PER_BYTE
+    times the message's size allocated (parse included), and a short message."""
+    case = fc.hostile_link_case(label)
+    specs: dict[str, BehaviorSpec] = {}
+    channels_first = False
+    if case.prior is not None:
+        _, channels_first = fc.decode_message(case.prior, specs, handshake=True, channels_first=False, image_format="hwc_uint8")
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnityProtocolError, match=fc.HOSTILE_LINK_CASES[label]) as info:
+            fc.decode_message(case.data, specs, handshake=case.prior is None, channels_first=channels_first, image_format="hwc_uint8")
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < codec.DECODE_FIXED_BYTES + codec.DECODE_BYTES_PER_BYTE * len(case.data)
+    assert len(str(info.value)) < 2 * codec.QUOTE_CHARS + 200
+
+
+def test_an_agent_may_end_its_episode_and_ask_for_a_decision_in_one_message() -> None:
+    """Not a duplicate: ML-Agents puts such an agent in both the terminal and the decision steps."""
+    spec = BehaviorSpec("B?team=0", (ObservationSpec((1,)),), ActionSpec(1))
+    infos = [pb.AgentInfoProto.FromString(raw) for raw in fc.agent_bytes([7, 8, 7])]
+    infos[0].done = True
+    decision, terminal = codec.decode_agent_infos(infos, spec)
+    assert decision.agent_id.tolist() == [8, 7] and terminal.agent_id.tolist() == [7]
+    infos[1].done = infos[2].done = True
+    with pytest.raises(UnityProtocolError, match="agent 7 of 'B\\?team=0' appears twice among the terminal steps"):
+        codec.decode_agent_infos(infos, spec)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("x" * 10, "'xxxxxxxxxx'"), ("é" * 1000, "'" + "é" * 199 + "... (1000 characters)"), (b"\x00" * 300, None),
+     (list(range(10**6)), None), ((1, 2, 3), "[1, 2, 3]"), (3.5, "3.5")],
+)  # fmt: skip
+def test_quote_keeps_short_values_and_cuts_long_ones_saying_how_long(value: object, text: str | None) -> None:
+    quoted = codec.quote(value)
+    assert len(quoted) < codec.QUOTE_CHARS + 40
+    if text is not None:
+        assert quoted == text
+    if isinstance(value, list):
+        assert quoted.startswith("[0, 1, 2, ") and quoted.endswith(", ... (1000000 values)]")
+    if isinstance(value, bytes):
+        assert quoted.endswith("... (300 bytes)")

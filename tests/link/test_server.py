@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 import socket
 import threading
 import time
@@ -11,12 +12,14 @@ from concurrent import futures
 import grpc
 import pytest
 
-from gym_unity_il.errors import PortInUseError, UnityProtocolError
+from gym_unity_il.errors import ConfigError, PortInUseError, UnityProtocolError
 from gym_unity_il.link.server import EXCHANGE_PATH, ExchangeServer, check_port_free
 from gym_unity_il.proto import communicator_pb2 as pb
 
 CLOSE_BYTES = bytes.fromhex("0A 03 08 90 03")  # header { status: 400 } (protocol.md §11)
 OK_BYTES = bytes.fromhex("0A 03 08 C8 01")  # header { status: 200 }
+# header { status: 200 } unity_output { rl_initialization_output { communication_version: "1.5.0" } }: a handshake
+HELLO_BYTES = OK_BYTES + bytes.fromhex("12 09 12 07 12 05") + b"1.5.0"
 
 
 def _raw_call(port: int):
@@ -29,10 +32,11 @@ def test_request_reaches_the_caller_and_its_answer_returns() -> None:
     server = ExchangeServer(port=0)
     channel, call = _raw_call(server.port)
     with futures.ThreadPoolExecutor(1) as pool:
-        reply = pool.submit(call, OK_BYTES, wait_for_ready=True, timeout=10)
+        reply = pool.submit(call, HELLO_BYTES, wait_for_ready=True, timeout=10)
         request = server.receive(timeout=10)
-        assert request is not None and request.header.status == 200
+        assert request is not None and request.SerializeToString() == HELLO_BYTES
         assert server.has_pending_call and not reply.done()
+        assert server.peer is not None and server.peer.startswith("ipv4:127.0.0.1:")
         answer = pb.UnityMessageProto(header=pb.HeaderProto(status=200, message="hello")).SerializeToString()
         server.respond(answer)
         assert reply.result(timeout=10) == answer
@@ -45,7 +49,7 @@ def test_close_answers_the_pending_call_with_status_400() -> None:
     server = ExchangeServer(port=0)
     channel, call = _raw_call(server.port)
     with futures.ThreadPoolExecutor(1) as pool:
-        reply = pool.submit(call, OK_BYTES, wait_for_ready=True, timeout=10)
+        reply = pool.submit(call, HELLO_BYTES, wait_for_ready=True, timeout=10)
         assert server.receive(timeout=10) is not None
         server.close()
         assert reply.result(timeout=10) == CLOSE_BYTES
@@ -53,9 +57,19 @@ def test_close_answers_the_pending_call_with_status_400() -> None:
     server.close()  # idempotent
 
 
+def _handshake(server: ExchangeServer, call) -> None:
+    """Makes ``call``'s connection the server's peer."""
+    with futures.ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(call, HELLO_BYTES, wait_for_ready=True, timeout=10)
+        assert server.receive(timeout=10) is not None
+        server.respond(OK_BYTES)
+        assert reply.result(timeout=10) == OK_BYTES
+
+
 def test_a_closing_peer_is_answered_when_received_and_reported() -> None:
     server = ExchangeServer(port=0)
     channel, call = _raw_call(server.port)
+    _handshake(server, call)
     with futures.ThreadPoolExecutor(1) as pool:
         reply = pool.submit(call, CLOSE_BYTES, wait_for_ready=True, timeout=10)
         request = server.receive(timeout=10)
@@ -69,6 +83,7 @@ def test_a_closing_peer_is_answered_when_received_and_reported() -> None:
 def test_malformed_request_is_a_protocol_error_and_the_call_is_closed() -> None:
     server = ExchangeServer(port=0)
     channel, call = _raw_call(server.port)
+    _handshake(server, call)
     with futures.ThreadPoolExecutor(1) as pool:
         reply = pool.submit(call, b"\x0a\xff\xff\xff\xff\x0f garbage", wait_for_ready=True, timeout=10)
         with pytest.raises(UnityProtocolError, match="not an ML-Agents message"):
@@ -83,7 +98,7 @@ def test_a_call_received_on_one_thread_can_be_answered_on_another() -> None:
     server = ExchangeServer(port=0)
     channel, call = _raw_call(server.port)
     with futures.ThreadPoolExecutor(2) as pool:
-        reply = pool.submit(call, OK_BYTES, wait_for_ready=True, timeout=10)
+        reply = pool.submit(call, HELLO_BYTES, wait_for_ready=True, timeout=10)
         assert server.receive(timeout=10) is not None
         pool.submit(server.respond, CLOSE_BYTES).result(timeout=10)
         assert reply.result(timeout=10) == CLOSE_BYTES
@@ -99,7 +114,7 @@ def test_close_answers_calls_that_were_never_received() -> None:
     server = ExchangeServer(port=0)
     channel, call = _raw_call(server.port)
     with futures.ThreadPoolExecutor(1) as pool:
-        reply = pool.submit(call, OK_BYTES, wait_for_ready=True, timeout=10)
+        reply = pool.submit(call, HELLO_BYTES, wait_for_ready=True, timeout=10)
         deadline = time.time() + 10
         while not server._arrived:  # until the request is in, not yet received
             assert server._next_event(deadline) and not reply.done()
@@ -164,7 +179,7 @@ def test_a_server_never_closed_frees_its_port_when_collected() -> None:
     port = server.port
     channel, call = _raw_call(port)
     with futures.ThreadPoolExecutor(1) as pool:
-        reply = pool.submit(call, OK_BYTES, wait_for_ready=True, timeout=10)
+        reply = pool.submit(call, HELLO_BYTES, wait_for_ready=True, timeout=10)
         assert server.receive(timeout=10) is not None  # a call left pending
         del server
         gc.collect()
@@ -181,7 +196,7 @@ def test_port_is_free_again_right_after_close() -> None:
     done = threading.Event()
 
     def unity() -> None:
-        call(OK_BYTES, wait_for_ready=True, timeout=10)
+        call(HELLO_BYTES, wait_for_ready=True, timeout=10)
         done.set()
 
     thread = threading.Thread(target=unity)
@@ -194,3 +209,84 @@ def test_port_is_free_again_right_after_close() -> None:
     again = ExchangeServer(port=port)
     assert again.port == port
     again.close()
+
+
+# ---------------------------------------------------------------------------- one peer per session
+
+
+def _stray_call(port: int):
+    """Like :func:`_raw_call`, on a connection of its own (equal channels of one process share one)."""
+    channel = grpc.insecure_channel(f"localhost:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+    return channel, channel.unary_unary(EXCHANGE_PATH)
+
+
+def _refused(server: ExchangeServer, replies: list[futures.Future]) -> list[grpc.StatusCode]:
+    """Polls the server (nothing may reach the caller) until every reply came; their status codes."""
+    deadline = time.monotonic() + 20
+    while not all(r.done() for r in replies):
+        assert server.receive(timeout=0.05) is None and time.monotonic() < deadline
+    codes = []
+    for reply in replies:
+        with pytest.raises(grpc.RpcError) as info:
+            reply.result()
+        codes.append(info.value.code())
+    return codes
+
+
+FORGED = [CLOSE_BYTES, OK_BYTES, b"\x0a\xff\xff\xff\xff\x0f garbage", HELLO_BYTES]
+
+
+def test_calls_from_another_connection_are_refused_and_never_reach_the_caller(caplog: pytest.LogCaptureFixture) -> None:
+    server = ExchangeServer(port=0)
+    channel, call = _raw_call(server.port)
+    stray_channel, stray = _stray_call(server.port)
+    _handshake(server, call)
+    with futures.ThreadPoolExecutor(4) as pool, caplog.at_level("WARNING", logger="gym_unity_il.link.server"):
+        replies = [pool.submit(stray, FORGED[i % 4], wait_for_ready=True, timeout=10) for i in range(12)]
+        peer_reply = pool.submit(call, OK_BYTES, timeout=10)
+        received = []  # only the peer's message, whenever it comes among the strays'
+        deadline = time.monotonic() + 20
+        while not all(r.done() for r in replies) or not received:
+            request = server.receive(timeout=0.05)
+            if request is not None:
+                received.append(request.SerializeToString())
+                server.respond(CLOSE_BYTES)
+            assert time.monotonic() < deadline
+        assert _refused(server, replies) == [grpc.StatusCode.PERMISSION_DENIED] * 12
+        assert received == [OK_BYTES] and peer_reply.result(timeout=10) == CLOSE_BYTES
+        assert server.refused_calls == 12
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2 and "refused call number 1," in warnings[0] and "refused call number 10," in warnings[1]
+    assert "ipv4:127.0.0.1:" in warnings[0] and "another Unity connection" in warnings[0]
+    channel.close()
+    stray_channel.close()
+    server.close()
+
+
+def test_before_the_handshake_only_a_handshake_is_received_and_its_caller_becomes_the_peer() -> None:
+    server = ExchangeServer(port=0)
+    channel, call = _raw_call(server.port)
+    stray_channel, stray = _stray_call(server.port)
+    with futures.ThreadPoolExecutor(4) as pool:
+        strays = [pool.submit(stray, message, wait_for_ready=True, timeout=10) for message in FORGED[:3]]
+        assert _refused(server, strays) == [grpc.StatusCode.PERMISSION_DENIED] * 3
+        assert server.peer is None and server.refused_calls == 3
+        assert server.last_refusal is not None and "must be an ML-Agents handshake" in server.last_refusal
+        _handshake(server, call)
+        assert server.peer is not None
+        assert _refused(server, [pool.submit(stray, HELLO_BYTES, timeout=10)]) == [grpc.StatusCode.PERMISSION_DENIED]
+        assert "another Unity connection" in server.last_refusal
+    channel.close()
+    stray_channel.close()
+    server.close()
+
+
+@pytest.mark.parametrize("value", [0, -1, 1023, 2**31, 2**40, 1.5e6, True, "1000000", None])
+def test_max_message_bytes_out_of_range_is_a_config_error_naming_value_and_range(value: object) -> None:
+    with pytest.raises(ConfigError, match=rf"max_message_bytes={re.escape(repr(value))} .*1024 \(1 KiB\) to 2147483647"):
+        ExchangeServer(port=0, max_message_bytes=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [1024, 2**31 - 1])
+def test_max_message_bytes_at_the_ends_of_the_range_are_accepted(value: int) -> None:
+    ExchangeServer(port=0, max_message_bytes=value).close()

@@ -8,6 +8,7 @@ every close, no process is left and the port can be bound again.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
 import subprocess
@@ -31,6 +32,7 @@ from gym_unity_il.errors import (
     UnityVersionError,
 )
 from gym_unity_il.link import codec
+from gym_unity_il.link.launcher import environment_with_import_path
 from gym_unity_il.link.server import EXCHANGE_PATH
 from gym_unity_il.link.session import UnitySession, handshake_response, versions_compatible
 from gym_unity_il.link.side_channels import EngineConfig, StatsAggregationMethod
@@ -170,6 +172,9 @@ def test_editor_that_never_connects_times_out_saying_press_play(free_port: int, 
         ({"scene": "ball", "scene_kwargs": {"agents": 2}}, r"does not take \['agents'\].*num_agents"),
         ({"scene": "ball", "scene_kwargs": {"seed": 2}}, "seed="),
         ({"timeout_wait": 0}, "timeout_wait"),
+        ({"max_message_bytes": 2**31}, r"max_message_bytes=2147483648 .*1024 \(1 KiB\) to 2147483647"),
+        ({"max_message_bytes": 0}, "max_message_bytes=0 "),
+        ({"max_message_bytes": -1}, "max_message_bytes=-1 "),
     ],
 )
 def test_bad_arguments_are_config_errors(kwargs: dict, match: str) -> None:
@@ -358,3 +363,96 @@ def test_ctrl_c_in_the_parent_ends_the_scene_process(assert_released) -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
     assert_released(port)
+
+
+# ---------------------------------------------------------------------------- stray programs on the port
+
+STRAY_CLIENT = Path(__file__).with_name("stray_client.py")
+BALL_SCENE = "3DBall?team=0"
+
+
+def _start_strays(port: int, connections: int, *extra: str) -> subprocess.Popen:
+    """The stray program of stray_client.py calling ``port``, once all its connections call."""
+    strays = subprocess.Popen([sys.executable, str(STRAY_CLIENT), str(port), str(connections), *extra],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment_with_import_path())  # fmt: skip
+    assert strays.stdout is not None and strays.stdout.readline() == "calling\n"
+    return strays
+
+
+def _ball_run(session: UnitySession, steps: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Observations and rewards of the ball scene's agent over a reset and ``steps`` steps of zero actions."""
+    out = []
+    for k in range(steps + 1):
+        decision, terminal = (session.reset(seed=3) if k == 0 else session.step())[BALL_SCENE]
+        out.append((np.concatenate([decision.obs[0], terminal.obs[0]]), np.concatenate([decision.reward, terminal.reward])))
+    return out
+
+
+def _stop_strays(strays: subprocess.Popen, session: UnitySession) -> dict[str, int]:
+    """Stops the stray program while the session steps (its last calls are refused) and returns its counts."""
+    assert strays.stdin is not None and strays.stdout is not None
+    strays.stdin.close()
+    for _ in range(20_000):  # a bound, not a timing: each step also answers the strays' calls
+        if strays.poll() is not None:
+            break
+        session.step()
+    codes = json.loads(strays.stdout.read())
+    strays.wait(10)
+    return codes
+
+
+def test_a_stray_program_on_the_port_never_reaches_a_stepping_session(assert_released) -> None:
+    """Found by probing: a stray's forged message came out of step() (observations 42, reward
+    1000), a forged status 400 ended the session. Now only Unity's connection is served."""
+    with UnitySession(scene="ball", scene_kwargs={"num_agents": 1}, seed=1, timeout_wait=20) as alone:
+        expected = _ball_run(alone, 300)
+    session = UnitySession(scene="ball", scene_kwargs={"num_agents": 1}, seed=1, timeout_wait=20)
+    strays = _start_strays(session.port, 20, "--handshakes")
+    try:
+        got = _ball_run(session, 300)
+        codes = _stop_strays(strays, session)
+    finally:
+        strays.kill()
+        strays.wait(10)
+    for (obs, reward), (want_obs, want_reward) in zip(got, expected):
+        np.testing.assert_array_equal(obs, want_obs)
+        np.testing.assert_array_equal(reward, want_reward)
+    assert not any((obs == 42.0).any() or (reward == 1000.0).any() for obs, reward in got)
+    assert set(codes) == {"PERMISSION_DENIED"} and codes["PERMISSION_DENIED"] >= 20
+    assert session.refused_calls == codes["PERMISSION_DENIED"]
+    port = session.port
+    session.close()
+    assert_released(port)
+
+
+def test_200_stray_connections_during_the_handshake_do_not_break_it(free_port: int, assert_released) -> None:
+    """Found by probing: 200 connections calling the port broke the handshake ("Unity
+    announced no behavior after the first reset"). They call before the trainer even listens."""
+    with UnitySession(scene="ball", scene_kwargs={"num_agents": 1}, seed=1, timeout_wait=20) as alone:
+        expected = _ball_run(alone, 20)
+    strays = _start_strays(free_port, 200)
+    try:
+        session = UnitySession(scene="ball", scene_kwargs={"num_agents": 1}, seed=1, base_port=free_port, auto_port=False, timeout_wait=30)
+        got = _ball_run(session, 20)
+        codes = _stop_strays(strays, session)
+    finally:
+        strays.kill()
+        strays.wait(10)
+    for (obs, reward), (want_obs, want_reward) in zip(got, expected):
+        np.testing.assert_array_equal(obs, want_obs)
+        np.testing.assert_array_equal(reward, want_reward)
+    assert set(codes) == {"PERMISSION_DENIED"} and codes["PERMISSION_DENIED"] >= 200
+    session.close()
+    assert_released(free_port)
+
+
+def test_a_session_that_only_hears_strays_times_out_naming_the_refused_calls(free_port: int, assert_released) -> None:
+    strays = _start_strays(free_port, 1)
+    try:
+        with pytest.raises(UnityTimeoutError, match=rf"press Play.*refused \d+ call\(s\) on its port, the last from ipv4:127\.0\.0\.1:\d+: "
+                                                    r"the first message of a connection must be an ML-Agents handshake"):  # fmt: skip
+            UnitySession(editor=True, base_port=free_port, timeout_wait=3)
+    finally:
+        strays.kill()
+        strays.wait(10)
+    assert_released(free_port)

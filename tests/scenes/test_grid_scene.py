@@ -114,8 +114,8 @@ def test_each_pixel_shows_what_is_in_its_cell(num_agents, height, width):
     scene = make_scene("grid", num_agents=num_agents, camera_height=height, camera_width=width, max_steps=0, seed=2)
     rng = np.random.default_rng(0)
     side = scene.grid_size + 2
-    row_cell, _ = scene._pixel_map(height, side)
-    col_cell, _ = scene._pixel_map(width, side)
+    row_cell, _ = scene._camera._pixel_map(height, side)
+    col_cell, _ = scene._camera._pixel_map(width, side)
     for _ in range(25):
         images = scene.observe()[BEHAVIOR].observations[0][-num_agents:]  # the decision records
         for agent, image in enumerate(images):
@@ -127,6 +127,6 @@ def test_each_pixel_shows_what_is_in_its_cell(num_agents, height, width):
             row, col = scene._position[agent]
             kinds[row + 1, col + 1] = AGENT
             pixel_kinds = kinds[row_cell[:, None], col_cell[None, :]]
-            expected = scene._kind_images[pixel_kinds, np.arange(height)[:, None], np.arange(width)[None, :]]
+            expected = scene._camera.kind_images[pixel_kinds, np.arange(height)[:, None], np.arange(width)[None, :]]
             np.testing.assert_array_equal(image, expected)
         move(scene, rng.integers(0, 5, num_agents))

@@ -115,11 +115,13 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path: Path, ball_de
 def test_refusals_before_training(tmp_path: Path, ball_demo: Path, capsys) -> None:
     results = tmp_path / "results"
     good = parse_config({"default": tiny(ball_demo, trainer="offline_bc", num_epoch=1)})
-    with pytest.raises(ConfigError, match=r"--resume: .* holds no checkpoint"):
+    with pytest.raises(ConfigError, match=r"resume=True \(--resume on the command line\): .*r does not exist"):
         train(good, run_id="r", results_dir=results, resume=True)
     (results / "taken").mkdir(parents=True)
-    with pytest.raises(ConfigError, match=r"--run-id 'taken': .* already exists; pass --resume"):
+    with pytest.raises(ConfigError, match=r"run id 'taken': .* already exists and holds no checkpoint to resume; pass force=True \(--force"):
         train(good, run_id="taken", results_dir=results)
+    with pytest.raises(ConfigError, match=r"resume=True .*: .*taken holds no checkpoint to continue from; start it anew with force=True"):
+        train(good, run_id="taken", results_dir=results, resume=True)
     with pytest.raises(ConfigError, match=r"section 'default'\.normalize: trainer 'dagger' learns live"):
         train(parse_config({"default": {"trainer": "dagger", "normalize": True}}, source="c.yaml"), run_id="r", results_dir=results)
     with pytest.raises(ConfigError, match=r"section 'Ball'\.demo_path: trainer 'gail' learns from demonstrations"):
@@ -136,7 +138,7 @@ def test_refusals_before_training(tmp_path: Path, ball_demo: Path, capsys) -> No
     assert main(["train", str(config), "--run-id", "x", "--results-dir", str(results), "--scene", "ball", "--env", "Game.x86_64"]) == 2
     assert "at most one of --scene NAME" in capsys.readouterr().err
     assert main(["train", str(config), "--run-id", "taken", "--results-dir", str(results)]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "already exists and holds no checkpoint to resume; pass force=True (--force on the command line)" in capsys.readouterr().err
     assert main(["train", str(config), "--run-id", "y", "--results-dir", str(results), "--scene", "grid"]) == 2
     err = capsys.readouterr().err
     assert "the demo" in err and "3DBall?team=0: observations [VectorSensor_size8[8]]" in err and "env: GridWorld?team=0: observations [CameraSensor" in err
