@@ -77,6 +77,7 @@ def plot(path: Path, results: dict[str, dict[str, tuple[float, float]]], runs: d
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     columns = 1 + max(sum(scene == s for s, _ in runs.values()) for scene in results)
     fig, axes = plt.subplots(len(results), columns + 1, figsize=(4.6 * (columns + 1), 3.6 * len(results)), squeeze=False)
@@ -93,9 +94,10 @@ def plot(path: Path, results: dict[str, dict[str, tuple[float, float]]], runs: d
             ax.axhline(scores["expert"][0], color="gray", linestyle="--", label="expert")
             ax.axhline(scores["random"][0], color="lightgray", linestyle="--", label="random")
             ax.set_xlabel("demo samples" if rows and rows[0]["phase"] == "bc" else "env steps")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
             ax.set_title(f"{scene} {name}: return while training")
             ax.legend(loc="lower right")
-        for ax in row[1 + len(curves) :]:
+        for ax in row[1 + len(curves) : -1]:
             ax.axis("off")
     share = axes[0][-1]
     trained = [(name, scene) for name, (scene, _) in runs.items()]
@@ -103,6 +105,7 @@ def plot(path: Path, results: dict[str, dict[str, tuple[float, float]]], runs: d
     share.barh([f"{scene} {name}" for name, scene in trained], percent, color=[COLOURS[name] for name, _ in trained])
     share.axvline(100, color="gray", linestyle="--")
     share.axvline(90, color="gray", linestyle=":", label="90 %")
+    share.set_xlim(min(0.0, *percent) - 5, max(110.0, *percent) + 5)
     share.set_xlabel("% of the expert's return")
     share.set_title("trained policies against their expert")
     share.legend(loc="lower right")

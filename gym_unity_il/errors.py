@@ -6,6 +6,40 @@ catch anything this package raises on purpose; the children name the kind of fai
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping
+
+#: Longest value quoted in an error message, in characters (see :func:`quote`).
+QUOTE_CHARS = 200
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, saying how long the value is: values
+    from a message or a file (names, versions, shapes, lists, numbers) may be megabytes long."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"  # repr() itself is slow (and limited) past 4300 digits
+    if isinstance(value, (str, bytes, bytearray)):
+        text = repr(value[:limit])  # escapes make a repr up to 10 times longer than its value
+        if len(value) <= limit and len(text) <= limit + 3:
+            return text
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{text[:limit]}... ({len(value)} {unit})"
+    if isinstance(value, Mapping) and len(value) > limit:
+        return f"a mapping of {len(value)} items"
+    if isinstance(value, (list, tuple, set)) or (hasattr(value, "__len__") and hasattr(value, "__iter__") and not isinstance(value, Mapping)):
+        parts: list[str] = []
+        size = 0
+        for item in itertools.islice(value, limit):  # type: ignore[call-overload]
+            text = quote(item, limit)
+            size += len(text) + 2
+            if size > limit:
+                break
+            parts.append(text)
+        more = len(value) - len(parts)  # type: ignore[arg-type]
+        return f"[{', '.join(parts)}]" if not more else f"[{', '.join(parts)}, ... ({len(value)} values)]"  # type: ignore[arg-type]
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
 
 class GymUnityILError(Exception):
     """Base class of every error raised on purpose by gym_unity_il."""

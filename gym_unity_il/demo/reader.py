@@ -367,6 +367,7 @@ def _is_meta_copy(data: bytes, steps: int) -> bool:
         meta = pb.DemonstrationMetaProto.FromString(data)
     except (DecodeError, RuntimeError, ValueError):
         return False
+    meta.DiscardUnknownFields()  # a record's fields are unknown to the meta: bytes with any are not a meta
     return meta.api_version in SUPPORTED_API_VERSIONS and meta.number_steps == steps and meta.SerializeToString() == data
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from gym_unity_il.errors import ConfigError, GymUnityILError
 from gym_unity_il.link.codec import StepBatch
 from gym_unity_il.link.session import UnitySession, scene_target
+from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES
 from gym_unity_il.link.side_channels import EngineConfig, StatsAggregationMethod
 from gym_unity_il.spec import BehaviorSpec, ImageFormat
 
@@ -80,6 +81,8 @@ class UnityILEnv(gym.Env):
             observation.
         render_size: ``(height, width)`` of a built-in scene's picture.
         host: address the trainer's server binds.
+        max_message_bytes: the largest gRPC message accepted or sent (1 KiB to 2 GiB - 1;
+            default 256 MiB).
 
     Raises:
         UnityExecutableNotFoundError, PortInUseError, UnityTimeoutError,
@@ -113,6 +116,7 @@ class UnityILEnv(gym.Env):
         render_mode: str | None = None,
         render_size: tuple[int, int] = (160, 160),
         host: str = "127.0.0.1",
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self._session: UnitySession | None = None
         if render_mode not in (None, *self.metadata["render_modes"]):
@@ -141,6 +145,7 @@ class UnityILEnv(gym.Env):
             timeout_wait=timeout_wait,
             seed=seed,
             host=host,
+            max_message_bytes=max_message_bytes,
             image_format=image_format,
             engine_config=engine_config,
             env_parameters=env_parameters,

@@ -22,7 +22,6 @@ values from the message through :func:`quote`, so they stay short.
 from __future__ import annotations
 
 import io
-import itertools
 import math
 import re
 import struct
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from gym_unity_il.errors import UnityProtocolError
+from gym_unity_il.errors import UnityProtocolError, quote
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.spec import (
     ActionSpec,
@@ -59,34 +58,6 @@ MAX_OBSERVATION_RANK = 8
 MAX_SENSORS = 256
 #: Most behaviors one session knows (each is a name and its team: ``3DBall?team=0``).
 MAX_BEHAVIORS = 1024
-#: Longest value quoted in an error message, in characters (see :func:`quote`).
-QUOTE_CHARS = 200
-
-
-def quote(value: object, limit: int = QUOTE_CHARS) -> str:
-    """``repr(value)`` cut to about ``limit`` characters, saying how long the value is: values
-    from a message (names, versions, shapes, branch lists) may be megabytes long."""
-    if isinstance(value, (str, bytes, bytearray)):
-        text = repr(value[:limit])  # escapes make a repr up to 10 times longer than its value
-        if len(value) <= limit and len(text) <= limit + 3:
-            return text
-        unit = "characters" if isinstance(value, str) else "bytes"
-        return f"{text[:limit]}... ({len(value)} {unit})"
-    if isinstance(value, (list, tuple)) or (hasattr(value, "__len__") and hasattr(value, "__iter__") and not isinstance(value, Mapping)):
-        parts: list[str] = []
-        size = 0
-        for item in itertools.islice(value, limit):  # type: ignore[call-overload]
-            text = quote(item, limit)
-            size += len(text) + 2
-            if size > limit:
-                break
-            parts.append(text)
-        more = len(value) - len(parts)  # type: ignore[arg-type]
-        return f"[{', '.join(parts)}]" if not more else f"[{', '.join(parts)}, ... ({len(value)} values)]"  # type: ignore[arg-type]
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}..."
-
-
 # ---------------------------------------------------------------------------- versions
 
 

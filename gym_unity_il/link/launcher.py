@@ -14,11 +14,15 @@ group is ended, so helper processes the executable starts go too.
 
 Linux caveat: the parent-death signal follows the *thread* that started the child. Create
 environments on a thread that lives as long as they do (normally the main thread).
+
+:meth:`ChildProcess.owns_connection` tells whether a TCP connection on this machine belongs
+to the child or one of its descendants (the session accepts only its own player's handshake).
 """
 
 from __future__ import annotations
 
 import glob
+import ipaddress
 import os
 import signal
 import subprocess
@@ -26,6 +30,8 @@ import sys
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import psutil
 
 from gym_unity_il.errors import UnityExecutableNotFoundError
 
@@ -153,6 +159,21 @@ def _end_process(popen: subprocess.Popen[bytes], timeout: float) -> None:
         pass
 
 
+class OwnershipUnknown(Exception):
+    """Which process owns a connection cannot be found out here; the message says why."""
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address (an IPv4-mapped IPv6 address as IPv4, no zone), None if it is none."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 class ChildProcess:
     """A launched Unity executable or built-in scene that ends with its owner.
 
@@ -194,6 +215,45 @@ class ChildProcess:
             return self._popen.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+
+    def owns_connection(self, address: tuple[str, int], server_port: int) -> bool:
+        """Whether this process or one of its descendants holds the TCP connection whose local
+        end is ``address`` (host, port) and whose remote end is port ``server_port``.
+
+        Raises:
+            OwnershipUnknown: ``address`` is not a loopback address (the connection comes from
+                another machine), or the operating system does not show the connections.
+        """
+        ip = _ip(address[0])
+        if ip is None or not ip.is_loopback:
+            raise OwnershipUnknown(f"{address[0]} is not a loopback address: the connection comes from another machine (host=...)")
+        try:
+            root = psutil.Process(self.pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return False
+        except psutil.Error as exc:
+            raise OwnershipUnknown(f"the processes started by the trainer cannot be listed ({exc})") from exc
+        hidden: Exception | None = None
+        for process in processes:
+            try:
+                connections = process.net_connections(kind="inet")
+            except psutil.NoSuchProcess:
+                continue
+            except (psutil.AccessDenied, NotImplementedError) as exc:
+                hidden = exc
+                continue
+            for connection in connections:
+                if (
+                    connection.raddr
+                    and connection.raddr.port == server_port
+                    and connection.laddr.port == address[1]
+                    and _ip(connection.laddr.ip) == ip
+                ):
+                    return True
+        if hidden is not None:
+            raise OwnershipUnknown(f"the operating system does not show the connections of a process started by the trainer ({hidden!r})")
+        return False
 
     def stop(self, timeout: float = 0.0) -> int | None:
         """Gives the process ``timeout`` seconds to exit on its own, then kills it (idempotent).

@@ -26,6 +26,8 @@ once and never reaches the caller: before the handshake, calls whose message is 
 handshake (garbage, a status 400, agent data); after it, every call from another
 connection, which is refused before its message is read. Refusals are counted
 (:attr:`ExchangeServer.refused_calls`) and logged (the first, then at 10, 100, 1000, ...).
+:attr:`ExchangeServer.peer_check` may also refuse a handshake by its caller's address (the
+session accepts only the process it launched); it runs only until the peer is fixed.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ import numbers
 import socket
 import sys
 import time
+import urllib.parse
 import weakref
+from collections.abc import Callable
 
 from grpc._cython import cygrpc
 
@@ -116,6 +120,16 @@ def check_port_free(host: str, port: int) -> None:
 CLOSING_MESSAGE = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_CLOSING)).SerializeToString()
 
 
+def peer_address(peer: str) -> tuple[str, int] | None:
+    """The (host, port) of gRPC's peer string (``ipv4:127.0.0.1:54321``, ``ipv6:%5B::1%5D:54321``),
+    None when it names no TCP address."""
+    kind, _, address = urllib.parse.unquote(peer).partition(":")
+    host, _, port = address.rpartition(":")
+    if kind not in ("ipv4", "ipv6") or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
 class ExchangeServer:
     """A gRPC server holding Unity's pending ``Exchange`` call for the caller.
 
@@ -159,6 +173,10 @@ class ExchangeServer:
         self.refused_calls = 0
         #: The last refusal: the caller's address and why (None until one).
         self.last_refusal: str | None = None
+        #: Called with the caller's peer string for each valid handshake until the peer is
+        #: fixed: returns None to accept that caller as the peer, or the reason to refuse it.
+        #: None accepts the first handshake.
+        self.peer_check: Callable[[str], str | None] | None = None
         self._stopped = self._closed = False
         self._server.start()
         self._server.request_call(self._queue, self._queue, _NEW_CALL)
@@ -198,6 +216,10 @@ class ExchangeServer:
                 message = self._handshake_or_none(data)
                 if message is None:
                     self._refuse(call, peer, _NOT_A_HANDSHAKE)
+                    continue
+                reason = self.peer_check(peer.decode(errors="replace")) if self.peer_check is not None else None
+                if reason is not None:
+                    self._refuse(call, peer, reason)
                     continue
                 self._peer = peer
                 self._pending = call

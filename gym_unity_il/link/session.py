@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -42,11 +43,12 @@ from gym_unity_il.errors import (
     UnityProtocolError,
     UnityTimeoutError,
     UnityVersionError,
+    quote,
 )
 from gym_unity_il.link import codec
 from gym_unity_il.link.codec import StepBatch
-from gym_unity_il.link.launcher import ChildProcess, environment_with_import_path, find_executable, unity_arguments
-from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, STATUS_OK, ExchangeServer, check_max_message_bytes
+from gym_unity_il.link.launcher import ChildProcess, OwnershipUnknown, environment_with_import_path, find_executable, unity_arguments
+from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, STATUS_OK, ExchangeServer, check_max_message_bytes, peer_address
 from gym_unity_il.link.side_channels import (
     SEED_MODULUS,
     SEED_PARAMETER,
@@ -75,6 +77,11 @@ _HYBRID_ACTIONS_VERSION = (1, 3, 0)
 #: How often a wait for Unity checks whether the launched process is still alive, in seconds.
 _POLL_INTERVAL = 0.1
 _LOG_TAIL_LINES = 20
+#: Why a handshake from a process other than the launched one is refused (also sent to that caller).
+NOT_THE_LAUNCHED_PLAYER = (
+    "not the launched player: the connection belongs to no process of the tree the trainer launched. A player that "
+    "leaves that tree (double fork, daemon) is refused too: pass the player executable itself as file_name"
+)
 
 #: Per behavior, ``(decision steps, terminal steps)`` of one message from Unity.
 Steps = dict[str, tuple[StepBatch, StepBatch]]
@@ -168,12 +175,36 @@ def _release(server: ExchangeServer, child: ChildProcess | None, child_timeout: 
         shutil.rmtree(temp_folder, ignore_errors=True)
 
 
+def _check_launched_peer(child: ChildProcess, port: int, describe: str, peer: str) -> str | None:
+    """None when the connection ``peer`` (gRPC's peer string of a handshake to ``port``)
+    belongs to ``child`` or one of its descendants, or when that cannot be checked (then with
+    a warning saying why); else the reason to refuse it."""
+    address = peer_address(peer)
+    try:
+        if address is None:
+            raise OwnershipUnknown("gRPC gives no TCP address for it")
+        if child.owns_connection(address, port):
+            return None
+    except OwnershipUnknown as exc:
+        logger.warning(
+            "cannot check that the handshake from %s comes from %s: %s. Accepting it, as the first valid handshake "
+            "(see 'One peer per session' in docs/reliability.md)", peer, describe, exc,
+        )  # fmt: skip
+        return None
+    return NOT_THE_LAUNCHED_PLAYER
+
+
 class UnitySession:
     """A live connection to one Unity player, Unity Editor or built-in scene.
 
     Exactly one of ``file_name``, ``scene`` or ``editor`` selects the other side; with none
     of them the built-in scene ``"ball"`` runs. The constructor returns once the handshake
     is done; the first call is normally :meth:`reset`.
+
+    A launched build or scene is the only program the session serves: a handshake from a
+    connection that neither the launched process nor one of its descendants holds is
+    refused (see "One peer per session" in docs/reliability.md). With the Editor, which the
+    session does not launch, the first valid handshake is served.
 
     Args:
         file_name: path of a Unity player build (platform suffix optional).
@@ -317,6 +348,8 @@ class UnitySession:
                 else:
                     self._child = ChildProcess(args=[str(executable), *flags])
                 self.log_file = self._child.log_file
+                # (not a method of self: the server must not keep the session alive)
+                self._server.peer_check = functools.partial(_check_launched_peer, self._child, self.port, self._describe)
                 self._finalizer.detach()
                 self._finalizer = weakref.finalize(self, _release, self._server, self._child, 0.0, self._temp_log_folder)
             self._handshake(seed=seed, num_areas=num_areas)
@@ -519,8 +552,8 @@ class UnitySession:
         self._receive("the second message of the handshake")
         if not versions_compatible(init.communication_version):
             raise UnityVersionError(
-                f"{self._describe} speaks ML-Agents communication API {codec.quote(init.communication_version)} (package "
-                f"{codec.quote(init.package_version)}), but gym_unity_il speaks {COMMUNICATION_VERSION}: the major versions must match. "
+                f"{self._describe} speaks ML-Agents communication API {quote(init.communication_version)} (package "
+                f"{quote(init.package_version)}), but gym_unity_il speaks {COMMUNICATION_VERSION}: the major versions must match. "
                 "Use a Unity project with com.unity.ml-agents 2.0 or later (communication API 1.x)."
             )
         if not caps.baseRLCapabilities:

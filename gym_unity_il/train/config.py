@@ -39,7 +39,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-from gym_unity_il.errors import ConfigError
+from gym_unity_il.errors import ConfigError, quote
 
 TrainerType = Literal["offline_bc", "gail", "bc_then_ppo", "bc_then_sac", "online_bc", "dagger"]
 TRAINER_TYPES: tuple[str, ...] = get_args(TrainerType)
@@ -169,6 +169,18 @@ class RunConfig:
         base = name.split("?team=")[0]
         return self.behaviors.get(name) or self.behaviors.get(base) or self.default
 
+    def with_max_steps(self, max_steps: int) -> RunConfig:
+        """This config with ``max_steps`` of every section replaced (``--max-steps``), checked
+        like a value of the file.
+
+        Raises:
+            ConfigError: ``max_steps`` out of range.
+        """
+        sections = {"default": self.default, **self.behaviors}
+        changed = {name: _build(TrainerSettings, {"max_steps": max_steps}, "override (--max-steps)", s) for name, s in sections.items()}
+        default = changed.pop("default")
+        return dataclasses.replace(self, default=default, behaviors=changed)
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, fit for ``yaml.safe_dump`` (what a run saves beside its results)."""
         out = {"default": dataclasses.asdict(self.default)}
@@ -292,20 +304,6 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool]] = {
     "gen_replay_buffer_capacity": (1, 10_000_000, False),
     "strength": (0.0, 1.0e6, False),
 }
-
-#: Longest quote of a value in an error message.
-QUOTE_CHARS = 100
-
-
-def quote(value: Any) -> str:
-    """``repr(value)``, cut to about :data:`QUOTE_CHARS` characters (errors never print a huge value in full)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * QUOTE_CHARS:
-        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"  # repr() itself is slow (and limited) past 4300 digits
-    if isinstance(value, (list, tuple, dict, set)) and len(value) > QUOTE_CHARS:
-        return f"a {type(value).__name__} of {len(value)} items"
-    text = repr(value)
-    return text if len(text) <= QUOTE_CHARS else f"{text[: QUOTE_CHARS - 3]}..."
-
 
 def _range_text(low: float, high: float, open_low: bool, integer: bool) -> str:
     if integer:

@@ -198,7 +198,7 @@ def train_dagger(
     from imitation.util import logger as imitation_logger
 
     from gym_unity_il.train.env import make_training_env
-    from gym_unity_il.train.evaluation import evaluate, plot_learning_curve
+    from gym_unity_il.train.evaluation import HELD_OUT_SEEDS, evaluate, plot_learning_curve
     from gym_unity_il.train.online import check_online_settings, start_live_run
     from gym_unity_il.train.policies import extractor_kwargs
     from gym_unity_il.train.run import RunResult, _check_actions, _make_model, _section
@@ -244,7 +244,7 @@ def train_dagger(
             if callable(close):
                 close()
         model.save(run_dir / "model.zip")
-        evaluation = evaluate(model, policy_venv, episodes=settings.eval_episodes, seed=seed)
+        evaluation = evaluate(model, policy_venv, episodes=settings.eval_episodes, seed=HELD_OUT_SEEDS + seed)
     finally:
         venv.close()
     wall = time.perf_counter() - started

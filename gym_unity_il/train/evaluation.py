@@ -48,10 +48,13 @@ def action_masks(venv: VecEnv) -> np.ndarray | None:
     allowed), or None for continuous actions or a VecEnv without masks."""
     if not isinstance(venv.action_space, (spaces.Discrete, spaces.MultiDiscrete)):
         return None
-    try:
-        return np.stack(venv.env_method("action_masks")).astype(bool)
-    except AttributeError:
-        return None
+    base = venv.unwrapped
+    if hasattr(base, "action_masks"):  # UnityVecEnv: every slot's at once
+        return np.asarray(base.action_masks(), bool)
+    envs = [env.unwrapped for env in getattr(base, "envs", [])]  # DummyVecEnv of UnityIL-v0
+    if envs and all(hasattr(env, "action_masks") for env in envs):
+        return np.stack([env.action_masks() for env in envs]).astype(bool)
+    return None
 
 
 def masked_predict(policy: Any, observation: Any, masks: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -91,6 +94,12 @@ def _decide(policy: Predictor, obs: Any, masks: np.ndarray | None, deterministic
         if isinstance(getattr(model, "policy", model), ActorCriticPolicy):
             return masked_predict(model, adapt(obs) if adapt is not None else obs, masks, deterministic)
     return policy.predict(obs, deterministic=deterministic)[0]
+
+
+#: Training runs evaluate their policy on seeds ``HELD_OUT_SEEDS + seed``, ``+ 1``, ...: apart
+#: from the seeds ``demo record`` and ``record_episodes`` give episodes (``seed``, ``seed + 1``,
+#: ...), so a run is never scored on the starts its demonstrations saw.
+HELD_OUT_SEEDS = 1_000_000
 
 
 def evaluate(policy: Predictor, venv: VecEnv, *, episodes: int, seed: int = 0, deterministic: bool = True) -> Evaluation:

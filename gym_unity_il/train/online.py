@@ -467,7 +467,7 @@ def train_online(
     from imitation.util import logger as imitation_logger
 
     from gym_unity_il.train.env import make_training_env
-    from gym_unity_il.train.evaluation import evaluate, plot_learning_curve
+    from gym_unity_il.train.evaluation import HELD_OUT_SEEDS, evaluate, plot_learning_curve
     from gym_unity_il.train.policies import ObservationAdapter, extractor_kwargs
     from gym_unity_il.train.run import RunResult, _check_actions, _make_model, _section
     from gym_unity_il.train.teacher import make_teacher
@@ -514,7 +514,7 @@ def train_online(
             if callable(close):
                 close()
         model.save(run_dir / "model.zip")
-        evaluation = evaluate(model, policy_venv, episodes=settings.eval_episodes, seed=seed)
+        evaluation = evaluate(model, policy_venv, episodes=settings.eval_episodes, seed=HELD_OUT_SEEDS + seed)
     finally:
         link.close()
         if venv is not None:

@@ -7,7 +7,7 @@
   ``bc_then_ppo``; ``SAC.load`` for ``bc_then_sac``); :func:`~gym_unity_il.train.evaluation.load_policy`
   gives it the env's own observations;
 * ``evaluation.json``: returns of ``eval_episodes`` deterministic episodes (seeds
-  ``seed``, ``seed + 1``, ...), what was trained, and ``unity_restarts`` (Unity processes
+  ``1_000_000 + seed``, ``+ 1``, ...: never the starts the demos were recorded from), what was trained, and ``unity_restarts`` (Unity processes
   restarted after a failure, see ``max_restarts``);
 * ``metrics.csv`` and ``learning_curve.png``: return against steps, per phase;
 * ``tensorboard/``: TensorBoard event files of every trainer;
@@ -23,7 +23,6 @@ only inside ``results/<run-id>/``; ``evaluation.json`` is written last.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -39,11 +38,11 @@ import numpy as np
 import torch as th
 import yaml
 
-from gym_unity_il.errors import ConfigError, OutputError
+from gym_unity_il.errors import ConfigError, OutputError, quote
 from gym_unity_il.spec import BehaviorSpec
-from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config, quote
+from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config
 from gym_unity_il.train.env import RestartLog, make_training_env
-from gym_unity_il.train.evaluation import Evaluation, evaluate, plot_learning_curve
+from gym_unity_il.train.evaluation import HELD_OUT_SEEDS, Evaluation, evaluate, plot_learning_curve
 from gym_unity_il.train.progress import Phase, RunRecorder, writing
 
 #: The trainers this module runs from demonstrations.
@@ -332,10 +331,7 @@ def train(
     if not isinstance(config, RunConfig):
         config = load_config(config)
     if max_steps is not None:
-        if max_steps < 1:
-            raise ConfigError(f"--max-steps: expected a positive number of steps, got {max_steps}")
-        config = dataclasses.replace(config, default=dataclasses.replace(config.default, max_steps=max_steps),
-                                     behaviors={k: dataclasses.replace(v, max_steps=max_steps) for k, v in config.behaviors.items()})  # fmt: skip
+        config = config.with_max_steps(max_steps)
     run_dir = run_folder(results_dir, run_id)
     _check_run_folder(run_dir, resume=resume, force=force)
     if behavior_name is None and len(config.behaviors) == 1:
@@ -458,7 +454,7 @@ def _train(
         recorder = RunRecorder(run_dir=run_dir, logger=logger, summary_freq=settings.summary_freq, progress=progress)
 
         def evaluate_return() -> float:
-            return evaluate(model, policy_venv, episodes=policy_venv.num_envs, seed=seed).mean_return
+            return evaluate(model, policy_venv, episodes=policy_venv.num_envs, seed=HELD_OUT_SEEDS + seed).mean_return
 
         phases: list[Phase] = []
         if settings.trainer in ("offline_bc", "bc_then_ppo"):
@@ -495,7 +491,7 @@ def _train(
             logger.dump(model.num_timesteps)
             with writing(run_dir / "model.zip"):
                 model.save(run_dir / "model.zip")
-            evaluation = evaluate(model, policy_venv, episodes=settings.eval_episodes, seed=seed)
+            evaluation = evaluate(model, policy_venv, episodes=settings.eval_episodes, seed=HELD_OUT_SEEDS + seed)
             wall = time.perf_counter() - start.time
             summary = {
                 "behavior": spec.name, "trainer": settings.trainer, "algorithm": type(model).__name__, "model": "model.zip",

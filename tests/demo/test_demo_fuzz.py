@@ -48,6 +48,18 @@ def test_valid_files_of_every_era_read_back_exactly(tmp_path: Path, recipe: fc.D
         assert fc.run_case(fc.Case("demo", data, "valid", options, expected=source.expected), tmp_path) == "result"
 
 
+@pytest.mark.parametrize("mode", ["read_demo", "iter_records"])
+def test_a_last_record_that_parses_as_a_meta_with_unknown_fields_is_read_as_a_record(tmp_path: Path, mode: str) -> None:
+    """An interrupted 0.10 file whose one record (numbers unpacked), read as a
+    DemonstrationMetaProto, holds only fields of other types (kept as unknown fields) and so
+    looked like a meta copy announcing 0 steps."""
+    recipe = fc.DemoRecipe("0.10", (fc.Sensor((3,), png=True),), 2, (), ((1, "max_step"),), closed=False, png=True)
+    source = fc.build_demo(recipe)
+    unpacked = fc.mutate_demo(source, [("unpack", 0, 0, b"")])
+    options = {"mode": mode, "image_format": "hwc_uint8", "batch_size": 1}
+    assert fc.run_case(fc.Case("demo", unpacked, "valid", options, expected=source.expected), tmp_path) == "result"
+
+
 @pytest.mark.parametrize("closed", [True, False])
 @pytest.mark.parametrize("era", fc.ERAS)
 def test_every_truncation_of_a_file_of_each_era(tmp_path: Path, era: str, closed: bool) -> None:

@@ -11,7 +11,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
 from gym_unity_il.envs.unity_env import UnityILEnv, _row_of
-from gym_unity_il.errors import ConfigError, GymUnityILError
+from gym_unity_il.errors import ConfigError, GymUnityILError, UnityProcessExitedError
 from gym_unity_il.link.codec import StepBatch
 from gym_unity_il.link.side_channels import StatsAggregationMethod
 from gym_unity_il.scenes import SCENES
@@ -229,3 +229,17 @@ def test_the_controlled_agent_is_found_at_its_row_or_anywhere_else() -> None:
     assert _row_of(batch([7, 4, 9]), 7, 1) == 0  # moved: found by search
     assert _row_of(batch([4, 9]), 7, 5) is None  # absent, the guess out of range
     assert _row_of(batch([]), 7, 0) is None
+
+
+def test_max_message_bytes_reaches_the_session_and_is_checked_before_anything_starts(make_env) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    for bad in (0, -1, 2**31):
+        with pytest.raises(ConfigError, match="max_message_bytes"):
+            UnityILEnv(scene="ball", max_message_bytes=bad)
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+    env = make_env(scene="ball", max_message_bytes=64 * 1024)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (8,)
+    with pytest.raises(UnityProcessExitedError):  # 100 agents' observations do not fit in 1 KiB
+        UnityILEnv(scene="ball", scene_kwargs={"num_agents": 100}, max_message_bytes=1024, timeout_wait=20)
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before | {env.session.process_id}

@@ -7,6 +7,11 @@ reward of 1000 for the ball scene's behavior, a status 400 (Unity closing), byte
 no message, a status 200 without data and, with ``--handshakes``, a valid handshake. It
 prints ``calling`` once every connection has made its first call, and when its stdin closes
 it stops and prints the number of calls that ended with each gRPC status code, as JSON.
+
+``python stray_client.py PORT 1 --handshake-then-release PATH [--host ADDRESS]`` makes one
+call only, to ``ADDRESS:PORT`` (default 127.0.0.1), with a valid handshake (waiting for the
+port to listen), prints the gRPC status code it ended with and its details as JSON, then
+writes a line to PATH (a FIFO a launched player waits on).
 """
 
 from __future__ import annotations
@@ -30,6 +35,26 @@ FORGED_VALUE = 42.0
 FORGED_REWARD = 1000.0
 
 
+def handshake() -> bytes:
+    """A valid ML-Agents handshake, serialized."""
+    hello = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
+    hello.unity_output.rl_initialization_output.communication_version = "1.5.0"
+    return hello.SerializeToString()
+
+
+def handshake_then_release(host: str, port: int, release: str) -> None:
+    """One handshake call; prints how it ended, then writes a line to ``release``."""
+    with grpc.insecure_channel(f"{host}:{port}", options=[("grpc.max_reconnect_backoff_ms", 200)]) as channel:
+        try:
+            channel.unary_unary(EXCHANGE_PATH)(handshake(), wait_for_ready=True, timeout=30)
+            result = {"code": "OK", "details": ""}
+        except grpc.RpcError as exc:
+            result = {"code": exc.code().name, "details": exc.details()}
+    print(json.dumps(result), flush=True)
+    with open(release, "w") as fifo:
+        fifo.write("go\n")
+
+
 def forged_messages(handshakes: bool) -> list[bytes]:
     """The messages a stray sends, serialized."""
     forged = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
@@ -42,9 +67,7 @@ def forged_messages(handshakes: bool) -> list[bytes]:
         pb.UnityMessageProto(header=pb.HeaderProto(status=200)).SerializeToString(),
     ]
     if handshakes:
-        hello = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
-        hello.unity_output.rl_initialization_output.communication_version = "1.5.0"
-        messages.append(hello.SerializeToString())
+        messages.append(handshake())
     return messages
 
 
@@ -53,7 +76,12 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("connections", type=int)
     parser.add_argument("--handshakes", action="store_true")
+    parser.add_argument("--handshake-then-release", metavar="PATH")
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
+    if args.handshake_then_release:
+        handshake_then_release(args.host, args.port, args.handshake_then_release)
+        return
     messages = forged_messages(args.handshakes)
     codes: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()

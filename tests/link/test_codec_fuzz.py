@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fuzz_cases as fc
-from gym_unity_il.errors import UnityProtocolError
+from gym_unity_il.errors import QUOTE_CHARS, UnityProtocolError, quote
 from gym_unity_il.link import codec
 from gym_unity_il.link.side_channels import STATS_CHANNEL_ID, SideChannelManager, StatsSideChannel, frame_messages
 from gym_unity_il.proto import communicator_pb2 as pb
@@ -224,7 +224,7 @@ def test_hostile_messages_are_protocol_errors_within_the_memory_bound_with_short
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < codec.DECODE_FIXED_BYTES + codec.DECODE_BYTES_PER_BYTE * len(case.data)
-    assert len(str(info.value)) < 2 * codec.QUOTE_CHARS + 200
+    assert len(str(info.value)) < 2 * QUOTE_CHARS + 200
 
 
 def test_an_agent_may_end_its_episode_and_ask_for_a_decision_in_one_message() -> None:
@@ -245,8 +245,8 @@ def test_an_agent_may_end_its_episode_and_ask_for_a_decision_in_one_message() ->
      (list(range(10**6)), None), ((1, 2, 3), "[1, 2, 3]"), (3.5, "3.5")],
 )  # fmt: skip
 def test_quote_keeps_short_values_and_cuts_long_ones_saying_how_long(value: object, text: str | None) -> None:
-    quoted = codec.quote(value)
-    assert len(quoted) < codec.QUOTE_CHARS + 40
+    quoted = quote(value)
+    assert len(quoted) < QUOTE_CHARS + 40
     if text is not None:
         assert quoted == text
     if isinstance(value, list):

@@ -6,6 +6,7 @@ import gc
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from processes import gone
 
 from gym_unity_il.errors import UnityExecutableNotFoundError
-from gym_unity_il.link.launcher import ChildProcess, find_executable, log_file_from_arguments, unity_arguments
+from gym_unity_il.link.launcher import ChildProcess, OwnershipUnknown, find_executable, log_file_from_arguments, unity_arguments
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux executable names and PR_SET_PDEATHSIG")
 
@@ -133,3 +134,30 @@ def test_child_dies_with_a_killed_parent(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.wait(10)
+
+
+def test_owns_connection_tells_the_childs_connections_from_others() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    server_port = listener.getsockname()[1]
+    child = ChildProcess(args=[sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {server_port})).recv(1)"])
+    own = socket.create_connection(("127.0.0.1", server_port))  # this process's connection, not the child's
+    accepted: list[tuple[socket.socket, tuple[str, int]]] = []
+    try:
+        listener.settimeout(20)
+        accepted += [listener.accept() for _ in range(2)]
+        [(theirs, child_end)] = [(conn, addr) for conn, addr in accepted if addr != own.getsockname()]
+        assert child.owns_connection(child_end, server_port)
+        assert child.owns_connection((f"::ffff:{child_end[0]}", child_end[1]), server_port)  # IPv4-mapped form
+        assert not child.owns_connection(own.getsockname(), server_port)
+        assert not child.owns_connection(child_end, server_port + 1)
+        with pytest.raises(OwnershipUnknown, match="192.0.2.7 is not a loopback address: the connection comes from another machine"):
+            child.owns_connection(("192.0.2.7", child_end[1]), server_port)
+        theirs.close()  # the child's recv() returns and it exits
+        assert child.wait(20) == 0
+        assert not child.owns_connection(child_end, server_port)  # an ended process owns nothing
+    finally:
+        for conn, _ in accepted:
+            conn.close()
+        own.close()
+        listener.close()
+        child.stop()

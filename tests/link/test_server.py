@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from gym_unity_il.errors import ConfigError, PortInUseError, UnityProtocolError
-from gym_unity_il.link.server import EXCHANGE_PATH, ExchangeServer, check_port_free
+from gym_unity_il.link.server import EXCHANGE_PATH, ExchangeServer, check_port_free, peer_address
 from gym_unity_il.proto import communicator_pb2 as pb
 
 CLOSE_BYTES = bytes.fromhex("0A 03 08 90 03")  # header { status: 400 } (protocol.md §11)
@@ -279,6 +279,46 @@ def test_before_the_handshake_only_a_handshake_is_received_and_its_caller_become
     channel.close()
     stray_channel.close()
     server.close()
+
+
+def test_peer_check_refuses_handshakes_until_it_accepts_one_and_is_not_asked_after() -> None:
+    server = ExchangeServer(port=0)
+    channel, call = _raw_call(server.port)
+    stray_channel, stray = _stray_call(server.port)
+    asked: list[str] = []
+
+    def check(peer: str) -> str | None:  # refuses the first connection asked about, accepts others
+        asked.append(peer)
+        return "not you" if peer == asked[0] else None
+
+    server.peer_check = check
+    with futures.ThreadPoolExecutor(4) as pool:
+        assert _refused(server, [pool.submit(stray, HELLO_BYTES, wait_for_ready=True, timeout=10)]) == [grpc.StatusCode.PERMISSION_DENIED]
+        assert server.peer is None and server.last_refusal == f"{asked[0]}: not you"
+        _handshake(server, call)
+        assert server.peer is not None and server.peer != asked[0]
+        assert _refused(server, [pool.submit(stray, HELLO_BYTES, timeout=10)]) == [grpc.StatusCode.PERMISSION_DENIED]
+        assert "another Unity connection" in server.last_refusal
+    assert len(asked) == 2 and asked[1] == server.peer  # only handshakes before the peer was fixed
+    assert server.refused_calls == 2
+    channel.close()
+    stray_channel.close()
+    server.close()
+
+
+@pytest.mark.parametrize(
+    ("peer", "address"),
+    [
+        ("ipv4:127.0.0.1:54321", ("127.0.0.1", 54321)),
+        ("ipv6:%5B::1%5D:54321", ("::1", 54321)),
+        ("ipv6:[::ffff:127.0.0.1]:7", ("::ffff:127.0.0.1", 7)),
+        ("unix:/tmp/socket", None),
+        ("ipv4:127.0.0.1", None),
+        ("", None),
+    ],
+)
+def test_peer_address_reads_grpc_peer_strings(peer: str, address: tuple[str, int] | None) -> None:
+    assert peer_address(peer) == address
 
 
 @pytest.mark.parametrize("value", [0, -1, 1023, 2**31, 2**40, 1.5e6, True, "1000000", None])

@@ -10,7 +10,9 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import psutil
 import pytest
 
 import gym_unity_il
@@ -449,10 +452,144 @@ def test_200_stray_connections_during_the_handshake_do_not_break_it(free_port: i
 def test_a_session_that_only_hears_strays_times_out_naming_the_refused_calls(free_port: int, assert_released) -> None:
     strays = _start_strays(free_port, 1)
     try:
-        with pytest.raises(UnityTimeoutError, match=rf"press Play.*refused \d+ call\(s\) on its port, the last from ipv4:127\.0\.0\.1:\d+: "
+        with pytest.raises(UnityTimeoutError, match=r"press Play.*refused \d+ call\(s\) on its port, the last from ipv4:127\.0\.0\.1:\d+: "
                                                     r"the first message of a connection must be an ML-Agents handshake"):  # fmt: skip
             UnitySession(editor=True, base_port=free_port, timeout_wait=3)
     finally:
         strays.kill()
         strays.wait(10)
+    assert_released(free_port)
+
+
+# ---------------------------------------------------------------------------- only the launched player becomes the peer
+
+
+def _wrapper(path: Path, body: str) -> Path:
+    """A shell script standing for a Unity build; the player it starts is its child (not exec'd)."""
+    path.write_text(f"#!/bin/sh\n{body}\nexit $?\n")
+    path.chmod(0o755)
+    return path
+
+
+BALL_PLAYER = f"'{sys.executable}' -m gym_unity_il.scenes ball --scene-kwargs '{{\"num_agents\": 1}}' \"$@\""
+
+
+def _gated_player_and_foreign_handshake(tmp_path: Path, port: int, foreign_host: str) -> tuple[Path, subprocess.Popen]:
+    """A build script whose ball player waits on a FIFO, and a foreign program that sends a
+    valid handshake to ``foreign_host:port`` and, once answered, lets the player go."""
+    release = tmp_path / "release"
+    os.mkfifo(release)
+    build = _wrapper(tmp_path / "Game.x86_64", f"read go < '{release}'\n{BALL_PLAYER}")
+    foreign = subprocess.Popen(
+        [sys.executable, str(STRAY_CLIENT), str(port), "1", "--handshake-then-release", str(release), "--host", foreign_host],
+        stdout=subprocess.PIPE, text=True, env=environment_with_import_path(),
+    )  # fmt: skip
+    return build, foreign
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="shell scripts and FIFOs")
+def test_a_foreign_handshake_before_the_launched_player_is_refused(
+    tmp_path: Path, free_port: int, assert_released, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A local program that sends a valid handshake before the launched player does was the
+    session's peer, and the real player was refused. The player here waits on a FIFO that the
+    foreign program writes only after its handshake was answered."""
+    with UnitySession(scene="ball", scene_kwargs={"num_agents": 1}, seed=1, timeout_wait=20) as alone:
+        expected = _ball_run(alone, 5)
+    build, foreign = _gated_player_and_foreign_handshake(tmp_path, free_port, "127.0.0.1")
+    try:
+        with caplog.at_level("WARNING", logger="gym_unity_il.link.server"):
+            session = UnitySession(file_name=build, base_port=free_port, seed=1, timeout_wait=30, log_folder=tmp_path)
+        answer = json.loads(foreign.communicate(timeout=30)[0])
+    finally:
+        foreign.kill()
+        foreign.wait(10)
+    assert answer["code"] == "PERMISSION_DENIED" and answer["details"].startswith("not the launched player")
+    assert session.refused_calls == 1 and session.unity_info is not None and session.unity_info.name == "AcademySingleton"
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "gym_unity_il.link.server"]
+    assert re.search(r"from ipv4:127\.0\.0\.1:\d+: not the launched player: .*double fork.*pass the player executable itself", warning)
+    got = _ball_run(session, 5)
+    for (obs, reward), (want_obs, want_reward) in zip(got, expected):
+        np.testing.assert_array_equal(obs, want_obs)
+        np.testing.assert_array_equal(reward, want_reward)
+    assert session.refused_calls == 1
+    session.close()
+    assert_released(free_port)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="shell scripts")
+def test_a_player_started_by_wrapper_scripts_is_the_launched_player(tmp_path: Path, assert_released) -> None:
+    with UnitySession(scene="ball", scene_kwargs={"num_agents": 1}, seed=1, timeout_wait=20) as alone:
+        expected = _ball_run(alone, 3)
+    inner = _wrapper(tmp_path / "inner.sh", BALL_PLAYER)
+    build = _wrapper(tmp_path / "Game.x86_64", f"/bin/sh '{inner}' \"$@\"")
+    session = UnitySession(file_name=build, auto_port=True, seed=1, timeout_wait=20, log_folder=tmp_path)
+    [player] = [p for p in psutil.Process(session.process_id).children(recursive=True) if "gym_unity_il.scenes" in p.cmdline()]
+    assert player.ppid() != session.process_id  # a grandchild of the launched process
+    for (obs, reward), (want_obs, want_reward) in zip(_ball_run(session, 3), expected):
+        np.testing.assert_array_equal(obs, want_obs)
+        np.testing.assert_array_equal(reward, want_reward)
+    assert session.refused_calls == 0
+    port = session.port
+    session.close()
+    assert_released(port)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="shell scripts")
+def test_a_player_that_leaves_the_launched_process_tree_is_refused_naming_the_fix(tmp_path: Path, free_port: int, assert_released) -> None:
+    # ( ... & ) orphans the player (a double fork). The pipe into cat keeps the launched script
+    # alive until the player ends, which it does once refused.
+    build = _wrapper(tmp_path / "Game.x86_64", f"( {BALL_PLAYER} & ) | cat")
+    with pytest.raises(UnityProcessExitedError, match=r"refused 1 call\(s\) on its port, the last from ipv4:127\.0\.0\.1:\d+: not the launched "
+                                                      r"player: .*double fork.*pass the player executable itself as file_name"):  # fmt: skip
+        UnitySession(file_name=build, base_port=free_port, timeout_wait=30, log_folder=tmp_path)
+    assert_released(free_port)
+
+
+def test_a_scene_on_the_ipv6_loopback_is_checked_and_served(assert_released, caplog: pytest.LogCaptureFixture) -> None:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    with caplog.at_level("WARNING", logger="gym_unity_il.link.session"):
+        session = UnitySession(scene="ball", scene_kwargs={"num_agents": 1}, host="::1", timeout_wait=20)
+    assert not [r for r in caplog.records if r.name == "gym_unity_il.link.session"]  # checked, not accepted unchecked
+    assert session.refused_calls == 0 and BALL_SCENE in session.reset()
+    port = session.port
+    session.close()
+    assert_released(port)
+
+
+def _outgoing_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="shell scripts and FIFOs")
+def test_a_handshake_from_a_non_loopback_address_cannot_be_checked_and_is_accepted_with_a_warning(
+    tmp_path: Path, free_port: int, assert_released, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The documented gap with host=: the first valid handshake wins, with one warning saying why."""
+    address = _outgoing_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    build, foreign = _gated_player_and_foreign_handshake(tmp_path, free_port, address)
+    try:
+        with caplog.at_level("WARNING", logger="gym_unity_il.link.session"), pytest.raises(UnityProcessExitedError, match="second message"):
+            UnitySession(file_name=build, base_port=free_port, host="0.0.0.0", timeout_wait=30, log_folder=tmp_path)
+        answer = json.loads(foreign.communicate(timeout=30)[0])
+    finally:
+        foreign.kill()
+        foreign.wait(10)
+    assert answer["code"] == "OK"  # the foreign program became the peer; the real player was then refused and quit
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "gym_unity_il.link.session"]
+    assert re.search(rf"cannot check that the handshake from ipv4:{re.escape(address)}:\d+ comes from Unity executable .*: "
+                     rf"{re.escape(address)} is not a loopback address: the connection comes from another machine \(host=\.\.\.\)\. "
+                     r"Accepting it, as the first valid handshake", warning)  # fmt: skip
     assert_released(free_port)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import pytest
 
 from gym_unity_il.scenes import make_scene

@@ -192,8 +192,8 @@ def test_error_messages_quote_huge_values_briefly() -> None:
     for value in ["x" * 100_000, list(range(100_000)), {f"k{i}": i for i in range(1000)}]:
         with pytest.raises(ConfigError) as info:
             parse_config({"default": {"trainer": value}}, source="c.yaml")
-        assert len(str(info.value)) < 300, str(info.value)[:500]
-    with pytest.raises(ConfigError, match=r"unknown key 'y{96}\.\.\.; known keys"):
+        assert len(str(info.value)) < 500, str(info.value)[:1000]
+    with pytest.raises(ConfigError, match=r"unknown key 'y{199}\.\.\. \(10000 characters\); known keys"):
         parse_config({"default": {"y" * 10_000: 1}}, source="c.yaml")
     with pytest.raises(ConfigError, match=r"section 'default': unknown key 1; known keys"):
         parse_config({"default": {1: 2, "a": 3}}, source="c.yaml")  # keys of mixed types

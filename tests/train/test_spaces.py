@@ -120,3 +120,30 @@ def test_demo_of_another_behavior_is_refused_naming_both_specs(tmp_path: Path, b
     assert "env: Shapes?team=0: observations [VectorSensor_size3[3]]" in message
     assert not (tmp_path / "run").exists()
 
+
+
+@pytest.mark.parametrize("action_space", [spaces.Discrete(5), spaces.MultiDiscrete([5, 3])], ids=["discrete", "multi_discrete"])
+def test_masked_predict_never_chooses_a_forbidden_action(action_space: spaces.Space) -> None:
+    import torch as th
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    from gym_unity_il.train.evaluation import masked_predict
+
+    policy = ActorCriticPolicy(spaces.Box(-1, 1, (2,), np.float32), action_space, lambda _: 1e-3)
+    preference = th.tensor([0.0, 5.0, 4.0, 0.0, 0.0, 3.0, 2.0, 1.0][: policy.action_net.out_features])
+    with th.no_grad():
+        policy.action_net.weight.zero_()
+        policy.action_net.bias.copy_(preference)
+    obs = np.zeros((2, 2), np.float32)
+    masks = np.ones((2, policy.action_net.out_features), bool)
+    masks[1, 1] = False  # the favourite of the first branch is forbidden for the second agent
+    if isinstance(action_space, spaces.MultiDiscrete):
+        masks[1, 5] = False  # and of the second branch
+    actions = masked_predict(policy, obs, masks)
+    unmasked, _ = policy.predict(obs, deterministic=True)
+    if isinstance(action_space, spaces.Discrete):
+        assert actions.tolist() == [1, 2] and unmasked.tolist() == [1, 1]
+    else:
+        assert actions.tolist() == [[1, 0], [2, 1]] and unmasked.tolist() == [[1, 0], [1, 0]]
+    sampled = masked_predict(policy, np.zeros((200, 2), np.float32), np.tile(masks[1], (200, 1)), deterministic=False)
+    assert not np.any((sampled if sampled.ndim == 1 else sampled[:, 0]) == 1)

@@ -44,7 +44,7 @@ COMMON: dict[str, Any] = {
     "gail": {"demo_batch_size": 32, "n_disc_updates_per_round": 1},
 }  # fmt: skip
 TRAINERS: dict[str, dict[str, Any]] = {
-    "offline_bc": {"num_epoch": 15},
+    "offline_bc": {"num_epoch": 30},
     "gail": {"max_steps": 128},
     "bc_then_ppo": {"num_epoch": 1, "max_steps": 128, "gail": {"strength": 0.01}},  # as examples/configs/bc_then_ppo.yaml
     "bc_then_ppo_env_reward": {"trainer": "bc_then_ppo", "num_epoch": 1, "max_steps": 128},  # no GAIL: BC on the env's own observations
@@ -169,3 +169,17 @@ def test_sac_refuses_discrete_actions_through_the_command_line(tmp_path: Path, c
     assert _train(tmp_path, "run", section, SCENE, {"sensors": ["vector"], "actions": act}) == 2
     assert "'bc_then_sac' needs continuous actions" in capsys.readouterr().err
     assert not (tmp_path / "results" / "run").exists()
+
+
+def test_max_steps_flag_replaces_the_budget_of_every_section(tmp_path: Path, demos, capsys) -> None:
+    section = _section("gail", demo_path=str(demos("vector", "discrete")), max_steps=10**6)
+    config = tmp_path / "gail.yaml"
+    config.write_text(yaml.safe_dump({"default": section, "Shapes": {"max_steps": 10**7}}))
+    base = ["train", str(config), "--results-dir", str(tmp_path / "results"), "--scene", SCENE, "--scene-kwargs", json.dumps({"sensors": ["vector"], "actions": "discrete"})]
+    assert main([*base, "--run-id", "short", "--max-steps", "64"]) == 0
+    run = tmp_path / "results" / "short"
+    assert json.loads((run / "evaluation.json").read_text())["env_steps"] == 64  # one round of ppo.n_steps
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["default"]["max_steps"] == 64 and saved["Shapes"]["max_steps"] == 64
+    assert main([*base, "--run-id", "zero", "--max-steps", "0"]) == 2
+    assert "(--max-steps).max_steps: 0 is out of range; accepted: an integer from 1 to" in capsys.readouterr().err
