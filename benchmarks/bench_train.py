@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -63,9 +62,8 @@ def bench_grid(out: Path, eval_episodes: int, seed: int) -> None:
     recording = time.perf_counter() - started
     raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     raw["GridWorld"]["demo_path"] = str(demo)
-    shutil.rmtree(out / "results" / "grid_bc", ignore_errors=True)
     started = time.perf_counter()
-    run = train(parse_config(raw, source=str(EXAMPLE_CONFIG.name)), run_id="grid_bc", results_dir=out / "results", scene="grid",
+    run = train(parse_config(raw, source=str(EXAMPLE_CONFIG.name)), run_id="grid_bc", results_dir=out / "results", force=True, scene="grid",
                 scene_kwargs=scene_kwargs, seed=seed, progress=False)  # fmt: skip
     wall = time.perf_counter() - started
     venv, _ = make_training_env(scene="grid", scene_kwargs=scene_kwargs, seed=seed)
@@ -126,10 +124,9 @@ def main() -> None:
     if args.skip_gail:
         del runs["gail"]
     for name, section in runs.items():
-        shutil.rmtree(results / name, ignore_errors=True)
         config = parse_config({"default": {"demo_path": str(demo), "hidden_units": 64, "num_layers": 2, "eval_episodes": args.eval_episodes, **section}})
         started = time.perf_counter()
-        run = train(config, run_id=name, results_dir=results, scene=SCENE, scene_kwargs=SCENE_KWARGS, seed=args.seed, progress=False)
+        run = train(config, run_id=name, results_dir=results, scene=SCENE, scene_kwargs=SCENE_KWARGS, seed=args.seed, progress=False, force=True)
         wall = time.perf_counter() - started
         assert run.evaluation is not None
         mean = run.evaluation.mean_return

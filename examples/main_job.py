@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -153,8 +152,7 @@ def main() -> None:
     runs: dict[str, tuple[str, Path]] = {}
     for name, (scene, scene_kwargs, section) in configs.items():
         print(f"[{2 if scene == BALL else 3}/4] training {name} ({section['trainer']}) on '{scene}' from the demonstrations")
-        shutil.rmtree(results_dir / name, ignore_errors=True)
-        run = train(parse_config({"default": {**common, **section}}), run_id=name, results_dir=results_dir, scene=scene, scene_kwargs=scene_kwargs, seed=args.seed)
+        run = train(parse_config({"default": {**common, **section}}), run_id=name, results_dir=results_dir, scene=scene, scene_kwargs=scene_kwargs, seed=args.seed, force=True)
         runs[name] = (scene, run.run_dir)
 
     print(f"[4/4] evaluating on {args.eval_episodes} episodes per policy, the same seeds for every policy of a scene (not the demos' seeds)")

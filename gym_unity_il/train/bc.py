@@ -132,11 +132,17 @@ class BCPhase:
         every = max(1, recorder.summary_freq // size)
         bar = recorder.bar(self.name, total=self.total * size, initial=self.done * size, unit="sample")
 
+        def due() -> bool:
+            return self.done % every == 0 or self.done == self.total
+
         def on_batch_end() -> None:
             self.done += 1
-            bar.update(size)
-            if self.done % every == 0 or self.done == self.total:
+            if due():
                 recorder.summary(self.name, self.done * size, self.evaluate_return)
+            bar.update(size)
+
+        if self.done and due():  # resumed: the row of the last counted batch may be missing
+            recorder.catch_up(self.name, self.done * size, self.evaluate_return)
 
         try:
             with warnings.catch_warnings():

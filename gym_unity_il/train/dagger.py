@@ -226,7 +226,6 @@ def train_dagger(
             check_demo_matches(demo.behavior_spec, spec, what_a=f"demo {settings.demo_path}", what_b="env")
             demos = adapter.trajectories(demo_to_trajectories(demo))
         model = _make_model(settings, policy_venv, {"net_arch": settings.net_arch(), **extractor_kwargs(adapter, None)}, seed)
-        run_dir.mkdir(parents=True)
         logger = imitation_logger.configure(run_dir / "tensorboard", ["tensorboard"])
         model.set_logger(logger)
         import yaml

@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from gym_unity_il.train.config import TrainerSettings
 from gym_unity_il.train.policies import Normalization, ObservationAdapter, SensorRewardNet
-from gym_unity_il.train.progress import ProgressCallback, RunRecorder
+from gym_unity_il.train.progress import ProgressCallback, RunRecorder, recent_return
 
 
 class _EnvRewardTap(VecEnvWrapper):
@@ -112,16 +112,14 @@ class GAILPhase:
         progress = ProgressCallback(recorder, self.name, bar)
         self.trainer.gen_callback = CallbackList([gen_callback, progress])
         try:
-            if self.model.num_timesteps >= self.total:
-                return
             while self.model.num_timesteps < self.total:
                 self.trainer.train_gen(self.trainer.gen_train_timesteps)
                 for _ in range(self.trainer.n_disc_updates_per_round):
                     with networks.training(self.trainer.reward_train):
                         self.trainer.train_disc()
                 self.trainer.logger.dump(self.model.num_timesteps)
-            if progress.written != self.model.num_timesteps:
-                progress.write_summary()
+            # the last row, unless written (also when resumed after the last step, before its row)
+            recorder.catch_up(self.name, self.model.num_timesteps, recent_return(self.model))
         finally:
             self.trainer.gen_callback = gen_callback
             bar.close()

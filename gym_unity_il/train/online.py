@@ -42,7 +42,7 @@ from gym_unity_il.link.session import UnitySession
 from gym_unity_il.spec import BehaviorSpec
 from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config
 from gym_unity_il.train.evaluation import Predictor
-from gym_unity_il.train.progress import RunRecorder
+from gym_unity_il.train.progress import RunRecorder, writing
 
 #: Pairs a :class:`TeacherBuffer` keeps by default (the oldest are overwritten beyond it).
 BUFFER_CAPACITY = 100_000
@@ -402,7 +402,7 @@ def start_live_run(
     seed: int,
 ) -> tuple[RunConfig, Path, str | None, TrainerSettings, str | None]:
     """The common start of an online BC or DAgger run (``kind`` names it in errors): the
-    loaded config, the new run folder (refused if it exists: these runs do not resume),
+    loaded config, the new run folder, created (refused if it exists: these runs do not resume),
     the behavior (the config's only section when not given), its settings checked, the
     scene (``"ball"`` when neither a build nor a scene is given); seeds everything.
 
@@ -411,17 +411,19 @@ def start_live_run(
     """
     from stable_baselines3.common.utils import set_random_seed
 
-    from gym_unity_il.train.run import _section
+    from gym_unity_il.train.run import FORCE_HINT, _section, run_folder
 
     if not isinstance(config, RunConfig):
         config = load_config(config)
-    run_dir = Path(results_dir) / run_id
+    run_dir = run_folder(results_dir, run_id)
     if run_dir.exists():
-        raise ConfigError(f"--run-id {run_id!r}: {run_dir} already exists; choose another run id ({kind} runs do not resume)")
+        raise ConfigError(f"run id {run_id!r}: {run_dir} already exists; pass {FORCE_HINT} to start it anew, or choose another run id ({kind} runs do not resume)")
     if behavior_name is None and len(config.behaviors) == 1:
         behavior_name = next(iter(config.behaviors))
     settings = config.for_behavior(behavior_name) if behavior_name else config.default
     check_online_settings(settings, _section(config, behavior_name or ""))
+    with writing(run_dir):
+        run_dir.mkdir(parents=True)  # now: a results folder that cannot be written fails before Unity starts
     set_random_seed(seed)
     if scene is None and file_name is None:
         scene = "ball"
@@ -497,7 +499,6 @@ def train_online(
         adapter = ObservationAdapter(venv.observation_space)
         policy_venv = adapter.wrap(venv)
         model = _make_model(settings, policy_venv, {"net_arch": settings.net_arch(), **extractor_kwargs(adapter, None)}, seed)
-        run_dir.mkdir(parents=True)
         logger = imitation_logger.configure(run_dir / "tensorboard", ["tensorboard"])
         model.set_logger(logger)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

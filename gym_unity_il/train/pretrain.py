@@ -19,7 +19,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from gym_unity_il.train.bc import DemoBatches
 from gym_unity_il.train.config import TrainerSettings
-from gym_unity_il.train.progress import ProgressCallback, RunRecorder
+from gym_unity_il.train.progress import ProgressCallback, RunRecorder, recent_return
 
 
 class SACActorPretraining:
@@ -67,6 +67,8 @@ class SACActorPretraining:
         bar = recorder.bar(self.name, total=self.total * size, initial=self.done * size, unit="sample")
         device = self.model.device
         batches = self._batches()
+        if self.done and (self.done % every == 0 or self.done == self.total):  # resumed: its row may be missing
+            recorder.catch_up(self.name, self.done * size, self.evaluate_return)
         try:
             while self.done < self.total:
                 batch = next(batches)
@@ -78,10 +80,10 @@ class SACActorPretraining:
                 loss.backward()
                 self.optimizer.step()
                 self.done += 1
-                bar.update(size)
                 if self.done % every == 0 or self.done == self.total:
                     recorder.logger.record("bc/loss", loss.item())
                     recorder.summary(self.name, self.done * size, self.evaluate_return)
+                bar.update(size)
         finally:
             bar.close()
 
@@ -112,10 +114,9 @@ class RLPhase:
         try:
             remaining = self.total - self.model.num_timesteps
             if remaining > 0:
-                callback = ProgressCallback(recorder, self.name, bar)
-                self.model.learn(remaining, reset_num_timesteps=False, callback=callback)
-                if callback.written != self.model.num_timesteps:
-                    callback.write_summary()
+                self.model.learn(remaining, reset_num_timesteps=False, callback=ProgressCallback(recorder, self.name, bar))
+            # the last row, unless written (also when resumed after the last step, before its row)
+            recorder.catch_up(self.name, self.model.num_timesteps, recent_return(self.model))
         finally:
             bar.close()
 

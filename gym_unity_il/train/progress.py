@@ -110,6 +110,13 @@ class RunRecorder:
             if self._bar is not None:
                 self._bar.set_postfix(ret=f"{self.last_return:.3g}", refresh=False)
 
+    def catch_up(self, phase: str, step: int, mean_return: float | None | Callable[[], float | None]) -> None:
+        """Writes the row of ``phase`` at ``step`` unless it is the last row already: a phase
+        calls it where a row is due on resuming, in case the run was interrupted after the
+        step was counted and before its row was written."""
+        if self.rows[-1:] != [(phase, step)]:
+            self.summary(phase, step, mean_return)
+
     def rows_until(self, phase: str, step: int) -> int:
         """How many rows come before any row of ``phase`` past ``step`` at the end of the file
         (the rows a checkpoint at that step keeps)."""
@@ -142,6 +149,12 @@ def writing(path: Path) -> Iterator[None]:
         raise OutputError.from_os_error(path, exc) from exc
 
 
+def recent_return(model: Any) -> float | None:
+    """The mean return of an SB3 model's recent episodes (None before any ended)."""
+    returns = [info["r"] for info in model.ep_info_buffer or ()]
+    return safe_mean(returns) if returns else None
+
+
 class ProgressCallback(BaseCallback):
     """Moves the bar with an SB3 model's env steps and writes a summary (mean return of the
     last 100 finished episodes) every ``summary_freq`` steps."""
@@ -152,7 +165,6 @@ class ProgressCallback(BaseCallback):
         self.phase = phase
         self.bar = bar
         self.next_summary: int | None = None
-        self.written = -1
 
     def _on_rollout_start(self) -> None:
         self.recorder.safe_step = self.model.num_timesteps  # the parameters are those of this step
@@ -171,9 +183,7 @@ class ProgressCallback(BaseCallback):
         return True
 
     def write_summary(self) -> None:
-        """Writes the summary of the current step (also at the end of a phase)."""
+        """Writes the summary of the current step."""
         steps = self.model.num_timesteps
-        returns = [info["r"] for info in self.model.ep_info_buffer]
-        self.recorder.summary(self.phase, steps, safe_mean(returns) if returns else None)
+        self.recorder.summary(self.phase, steps, recent_return(self.model))
         self.next_summary = (steps // self.recorder.summary_freq + 1) * self.recorder.summary_freq
-        self.written = steps

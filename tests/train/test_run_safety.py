@@ -16,7 +16,7 @@ from disks import tmpfs
 
 from gym_unity_il.cli import main
 from gym_unity_il.errors import ConfigError, OutputError, SpecMismatchError
-from gym_unity_il.train import parse_config, train
+from gym_unity_il.train import parse_config, train, train_dagger, train_online
 from train_helpers import tiny
 
 SCENE = {"scene": "ball", "scene_kwargs": {"max_steps": 50, "num_agents": 2}, "progress": False}
@@ -46,6 +46,20 @@ def test_a_run_id_that_is_not_a_plain_name_is_refused_and_nothing_is_written(tmp
     assert main(["train", _config_file(tmp_path, ball_demo), "--run-id", run_id, "--results-dir", str(results), *CLI_SCENE]) == 2
     assert "a run id is a plain folder name" in capsys.readouterr().err
     assert _files(tmp_path) == {"c.yaml"}  # not even the results folder
+
+
+@pytest.mark.parametrize("trainer", ["online_bc", "dagger"])
+def test_live_trainers_called_directly_refuse_bad_run_ids_and_used_ones(tmp_path: Path, trainer: str) -> None:
+    run = {"online_bc": train_online, "dagger": train_dagger}[trainer]
+    config = parse_config({"default": {"trainer": trainer, "teacher": "expert", "brain_to_imitate": "Teacher"}})
+    results = tmp_path / "results"
+    for bad in ("../escape", "/abs/path", "a/../../x"):
+        with pytest.raises(ConfigError, match="a run id is a plain folder name"):
+            run(config, run_id=bad, results_dir=results)
+    (results / "used").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"already exists; pass force=True \(--force on the command line\)"):
+        run(config, run_id="used", results_dir=results)
+    assert _files(tmp_path) == {"results", "results/used"}  # nothing written outside, nothing in the used folder
 
 
 def test_a_run_folder_that_links_outside_the_results_is_refused(tmp_path: Path, ball_demo: Path) -> None:
