@@ -404,6 +404,14 @@ def _stop_strays(strays: subprocess.Popen, session: UnitySession) -> dict[str, i
     return codes
 
 
+def _assert_same_steps(got: list, expected: list) -> None:
+    """The (observations, rewards) of two runs are the same, step by step."""
+    assert len(got) == len(expected)
+    for (obs, reward), (want_obs, want_reward) in zip(got, expected):
+        np.testing.assert_array_equal(obs, want_obs)
+        np.testing.assert_array_equal(reward, want_reward)
+
+
 def test_a_stray_program_on_the_port_never_reaches_a_stepping_session(assert_released) -> None:
     """Found by probing: a stray's forged message came out of step() (observations 42, reward
     1000), a forged status 400 ended the session. Now only Unity's connection is served."""
@@ -417,9 +425,7 @@ def test_a_stray_program_on_the_port_never_reaches_a_stepping_session(assert_rel
     finally:
         strays.kill()
         strays.wait(10)
-    for (obs, reward), (want_obs, want_reward) in zip(got, expected):
-        np.testing.assert_array_equal(obs, want_obs)
-        np.testing.assert_array_equal(reward, want_reward)
+    _assert_same_steps(got, expected)
     assert not any((obs == 42.0).any() or (reward == 1000.0).any() for obs, reward in got)
     assert set(codes) == {"PERMISSION_DENIED"} and codes["PERMISSION_DENIED"] >= 20
     assert session.refused_calls == codes["PERMISSION_DENIED"]
@@ -441,9 +447,7 @@ def test_200_stray_connections_during_the_handshake_do_not_break_it(free_port: i
     finally:
         strays.kill()
         strays.wait(10)
-    for (obs, reward), (want_obs, want_reward) in zip(got, expected):
-        np.testing.assert_array_equal(obs, want_obs)
-        np.testing.assert_array_equal(reward, want_reward)
+    _assert_same_steps(got, expected)
     assert set(codes) == {"PERMISSION_DENIED"} and codes["PERMISSION_DENIED"] >= 200
     session.close()
     assert_released(free_port)
@@ -509,9 +513,7 @@ def test_a_foreign_handshake_before_the_launched_player_is_refused(
     [warning] = [r.getMessage() for r in caplog.records if r.name == "gym_unity_il.link.server"]
     assert re.search(r"from ipv4:127\.0\.0\.1:\d+: not the launched player: .*double fork.*pass the player executable itself", warning)
     got = _ball_run(session, 5)
-    for (obs, reward), (want_obs, want_reward) in zip(got, expected):
-        np.testing.assert_array_equal(obs, want_obs)
-        np.testing.assert_array_equal(reward, want_reward)
+    _assert_same_steps(got, expected)
     assert session.refused_calls == 1
     session.close()
     assert_released(free_port)
