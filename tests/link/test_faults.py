@@ -20,7 +20,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -43,19 +42,16 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 
 #: timeout_wait of the sessions below: faults must be detected long before it.
 TIMEOUT = 20.0
-#: Seconds past ``timeout_wait`` after which an error counts as a hang (a bound, not a speed test).
-HANG_MARGIN = 10.0
 #: Seconds a process gets to end after a signal before the test fails.
 EXIT_BOUND = 30.0
 
 
-def _raises_without_hanging(error: type[Exception], match: str, call: Callable[[], Any]) -> Exception:
-    """Runs ``call``, which must raise ``error`` matching ``match`` before ``TIMEOUT + HANG_MARGIN``."""
-    started = time.monotonic()
+def _raises_the_fault(error: type[Exception], match: str, call: Callable[[], Any]) -> Exception:
+    """Runs ``call``, which must raise ``error`` matching ``match``: the fault itself, not the
+    ``UnityTimeoutError`` a session raises after ``timeout_wait`` when it waits in vain (a
+    trainer that missed the fault and hung would end with that error, and fail here)."""
     with pytest.raises(error, match=match) as info:
         call()
-    elapsed = time.monotonic() - started
-    assert elapsed < TIMEOUT + HANG_MARGIN, f"the error came only after {elapsed:.0f} s: the trainer hung"
     return info.value
 
 
@@ -98,14 +94,14 @@ def test_crash_at_reset_is_a_process_exited_error_quoting_the_log(tmp_path: Path
     session = _fault_session(tmp_path, "crash-at-reset:2")
     session.reset()
     session.step()
-    _raises_without_hanging(UnityProcessExitedError, r"exited with code 3.*Player-0\.log(.|\n)*crashing at reset 2", session.reset)
+    _raises_the_fault(UnityProcessExitedError, r"exited with code 3.*Player-0\.log(.|\n)*crashing at reset 2", session.reset)
     assert session.closed
     assert "crashing at reset 2" in (tmp_path / "Player-0.log").read_text()  # the log is kept
     assert_released(session.port)
 
 
 def test_crash_during_the_handshake_names_the_handshake_and_keeps_the_log(free_port: int, assert_released) -> None:
-    error = _raises_without_hanging(
+    error = _raises_the_fault(
         UnityProcessExitedError,
         r"exited with code 3 while the trainer was waiting for the second message of the handshake; see the log file",
         lambda: UnitySession(scene="ball", additional_args=["--fault", "crash-in-handshake"], base_port=free_port, auto_port=False,
@@ -124,7 +120,7 @@ def test_malformed_reply_is_a_protocol_error(tmp_path: Path, assert_released) ->
     session = _fault_session(tmp_path, "malformed-at-step:2")
     session.reset()
     session.step()
-    _raises_without_hanging(UnityProtocolError, r"not an ML-Agents message.*compatible version", session.step)
+    _raises_the_fault(UnityProtocolError, r"not an ML-Agents message.*compatible version", session.step)
     assert session.closed
     assert_released(session.port)
 
@@ -135,7 +131,7 @@ def test_oversized_reply_is_refused_and_the_error_quotes_the_reason(tmp_path: Pa
     session = _fault_session(tmp_path, "oversized-at-step:2", max_message_bytes=256 * 1024)
     session.reset()
     session.step()
-    _raises_without_hanging(UnityProcessExitedError, r"exited with code 0.*Player-0\.log(.|\n)*RESOURCE_EXHAUSTED", session.step)
+    _raises_the_fault(UnityProcessExitedError, r"exited with code 0.*Player-0\.log(.|\n)*RESOURCE_EXHAUSTED", session.step)
     assert session.closed
     assert_released(session.port)
 
