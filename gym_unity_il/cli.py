@@ -56,6 +56,20 @@ class _Range:
         return f"min {self.low:.6g}  max {self.high:.6g}  mean {self.total / self.count:.6g}"
 
 
+def _scene_kwargs(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--scene-kwargs`` read as JSON (None when not given).
+
+    Raises:
+        ConfigError: not valid JSON.
+    """
+    if not args.scene_kwargs:
+        return None
+    try:
+        return json.loads(args.scene_kwargs)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--scene-kwargs is not valid JSON ({exc}); give an object, e.g. '{{\"max_steps\": 300}}'") from None
+
+
 def _describe_file(path: Path, out) -> None:  # type: ignore[no-untyped-def]
     from gym_unity_il.demo.reader import DemoReader
 
@@ -142,7 +156,7 @@ def _demo_record(args: argparse.Namespace) -> int:
 
     if (args.scene is None) == (args.env is None):
         raise ConfigError("give exactly one of --scene NAME (a built-in scene) and --env PATH (a Unity build)")
-    kwargs = json.loads(args.scene_kwargs) if args.scene_kwargs else {}
+    kwargs = _scene_kwargs(args) or {}
     env = gym.make("UnityIL-v0", scene=args.scene, file_name=args.env, scene_kwargs=kwargs, seed=args.seed, image_format=args.image_format)
     try:
         act = load_policy(args.policy, env, scene=args.scene, algo=args.algo, seed=args.seed)
@@ -198,7 +212,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.scene is not None and args.env is not None:
         raise ConfigError("give at most one of --scene NAME (a built-in scene) and --env PATH (a Unity build)")
-    kwargs = json.loads(args.scene_kwargs) if args.scene_kwargs else None
+    kwargs = _scene_kwargs(args)
     result = train(
         args.config, run_id=args.run_id, results_dir=args.results_dir, file_name=args.env, scene=args.scene, scene_kwargs=kwargs,
         behavior_name=args.behavior, resume=args.resume, force=args.force, seed=args.seed, max_steps=args.max_steps,
@@ -242,7 +256,7 @@ def _behavior_spec_from_args(args: argparse.Namespace, demo_fallback: Path | Non
     if len(given) > 1:
         raise ConfigError(f"give one of --scene, --demo and --behavior-spec, not {' and '.join(given)}")
     if args.scene:
-        kwargs = json.loads(args.scene_kwargs) if args.scene_kwargs else None
+        kwargs = _scene_kwargs(args)
         return loading.behavior_spec_from_scene(args.scene, kwargs, behavior=args.behavior)
     if args.demo:
         return loading.behavior_spec_from_demo(args.demo)
@@ -378,12 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("gym-unity-il: interrupted", file=sys.stderr)
             return 130
-        except json.JSONDecodeError as exc:
-            if exc.doc == getattr(args, "scene_kwargs", None):
-                exc = ConfigError(f"--scene-kwargs is not valid JSON ({exc}); give an object, e.g. '{{\"max_steps\": 300}}'")
-            print(f"gym-unity-il: error: {exc}", file=sys.stderr)
-            return 2
-        except (GymUnityILError, OSError) as exc:
+        except (GymUnityILError, OSError, json.JSONDecodeError) as exc:
             print(f"gym-unity-il: error: {exc}", file=sys.stderr)
             return 2
 

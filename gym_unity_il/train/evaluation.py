@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
 
 from gym_unity_il.train.policies import ObservationAdapter
@@ -68,8 +70,6 @@ def masked_predict(policy: Any, observation: Any, masks: np.ndarray, determinist
         masks: ``bool [batch, sum(branches)]``, True = allowed.
         deterministic: the most likely allowed action (else sampled among the allowed).
     """
-    import torch as th
-
     policy = getattr(policy, "policy", policy)
     obs, _ = policy.obs_to_tensor(observation)
     allowed = th.as_tensor(np.asarray(masks, bool), device=policy.device)
@@ -87,8 +87,6 @@ def masked_predict(policy: Any, observation: Any, masks: np.ndarray, determinist
 
 def _decide(policy: Predictor, obs: Any, masks: np.ndarray | None, deterministic: bool) -> Any:
     """``policy``'s actions, with the env's action masks applied when it is an SB3 actor-critic model."""
-    from stable_baselines3.common.policies import ActorCriticPolicy
-
     if masks is not None:
         model, adapt = (policy.model, policy.adapter) if isinstance(policy, TrainedPolicy) else (policy, None)
         if isinstance(getattr(model, "policy", model), ActorCriticPolicy):

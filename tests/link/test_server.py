@@ -233,13 +233,23 @@ def _refused(server: ExchangeServer, replies: list[futures.Future]) -> list[grpc
     return codes
 
 
-FORGED = [CLOSE_BYTES, OK_BYTES, b"\x0a\xff\xff\xff\xff\x0f garbage", HELLO_BYTES]
-
-
-def test_calls_from_another_connection_are_refused_and_never_reach_the_caller(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.fixture
+def peer_and_stray():
+    """A server, a call of the connection that will be its peer, and a call of another connection."""
     server = ExchangeServer(port=0)
     channel, call = _raw_call(server.port)
     stray_channel, stray = _stray_call(server.port)
+    yield server, call, stray
+    channel.close()
+    stray_channel.close()
+    server.close()
+
+
+FORGED = [CLOSE_BYTES, OK_BYTES, b"\x0a\xff\xff\xff\xff\x0f garbage", HELLO_BYTES]
+
+
+def test_calls_from_another_connection_are_refused_and_never_reach_the_caller(peer_and_stray, caplog: pytest.LogCaptureFixture) -> None:
+    server, call, stray = peer_and_stray
     _handshake(server, call)
     with futures.ThreadPoolExecutor(4) as pool, caplog.at_level("WARNING", logger="gym_unity_il.link.server"):
         replies = [pool.submit(stray, FORGED[i % 4], wait_for_ready=True, timeout=10) for i in range(12)]
@@ -258,15 +268,10 @@ def test_calls_from_another_connection_are_refused_and_never_reach_the_caller(ca
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 2 and "refused call number 1," in warnings[0] and "refused call number 10," in warnings[1]
     assert "ipv4:127.0.0.1:" in warnings[0] and "another Unity connection" in warnings[0]
-    channel.close()
-    stray_channel.close()
-    server.close()
 
 
-def test_before_the_handshake_only_a_handshake_is_received_and_its_caller_becomes_the_peer() -> None:
-    server = ExchangeServer(port=0)
-    channel, call = _raw_call(server.port)
-    stray_channel, stray = _stray_call(server.port)
+def test_before_the_handshake_only_a_handshake_is_received_and_its_caller_becomes_the_peer(peer_and_stray) -> None:
+    server, call, stray = peer_and_stray
     with futures.ThreadPoolExecutor(4) as pool:
         strays = [pool.submit(stray, message, wait_for_ready=True, timeout=10) for message in FORGED[:3]]
         assert _refused(server, strays) == [grpc.StatusCode.PERMISSION_DENIED] * 3
@@ -276,15 +281,10 @@ def test_before_the_handshake_only_a_handshake_is_received_and_its_caller_become
         assert server.peer is not None
         assert _refused(server, [pool.submit(stray, HELLO_BYTES, timeout=10)]) == [grpc.StatusCode.PERMISSION_DENIED]
         assert "another Unity connection" in server.last_refusal
-    channel.close()
-    stray_channel.close()
-    server.close()
 
 
-def test_peer_check_refuses_handshakes_until_it_accepts_one_and_is_not_asked_after() -> None:
-    server = ExchangeServer(port=0)
-    channel, call = _raw_call(server.port)
-    stray_channel, stray = _stray_call(server.port)
+def test_peer_check_refuses_handshakes_until_it_accepts_one_and_is_not_asked_after(peer_and_stray) -> None:
+    server, call, stray = peer_and_stray
     asked: list[str] = []
 
     def check(peer: str) -> str | None:  # refuses the first connection asked about, accepts others
@@ -301,9 +301,6 @@ def test_peer_check_refuses_handshakes_until_it_accepts_one_and_is_not_asked_aft
         assert "another Unity connection" in server.last_refusal
     assert len(asked) == 2 and asked[1] == server.peer  # only handshakes before the peer was fixed
     assert server.refused_calls == 2
-    channel.close()
-    stray_channel.close()
-    server.close()
 
 
 @pytest.mark.parametrize(
