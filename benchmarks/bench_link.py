@@ -22,9 +22,12 @@ rounds (the measurements alternate, so a busy machine slows them alike):
 * the same again with every process pinned to one core (Linux), where a round trip does
   not pay for waking threads on the other core;
 * images: the env on the scene ``grid`` with 84x84x3 PNG observations, against a ping-pong
-  of the same message sizes.
+  of the same message sizes;
+* strays: the env on ``ball`` while another local program floods the port from 20 connections
+  (each calling again the moment a call ends), against the same env alone: once the session's
+  peer is fixed, the port is sealed and the flood should cost the session nothing (ratio ~1).
 
-Run: ``python benchmarks/bench_link.py [--steps N] [--rounds R]`` (about a minute).
+Run: ``python benchmarks/bench_link.py [--steps N] [--rounds R]`` (about a minute and a half).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -107,6 +111,47 @@ def step_messages(kind: str) -> tuple[pb.UnityMessageProto, pb.UnityMessageProto
     info.observations.extend(codec.encode_observation(values, spec) for values, spec in zip(observations, specs))
     answer.unity_input.rl_input.agent_actions[name].MergeFromString(actions)
     return request, answer
+
+
+def stray_client(port: int, connections: int) -> None:
+    """A flood of calls to ``port`` from ``connections`` connections, each calling again the
+    moment its call ends, until stdin closes; prints a line once every connection calls."""
+    request, _ = step_messages("ball")
+    data = request.SerializeToString()
+    started = threading.Barrier(connections + 1)
+    pending: list[grpc.Future] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def flood() -> None:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        call = channel.unary_unary(EXCHANGE_PATH)
+        first = True
+        while True:
+            with lock:
+                if stop.is_set():
+                    break
+                future = call.future(data, wait_for_ready=True, timeout=600)
+                pending.append(future)
+            if first:
+                started.wait()
+                first = False
+            try:
+                future.result()
+            except (grpc.RpcError, grpc.FutureCancelledError):
+                pass
+        channel.close()
+
+    threads = [threading.Thread(target=flood, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    print("calling", flush=True)
+    sys.stdin.read()
+    with lock:
+        stop.set()
+        for future in pending:
+            future.cancel()
 
 
 def ping_client(port: int, kind: str) -> None:
@@ -246,15 +291,45 @@ def compare_images(steps: int, rounds: int) -> None:
     )
 
 
+def compare_strays(steps: int, rounds: int, connections: int = 20) -> None:
+    """The env on ball alone and while a stray program floods its port, interleaved."""
+    alone, flooded = make_env("ball"), make_env("ball")
+    strays = subprocess.Popen(
+        [sys.executable, __file__, "--stray-client", str(flooded.session.port), "--connections", str(connections)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=environment_with_import_path(),
+    )
+    try:
+        strays.stdout.readline()  # type: ignore[union-attr]
+        rate = interleaved({"alone": partial(env_rate, alone), "flooded": partial(env_rate, flooded)}, steps, rounds)
+        refused = flooded.session.refused_calls
+    finally:
+        strays.stdin.close()  # type: ignore[union-attr]
+        strays.wait(60)
+        alone.close()
+        flooded.close()
+    print(
+        f"strays (ball, {connections} other connections calling without pause after the handshake): alone {rate['alone']:5.0f} steps/s, "
+        f"flooded {rate['flooded']:5.0f} steps/s (ratio {rate['flooded'] / rate['alone']:4.2f}); calls refused by the session: {refused}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500, help="round trips per round")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per comparison")
     parser.add_argument("--ping-client", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="ball", help=argparse.SUPPRESS)
+    parser.add_argument("--stray-client", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--connections", type=int, default=20, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ping_client is not None:
         ping_client(args.ping_client, args.kind)
+        return
+    if args.stray_client is not None:
+        stray_client(args.stray_client, args.connections)
         return
     request, answer = step_messages("ball")
     print(
@@ -277,6 +352,7 @@ def main() -> None:
         compare_vector(args.steps, args.rounds, "pinned, 1 core")
         os.sched_setaffinity(0, allowed)
     compare_images(args.steps, max(3, args.rounds // 2))
+    compare_strays(args.steps, args.rounds)
 
 
 if __name__ == "__main__":

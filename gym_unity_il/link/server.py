@@ -26,6 +26,11 @@ once and never reaches the caller: before the handshake, calls whose message is 
 handshake (garbage, a status 400, agent data); after it, every call from another
 connection, which is refused before its message is read. Refusals are counted
 (:attr:`ExchangeServer.refused_calls`) and logged (the first, then at 10, 100, 1000, ...).
+Once the peer is fixed, the port is also closed to everyone else below gRPC, so that a flood
+costs the session nothing (Linux; see :func:`seal_port`): the kernel drops new connections'
+first packets, and every other connection open at that time is shut down (its calls end
+with UNAVAILABLE); a connection the kernel had already queued is shut down after its first
+refused call.
 :attr:`ExchangeServer.peer_check` may also refuse a handshake by its caller's address (the
 session accepts only the process it launched); it runs only until the peer is fixed.
 """
@@ -33,15 +38,20 @@ session accepts only the process it launched); it runs only until the peer is fi
 from __future__ import annotations
 
 import collections
+import ctypes
+import ipaddress
 import logging
 import numbers
+import os
 import socket
+import struct
 import sys
 import time
 import urllib.parse
 import weakref
 from collections.abc import Callable
 
+import psutil
 from grpc._cython import cygrpc
 
 from gym_unity_il.errors import ConfigError, PortInUseError, UnityProtocolError
@@ -130,6 +140,63 @@ def peer_address(peer: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+# A classic BPF socket filter of one instruction, "return 0": every packet is dropped.
+_DROP_ALL = struct.pack("HBBI", 0x06, 0, 0, 0)  # BPF_RET | BPF_K, jt, jf, k = 0
+_SO_ATTACH_FILTER = 26  # Linux, <asm-generic/socket.h>
+
+
+def _same_address(a: tuple[str, int], b: tuple[str, int]) -> bool:
+    """Whether two (host, port) pairs name one TCP end, an IPv4-mapped IPv6 host being its IPv4 host."""
+
+    def host(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        address = ipaddress.ip_address(text.partition("%")[0])
+        return getattr(address, "ipv4_mapped", None) or address
+
+    return a[1] == b[1] and host(a[0]) == host(b[0])
+
+
+def seal_port(port: int, peer: tuple[str, int]) -> int:
+    """Closes this process's TCP port ``port`` to everyone but the connection from ``peer``.
+
+    Below gRPC, so that none of gRPC's work is done for anyone else: a socket filter on each of
+    the process's listening sockets on ``port`` makes the kernel drop the first packet of every
+    new connection (the caller's attempt goes unanswered until it gives up), then every
+    connection to ``port`` whose remote end is not ``peer`` is shut down. Linux only; elsewhere,
+    and when the operating system refuses, nothing changes (the server's own check still
+    refuses other connections' calls).
+
+    Returns:
+        The number of connections shut down, or -1 when the port could not be sealed.
+    """
+    if not sys.platform.startswith("linux"):
+        return -1
+    try:
+        mine = [c for c in psutil.Process().net_connections("tcp") if c.laddr and c.laddr.port == port and c.fd >= 0]
+    except (psutil.Error, OSError) as exc:
+        logger.debug("cannot seal port %d: %s", port, exc)
+        return -1
+    instruction = ctypes.create_string_buffer(_DROP_ALL)
+    program = struct.pack("HL", 1, ctypes.addressof(instruction))  # struct sock_fprog
+    listening = [c.fd for c in mine if c.status == psutil.CONN_LISTEN]
+    others = [c.fd for c in mine if c.status != psutil.CONN_LISTEN and c.raddr and not _same_address(tuple(c.raddr), peer)]
+    try:
+        for fd in listening:  # first, so that no new connection comes while the others are shut
+            with socket.socket(fileno=os.dup(fd)) as sock:  # the same socket as gRPC's
+                sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, program)
+    except OSError as exc:  # the kernel refuses filters
+        logger.debug("cannot seal port %d: %s", port, exc)
+        return -1
+    closed = 0
+    for fd in others:
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+            closed += 1
+        except OSError:  # gRPC closed it meanwhile
+            pass
+    return closed
+
+
 class ExchangeServer:
     """A gRPC server holding Unity's pending ``Exchange`` call for the caller.
 
@@ -168,6 +235,10 @@ class ExchangeServer:
         self._arrived: collections.deque[tuple[cygrpc.Call, bytes, bytes]] = collections.deque()
         self._pending: cygrpc.Call | None = None
         self._peer: bytes | None = None
+        # Whether the port is closed below gRPC to all but the peer (seal_port), and the
+        # connections shut down since, after a refused call from them (each is shut once).
+        self._sealed = False
+        self._shut: set[bytes] = set()
         #: Calls refused because they came from another connection than the peer's, or came
         #: before the handshake without being one.
         self.refused_calls = 0
@@ -223,6 +294,7 @@ class ExchangeServer:
                     continue
                 self._peer = peer
                 self._pending = call
+                self._seal()
                 return message
             if peer == self._peer:
                 break
@@ -267,8 +339,14 @@ class ExchangeServer:
             return None
         return message
 
+    def _seal(self) -> None:
+        """Closes the port to every connection but the peer's, below gRPC (:func:`seal_port`)."""
+        address = peer_address(self._peer.decode(errors="replace")) if self._peer is not None else None
+        self._sealed = address is not None and seal_port(self.port, address) >= 0
+
     def _refuse(self, call: cygrpc.Call, peer: bytes, reason: str) -> None:
-        """Ends ``call`` with PERMISSION_DENIED and ``reason``; counts and logs it."""
+        """Ends ``call`` with PERMISSION_DENIED and ``reason``; counts and logs it. A call from
+        another connection than the peer's also shuts that connection down (:meth:`_seal`)."""
         call.start_server_batch(
             (
                 cygrpc.SendInitialMetadataOperation(None, 0),
@@ -277,6 +355,9 @@ class ExchangeServer:
             ),
             _ENDED,
         )
+        if self._sealed and peer not in self._shut:  # a connection the kernel had let in before the seal
+            self._shut.add(peer)
+            self._seal()
         self.refused_calls += 1
         self.last_refusal = f"{peer.decode(errors='replace')}: {reason}"
         count = self.refused_calls

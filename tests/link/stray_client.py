@@ -6,7 +6,8 @@ calls on each, one after another, with forged messages in turn: observations of 
 reward of 1000 for the ball scene's behavior, a status 400 (Unity closing), bytes that are
 no message, a status 200 without data and, with ``--handshakes``, a valid handshake. It
 prints ``calling`` once every connection has made its first call, and when its stdin closes
-it stops and prints the number of calls that ended with each gRPC status code, as JSON.
+it cancels the calls still waiting (a sealed port never answers them), stops, and prints the
+number of calls that ended with each gRPC status code, as JSON.
 
 ``python stray_client.py PORT 1 --handshake-then-release PATH [--host ADDRESS]`` makes one
 call only, to ``ADDRESS:PORT`` (default 127.0.0.1), with a valid handshake (waiting for the
@@ -87,6 +88,7 @@ def main() -> None:
     lock = threading.Lock()
     stop = threading.Event()
     started = threading.Semaphore(0)
+    waiting: dict[int, grpc.Future] = {}  # each connection's call in flight
     options = [
         ("grpc.use_local_subchannel_pool", 1),  # a connection of its own, not one shared by equal channels
         ("grpc.initial_reconnect_backoff_ms", 50),
@@ -98,8 +100,11 @@ def main() -> None:
         exchange = channel.unary_unary(EXCHANGE_PATH)
         i = k
         first = True
-        while not stop.is_set():
-            future = exchange.future(messages[i % len(messages)], wait_for_ready=True, timeout=30)
+        while True:
+            with lock:
+                if stop.is_set():
+                    break
+                future = waiting[k] = exchange.future(messages[i % len(messages)], wait_for_ready=True, timeout=60)
             if first:
                 started.release()
                 first = False
@@ -108,6 +113,8 @@ def main() -> None:
                 code = "OK"
             except grpc.RpcError as exc:
                 code = exc.code().name
+            except grpc.FutureCancelledError:
+                code = "CANCELLED"
             with lock:
                 codes[code] += 1
             i += 1
@@ -120,7 +127,10 @@ def main() -> None:
         started.acquire()
     print("calling", flush=True)
     sys.stdin.read()
-    stop.set()
+    with lock:
+        stop.set()
+        for future in waiting.values():
+            future.cancel()
     for thread in threads:
         thread.join(40)
     with lock:

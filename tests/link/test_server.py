@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import re
 import socket
+import sys
 import threading
 import time
 from concurrent import futures
@@ -13,7 +14,8 @@ import grpc
 import pytest
 
 from gym_unity_il.errors import ConfigError, PortInUseError, UnityProtocolError
-from gym_unity_il.link.server import EXCHANGE_PATH, ExchangeServer, check_port_free, peer_address
+from gym_unity_il.link import server as server_module
+from gym_unity_il.link.server import EXCHANGE_PATH, ExchangeServer, check_port_free, peer_address, seal_port
 from gym_unity_il.proto import communicator_pb2 as pb
 
 CLOSE_BYTES = bytes.fromhex("0A 03 08 90 03")  # header { status: 400 } (protocol.md §11)
@@ -234,8 +236,12 @@ def _refused(server: ExchangeServer, replies: list[futures.Future]) -> list[grpc
 
 
 @pytest.fixture
-def peer_and_stray():
-    """A server, a call of the connection that will be its peer, and a call of another connection."""
+def peer_and_stray(monkeypatch: pytest.MonkeyPatch):
+    """A server, a call of the connection that will be its peer, and a call of another connection.
+
+    The port is not sealed (as where the operating system cannot, see ``seal_port``), so that
+    the strays' calls reach the server's own check."""
+    monkeypatch.setattr(server_module, "seal_port", lambda port, peer: -1)
     server = ExchangeServer(port=0)
     channel, call = _raw_call(server.port)
     stray_channel, stray = _stray_call(server.port)
@@ -301,6 +307,63 @@ def test_peer_check_refuses_handshakes_until_it_accepts_one_and_is_not_asked_aft
         assert "another Unity connection" in server.last_refusal
     assert len(asked) == 2 and asked[1] == server.peer  # only handshakes before the peer was fixed
     assert server.refused_calls == 2
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ports are sealed on Linux only")
+
+
+def _connects(port: int) -> bool:
+    """Whether a TCP connection to ``port`` is accepted within a second (an unanswered attempt is not)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except TimeoutError:
+        return False
+    return True
+
+
+@linux_only
+def test_seal_port_drops_new_connections_and_shuts_all_but_the_peers() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        peer = socket.create_connection(("127.0.0.1", port))
+        other = socket.create_connection(("127.0.0.1", port))
+        accepted = [listener.accept()[0] for _ in range(2)]
+        assert seal_port(port, peer.getsockname()) == 1
+        assert other.recv(1) == b""  # shut down: end of stream at once
+        peer.sendall(b"still here")
+        assert accepted[0].recv(10) == b"still here"
+        assert not _connects(port)
+        for sock in (peer, other, *accepted):
+            sock.close()
+
+
+@linux_only
+def test_after_the_handshake_no_other_connection_gets_in_and_open_ones_are_shut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below gRPC, so that a flood costs the session no work: the stray's connection, open
+    before the handshake, is shut down; new connections go unanswered; the peer goes on."""
+    server = ExchangeServer(port=0)
+    channel, call = _raw_call(server.port)
+    stray_channel, stray = _stray_call(server.port)
+    try:
+        with futures.ThreadPoolExecutor(2) as pool:
+            assert _refused(server, [pool.submit(stray, OK_BYTES, wait_for_ready=True, timeout=10)]) == [grpc.StatusCode.PERMISSION_DENIED]
+            assert _connects(server.port)
+            _handshake(server, call)
+            again = pool.submit(stray, OK_BYTES, timeout=3)
+            peer_reply = pool.submit(call, OK_BYTES, timeout=10)
+            request = server.receive(timeout=10)
+            assert request is not None and request.SerializeToString() == OK_BYTES
+            server.respond(CLOSE_BYTES)
+            assert peer_reply.result() == CLOSE_BYTES
+            with pytest.raises(grpc.RpcError) as info:
+                again.result()
+            assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            assert server.refused_calls == 1  # the stray's call after the handshake never reached gRPC's server
+            assert not _connects(server.port)
+    finally:
+        channel.close()
+        stray_channel.close()
+        server.close()
 
 
 @pytest.mark.parametrize(
