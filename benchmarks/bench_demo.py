@@ -13,7 +13,7 @@ rather than right after another method's garbage, and lasts at least a quarter s
   protobuf-based reader pays); and raw frame+parse, the same with framing (each length
   prefix read with protobuf's varint decoder), what a plain protobuf loop over the file
   costs once the file is in memory;
-* parse+codec: the raw parse plus decoding every observation with the live env's codec,
+* parse+codec: the raw parse plus decoding every observation as the live env does,
   what a protobuf loop producing the same arrays pays (images: PNG or float decoding);
 * ``read_demo`` (the whole file into numpy arrays), ``iter_batches`` (streaming chunks of
   arrays) and ``iter_records`` (one record at a time), and the ratios of ``read_demo`` and
@@ -42,9 +42,9 @@ from google.protobuf.internal.decoder import _DecodeVarint32
 from google.protobuf.message import Message
 
 from gym_unity_il.demo import DemoReader, DemoWriter, iter_records, read_demo
-from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.proto import legacy_pb2 as lpb
+from gym_unity_il.protocol import observations
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec
 
 REAL_FILES = ("v4_racing_Demo.demo", "v1_unity_ExpertGridWorld.demo", "v1_unity_ExpertPyramid.demo", "v06_unity_GridDemo.demo")
@@ -125,7 +125,7 @@ def bench_file(path: Path, rounds: int, warm: bool) -> None:
             record = message()
             record.ParseFromString(view[a:b])
             for proto, spec in zip(observation_protos(record, specs), specs):
-                codec.decode_observation(proto, spec)
+                observations.decode_observation(proto, spec)
 
     runs: dict[str, Callable[[], object]] = {
         "raw parse": parse_only,
@@ -185,7 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     print("raw parse: ParseFromString of each record, the file already in memory and cut into records (no I/O, no framing)")
     print("raw frame+parse: the same with framing (protobuf's varint decoder reads each length prefix)")
-    print("parse+codec: raw parse, then every observation decoded with the live env's codec")
+    print("parse+codec: raw parse, then every observation decoded as the live env does (gym_unity_il.protocol)")
     print("read_demo, iter_batches, iter_records: open and read the file themselves")
     warm = not args.cold
     how = "each timing: an untimed call, then back-to-back calls for 0.25 s or more" if warm else "each timing: one cold call"

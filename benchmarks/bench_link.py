@@ -9,11 +9,11 @@ rounds (the measurements alternate, so a busy machine slows them alike):
 * ping-pongs: a bare client process calling a bare server that parses the request and
   answers at once with a prebuilt message: no env, no session, no scene. Two servers:
   grpc's public ``grpc.server`` (a Python serving thread hands each call to a thread pool),
-  and the link's own :class:`ExchangeServer` (gRPC's completion queue polled on the
+  and the link's fast transport, :class:`QueueServer` (gRPC's completion queue polled on the
   caller's thread), the floor for any Python server.
 * link: the env on ``LinkScene`` (below), which sends the ball scene's messages (one agent,
   8 floats in, 2 continuous actions out) but simulates nothing, so the figure is the cost of
-  the link itself: env, session, codec, server and the player process. Its ratio to the
+  the link itself: env, session, protocol, server and the player process. Its ratio to the
   grpc-server ping-pong (a raw gRPC exchange through grpc's public API) is the figure of
   merit (aim: >= 0.8); its ratio to the queue-server ping-pong shows what the layers above
   the transport cost.
@@ -26,6 +26,9 @@ rounds (the measurements alternate, so a busy machine slows them alike):
 * strays: the env on ``ball`` while another local program floods the port from 20 connections
   (each calling again the moment a call ends), against the same env alone: once the session's
   peer is fixed, the port is sealed and the flood should cost the session nothing (ratio ~1).
+* transports: the link's two transports, fast (the default, above) and public (grpc's public
+  server, the fallback on a grpcio whose internals changed: :mod:`gym_unity_il.link.transport`),
+  each as a bare ping-pong and under the env on ``LinkScene``.
 
 Run: ``python benchmarks/bench_link.py [--steps N] [--rounds R]`` (about a minute and a half).
 """
@@ -42,15 +45,20 @@ import time
 from collections.abc import Callable
 from concurrent import futures
 from functools import partial
+from unittest import mock
 
 import grpc
 import numpy as np
 
 from gym_unity_il.envs.unity_env import UnityILEnv
-from gym_unity_il.link import codec
 from gym_unity_il.link.launcher import environment_with_import_path
+from gym_unity_il.link.public_server import PublicServer
+from gym_unity_il.link.queue_server import QueueServer
 from gym_unity_il.link.server import EXCHANGE_PATH, METHOD_NAME, SERVICE_NAME, ExchangeServer
+from gym_unity_il.link.transport import TRANSPORT_VARIABLE
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.actions import encode_action_list
+from gym_unity_il.protocol.observations import encode_observation
 from gym_unity_il.scenes import make_scene
 from gym_unity_il.scenes.base import AgentBatch, Scene
 from gym_unity_il.scenes.player import wire_observation_spec
@@ -100,15 +108,15 @@ def step_messages(kind: str) -> tuple[pb.UnityMessageProto, pb.UnityMessageProto
     if kind == "ball":
         name, observations = BALL_BEHAVIOR, [np.linspace(-1, 1, 8, dtype=np.float32)]
         specs = BALL_SPEC.observation_specs
-        actions = codec.encode_action_list(np.array([[0.3, -0.7]], np.float32), np.zeros((1, 0), np.int32))
+        actions = encode_action_list(np.array([[0.3, -0.7]], np.float32), np.zeros((1, 0), np.int32))
     else:
         scene = make_scene("grid", num_agents=1, camera_height=84, camera_width=84)
         (name, spec), batch = next(iter(scene.behavior_specs().items())), next(iter(scene.observe().values()))
         specs = tuple(wire_observation_spec(o, channels_first=True) for o in spec.observation_specs)
         observations = [o[0] for o in batch.observations]
-        actions = codec.encode_action_list(np.zeros((1, 0), np.float32), np.array([[2]], np.int32))
+        actions = encode_action_list(np.zeros((1, 0), np.float32), np.array([[2]], np.int32))
     info = request.unity_output.rl_output.agentInfos[name].value.add(id=0, reward=0.1)
-    info.observations.extend(codec.encode_observation(values, spec) for values, spec in zip(observations, specs))
+    info.observations.extend(encode_observation(values, spec) for values, spec in zip(observations, specs))
     answer.unity_input.rl_input.agent_actions[name].MergeFromString(actions)
     return request, answer
 
@@ -175,8 +183,9 @@ def ping_client(port: int, kind: str) -> None:
 class PingPong:
     """A bare server that parses each request and answers at once with the prebuilt answer
     of ``kind``, and its client process. ``server`` is ``"grpc"`` (grpc's public server: a
-    serving thread and a thread pool run the handler) or ``"queue"`` (the link's own
-    :class:`ExchangeServer`, driving gRPC's completion queue on this thread)."""
+    serving thread and a thread pool run the handler), ``"queue"`` (the link's fast transport,
+    :class:`QueueServer`, driving gRPC's completion queue on this thread) or ``"public"`` (the
+    link's public transport, :class:`PublicServer`)."""
 
     def __init__(self, kind: str, server: str) -> None:
         _, answer = step_messages(kind)
@@ -190,7 +199,7 @@ class PingPong:
             port = self.server.add_insecure_port("127.0.0.1:0")
             self.server.start()
         else:
-            self.exchange = ExchangeServer(port=0)
+            self.exchange = QueueServer(port=0) if server == "queue" else PublicServer(port=0)
             port = self.exchange.port
         self.client = subprocess.Popen(
             [sys.executable, __file__, "--ping-client", str(port), "--kind", kind],
@@ -250,8 +259,10 @@ def interleaved(measures: dict[str, Callable[[int], float]], steps: int, rounds:
     return {label: statistics.median(values) for label, values in runs.items()}
 
 
-def make_env(scene: str, **scene_kwargs: object) -> UnityILEnv:
-    env = UnityILEnv(scene=scene, scene_kwargs=scene_kwargs, seed=0)
+def make_env(scene: str, transport: str = "", **scene_kwargs: object) -> UnityILEnv:
+    """The env on ``scene``, its server on ``transport`` ('' for the default choice), reset and seeded."""
+    with mock.patch.dict(os.environ, {TRANSPORT_VARIABLE: transport}):  # read when the session starts its server
+        env = UnityILEnv(scene=scene, scene_kwargs=scene_kwargs, seed=0)
     env.action_space.seed(0)
     env.reset(seed=0)
     return env
@@ -316,6 +327,23 @@ def compare_strays(steps: int, rounds: int, connections: int = 20) -> None:
     )
 
 
+def compare_transports(steps: int, rounds: int) -> None:
+    """The link's two transports, as bare ping-pongs and under the env on the link scene, interleaved."""
+    pongs = {transport: PingPong("ball", server) for transport, server in (("fast", "queue"), ("public", "public"))}
+    envs = {transport: make_env(LINK_SCENE, transport) for transport in pongs}
+    try:
+        measures = {f"{t} pong": pong.rate for t, pong in pongs.items()} | {f"{t} link": partial(env_rate, env) for t, env in envs.items()}
+        rate = interleaved(measures, steps, rounds)
+    finally:
+        for closing in (*envs.values(), *pongs.values()):
+            closing.close()
+    fast, public = rate["fast link"], rate["public link"]
+    print(
+        f"transports (ball messages): ping-pong fast {rate['fast pong']:5.0f} | public {rate['public pong']:5.0f} round trips/s; "
+        f"link fast {fast:5.0f} | public {public:5.0f} steps/s (public/fast {public / fast:4.2f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500, help="round trips per round")
@@ -337,7 +365,7 @@ def main() -> None:
         "trips/s of bare gRPC ping-pongs between two processes exchanging the same bytes; medians of "
         f"{args.rounds} interleaved rounds of {args.steps}; {os.cpu_count()} CPUs.\n"
         "  ping-pong, grpc server: grpc's public server (serving thread, thread pool) answering a bare client at once\n"
-        "  ping-pong, queue server: the link's own server (gRPC's completion queue on the caller's thread), likewise\n"
+        "  ping-pong, queue server: the link's fast transport, its default (gRPC's completion queue on the caller's thread), likewise\n"
         "  link: a scene that sends the ball scene's messages (one agent, 8 floats in, 2 continuous actions out; Unity -> trainer\n"
         f"        {request.ByteSize()} B, trainer -> Unity {answer.ByteSize()} B) and simulates nothing: the cost of the link itself\n"
         "  ball: the built-in scene ball with one agent: the same messages plus its physics\n"
@@ -353,6 +381,7 @@ def main() -> None:
         os.sched_setaffinity(0, allowed)
     compare_images(args.steps, max(3, args.rounds // 2))
     compare_strays(args.steps, args.rounds)
+    compare_transports(args.steps, args.rounds)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ both alike), for the built-in scene ``ball`` (8 floats in, 2 continuous actions 
 agent, random actions; episodes end and restart within the steps, as in training):
 
 * ping-pong: the bare gRPC round trips per second of ``bench_link.py`` (one client
-  process, one server answering at once, the bytes of a one-agent ball step): the floor
-  the gRPC stack sets for one exchange;
+  process, grpc's public server answering at once, the bytes of a one-agent ball step):
+  the floor the gRPC stack sets for one exchange;
 * 1 agent in 1 process, 32 agents in 1 process, and 4 processes x 8 agents: VecEnv
   steps/s, agent-steps/s (steps x agents), and the ratio of agent-steps/s to ping-pong
   round trips/s;
@@ -42,7 +42,7 @@ def vec_env_rate(venv: UnityVecEnv, actions: np.ndarray, steps: int) -> float:
 
 def measure(ping: PingPong, processes: int, agents: int, steps: int, rounds: int, *, ray: bool = False) -> dict[str, float]:
     """Median VecEnv steps/s and ping-pong round trips/s over interleaved rounds."""
-    venv = make_unity_vec_env(scene="ball", n_envs=processes, scene_kwargs={"num_agents": agents, "max_steps": 0}, ray=ray)
+    venv = make_unity_vec_env(scene="ball", num_processes=processes, scene_kwargs={"num_agents": agents, "max_steps": 0}, ray=ray)
     try:
         venv.reset()
         actions = np.random.default_rng(0).uniform(-1, 1, (64, venv.num_envs, 2)).astype(np.float32)
@@ -65,7 +65,7 @@ def main() -> None:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         layouts.append(("4 x 8 on Ray actors", 4, 8, True))
     print(f"built-in scene 'ball', random actions, {os.cpu_count()} CPUs; medians of {args.rounds} rounds of {args.steps} steps")
-    ping = PingPong("ball")
+    ping = PingPong("ball", "grpc")
     per_agent: dict[str, float] = {}
     try:
         for label, processes, agents, on_ray in layouts:

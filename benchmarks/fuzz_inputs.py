@@ -1,6 +1,6 @@
 """Fuzzing the parsers of untrusted bytes: the `.demo` reader and the decoding of Unity's messages.
 
-Runs ``--cases`` inputs (100k by default) from ``tests/fuzz_cases.py`` through the package
+Runs ``--cases`` inputs (100k by default) from :mod:`gym_unity_il.testing.fuzz_cases` through the package
 and checks that only the package's own errors come out:
 
 * ``demo``: `.demo` files of every era (written by DemoWriter, or assembled in the older
@@ -12,16 +12,18 @@ and checks that only the package's own errors come out:
   raw-float images, several PNGs with channel mappings, masks, hybrid actions, several
   behaviors), mutated, then parsed and decoded as the session does (handshake fields,
   agent data with the behaviors of an earlier valid message, side channels);
+* ``agents``: one agent of those messages, mutated or not, decoded on the link and by the
+  `.demo` reader (a file of its record): both roads must give the same arrays or both an error;
 * ``side-channels``: side-channel bytes of every built-in channel, mutated.
 
 A result or an error of ``gym_unity_il.errors`` (and the reader's DemoFormatWarning) is
 accepted. Anything else escapes: another exception, another warning, an input that was not
-mutated decoding to other arrays, a case running longer than ``--case-timeout`` (a hang),
+mutated decoding to other arrays, the two roads disagreeing on an agent, a case running longer than ``--case-timeout`` (a hang),
 or an allocation beyond ``--memory-limit-mb`` (each worker runs under that address-space
 limit, so a declared size that would take gigabytes shows up as a MemoryError).
 
 ``--memory`` measures instead what hostile messages of Unity (``HOSTILE_LINK_CASES`` of
-``tests/fuzz_cases.py``: 100k behaviors, a million agents, a million branches, dimensions or
+``gym_unity_il/testing/fuzz_cases.py``: 100k behaviors, a million agents, a million branches, dimensions or
 sensors, ...) make the trainer allocate while parsing and decoding them as the session does,
 each in a fresh process: for a message of N bytes, the outcome, the time, the peak of
 Python's traced allocations (tracemalloc) and the growth of the process's peak resident
@@ -61,18 +63,16 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from gym_unity_il.testing import fuzz_cases
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the generators are shared with the fuzz tests
-
-import numpy as np  # noqa: E402
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis import seed as hypothesis_seed  # noqa: E402
-
-import fuzz_cases  # noqa: E402
-
 DEFAULT_REAL = REPO.parent / "shared" / "real-demos"
 #: Share of the cases per target (the real recordings' share goes to ``demo`` without them).
-SHARES = {"demo": 0.35, "demo-real": 0.10, "link": 0.45, "side-channels": 0.10}
+SHARES = {"demo": 0.30, "demo-real": 0.10, "link": 0.40, "agents": 0.10, "side-channels": 0.10}
 CHUNK = 1000
 #: Reproducers kept per kind of escape (same target, exception type and place).
 KEEP = 3
@@ -185,6 +185,7 @@ def _run_chunk(target: str, seed: int, count: int, extra: int, timeout: float, r
     strategy = {
         "demo": fuzz_cases.demo_cases(real=_WORKER["real"], extra=extra),  # type: ignore[arg-type]
         "link": fuzz_cases.link_cases(extra=extra),
+        "agents": fuzz_cases.agent_cases(extra=extra),
         "side-channels": fuzz_cases.side_channel_cases(extra=extra),
     }[target]
 
@@ -301,10 +302,10 @@ def _valid_case(label: str) -> fuzz_cases.Case:
 
 
 def _memory() -> int:
-    from gym_unity_il.link import codec
+    from gym_unity_il.protocol.agents import DECODE_BYTES_PER_BYTE, DECODE_FIXED_BYTES
 
     print(f"Hostile messages of Unity, each parsed and decoded as the session does in a fresh process. Bound the tests assert: "
-          f"peak traced < {codec.DECODE_FIXED_BYTES >> 20} MiB + {codec.DECODE_BYTES_PER_BYTE} x N.\n")  # fmt: skip
+          f"peak traced < {DECODE_FIXED_BYTES >> 20} MiB + {DECODE_BYTES_PER_BYTE} x N.\n")  # fmt: skip
     print(f"{'message':<46} {'N':>10}  {'outcome':<32} {'time':>7}  {'peak traced':>11} {'/N':>6}  {'RSS growth':>10} {'/N':>6}")
     with tempfile.TemporaryDirectory(prefix="fuzz-memory-") as scratch:
         cases = {label: fuzz_cases.hostile_link_case for label in fuzz_cases.HOSTILE_LINK_CASES}

@@ -125,11 +125,14 @@ def _demo_info(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- demo record
 
-def load_policy(source: str, env: Any, *, scene: str | None = None, algo: str = "auto", seed: int = 0) -> Callable[[Any], Any]:
-    """``obs -> action`` for ``source``: ``"expert"`` (a built-in scene's scripted expert),
+def _recording_policy(source: str, env: Any, *, scene: str | None = None, algo: str = "auto", seed: int = 0) -> Callable[[Any], Any]:
+    """``obs -> action`` for ``--policy``: ``"expert"`` (a built-in scene's scripted expert),
     ``"random"`` (uniform over the action space, seeded), or the path of a saved SB3 model
-    or policy (see :func:`gym_unity_il.export.load_policy_file` for ``algo``). SB3 files hold
-    pickled objects: load only files you trust."""
+    or policy (loaded with :func:`gym_unity_il.export.load_policy`, see it for ``algo``).
+    SB3 files hold pickled objects: load only files you trust."""
+    from gym_unity_il.export.saved import load_policy
+    from gym_unity_il.scenes.evaluate import RandomPolicy
+
     if source == "expert":
         if scene is None:
             raise ConfigError("--policy expert needs a built-in --scene (a Unity build has no scripted expert)")
@@ -138,13 +141,11 @@ def load_policy(source: str, env: Any, *, scene: str | None = None, algo: str = 
         expert = expert_policy(scene, image_format=env.unwrapped.image_format)
         return lambda obs: expert.predict(obs)[0]
     if source == "random":
-        env.action_space.seed(seed)
-        return lambda obs: env.action_space.sample()
+        uniform = RandomPolicy(env.unwrapped.behavior_spec, seed=seed)
+        return lambda obs: uniform.predict(obs)[0]
     if not Path(source).is_file():
         raise ConfigError(f"--policy {source!r} is neither 'expert', 'random' nor a saved model file")
-    from gym_unity_il.export.loading import load_policy_file
-
-    policy = load_policy_file(source, algo=algo)
+    policy = load_policy(source, env.observation_space, algo=algo)
     return lambda obs: policy.predict(obs, deterministic=True)[0]
 
 
@@ -159,7 +160,7 @@ def _demo_record(args: argparse.Namespace) -> int:
     kwargs = _scene_kwargs(args) or {}
     env = gym.make("UnityIL-v0", scene=args.scene, file_name=args.env, scene_kwargs=kwargs, seed=args.seed, image_format=args.image_format)
     try:
-        act = load_policy(args.policy, env, scene=args.scene, algo=args.algo, seed=args.seed)
+        act = _recording_policy(args.policy, env, scene=args.scene, algo=args.algo, seed=args.seed)
     except BaseException:
         env.close()
         raise
@@ -208,6 +209,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 def _train(args: argparse.Namespace) -> int:
+    from gym_unity_il.export.saved import RunFiles
     from gym_unity_il.train.run import train
 
     if args.scene is not None and args.env is not None:
@@ -217,14 +219,19 @@ def _train(args: argparse.Namespace) -> int:
         args.config, run_id=args.run_id, results_dir=args.results_dir, file_name=args.env, scene=args.scene, scene_kwargs=kwargs,
         behavior_name=args.behavior, resume=args.resume, force=args.force, seed=args.seed, max_steps=args.max_steps,
     )  # fmt: skip
+    files = RunFiles.at(result.run_dir)
     if result.interrupted:
-        print(f"interrupted: checkpoint saved in {result.run_dir / 'checkpoint'}; continue with --resume --run-id {args.run_id}")
+        if files.checkpoint.state.is_file():
+            print(f"interrupted: checkpoint saved in {files.checkpoint.root}; continue with --resume --run-id {args.run_id}")
+        else:
+            print(f"interrupted: the policy trained so far is saved in {files.model} ({result.trainer} runs do not resume)")
         return 130
     evaluation = result.evaluation
     assert evaluation is not None
     print(f"trained {result.trainer} on {result.behavior_name} in {result.wall_time_s:.0f} s: "
           f"mean return {evaluation.mean_return:.4g} +- {evaluation.std_return:.3g} over {len(evaluation.returns)} episodes")  # fmt: skip
-    print(f"results in {result.run_dir}: model.zip, evaluation.json, metrics.csv, learning_curve.png, tensorboard/")
+    outputs = [files.model, files.evaluation, files.metrics, files.learning_curve]
+    print(f"results in {result.run_dir}: {', '.join(p.name for p in outputs)}, {files.tensorboard.name}/")
     return 0
 
 
@@ -266,8 +273,8 @@ def _behavior_spec_from_args(args: argparse.Namespace, demo_fallback: Path | Non
 
 
 def _export(args: argparse.Namespace) -> int:
-    from gym_unity_il.export import export_onnx, load_policy_file
-    from gym_unity_il.export.loading import read_run_dir
+    from gym_unity_il.export import export_onnx
+    from gym_unity_il.export.saved import load_policy, read_run_dir
 
     source = Path(args.source)
     if source.is_dir():
@@ -279,7 +286,7 @@ def _export(args: argparse.Namespace) -> int:
     if spec is None:
         raise ConfigError(f"{source}: say which behavior the model is for with --scene NAME, --demo FILE.demo or --behavior-spec JSON")
     report = export_onnx(
-        load_policy_file(model_path, algo=args.algo), args.out, spec, image_format=args.image_format, vec_normalize=args.vec_normalize,
+        load_policy(model_path, algo=args.algo), args.out, spec, image_format=args.image_format, vec_normalize=args.vec_normalize,
         deterministic_too=not args.no_deterministic, parity_check=not args.no_parity_check, opset=args.opset, tolerance=args.tolerance,
     )  # fmt: skip
     print(report.summary())

@@ -69,8 +69,31 @@ class UnityProtocolError(GymUnityILError):
     """The Unity side sent a message that does not follow the protocol."""
 
 
+class EnvClosedError(GymUnityILError, RuntimeError):
+    """A call on an env, VecEnv or session that is closed (Gymnasium's ``ClosedEnvironmentError``):
+    create a new one."""
+
+
+class ResetNeededError(GymUnityILError, RuntimeError):
+    """``step()`` before ``reset()``, or after the episode ended (Gymnasium's ``ResetNeeded``):
+    call ``reset()`` first."""
+
+
+class NoAsyncCallError(GymUnityILError, RuntimeError):
+    """``step_wait()`` without a ``step_async()`` before it (Gymnasium's ``NoAsyncCallError``)."""
+
+
+class AgentNeverDecidesError(GymUnityILError, RuntimeError):
+    """An agent the env waits for asked for no decision within the bound on messages: it was
+    disabled or destroyed without ending its episode, or the scene has no agent of the behavior."""
+
+
 class DemoFormatError(GymUnityILError, ValueError):
     """A `.demo` file cannot be read: truncated, corrupt, or not a demonstration at all."""
+
+
+class DemoFormatWarning(UserWarning):
+    """Something in a `.demo` file was skipped: a partial last record, unexpected trailing bytes."""
 
 
 class SpecMismatchError(GymUnityILError, ValueError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from gymnasium import spaces
@@ -155,6 +155,14 @@ class ObservationSpec:
         return spaces.Box(-np.inf, np.inf, shape, np.float32)
 
 
+class ActionPair(NamedTuple):
+    """Actions split by kind, as Unity takes them: ``continuous`` float32 and ``discrete``
+    int32 arrays (``[c]`` and ``[d]`` for one agent, ``[n, c]`` and ``[n, d]`` for a batch)."""
+
+    continuous: np.ndarray
+    discrete: np.ndarray
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     """The action space of a behavior: continuous size and discrete branch sizes."""
@@ -208,8 +216,8 @@ class ActionSpec:
             return multi
         return spaces.Box(-1.0, 1.0, (0,), np.float32)
 
-    def split(self, action: object) -> tuple[np.ndarray, np.ndarray]:
-        """Splits one action in this spec's gymnasium form into (continuous float32, discrete int32) arrays."""
+    def split(self, action: object) -> ActionPair:
+        """Splits one action in this spec's gymnasium form into its continuous and discrete arrays."""
         if self.is_hybrid:
             if not isinstance(action, dict) or set(action) != {"continuous", "discrete"}:
                 raise ValueError(f"hybrid action must be a dict with keys 'continuous' and 'discrete', got {action!r}")
@@ -220,14 +228,14 @@ class ActionSpec:
             cont, disc = (), action
         cont = np.asarray(cont, dtype=np.float32).reshape(self.continuous_size)
         if not self.discrete_branches:
-            return cont, np.zeros(0, np.int32)
+            return ActionPair(cont, np.zeros(0, np.int32))
         disc = np.asarray(disc).reshape(self.discrete_size)
         if disc.dtype.kind == "f" and not np.all(np.mod(disc, 1) == 0):
             raise ValueError(f"discrete action must hold whole numbers, got {disc}")
         disc = disc.astype(np.int32)
         if np.any(disc < 0) or np.any(disc >= np.array(self.discrete_branches, dtype=np.int64)):
             raise ValueError(f"discrete action {disc.tolist()} outside branch sizes {self.discrete_branches}")
-        return cont, disc
+        return ActionPair(cont, disc)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ def assert_released():
     ``port`` can be listened on again at once (by a plain socket and by a new gRPC server)."""
     import psutil
 
-    from gym_unity_il.link.server import ExchangeServer, check_port_free
+    from gym_unity_il.link.server import check_port_free
+    from gym_unity_il.link.transport import make_exchange_server
 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
 
@@ -33,7 +34,7 @@ def assert_released():
         left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
         assert not left, f"processes left running: {[(p.pid, p.cmdline()) for p in left]}"
         check_port_free("127.0.0.1", port)
-        ExchangeServer(port=port).close()
+        make_exchange_server(port=port).close()
 
     return check
 

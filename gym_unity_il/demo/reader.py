@@ -18,10 +18,11 @@ era        records
            named sensors, images HWC or CHW as their ``dimension_properties`` say
 ========== ==================================================================================
 
-Observations come out exactly as ``UnityIL-v0`` returns the same sensors: the behavior
-spec is built by :mod:`gym_unity_il.link.codec` from the brain parameters and the first
-record, images are decoded by the codec, and vector data is copied straight from the
-file bytes (a test checks that this equals the codec's decoding). Legacy (0.6-0.11)
+Observations come out exactly as ``UnityIL-v0`` returns the same sensors, by the rules of
+the live link (:mod:`gym_unity_il.protocol`): the behavior spec is built from the brain
+parameters and the first record, images are decoded as on the link, and vector data is
+copied straight from the file bytes (a test checks that this equals the link's decoding).
+NaN and infinite observations and rewards are refused, as on the link. Legacy (0.6-0.11)
 sensors are listed images first, then the stacked vector observation when it is not
 empty; their names are empty, so their keys are ``obs_0``, ``obs_1``, ...
 
@@ -48,11 +49,13 @@ from typing import BinaryIO, TypeVar
 import numpy as np
 from google.protobuf.message import DecodeError, Message
 
-from gym_unity_il.demo import records, wire
-from gym_unity_il.errors import DemoFormatError, GymUnityILError, SpecMismatchError, UnityProtocolError
-from gym_unity_il.link import codec
+from gym_unity_il.demo import records
+from gym_unity_il.errors import DemoFormatError, DemoFormatWarning, GymUnityILError, SpecMismatchError, UnityProtocolError
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.proto import legacy_pb2 as lpb
+from gym_unity_il.protocol import scan
+from gym_unity_il.protocol.specs import action_spec_from_proto, behavior_spec_from_proto, check_spec_sizes
+from gym_unity_il.protocol.wire import LEN, WireError, fields_of, read_varint
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, ObservationSpec, check_image_format
 
 #: Offset of the BrainParametersProto (bytes 0-32 are reserved for the delimited meta).
@@ -70,9 +73,6 @@ _CHUNK = 4 << 20  # the file is read into a buffer of two chunks (more for a lar
 _META_COPY_MAX = BRAIN_OFFSET
 _LFS_PREFIX = b"version https://git-lfs"
 _FIX_CORRUPT = "the file is damaged or cut short: copy or export it again from where it was recorded"
-
-class DemoFormatWarning(UserWarning):
-    """Something in a `.demo` file was skipped: a partial last record, unexpected trailing bytes."""
 
 
 class DemoEra(str, enum.Enum):
@@ -305,19 +305,19 @@ class _Stream:
         """The record length at ``pos`` and its payload offset in ``buf``; None at a clean end.
 
         Raises:
-            wire.WireError: the bytes end inside the varint (``what`` starts with "truncated").
+            WireError: the bytes end inside the varint (``what`` starts with "truncated").
         """
         if not self.fill(1):
             return None
         self.fill(min(10, self.left))
-        return wire.read_varint(self.data, self.pos, self.end)
+        return read_varint(self.data, self.pos, self.end)
 
 
 def _read_delimited(stream: _Stream, path: Path, what: str) -> bytes:
     start = stream.offset
     try:
         got = stream.next_length()
-    except wire.WireError as exc:
+    except WireError as exc:
         raise _error(path, f"{what} at byte offset {start}", f"bad length prefix ({exc.what})") from None
     if got is None:
         raise _error(path, f"byte offset {start}", f"the file ends before the {what}")
@@ -338,12 +338,12 @@ def _parse(message_type: type[_M], data: bytes, path: Path, where: str) -> _M:
 
 
 def _field_numbers(data: bytes) -> set[int]:
-    return {num for num, *_ in wire.fields_of(data)}
+    return {num for num, *_ in fields_of(data)}
 
 
 def _last_message(fields: list[tuple[int, int, int, int]], num: int) -> tuple[int, int]:
     """The payload range of the last length-delimited field ``num`` (protobuf keeps the last), else (0, 0)."""
-    return next(((start, end) for n, wt, start, end in reversed(fields) if n == num and wt == wire.LEN), (0, 0))
+    return next(((start, end) for n, wt, start, end in reversed(fields) if n == num and wt == LEN), (0, 0))
 
 
 def _is_pair(record: bytes) -> bool:
@@ -351,12 +351,12 @@ def _is_pair(record: bytes) -> bool:
     a pair holds only fields 1 (agent info) and 2 (action), both messages; a legacy record
     also holds its reward, id or stored action (fields 4-10), and its field 1 is packed floats."""
     try:
-        top = wire.fields_of(record)
-        if not all(num in (1, 2) and wt == wire.LEN for num, wt, _, _ in top):
+        top = fields_of(record)
+        if not all(num in (1, 2) and wt == LEN for num, wt, _, _ in top):
             return False
         start, end = _last_message(top, 1)
-        wire.fields_of(record[start:end])
-    except wire.WireError:
+        fields_of(record[start:end])
+    except WireError:
         return False
     return True
 
@@ -379,7 +379,7 @@ def _detect_era(brain_fields: set[int], first: bytes | None) -> DemoEra:
     if 9 in brain_fields:
         return DemoEra.V1_7
     if first is not None:
-        start, end = _last_message(wire.fields_of(first), 2)
+        start, end = _last_message(fields_of(first), 2)
         if _field_numbers(first[start:end]) & {6, 7}:
             return DemoEra.V1_7
     return DemoEra.V0_12 if brain_fields & {1, 2} else DemoEra.V1_0
@@ -408,7 +408,7 @@ def _legacy_spec(
                 images.append(ObservationSpec(shape=tuple(obs.shape)))
     size = legacy.vector_observation_size * max(legacy.num_stacked_vector_observations, 1)
     vectors = [ObservationSpec(shape=(size,))] if size > 0 else []
-    spec = BehaviorSpec(name=brain.brain_name, observation_specs=tuple(images + vectors), action_spec=codec.action_spec_from_proto(brain))
+    spec = BehaviorSpec(name=brain.brain_name, observation_specs=tuple(images + vectors), action_spec=action_spec_from_proto(brain))
     return spec, visual_field
 
 
@@ -422,8 +422,8 @@ def _read_header(path: Path) -> _Header:
             raise _error(path, "byte offset 0", "this is a Git LFS pointer file, not the recording",
                          "fetch the real file with `git lfs pull` (or `git lfs fetch && git lfs checkout`) in its repository")  # fmt: skip
         try:
-            meta_len, meta_start = wire.read_varint(head, 0, len(head))
-        except wire.WireError:
+            meta_len, meta_start = read_varint(head, 0, len(head))
+        except WireError:
             meta_len, meta_start = BRAIN_OFFSET, 1
         if meta_start + meta_len > BRAIN_OFFSET:
             raise _error(path, "byte offset 0", f"the meta claims {meta_len} bytes, more than the {BRAIN_OFFSET - 1} a .demo reserves",
@@ -446,7 +446,7 @@ def _read_header(path: Path) -> _Header:
         if interrupted or meta_pb.number_steps > 0:
             try:
                 got = stream.next_length()
-            except wire.WireError:
+            except WireError:
                 got = None
             first = stream.take(*got) if got is not None else None
             if first is None and not interrupted:
@@ -454,19 +454,19 @@ def _read_header(path: Path) -> _Header:
                 raise _error(path, f"record 0 at byte offset {records_offset}", what)
     try:
         era = _detect_era(_field_numbers(brain_raw), first)
-    except wire.WireError as exc:
+    except WireError as exc:
         raise _error(path, f"brain parameters at byte offset {BRAIN_OFFSET} / record 0", exc.what) from None
     visual_field = records.LEGACY_PNG_FIELD
     try:
         if era.legacy_records:
             legacy = _parse(lpb.BrainParametersProto, brain_raw, path, f"brain parameters at byte offset {BRAIN_OFFSET}")
             spec, visual_field = _legacy_spec(brain, legacy, first, path, records_offset)
-            codec.check_spec_sizes(spec)
+            check_spec_sizes(spec)
         else:
             where = f"record 0 at byte offset {records_offset}"
             info = _parse(pb.AgentInfoActionPairProto, first, path, where).agent_info if first else pb.AgentInfoProto()
-            spec = codec.behavior_spec_from_proto(brain, info, channels_first=False)  # checks the sizes too
-    except UnityProtocolError as exc:  # sizes out of range, from the codec's checks
+            spec = behavior_spec_from_proto(brain, info, channels_first=False)  # checks the sizes too
+    except UnityProtocolError as exc:  # sizes out of range, from the protocol's checks
         raise _error(path, f"brain parameters at byte offset {BRAIN_OFFSET} / record 0 at byte offset {records_offset}", str(exc)) from None
     except (ValueError, IndexError) as exc:
         if isinstance(exc, GymUnityILError):
@@ -565,7 +565,8 @@ class DemoReader:
                 try:
                     batch = self._decode(stream.buf, starts, ends)
                 except records.RecordError as err:
-                    raise _error(self.path, f"record {index + err.index} at byte offset {stream.base + err.pos}", err.what) from None
+                    where = f"record {index + err.index} at byte offset {stream.base + err.pos}"
+                    raise _error(self.path, where, err.what, err.fix or _FIX_CORRUPT) from None
                 yield self._demonstration(batch, starts.size)
                 index += starts.size
             if expected is not None:
@@ -585,8 +586,8 @@ class DemoReader:
                 stream.pos = stream.end
             try:
                 count, before = (1, None) if in_tail else (want, tail_zone)
-                starts, ends, after = wire.frame(stream.data, stream.pos, stream.end, count, heads_before=before)
-            except wire.WireError as exc:
+                starts, ends, after = scan.frame(stream.data, stream.pos, stream.end, count, heads_before=before)
+            except WireError as exc:
                 where = f"record {index + exc.message} at byte offset {stream.base + exc.offset}"
                 raise _error(self.path, where, f"bad length prefix ({exc.what})") from None
             loaded = stream.end - stream.pos

@@ -2,38 +2,46 @@
 
 The reader (:mod:`gym_unity_il.demo.reader`) frames the records of a chunk of the file
 and hands their byte ranges here; these functions give the fields their ML-Agents
-meaning, for all records of the chunk at once (:mod:`gym_unity_il.demo.wire`). Images
-go through :func:`gym_unity_il.link.codec.decode_observation`, the decoder of the live
-env; vector data is copied from the file bytes, which gives the same float32 values
-(found by comparing bytes when every record lays a sensor out alike, which is how
-recorders write them, else by scanning the fields).
+meaning, for all records of the chunk at once (:mod:`gym_unity_il.protocol.scan`), by the
+rules of the live link: images go through
+:func:`gym_unity_il.protocol.observations.decode_observation`, actions through
+:func:`gym_unity_il.protocol.actions.action_arrays`, and NaN or infinite observations and
+rewards are refused by :func:`gym_unity_il.protocol.observations.first_not_finite`.
+Vector data is copied from the file bytes, which gives the same float32 values as the
+link's decoding (found by comparing bytes when every record lays a sensor out alike, which
+is how recorders write them, else by scanning the fields).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from gym_unity_il.demo import wire
 from gym_unity_il.errors import GymUnityILError
-from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol import scan
+from gym_unity_il.protocol.actions import CONTINUOUS_FIELD, DISCRETE_FIELD, FLAT_FIELD, ActionError, ActionValues, action_arrays
+from gym_unity_il.protocol.observations import FLOAT_DATA_FIELD, FLOAT_VALUES_FIELD, decode_observation, first_not_finite, float_data_header
+from gym_unity_il.protocol.wire import WireError
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, ObservationSpec
 
-# Field numbers. Modern AgentInfoActionPairProto -> AgentInfoProto / AgentActionProto.
+# Field numbers. Modern AgentInfoActionPairProto -> AgentInfoProto.
 _PAIR_INFO, _PAIR_ACTION = 1, 2
 _REWARD, _DONE, _MAX_STEP, _ID, _MASK, _OBSERVATIONS = 7, 8, 9, 10, 11, 13
-_FLOAT_DATA, _FLOAT_VALUES = 4, 1
-_VECTOR_ACTIONS, _CONTINUOUS, _DISCRETE = 1, 6, 7
 # Legacy (0.6-0.11) AgentInfoProto.
 _LEGACY_VECTOR, _LEGACY_STORED_ACTION = 1, 4
 LEGACY_PNG_FIELD, LEGACY_COMPRESSED_FIELD = 2, 13
 _COMPRESSED_DATA = 3
+#: What to do about a record holding NaN or infinite values.
+FIX_NOT_FINITE = (
+    "the recording holds NaN or infinite values, which the trainer refuses from a live scene as well: keep the scene's "
+    "observations and rewards finite and record again"
+)
 
 
 @dataclass
@@ -53,32 +61,45 @@ class RecordArrays:
 
 class RecordError(Exception):
     """A problem in record ``index`` (counted from the first record decoded together) at
-    position ``pos`` of the buffer."""
+    position ``pos`` of the buffer; ``fix`` says what to do when the reader's usual advice
+    (the file is damaged) does not fit."""
 
-    def __init__(self, index: int, pos: int, what: str) -> None:
+    def __init__(self, index: int, pos: int, what: str, fix: str | None = None) -> None:
         super().__init__(what)
-        self.index, self.pos, self.what = index, pos, what
+        self.index, self.pos, self.what, self.fix = index, pos, what, fix
 
 
 @contextmanager
 def _records_of(record_of: np.ndarray | None) -> Iterator[None]:
-    """Turns a :class:`wire.WireError` about message *k* into a RecordError about the record
+    """Turns a :class:`WireError` about message *k* into a RecordError about the record
     holding it (``record_of[k]``, or *k* itself when None)."""
     try:
         yield
-    except wire.WireError as exc:
+    except WireError as exc:
         index = exc.message if record_of is None else int(record_of[exc.message])
         raise RecordError(index, exc.offset, exc.what) from None
 
 
-def _fail_first(bad: np.ndarray, starts: np.ndarray, what) -> None:  # type: ignore[no-untyped-def]
+def _fail_first(bad: np.ndarray, starts: np.ndarray, what: Callable[[int], str]) -> None:
     """Raises a RecordError for the first True of ``bad``; ``what(i)`` describes it."""
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise RecordError(i, int(starts[i]), what(i))
 
 
-def _masks(fields: wire.Fields, buf: np.ndarray, spec: BehaviorSpec) -> np.ndarray | None:
+def _finite(arrays: RecordArrays, spec: BehaviorSpec, starts: np.ndarray) -> RecordArrays:
+    """``arrays``, once their vector observations and rewards are known to be finite (raw
+    float images were checked when decoded)."""
+    named = zip(spec.observation_specs, arrays.observations)
+    checks = [(f"observation {o.name or '(unnamed)'} holds", values) for o, values in named if not o.is_visual]
+    for what, values in [*checks, ("its reward is", arrays.rewards)]:
+        i = first_not_finite(values)
+        if i is not None:
+            raise RecordError(i, int(starts[i]), f"{what} NaN or infinite", FIX_NOT_FINITE)
+    return arrays
+
+
+def _masks(fields: scan.Fields, buf: np.ndarray, spec: BehaviorSpec) -> np.ndarray | None:
     """Action masks with True = allowed, from field 11 (True = NOT allowed). A record without a
     mask, or with one of the wrong length, allows everything (as ML-Agents does)."""
     branches = spec.action_spec.discrete_branches
@@ -94,51 +115,26 @@ def _masks(fields: wire.Fields, buf: np.ndarray, spec: BehaviorSpec) -> np.ndarr
     return masks
 
 
-def _actions(
-    spec: BehaviorSpec,
-    starts: np.ndarray,
-    flat: tuple[np.ndarray, np.ndarray],
-    typed: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stored actions ``(float32 [n, c], int32 [n, d], bool [n] whether the record stores one)``.
-
-    ``typed`` = (continuous values, counts, discrete values, counts) of the modern fields;
-    records with neither use ``flat`` = (values, counts) of the float vector (continuous
-    values, then discrete indices as floats). A record with no action value at all (the
-    last record of 0.12-0.15 files) reads as zeros and is flagged as storing none.
-    """
+def _actions(spec: BehaviorSpec, starts: np.ndarray, values: ActionValues) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stored actions ``(float32 [n, c], int32 [n, d], bool [n] whether the record stores one)``
+    by the rules of :func:`~gym_unity_il.protocol.actions.action_arrays` (a record with no
+    action value at all, the last record of 0.12-0.15 files, reads as zeros and stores none),
+    every discrete index within its branch: a recording holds the actions Unity took."""
     act = spec.action_spec
-    c, d, n = act.continuous_size, act.discrete_size, starts.size
-    out_c = np.zeros((n, c), np.float32)
-    out_d = np.zeros((n, d), np.int32)
-    has_typed = np.zeros(n, bool)
-    if typed is not None:
-        c_val, c_cnt, d_val, d_cnt = typed
-        has_typed = (c_cnt > 0) | (d_cnt > 0)
-        _fail_first(has_typed & ((c_cnt != c) | (d_cnt != d)), starts,
-                    lambda i: f"its action has {c_cnt[i]} continuous and {d_cnt[i]} discrete values, the behavior has {c} and {d}")  # fmt: skip
-        if c:
-            out_c[has_typed] = c_val.reshape(-1, c)
-        if d:
-            out_d[has_typed] = d_val.view(np.int64).astype(np.int32).reshape(-1, d)
-    f_val, f_cnt = flat
-    use_flat = ~has_typed & (f_cnt > 0)
-    _fail_first(use_flat & (f_cnt != c + d), starts, lambda i: f"its action vector has {f_cnt[i]} values, the behavior has {c + d}")
-    rows = np.flatnonzero(use_flat)
-    if rows.size:
-        offsets = np.cumsum(f_cnt) - f_cnt
-        vectors = f_val[offsets[rows, None] + np.arange(c + d)]
-        out_c[rows] = vectors[:, :c]
-        indices = vectors[:, c:]
-        not_index = np.zeros(n, bool)
-        not_index[rows] = ~np.all(np.isfinite(indices) & (np.abs(indices) < 2**31), axis=1)
-        _fail_first(not_index, starts, lambda i: "its discrete action is not a finite number")
-        out_d[rows] = np.rint(indices).astype(np.int32)
-    if d:
+    try:
+        out_c, out_d, stored = action_arrays(values, act)
+    except ActionError as exc:
+        raise RecordError(exc.index, int(starts[exc.index]), f"its action {exc.what}") from None
+    if act.discrete_size:
         outside = np.any((out_d < 0) | (out_d >= np.array(act.discrete_branches)), axis=1)
         _fail_first(outside, starts,
                     lambda i: f"its discrete action {out_d[i].tolist()} is outside the branch sizes {list(act.discrete_branches)}")  # fmt: skip
-    return out_c, out_d, has_typed | use_flat | (c + d == 0)
+    return out_c, out_d, stored
+
+
+def _no_typed_actions(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The typed action fields of records that have none (0.6-0.11): no values, counts 0."""
+    return np.zeros(0, np.float32), np.zeros(n, np.int64), np.zeros(0, np.int64), np.zeros(n, np.int64)
 
 
 def _same_layout(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, size: int) -> np.ndarray | None:
@@ -156,9 +152,7 @@ def _same_layout(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, size: in
         shape = pb.ObservationProto.FromString(buf[starts[0] : ends[0]].tobytes()).shape
     except (DecodeError, RuntimeError, ValueError):
         return None
-    packed = b"\x0a" + wire.encode_varint(4 * size)  # FloatData field 1, packed
-    float_data = b"\x22" + wire.encode_varint(len(packed) + 4 * size) + packed  # ObservationProto field 4
-    head = np.frombuffer(pb.ObservationProto(shape=shape).SerializeToString() + float_data, np.uint8)
+    head = np.frombuffer(pb.ObservationProto(shape=shape).SerializeToString() + float_data_header(size), np.uint8)
     if np.any(ends - starts < head.size + 4 * size):
         return None
     same = (np.lib.stride_tricks.sliding_window_view(buf, head.size)[starts] == head).all()
@@ -174,35 +168,35 @@ def _scanned_floats(
     them in any order."""
     n, k = o_start.shape
     with _records_of(np.arange(n * k) // k):
-        fd_start, fd_end = wire.scan(buf, o_start.ravel(), o_end.ravel()).message(_FLOAT_DATA)
+        fd_start, fd_end = scan.scan(buf, o_start.ravel(), o_end.ravel()).message(FLOAT_DATA_FIELD)
     if not floats:
         return []
     chosen = (np.arange(n)[:, None] * k + np.array(floats)).ravel()
     with _records_of(np.arange(chosen.size) // len(floats)):
-        data = wire.scan(buf, fd_start[chosen], fd_end[chosen])
+        data = scan.scan(buf, fd_start[chosen], fd_end[chosen])
     return _float_sensors(data, buf, specs, starts)
 
 
-def _float_sensors(data: wire.Fields, buf: np.ndarray, specs: list[ObservationSpec], starts: np.ndarray) -> list[np.ndarray]:
+def _float_sensors(data: scan.Fields, buf: np.ndarray, specs: list[ObservationSpec], starts: np.ndarray) -> list[np.ndarray]:
     """Float sensors of every record from their ``FloatData`` messages, ordered record-major
     then sensor (message ``k`` is sensor ``k % len(specs)`` of record ``k // len(specs)``)."""
     n, nf = starts.size, len(specs)
     sizes = np.array([math.prod(o.shape) for o in specs], np.int64)
-    packed = data.packed(_FLOAT_VALUES)
+    packed = data.packed(FLOAT_VALUES_FIELD)
     if packed is not None:  # the usual encoding: one packed run per sensor, copied as is
         counts = ((packed[1] - packed[0]) // 4).reshape(n, nf)
         ragged = ((packed[1] - packed[0]) % 4).reshape(n, nf).any(axis=1)
         _fail_first(ragged, starts, lambda i: "a packed float observation is not a whole number of floats")
     else:
         with _records_of(np.arange(data.n) // nf):
-            values, flat_counts = data.repeated_fixed32(buf, _FLOAT_VALUES)
+            values, flat_counts = data.repeated_fixed32(buf, FLOAT_VALUES_FIELD)
         counts = flat_counts.reshape(n, nf)
     wrong = counts != sizes
     _fail_first(wrong.any(axis=1), starts, lambda i: _count_error(specs, counts[i], sizes))
     out = []
     for j, o_spec in enumerate(specs):
         if packed is not None:
-            raw = wire.gather(buf, packed[0][j::nf], np.full(n, 4 * sizes[j]))
+            raw = scan.gather(buf, packed[0][j::nf], np.full(n, 4 * sizes[j]))
             out.append(raw.view("<f4").reshape((n, *o_spec.shape)))
         else:
             first = int(sizes[:j].sum())
@@ -218,12 +212,12 @@ def _count_error(specs: list[ObservationSpec], counts: np.ndarray, sizes: np.nda
 
 
 def _images(protos: Iterator[tuple[int, int, pb.ObservationProto]], spec: ObservationSpec, n: int, image_format: ImageFormat) -> np.ndarray:
-    """Decodes one image sensor of ``n`` records with the codec (``protos`` yields
+    """Decodes one image sensor of ``n`` records as the link does (``protos`` yields
     (record index, buffer position, ObservationProto))."""
     out = np.empty((n, *spec.output_shape(image_format)), spec.output_dtype(image_format))
     for i, pos, proto in protos:
         try:
-            out[i] = codec.decode_observation(proto, spec, image_format)
+            out[i] = decode_observation(proto, spec, image_format)
         except (GymUnityILError, ValueError, OSError, SyntaxError, EOFError) as exc:
             raise RecordError(i, pos, f"cannot decode image observation {spec.name or '(unnamed)'} ({exc})") from None
     return out
@@ -241,11 +235,12 @@ def decode_pairs(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: Be
     """Records of the 0.12-4.x eras (``AgentInfoActionPairProto``) at ``buf[starts[i]:ends[i]]``."""
     n = starts.size
     with _records_of(None):
-        top = wire.scan(buf, starts, ends)
-        info = wire.scan(buf, *top.message(_PAIR_INFO))
-        action = wire.scan(buf, *top.message(_PAIR_ACTION))
-        typed = (*action.repeated_fixed32(buf, _CONTINUOUS), *action.repeated_varint(buf, _DISCRETE))
-        flat = action.repeated_fixed32(buf, _VECTOR_ACTIONS)
+        top = scan.scan(buf, starts, ends)
+        info = scan.scan(buf, *top.message(_PAIR_INFO))
+        action = scan.scan(buf, *top.message(_PAIR_ACTION))
+        discrete, discrete_counts = action.repeated_varint(buf, DISCRETE_FIELD)
+        actions = ActionValues(*action.repeated_fixed32(buf, CONTINUOUS_FIELD), discrete.view(np.int64), discrete_counts,
+                               *action.repeated_fixed32(buf, FLAT_FIELD))  # fmt: skip
         masks = _masks(info, buf, spec)
     o_rec, o_start, o_end = info.repeated_messages(_OBSERVATIONS)
     n_obs = len(spec.observation_specs)
@@ -257,7 +252,7 @@ def decode_pairs(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: Be
         size = math.prod(o_spec.shape)
         at = None if o_spec.is_visual else _same_layout(buf, o_start[:, j], o_end[:, j], size)
         if at is not None:
-            decoded[j] = wire.gather(buf, at, np.full(n, 4 * size)).view("<f4").reshape((n, *o_spec.shape))
+            decoded[j] = scan.gather(buf, at, np.full(n, 4 * size)).view("<f4").reshape((n, *o_spec.shape))
     # The other sensors go through the general scan, which (when there are float sensors at
     # all) also checks the fields of the images.
     rest = [j for j in range(n_obs) if j not in decoded]
@@ -270,8 +265,8 @@ def decode_pairs(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: Be
         if o_spec.is_visual:
             decoded[j] = _images(_parsed_observations(buf, o_start[:, j], o_end[:, j]), o_spec, n, image_format)
     observations = [decoded[j] for j in range(n_obs)]
-    cont, disc, stored = _actions(spec, starts, flat, typed)
-    return RecordArrays(
+    cont, disc, stored = _actions(spec, starts, actions)
+    arrays = RecordArrays(
         observations=observations,
         continuous=cont,
         discrete=disc,
@@ -282,6 +277,7 @@ def decode_pairs(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: Be
         agent_ids=info.varint(_ID).view(np.int64).astype(np.int32),
         action_masks=masks,
     )
+    return _finite(arrays, spec, starts)
 
 
 def decode_legacy(
@@ -291,8 +287,8 @@ def decode_legacy(
     (PNG bytes in field 2, or 0.11 compressed observations in field 13), then the vector."""
     n = starts.size
     with _records_of(None):
-        rec = wire.scan(buf, starts, ends)
-        flat = rec.repeated_fixed32(buf, _LEGACY_STORED_ACTION)
+        rec = scan.scan(buf, starts, ends)
+        actions = ActionValues(*_no_typed_actions(n), *rec.repeated_fixed32(buf, _LEGACY_STORED_ACTION))
         masks = _masks(rec, buf, spec)
     images = [o for o in spec.observation_specs if o.is_visual]
     observations: list[np.ndarray] = []
@@ -302,7 +298,7 @@ def decode_legacy(
         _fail_first(per_record != len(images), starts, lambda i: f"it has {per_record[i]} images, the brain parameters declare {len(images)}")
         if visual_field == LEGACY_COMPRESSED_FIELD:
             with _records_of(v_rec):
-                v_start, v_end = wire.scan(buf, v_start, v_end).message(_COMPRESSED_DATA)
+                v_start, v_end = scan.scan(buf, v_start, v_end).message(_COMPRESSED_DATA)
         v_start, v_end = v_start.reshape(n, len(images)), v_end.reshape(n, len(images))
         for j, o_spec in enumerate(images):
             protos = (
@@ -317,8 +313,8 @@ def decode_legacy(
         size = np.array([math.prod(vector.shape)])
         _fail_first(counts != size[0], starts, lambda i: _count_error([vector], counts[i : i + 1], size))
         observations.append(values.reshape((n, *vector.shape)))
-    cont, disc, stored = _actions(spec, starts, flat)
-    return RecordArrays(
+    cont, disc, stored = _actions(spec, starts, actions)
+    arrays = RecordArrays(
         observations=observations,
         continuous=cont,
         discrete=disc,
@@ -329,3 +325,4 @@ def decode_legacy(
         agent_ids=rec.varint(_ID).view(np.int64).astype(np.int32),
         action_masks=masks,
     )
+    return _finite(arrays, spec, starts)

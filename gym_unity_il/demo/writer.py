@@ -44,10 +44,11 @@ from types import TracebackType
 import numpy as np
 
 from gym_unity_il.demo.reader import BRAIN_OFFSET, Demonstration
-from gym_unity_il.demo.wire import encode_varint
 from gym_unity_il.errors import OutputError
-from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.observations import encode_observation
+from gym_unity_il.protocol.specs import brain_parameters_to_proto
+from gym_unity_il.protocol.wire import encode_varint
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
 
 #: Unity keeps at most this many characters of a demonstration name.
@@ -78,7 +79,7 @@ def unique_demo_path(directory: str | Path, name: str) -> Path:
 
 def demo_brain_parameters(spec: BehaviorSpec) -> pb.BrainParametersProto:
     """The BrainParametersProto Unity writes into a demo for ``spec`` (``is_training`` false)."""
-    return codec.brain_parameters_to_proto(spec, is_training=False)
+    return brain_parameters_to_proto(spec, is_training=False)
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ class DemoWriter:
         info = pb.AgentInfoProto(reward=float(reward), done=bool(done), max_step_reached=bool(max_step_reached), id=int(agent_id))
         for o_spec, array in zip(self.behavior_spec.observation_specs, self._sensor_arrays(observations)):
             info.observations.append(
-                codec.encode_observation(array, o_spec, image_format=self.image_format, compress=self.compress_images)
+                encode_observation(array, o_spec, image_format=self.image_format, compress=self.compress_images)
             )
         if action_mask is not None:
             mask = np.asarray(action_mask, bool).reshape(-1)

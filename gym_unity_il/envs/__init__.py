@@ -8,6 +8,12 @@
 
 The VecEnv and the PettingZoo env are imported on first use: Stable-Baselines3 (which
 loads torch) and PettingZoo are not needed by ``UnityIL-v0``.
+
+Under them, from the bottom: :mod:`~gym_unity_il.envs.slots` (which agent is in which
+slot, no I/O), :mod:`~gym_unity_il.envs.worker` (one session driving the slots of N
+behaviors) and :mod:`~gym_unity_il.envs.backend` (where the VecEnv's workers run: threads
+of this process, :mod:`~gym_unity_il.envs.local_backend`, or Ray actors,
+:mod:`~gym_unity_il.envs.ray_backend`).
 """
 
 from __future__ import annotations

@@ -46,9 +46,10 @@ import gymnasium as gym
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from gym_unity_il.envs.workers import MAX_MESSAGES, AgentSlots, exchange_until_ready, first_decisions
-from gym_unity_il.errors import GymUnityILError, SpecMismatchError
-from gym_unity_il.link.session import Steps, UnitySession
+from gym_unity_il.envs.slots import SlotBatch
+from gym_unity_il.envs.worker import MAX_MESSAGES, SessionWorker
+from gym_unity_il.errors import EnvClosedError, ResetNeededError, SpecMismatchError
+from gym_unity_il.link.session import UnitySession
 from gym_unity_il.spec import ImageFormat
 
 
@@ -86,33 +87,28 @@ class UnityParallelEnv(ParallelEnv):
         max_messages: int = MAX_MESSAGES,
         **session_kwargs: Any,
     ) -> None:
-        self._session: UnitySession | None = None
+        self._worker: SessionWorker | None = None
         self.render_mode = None
         self.image_format: ImageFormat = image_format
         self.max_messages = max_messages
         self.possible_agents: list[str] = []
         self.agents: list[str] = []
-        self._slots: dict[str, AgentSlots] = {}
+        self._batches: dict[str, SlotBatch] = {}  # behavior -> what its slots reported last
         self._where: dict[str, tuple[str, int]] = {}  # agent -> (behavior, slot) in this episode
         self._agent_ids: dict[str, np.ndarray] = {}  # behavior -> the agent id of each slot in this episode
         self._behavior_of: dict[str, str] = {}  # every agent seen -> behavior
         self._observation_spaces: dict[str, gym.Space] = {}  # per behavior: one object for all its agents
         self._action_spaces: dict[str, gym.Space] = {}
-        self._session = UnitySession(
+        session = UnitySession(
             file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, editor=editor, seed=seed, image_format=image_format, **session_kwargs
         )
-        try:
-            self._begin_episode(self._session.reset())
-        except BaseException:
-            self.close()
-            raise
+        self._worker = SessionWorker(session, behaviors=None, fixed_slots=False, max_messages=max_messages, take_stats=False)
+        self._begin_episode({name: slots.result() for name, slots in self._worker.slots.items()})
 
     @property
     def session(self) -> UnitySession:
         """The live connection (environment parameters, engine settings, stats)."""
-        if self._session is None:
-            raise GymUnityILError("the env is closed")
-        return self._session
+        return self._live().session
 
     def observation_space(self, agent: str) -> gym.Space:
         return self._observation_spaces[self._behavior(agent)]
@@ -129,7 +125,7 @@ class UnityParallelEnv(ParallelEnv):
                 first; other keys are ignored.
         """
         env_parameters = (options or {}).get("env_parameters")
-        self._begin_episode(self.session.reset(seed=seed, env_parameters=env_parameters))
+        self._begin_episode(self._live().reset(seed, env_parameters).batches)
         return {a: self._observation(*self._where[a]) for a in self.agents}, {a: self._info(*self._where[a]) for a in self.agents}
 
     def step(
@@ -140,36 +136,32 @@ class UnityParallelEnv(ParallelEnv):
 
         Raises:
             SpecMismatchError: an action for an agent this env never had, or one outside its space.
-            GymUnityILError: no agent is left: call :meth:`reset`.
+            ResetNeededError: no agent is left: call :meth:`reset`.
         """
+        worker = self._live()
         if not self.agents:
-            raise GymUnityILError("every agent's episode has ended: call reset()")
-        batches = {}
-        for name, slots in self._slots.items():
-            act = slots.spec.action_spec
-            batches[name] = (np.zeros((len(slots), act.continuous_size), np.float32), np.zeros((len(slots), act.discrete_size), np.int32))
+            raise ResetNeededError("every agent's episode has ended: call reset()")
+        batches = {name: slots.zero_actions() for name, slots in worker.slots.items()}
         for agent, action in actions.items():
             if agent not in self._behavior_of:
                 raise SpecMismatchError(f"action for unknown agent {agent!r}; the agents are {self.agents}")
-            if agent not in self._where or self._slots[self._where[agent][0]].agent[self._where[agent][1]] < 0:
+            if agent not in self._where or self._batches[self._where[agent][0]].agent_id[self._where[agent][1]] < 0:
                 continue  # an agent that is done: nothing to apply
             behavior, slot = self._where[agent]
             try:
-                continuous, discrete = self._slots[behavior].spec.action_spec.split(action)
+                continuous, discrete = worker.slots[behavior].spec.action_spec.split(action)
             except ValueError as exc:
                 raise SpecMismatchError(f"agent {agent!r}: {exc}") from exc
             batches[behavior][0][slot] = continuous
             batches[behavior][1][slot] = discrete
-        for name, slots in self._slots.items():
-            slots.begin_step(*batches[name])
-        exchange_until_ready(self.session, self._slots, max_messages=self.max_messages)
+        self._batches = worker.step(batches).batches
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
         for agent in self.agents:
             behavior, slot = self._where[agent]
-            slots = self._slots[behavior]
+            batch = self._batches[behavior]
             observations[agent] = self._observation(behavior, slot)
-            rewards[agent] = float(slots.reward[slot])
-            done, cut = bool(slots.done[slot]), bool(slots.truncated[slot])
+            rewards[agent] = float(batch.reward[slot])
+            done, cut = bool(batch.done[slot]), bool(batch.truncated[slot])
             terminations[agent] = done and not cut
             truncations[agent] = cut
             infos[agent] = self._info(behavior, slot)
@@ -182,34 +174,32 @@ class UnityParallelEnv(ParallelEnv):
 
     def close(self) -> None:
         """Ends the Unity process and frees the port (idempotent)."""
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
 
     def __repr__(self) -> str:
-        return f"UnityParallelEnv({self._session!r})"
+        return f"UnityParallelEnv({repr(self._worker.session) if self._worker is not None else 'closed'})"
 
     # ------------------------------------------------------------------ internals
 
-    def _begin_episode(self, steps: Steps) -> None:
-        """Puts the agents deciding in the first message after a reset into slots."""
-        session = self.session
-        steps = first_decisions(session, steps, max_messages=self.max_messages)
-        self._slots, self._where, self._agent_ids = {}, {}, {}
+    def _live(self) -> SessionWorker:
+        if self._worker is None:
+            raise EnvClosedError("the env is closed")
+        return self._worker
+
+    def _begin_episode(self, batches: dict[str, SlotBatch]) -> None:
+        """Names the agents that got the slots at a reset (the first deciding ones)."""
+        slots = self._live().slots
+        self._batches, self._where, self._agent_ids = batches, {}, {}
         agents: list[str] = []
-        for behavior, (decision, terminal) in steps.items():
-            if not len(decision):
-                continue
-            spec = session.behavior_specs[behavior]
-            slots = AgentSlots(spec=spec, agent_ids=decision.agent_id, image_format=self.image_format, auto_reset=False, adopt=False)
-            slots.begin_reset()
-            slots.absorb(decision, terminal)
-            self._slots[behavior] = slots
-            self._agent_ids[behavior] = decision.agent_id.copy()
+        for behavior, batch in batches.items():
+            spec = slots[behavior].spec
+            self._agent_ids[behavior] = batch.agent_id.copy()
             if behavior not in self._observation_spaces:
                 self._observation_spaces[behavior] = spec.observation_space(self.image_format)
                 self._action_spaces[behavior] = spec.action_space()
-            for slot, agent_id in enumerate(decision.agent_id.tolist()):
+            for slot, agent_id in enumerate(batch.agent_id.tolist()):
                 agent = f"{spec.behavior_name}_{agent_id}"
                 self._where[agent] = (behavior, slot)
                 self._behavior_of[agent] = behavior
@@ -225,17 +215,18 @@ class UnityParallelEnv(ParallelEnv):
             raise SpecMismatchError(f"unknown agent {agent!r}; the possible agents are {self.possible_agents}") from None
 
     def _observation(self, behavior: str, slot: int) -> Any:
-        slots = self._slots[behavior]
-        arrays: Sequence[np.ndarray] = [o[slot].copy() for o in slots.obs]
+        batch = self._batches[behavior]
+        arrays: Sequence[np.ndarray] = [o[slot] for o in batch.obs]
         if len(arrays) == 1:
             return arrays[0]
-        return OrderedDict(zip(slots.spec.observation_keys, arrays))
+        return OrderedDict(zip(self._live().slots[behavior].spec.observation_keys, arrays))
 
     def _info(self, behavior: str, slot: int) -> dict[str, Any]:
-        slots = self._slots[behavior]
+        batch = self._batches[behavior]
         info: dict[str, Any] = {"behavior_name": behavior, "agent_id": int(self._agent_ids[behavior][slot])}
-        if slots.mask is not None:
-            info["action_mask"] = sample_mask(slots.mask[slot], slots.spec.action_spec.discrete_branches, hybrid=slots.spec.action_spec.is_hybrid)
+        if batch.action_mask is not None:
+            action = self._live().slots[behavior].spec.action_spec
+            info["action_mask"] = sample_mask(batch.action_mask[slot], action.discrete_branches, hybrid=action.is_hybrid)
         return info
 
 

@@ -22,16 +22,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from gym_unity_il.errors import ConfigError, GymUnityILError
-from gym_unity_il.link.codec import StepBatch
+from gym_unity_il.envs.worker import MAX_MESSAGES, resolve_behavior
+from gym_unity_il.errors import AgentNeverDecidesError, ConfigError, EnvClosedError, ResetNeededError
 from gym_unity_il.link.session import UnitySession, scene_target
 from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES
-from gym_unity_il.link.side_channels import EngineConfig, StatsAggregationMethod
+from gym_unity_il.protocol.agents import StepBatch
+from gym_unity_il.protocol.channels import EngineConfig, StatsAggregationMethod
 from gym_unity_il.spec import BehaviorSpec, ImageFormat
 
 _RESET_OPTIONS = ("env_parameters",)
-#: Messages the env lets pass without the controlled agent before it gives up.
-_MAX_MESSAGES_WITHOUT_AGENT = 10_000
 
 
 class UnityILEnv(gym.Env):
@@ -73,7 +72,7 @@ class UnityILEnv(gym.Env):
         timeout_wait: seconds to wait for Unity's first and every later message.
         seed: seed sent to Unity at the handshake.
         image_format: ``"hwc_uint8"`` (uint8 HWC images) or ``"chw_float"`` (float32 CHW in [0, 1]).
-        engine_config: :class:`~gym_unity_il.link.side_channels.EngineConfig` or a dict
+        engine_config: :class:`~gym_unity_il.protocol.channels.EngineConfig` or a dict
             such as ``{"time_scale": 20}``.
         env_parameters: environment parameters set before the first reset.
         render_mode: None or ``"rgb_array"``: :meth:`render` returns the built-in scene's
@@ -157,7 +156,7 @@ class UnityILEnv(gym.Env):
             self._session.reset()
             #: The channel render() reads, when the scene answered with a picture.
             self._pictures = pictures if pictures is not None and any(p is not None for p in pictures.pictures.values()) else None
-            self._behavior = self._choose_behavior(behavior_name)
+            self._behavior = resolve_behavior(self._session.behavior_specs, behavior_name)
             self.behavior_spec: BehaviorSpec = self._session.behavior_specs[self._behavior]
             self.observation_space = self.behavior_spec.observation_space(image_format)
             self.action_space = self.behavior_spec.action_space()
@@ -190,7 +189,7 @@ class UnityILEnv(gym.Env):
     def session(self) -> UnitySession:
         """The live connection (environment parameter samplers, engine settings, stats)."""
         if self._session is None:
-            raise GymUnityILError("the env is closed")
+            raise EnvClosedError("the env is closed")
         return self._session
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
@@ -209,12 +208,12 @@ class UnityILEnv(gym.Env):
         self._request_picture(-1)  # the agent the env is about to choose: the behavior's first deciding agent
         steps = self.session.reset(seed=seed, env_parameters=options.get("env_parameters"))
         decision, _ = steps[self._behavior]
-        for _ in range(_MAX_MESSAGES_WITHOUT_AGENT):
+        for _ in range(MAX_MESSAGES):
             if len(decision):
                 break
             decision, _ = self.session.step()[self._behavior]  # no decision yet: let the scene run
         else:
-            raise GymUnityILError(f"no agent of {self._behavior!r} asked for a decision in {_MAX_MESSAGES_WITHOUT_AGENT} messages after the reset")
+            raise AgentNeverDecidesError(f"no agent of {self._behavior!r} asked for a decision in {MAX_MESSAGES} messages after the reset")
         self._agent_id = int(decision.agent_id[0])
         self._row = 0
         self._needs_reset = False
@@ -224,7 +223,7 @@ class UnityILEnv(gym.Env):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Applies ``action`` to the controlled agent and runs until its next decision or episode end."""
         if self._needs_reset:
-            raise GymUnityILError("call reset() before step(): the episode has ended or has not started")
+            raise ResetNeededError("call reset() before step(): the episode has ended or has not started")
         session = self.session
         act = self.behavior_spec.action_spec
         continuous, discrete = act.split(action)
@@ -239,7 +238,7 @@ class UnityILEnv(gym.Env):
         actions: dict[str, tuple[np.ndarray, np.ndarray]] = {self._behavior: (all_continuous, all_discrete)}
         reward = 0.0
         stats: dict[str, list[tuple[float, StatsAggregationMethod]]] = {}
-        for _ in range(_MAX_MESSAGES_WITHOUT_AGENT):
+        for _ in range(MAX_MESSAGES):
             self._request_picture(self._agent_id)
             steps = session.step(actions)
             for key, values in session.take_stats().items():
@@ -259,8 +258,8 @@ class UnityILEnv(gym.Env):
                 self._remember(decision, i)
                 return self._observation(), reward, False, False, self._info(decision, i, stats)
             actions = {}  # the agent did not decide in this message: other agents get zero actions
-        raise GymUnityILError(
-            f"agent {self._agent_id} of {self._behavior!r} sent nothing in {_MAX_MESSAGES_WITHOUT_AGENT} messages from Unity: "
+        raise AgentNeverDecidesError(
+            f"agent {self._agent_id} of {self._behavior!r} sent nothing in {MAX_MESSAGES} messages from Unity: "
             "was it disabled or destroyed? Call reset()."
         )
 
@@ -304,17 +303,6 @@ class UnityILEnv(gym.Env):
         return f"UnityILEnv({self._session!r})"
 
     # ------------------------------------------------------------------ internals
-
-    def _choose_behavior(self, behavior_name: str | None) -> str:
-        names = list(self.session.behavior_specs)
-        if not names:
-            raise ConfigError("Unity announced no behavior after the first reset: does the scene contain an Agent?")
-        if behavior_name is None:
-            return names[0]
-        for name in names:
-            if behavior_name in (name, self.session.behavior_specs[name].behavior_name):
-                return name
-        raise ConfigError(f"behavior_name={behavior_name!r} is not in the scene; its behaviors are {names}")
 
     def _request_picture(self, agent_id: int | None) -> None:
         """Asks a scene that draws itself for the agent's picture with the next message."""

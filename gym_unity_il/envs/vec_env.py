@@ -7,10 +7,10 @@ of a process in one message and all processes are in flight at once::
 
     from gym_unity_il.envs import make_unity_vec_env
 
-    venv = make_unity_vec_env(scene="ball", n_envs=2)          # 2 processes x 12 agents = 24 slots
-    venv = make_unity_vec_env("Builds/3DBall.x86_64", n_envs=4)  # 4 Unity players
-    venv = make_unity_vec_env(scene="ball", n_envs=2, ray=True)  # the processes run in Ray actors
-    venv = make_unity_vec_env("Builds/3DBall.x86_64", n_envs=4, max_restarts=3)  # survive 3 crashes
+    venv = make_unity_vec_env(scene="ball", num_processes=2)          # 2 processes x 12 agents = 24 slots
+    venv = make_unity_vec_env("Builds/3DBall.x86_64", num_processes=4)  # 4 Unity players
+    venv = make_unity_vec_env(scene="ball", num_processes=2, ray=True)  # the processes run in Ray actors
+    venv = make_unity_vec_env("Builds/3DBall.x86_64", num_processes=4, max_restarts=3)  # survive 3 crashes
 
 How the agents of Unity map onto the slots (the same rules hold for every backend):
 
@@ -41,7 +41,7 @@ How the agents of Unity map onto the slots (the same rules hold for every backen
   reward 0, ``done=False`` and ``info["vacant"] = True`` until an agent takes it over
   (that step reports the newcomer's observation and drops its rewards).
   A slot whose agent is still in its episode is always waited for (up to
-  ``max_messages`` messages, then :class:`~gym_unity_il.errors.GymUnityILError`).
+  ``max_messages`` messages, then :class:`~gym_unity_il.errors.AgentNeverDecidesError`).
 * **Action masks.** ``env_method("action_masks")`` returns one flat boolean mask per slot
   (True = allowed), what sb3-contrib's ``MaskablePPO`` reads.
 * **Failures.** When a process crashes or times out, the VecEnv closes every process and
@@ -70,7 +70,8 @@ How the agents of Unity map onto the slots (the same rules hold for every backen
   restart limit was reached.
 
 The processes run on threads of this process, or in Ray actors with ``ray=True``
-(:mod:`gym_unity_il.envs.workers`).
+(:mod:`gym_unity_il.envs.backend`); in each, a :class:`~gym_unity_il.envs.worker.SessionWorker`
+drives the slots (:mod:`gym_unity_il.envs.slots`).
 
 ``get_attr`` / ``set_attr`` / ``env_method`` work on a light view of each slot
 (:class:`AgentSlotView`: ``observation_space``, ``action_space``, ``render_mode``,
@@ -91,10 +92,14 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from gym_unity_il.envs.workers import MAX_MESSAGES, VACANT_AFTER, LocalBackend, RayBackend, SlotBatch, Stats, WorkerInfo
+from gym_unity_il.envs.backend import WorkerBackend, make_backend
+from gym_unity_il.envs.slots import VACANT_AFTER, SlotBatch, cut_episodes, join_batches, split_batch_actions
+from gym_unity_il.envs.worker import MAX_MESSAGES, Stats, WorkerInfo, WorkerResult
 from gym_unity_il.errors import (
     ConfigError,
+    EnvClosedError,
     GymUnityILError,
+    NoAsyncCallError,
     SpecMismatchError,
     UnityProcessExitedError,
     UnityProtocolError,
@@ -125,7 +130,7 @@ class AgentSlotView:
     def _env(self) -> UnityVecEnv:
         env = self._vec_env()
         if env is None:
-            raise GymUnityILError("the UnityVecEnv of this slot no longer exists")
+            raise EnvClosedError("the UnityVecEnv of this slot no longer exists")
         return env
 
     @property
@@ -150,7 +155,7 @@ class AgentSlotView:
 
     @property
     def process_index(self) -> int:
-        """Which Unity process (0 to ``n_envs - 1``) the slot belongs to."""
+        """Which Unity process (0 to ``num_processes - 1``) the slot belongs to."""
         return self._env._process_of_slot(self.index)
 
     @property
@@ -240,18 +245,13 @@ class UnityVecEnv(VecEnv):
             worker_kwargs.append(
                 {
                     "session_kwargs": {**kwargs, "image_format": image_format},
-                    "behavior_name": behavior_name,
+                    "behaviors": (behavior_name,),
                     "vacant_after": vacant_after,
                     "max_messages": max_messages,
                 }
             )
-        if ray:
-            backend: LocalBackend | RayBackend = RayBackend(actor_options=ray_actor_options)
-        elif ray_actor_options:
-            raise ConfigError("ray_actor_options needs ray=True")
-        else:
-            backend = LocalBackend()
-        self._backend = backend
+        backend = make_backend(ray=ray, actor_options=ray_actor_options)
+        self._backend: WorkerBackend = backend
         self._finalizer = weakref.finalize(self, backend.close)
         infos = backend.start(worker_kwargs)
         try:
@@ -265,11 +265,10 @@ class UnityVecEnv(VecEnv):
         self.restart_counts: list[int] = [0] * len(infos)
         self._env_parameters: list[dict[str, float]] = [{} for _ in infos]  # given in reset options so far, per process
         self.image_format: ImageFormat = image_format
-        self.behavior_name: str = infos[0].behavior_name
-        self.behavior_spec: BehaviorSpec = infos[0].spec
+        (self.behavior_name, self.behavior_spec), = infos[0].specs.items()
         self.ports: list[int] = [info.port for info in infos]
         self.process_ids: list[int | None] = [info.process_id for info in infos]
-        counts = [info.num_slots for info in infos]
+        counts = [info.num_agents[self.behavior_name] for info in infos]
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
         n = int(self._offsets[-1])
         self._camera = next((i for i, o in enumerate(self.behavior_spec.observation_specs) if o.is_visual), None)
@@ -303,9 +302,11 @@ class UnityVecEnv(VecEnv):
 
     @property
     def sessions(self) -> list[UnitySession]:
-        """The live sessions (local backend only): side channels, environment parameters."""
-        if not isinstance(self._backend, LocalBackend):
-            raise GymUnityILError("the sessions live in Ray actors; they are not reachable from the learner")
+        """The live sessions (local backend only): side channels, environment parameters.
+
+        Raises:
+            ConfigError: with ``ray=True``, where the sessions live in the Ray actors.
+        """
         return self._backend.sessions
 
     def reset(self) -> VecEnvObs:
@@ -335,15 +336,15 @@ class UnityVecEnv(VecEnv):
 
     def step_async(self, actions: np.ndarray | Mapping[str, np.ndarray] | Sequence[Any]) -> None:
         self._check_open()
-        self._actions = self._split_actions(actions)
+        self._actions = split_batch_actions(actions, self.behavior_spec, self.num_envs)
 
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
-            raise GymUnityILError("step_wait() called without step_async(): call step(actions)")
+            raise NoAsyncCallError("step_wait() called without step_async(): call step(actions)")
         continuous, discrete = self._actions
         self._actions = None
         offsets = self._offsets
-        args = [(continuous[lo:hi], discrete[lo:hi]) for lo, hi in zip(offsets[:-1], offsets[1:])]
+        args = [({self.behavior_name: (continuous[lo:hi], discrete[lo:hi])},) for lo, hi in zip(offsets[:-1], offsets[1:])]
         batch, restarted = self._call("step", args)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for j, row in enumerate(batch.terminal_rows.tolist()):
@@ -397,7 +398,7 @@ class UnityVecEnv(VecEnv):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise GymUnityILError("the UnityVecEnv is closed; create a new one")
+            raise EnvClosedError("the UnityVecEnv is closed; create a new one")
 
     def _call(self, method: str, args: list[tuple[Any, ...]]) -> tuple[SlotBatch, list[int]]:
         """Runs ``method`` (``"reset"`` or ``"step"``) on every worker at once, restarts the
@@ -416,7 +417,7 @@ class UnityVecEnv(VecEnv):
         for part in parts:
             for key, values in part.stats.items():
                 self._stats.setdefault(key, []).extend(values)
-        batch = parts[0] if len(parts) == 1 else _join(parts, self._offsets)
+        batch = join_batches([part.batches[self.behavior_name] for part in parts], self._offsets)
         self._obs = batch.obs
         self._agent_id = batch.agent_id
         if batch.action_mask is not None:
@@ -435,7 +436,7 @@ class UnityVecEnv(VecEnv):
                 f"all used); every process is closed. Raise max_restarts or fix the cause: {error}"
             ) from error
 
-    def _restart(self, process: int, error: BaseException, reset_args: tuple[Any, ...] | None) -> SlotBatch:
+    def _restart(self, process: int, error: BaseException, reset_args: tuple[Any, ...] | None) -> WorkerResult:
         """Starts ``process`` again after ``error`` and returns what its slots report: the
         new process's first observations; for a step (``reset_args`` None), with every slot
         ending its episode there (cut, reward 0, last observation as terminal observation)."""
@@ -456,27 +457,19 @@ class UnityVecEnv(VecEnv):
         parameters = {**self._env_parameters[process], **(given or {})}  # what the failed process held, and this reset's
         info, first = self._backend.restart(process, kwargs, (seed, parameters))
         lo, hi = int(self._offsets[process]), int(self._offsets[process + 1])
-        if info.behavior_name != self.behavior_name or not info.spec.is_compatible(self.behavior_spec) or info.num_slots != hi - lo:
+        (name, spec), = info.specs.items()
+        count = info.num_agents[name]
+        if name != self.behavior_name or not spec.is_compatible(self.behavior_spec) or count != hi - lo:
             raise SpecMismatchError(
-                f"Unity process {process} came back from its restart with {info.num_slots} agent(s) of {info.spec.describe()}, "
+                f"Unity process {process} came back from its restart with {count} agent(s) of {spec.describe()}, "
                 f"but it had {hi - lo} of {self.behavior_spec.describe()}: a restarted process must serve the same scene with "
                 "the same agents deciding after its reset"
             )
         self.ports[process], self.process_ids[process] = info.port, info.process_id
         if not cut:
             return first
-        n = hi - lo
-        return SlotBatch(
-            obs=first.obs,
-            reward=np.zeros(n, np.float32),
-            done=np.ones(n, bool),
-            truncated=np.ones(n, bool),
-            terminal_rows=np.arange(n),
-            terminal_obs=tuple(o[lo:hi].copy() for o in self._obs),
-            action_mask=first.action_mask,
-            agent_id=first.agent_id,
-            stats=first.stats,
-        )
+        batch = cut_episodes(first.batches[self.behavior_name], [o[lo:hi] for o in self._obs])
+        return WorkerResult({self.behavior_name: batch}, first.stats)
 
     def _rows_of(self, processes: Sequence[int]) -> list[int]:
         """The slots of ``processes``."""
@@ -486,41 +479,6 @@ class UnityVecEnv(VecEnv):
         if len(arrays) == 1:
             return arrays[0]
         return OrderedDict(zip(self.behavior_spec.observation_keys, arrays))
-
-    def _split_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``(continuous float32 [n, c], discrete int32 [n, d])`` from a batch of actions."""
-        n, act = self.num_envs, self.behavior_spec.action_spec
-        c, d = act.continuous_size, act.discrete_size
-        if act.is_hybrid:
-            if isinstance(actions, Mapping):
-                cont, disc = actions.get("continuous"), actions.get("discrete")
-            else:
-                rows = list(actions)
-                cont = [r["continuous"] for r in rows] if len(rows) == n else None
-                disc = [r["discrete"] for r in rows] if len(rows) == n else None
-            if cont is None or disc is None:
-                raise SpecMismatchError(
-                    f"hybrid actions must be {{'continuous': [{n}, {c}], 'discrete': [{n}, {d}]}} or {n} dicts with those keys"
-                )
-        elif c:
-            cont, disc = actions, np.zeros((n, 0), np.int32)
-        else:
-            cont, disc = np.zeros((n, 0), np.float32), actions
-        cont = np.asarray(cont, np.float32)
-        disc = np.asarray(disc)
-        if cont.size != n * c or disc.size != n * d:
-            raise SpecMismatchError(
-                f"actions of shapes {cont.shape} and {disc.shape} for {n} slots; {self.behavior_spec.describe()} needs "
-                f"{c} continuous and {d} discrete value(s) per slot"
-            )
-        disc = disc.reshape(n, d)
-        if d:
-            if disc.dtype.kind == "f" and not np.all(np.mod(disc, 1) == 0):
-                raise SpecMismatchError("discrete actions must hold whole numbers")
-            disc = disc.astype(np.int32)
-            if (disc < 0).any() or (disc >= np.asarray(act.discrete_branches)).any():
-                raise SpecMismatchError(f"discrete actions outside the branch sizes {act.discrete_branches}")
-        return cont.reshape(n, c), disc.astype(np.int32, copy=False)
 
     def _process_of_slot(self, index: int) -> int:
         return int(np.searchsorted(self._offsets, index, side="right") - 1)
@@ -537,35 +495,21 @@ class UnityVecEnv(VecEnv):
 
     @staticmethod
     def _check_agree(infos: Sequence[WorkerInfo]) -> None:
-        first = infos[0]
+        (name, spec), = infos[0].specs.items()
         for p, info in enumerate(infos[1:], start=1):
-            if info.behavior_name != first.behavior_name or not info.spec.is_compatible(first.spec):
+            (other_name, other), = info.specs.items()
+            if other_name != name or not other.is_compatible(spec):
                 raise SpecMismatchError(
-                    f"Unity process {p} serves {info.spec.describe()}, but process 0 serves {first.spec.describe()}; "
+                    f"Unity process {p} serves {other.describe()}, but process 0 serves {spec.describe()}; "
                     "every process of a UnityVecEnv must run the same scene"
                 )
-
-
-def _join(parts: Sequence[SlotBatch], offsets: np.ndarray) -> SlotBatch:
-    """The results of several processes as one batch over all slots."""
-    masks = [p.action_mask for p in parts]
-    return SlotBatch(
-        obs=tuple(np.concatenate(arrays) for arrays in zip(*(p.obs for p in parts))),
-        reward=np.concatenate([p.reward for p in parts]),
-        done=np.concatenate([p.done for p in parts]),
-        truncated=np.concatenate([p.truncated for p in parts]),
-        terminal_rows=np.concatenate([p.terminal_rows + lo for p, lo in zip(parts, offsets)]),
-        terminal_obs=tuple(np.concatenate(arrays) for arrays in zip(*(p.terminal_obs for p in parts))),
-        action_mask=None if masks[0] is None else np.concatenate(masks),  # type: ignore[arg-type]
-        agent_id=np.concatenate([p.agent_id for p in parts]),
-    )
 
 
 def make_unity_vec_env(
     file_name: str | os.PathLike[str] | None = None,
     *,
     scene: str | type | None = None,
-    n_envs: int = 1,
+    num_processes: int | None = None,
     scene_kwargs: Mapping[str, Any] | None = None,
     behavior_name: str | None = None,
     seed: int = 0,
@@ -578,9 +522,10 @@ def make_unity_vec_env(
     ray: bool = False,
     ray_actor_options: Mapping[str, Any] | None = None,
     max_restarts: int = 0,
+    n_envs: int | None = None,
     **session_kwargs: Any,
 ) -> UnityVecEnv:
-    """Starts ``n_envs`` Unity processes of one build or built-in scene as one :class:`UnityVecEnv`.
+    """Starts ``num_processes`` Unity processes of one build or built-in scene as one :class:`UnityVecEnv`.
 
     With neither ``file_name`` nor ``scene``, the built-in scene ``"ball"`` runs. Built-in
     scenes keep their own ``num_agents`` default (``ball``: 12) unless ``scene_kwargs``
@@ -589,7 +534,7 @@ def make_unity_vec_env(
     Args:
         file_name: path of a Unity player build.
         scene: a built-in scene: name, ``"module:Class"`` or Scene subclass.
-        n_envs: the number of Unity processes.
+        num_processes: the number of Unity processes (default 1).
         scene_kwargs: constructor arguments of the built-in scene (every process).
         behavior_name: the behavior to control (default: the first announced).
         seed: process ``p`` gets the handshake seed ``seed + p``.
@@ -604,15 +549,20 @@ def make_unity_vec_env(
         ray_actor_options: options of the Ray actors.
         max_restarts: failures of a Unity process survived by restarting it (see
             :class:`UnityVecEnv`); 0 closes everything at the first one.
+        n_envs: the former name of ``num_processes``, still accepted.
         **session_kwargs: any other :class:`~gym_unity_il.link.session.UnitySession`
             argument (``no_graphics``, ``additional_args``, ``log_folder``,
             ``timeout_wait``, ``engine_config``, ``env_parameters``, ``host``, ...).
 
     Raises:
-        ConfigError: bad arguments (``n_envs`` below 1, the Editor, which is only one process).
+        ConfigError: bad arguments (``num_processes`` below 1, both it and ``n_envs``, the
+            Editor, which is only one process).
     """
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-        raise ConfigError(f"n_envs must be a whole number of Unity processes >= 1, got {n_envs!r}")
+    if n_envs is not None and num_processes is not None:
+        raise ConfigError(f"num_processes={num_processes!r} and n_envs={n_envs!r}: n_envs is the former name of num_processes; give one")
+    argument, count = ("n_envs", n_envs) if n_envs is not None else ("num_processes", 1 if num_processes is None else num_processes)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"{argument} must be a whole number of Unity processes >= 1, got {count!r}")
     if session_kwargs.get("editor"):
         raise ConfigError("make_unity_vec_env starts processes; for the Unity Editor use UnityVecEnv(sessions=[{'editor': True}])")
     sessions = [
@@ -626,7 +576,7 @@ def make_unity_vec_env(
             "auto_port": auto_port,
             **session_kwargs,
         }
-        for p in range(n_envs)
+        for p in range(count)
     ]
     return UnityVecEnv(
         sessions=sessions,

@@ -29,6 +29,8 @@ from torch import nn
 
 from gym_unity_il.errors import ConfigError, SpecMismatchError
 from gym_unity_il.export.contract import unity_input_shape
+from gym_unity_il.export.layout import ObservationLayout, SensorLayout
+from gym_unity_il.export.saved import TrainedPolicy
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ImageFormat, check_image_format
 
 PolicyKind = Literal["actor_critic", "sac", "td3", "dqn"]
@@ -136,8 +138,9 @@ def _describe_part(part: ActionSpec) -> str:
 
 
 @dataclass(frozen=True)
-class SensorLayout:
-    """How one Unity observation becomes what the policy takes.
+class SensorPlan:
+    """How one Unity observation input becomes what the policy takes, as its
+    :class:`~gym_unity_il.export.layout.ObservationLayout` says.
 
     Unity's input ``[batch, *unity_shape]`` (images NCHW in [0, 1]) is brought to the env's
     form (``to_bytes``: byte values, layout ``env_shape``), normalised when VecNormalize
@@ -148,7 +151,7 @@ class SensorLayout:
         key: the env's Dict key of the sensor (``BehaviorSpec.observation_keys``).
         policy_key: the key in the policy's Dict observation space, None for a Box space.
         unity_shape: the input shape Unity feeds (without batch).
-        env_shape: the shape the env returns for the chosen image format.
+        env_shape: the shape the env returns for the layout's image format.
         to_bytes: multiply by 255 and round (images of ``image_format="hwc_uint8"``).
         unity_to_env: axis permutation (with batch) from Unity's layout to the env's, or None.
         env_to_policy: axis permutation (with batch) from the env's layout to the policy's, or None.
@@ -184,7 +187,11 @@ def is_packed(space: spaces.Space, spec: BehaviorSpec) -> bool:
     train`` packs them for GAIL). Only for behaviors with several sensors."""
     if len(spec.observation_specs) < 2 or not isinstance(space, spaces.Box) or len(space.shape) != 1 or space.dtype == np.uint8:
         return False
-    return int(space.shape[0]) == sum(int(np.prod(unity_input_shape(o))) for o in spec.observation_specs)
+    return int(space.shape[0]) == _packed_size(spec)
+
+
+def _packed_size(spec: BehaviorSpec) -> int:
+    return sum(int(np.prod(unity_input_shape(o))) for o in spec.observation_specs)
 
 
 def infer_image_format(space: spaces.Space, spec: BehaviorSpec, *, normalized_keys: Sequence[str] = ()) -> ImageFormat:
@@ -199,6 +206,27 @@ def infer_image_format(space: spaces.Space, spec: BehaviorSpec, *, normalized_ke
     return "hwc_uint8"
 
 
+def infer_layout(space: spaces.Space, spec: BehaviorSpec, *, image_format: ImageFormat | None = None, normalized_keys: Sequence[str] = (),
+                 what: str = "the policy") -> ObservationLayout:  # fmt: skip
+    """The observation layout of a policy saved without one (by other code, or an older
+    version), read from its observation space: packed when it takes one float vector the
+    size of every sensor together; else an image is channels first unless the policy takes
+    it in the env's own shape or channels last; the image format is ``image_format``, else
+    :func:`infer_image_format`'s. :func:`plan_observations` checks the result."""
+    fmt = image_format or infer_image_format(space, spec, normalized_keys=normalized_keys)
+    check_image_format(fmt)
+    pairs = list(zip(spec.observation_keys, spec.observation_specs))
+    if is_packed(space, spec):
+        return ObservationLayout(tuple(SensorLayout(key, unity_input_shape(o), o.is_visual) for key, o in pairs), fmt, packed=True)
+    subspaces = _subspaces(space, spec, what)
+    sensors = []
+    for key, o_spec in pairs:
+        shape = tuple(int(n) for n in subspaces[key].shape)
+        channels_first = fmt == "chw_float" if o_spec.is_visual and shape == o_spec.output_shape(fmt) else shape == unity_input_shape(o_spec)
+        sensors.append(SensorLayout(key, shape, o_spec.is_visual, channels_first))
+    return ObservationLayout(tuple(sensors), fmt)
+
+
 def _compose(first: tuple[int, ...] | None, then: tuple[int, ...] | None, rank: int) -> tuple[int, ...] | None:
     a = first or tuple(range(rank))
     b = then or tuple(range(rank))
@@ -206,43 +234,48 @@ def _compose(first: tuple[int, ...] | None, then: tuple[int, ...] | None, rank: 
     return None if out == tuple(range(rank)) else out
 
 
-def plan_observations(space: spaces.Space, spec: BehaviorSpec, image_format: ImageFormat, *, what: str = "the policy") -> list[SensorLayout]:
-    """How each of the behavior's sensors reaches a policy with observation space ``space``.
+def plan_observations(space: spaces.Space, spec: BehaviorSpec, layout: ObservationLayout, *, what: str = "the policy") -> list[SensorPlan]:
+    """How each of the behavior's sensors reaches a policy with observation space ``space``
+    taking them as ``layout`` says.
 
     Raises:
-        SpecMismatchError: the policy's observations do not match the sensors (keys, shapes,
-            image dtype for ``image_format``).
+        SpecMismatchError: the layout or the policy's observations do not match the sensors
+            (count, keys, shapes, image dtype for the layout's image format).
     """
-    check_image_format(image_format)
-    if is_packed(space, spec):
-        return [SensorLayout(i, key, None, unity_input_shape(o), o.output_shape(image_format), False, None, None)
-                for i, (key, o) in enumerate(zip(spec.observation_keys, spec.observation_specs))]  # fmt: skip
-    subspaces = _subspaces(space, spec, what)
-    layouts = []
-    for i, (key, o_spec) in enumerate(zip(spec.observation_keys, spec.observation_specs)):
+    fmt = layout.image_format
+    pairs = list(zip(spec.observation_keys, spec.observation_specs))
+    keys = [s.key for s in layout.sensors]
+    if len(keys) != len(pairs) or (len(keys) > 1 and tuple(keys) != spec.observation_keys):
+        raise SpecMismatchError(f"{what} was trained on the sensors {keys}, but the behavior's are {list(spec.observation_keys)} ({spec.describe()})")
+    if layout.packed and not is_packed(space, spec):
+        raise SpecMismatchError(f"{what} observes {space}, but its sensors packed into one vector need Box({_packed_size(spec)},) ({spec.describe()})")
+    subspaces = {} if layout.packed else _subspaces(space, spec, what)
+    plans = []
+    for i, (sensor, (key, o_spec)) in enumerate(zip(layout.sensors, pairs)):
+        env_shape = o_spec.output_shape(fmt)
+        to_bytes = o_spec.is_visual and fmt == "hwc_uint8"
+        unity_to_env = (0, 2, 3, 1) if to_bytes else None
+        if layout.packed:  # the packed vector is Unity's inputs flattened: nothing to permute
+            plans.append(SensorPlan(i, key, None, unity_input_shape(o_spec), env_shape, to_bytes, unity_to_env, None))
+            continue
         sub = subspaces[key]
-        env_shape = o_spec.output_shape(image_format)
-        policy_shape = tuple(sub.shape)
-        to_bytes = o_spec.is_visual and image_format == "hwc_uint8"
         if o_spec.is_visual and (sub.dtype == np.uint8) != to_bytes:
             raise SpecMismatchError(
-                f"{what} takes {sub.dtype} images for sensor {key!r}, but image_format={image_format!r} gives "
+                f"{what} takes {sub.dtype} images for sensor {key!r}, but image_format={fmt!r} gives "
                 f"{np.dtype(np.uint8 if to_bytes else np.float32)} images; pass the image_format the policy was trained with"
             )
-        unity_to_env = (0, 2, 3, 1) if to_bytes else None
-        if policy_shape == env_shape:
-            env_to_policy = None
-        elif o_spec.is_visual and len(policy_shape) == 3 and policy_shape == tuple(env_shape[k] for k in (2, 0, 1)):
-            env_to_policy = (0, 3, 1, 2)  # HWC -> CHW, as VecTransposeImage does
-        elif o_spec.is_visual and len(policy_shape) == 3 and policy_shape == tuple(env_shape[k] for k in (1, 2, 0)):
-            env_to_policy = (0, 2, 3, 1)  # CHW -> HWC
-        else:
+        env_to_policy = None
+        want = env_shape
+        if o_spec.is_visual and sensor.channels_first != (fmt == "chw_float"):
+            env_to_policy = (0, 3, 1, 2) if sensor.channels_first else (0, 2, 3, 1)  # HWC -> CHW, as VecTransposeImage does, or back
+            want = tuple(env_shape[k - 1] for k in env_to_policy[1:])
+        if tuple(sub.shape) != want:
             raise SpecMismatchError(
-                f"{what} observes {key!r} with shape {policy_shape}, but the sensor gives {env_shape} "
-                f"(image_format={image_format!r}; {spec.describe()})"
+                f"{what} observes {key!r} with shape {tuple(sub.shape)}, but the sensor gives {env_shape} (image_format={fmt!r}; {spec.describe()})"
             )
-        layouts.append(SensorLayout(i, key, key if isinstance(space, spaces.Dict) else None, unity_input_shape(o_spec), env_shape, to_bytes, unity_to_env, env_to_policy))
-    return layouts
+        policy_key = key if isinstance(space, spaces.Dict) else None
+        plans.append(SensorPlan(i, key, policy_key, unity_input_shape(o_spec), env_shape, to_bytes, unity_to_env, env_to_policy))
+    return plans
 
 
 @dataclass(frozen=True)
@@ -255,7 +288,7 @@ class Normalization:
     clip: float
 
 
-def normalizations(vec_normalize: Any, layouts: Sequence[SensorLayout]) -> dict[int, Normalization]:
+def normalizations(vec_normalize: Any, plans: Sequence[SensorPlan]) -> dict[int, Normalization]:
     """The statistics a ``VecNormalize`` applies to each sensor (by sensor index).
 
     Raises:
@@ -265,63 +298,64 @@ def normalizations(vec_normalize: Any, layouts: Sequence[SensorLayout]) -> dict[
         return {}
     rms = vec_normalize.obs_rms
     out = {}
-    for layout in layouts:
+    for plan in plans:
         if isinstance(rms, Mapping):
-            if layout.key not in (vec_normalize.norm_obs_keys or ()):
+            if plan.key not in (vec_normalize.norm_obs_keys or ()):
                 continue
-            stats = rms[layout.key]
-        elif layout.policy_key is None:
+            stats = rms[plan.key]
+        elif plan.policy_key is None:
             stats = rms
         else:
             raise SpecMismatchError("VecNormalize holds statistics of one array, but the policy observes a Dict")
         mean, var = np.asarray(stats.mean, np.float64), np.asarray(stats.var, np.float64)
-        if mean.shape != layout.env_shape:
-            raise SpecMismatchError(f"VecNormalize statistics for {layout.key!r} have shape {mean.shape}; the env returns {layout.env_shape}")
-        out[layout.index] = Normalization(mean, var, float(vec_normalize.epsilon), float(vec_normalize.clip_obs))
+        if mean.shape != plan.env_shape:
+            raise SpecMismatchError(f"VecNormalize statistics for {plan.key!r} have shape {mean.shape}; the env returns {plan.env_shape}")
+        out[plan.index] = Normalization(mean, var, float(vec_normalize.epsilon), float(vec_normalize.clip_obs))
     if isinstance(rms, Mapping):
-        unknown = sorted(set(vec_normalize.norm_obs_keys or ()) - {layout.key for layout in layouts})
+        unknown = sorted(set(vec_normalize.norm_obs_keys or ()) - {plan.key for plan in plans})
         if unknown:
             raise SpecMismatchError(f"VecNormalize normalises keys {unknown} that the behavior has no sensor for")
     return out
 
 
-class ObservationAdapter(nn.Module):
-    """Unity's observation inputs -> the observation (tensor or dict) a policy takes."""
+class ObservationModule(nn.Module):
+    """Unity's observation inputs -> the observation (tensor or dict) a policy takes, as planned
+    from its :class:`~gym_unity_il.export.layout.ObservationLayout`."""
 
-    def __init__(self, layouts: Sequence[SensorLayout], norms: Mapping[int, Normalization], *, packed: bool = False) -> None:
+    def __init__(self, plans: Sequence[SensorPlan], norms: Mapping[int, Normalization], *, packed: bool = False) -> None:
         super().__init__()
-        self.layouts = list(layouts)
+        self.plans = list(plans)
         self.packed = packed
         self.perms: list[tuple[int, ...] | None] = []
-        for layout in self.layouts:
-            rank = len(layout.unity_shape) + 1
-            self.perms.append(_compose(layout.unity_to_env, layout.env_to_policy, rank))
-            norm = norms.get(layout.index)
+        for plan in self.plans:
+            rank = len(plan.unity_shape) + 1
+            self.perms.append(_compose(plan.unity_to_env, plan.env_to_policy, rank))
+            norm = norms.get(plan.index)
             if norm is not None:
-                axes = [p - 1 for p in layout.env_to_policy[1:]] if layout.env_to_policy else None
+                axes = [p - 1 for p in plan.env_to_policy[1:]] if plan.env_to_policy else None
                 mean = norm.mean.transpose(axes) if axes else norm.mean
                 inv_std = 1.0 / np.sqrt(norm.var + norm.epsilon)
                 inv_std = inv_std.transpose(axes) if axes else inv_std
-                self.register_buffer(f"mean_{layout.index}", torch.as_tensor(mean, dtype=torch.float32))
-                self.register_buffer(f"inv_std_{layout.index}", torch.as_tensor(inv_std, dtype=torch.float32))
+                self.register_buffer(f"mean_{plan.index}", torch.as_tensor(mean, dtype=torch.float32))
+                self.register_buffer(f"inv_std_{plan.index}", torch.as_tensor(inv_std, dtype=torch.float32))
         self.clips = {i: n.clip for i, n in norms.items()}
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
         if self.packed:
             return torch.cat([torch.flatten(x, 1) for x in inputs], dim=1)
         out: dict[str, torch.Tensor] = {}
-        for layout, perm, x in zip(self.layouts, self.perms, inputs):
-            if layout.to_bytes:
+        for plan, perm, x in zip(self.plans, self.perms, inputs):
+            if plan.to_bytes:
                 x = torch.floor(x * 255.0 + 0.5)  # Unity writes byte / 255; opset 9 has no Round
             if perm is not None:
                 x = x.permute(*perm)
-            if layout.index in self.clips:
-                mean, inv_std = getattr(self, f"mean_{layout.index}"), getattr(self, f"inv_std_{layout.index}")
-                clip = self.clips[layout.index]
+            if plan.index in self.clips:
+                mean, inv_std = getattr(self, f"mean_{plan.index}"), getattr(self, f"inv_std_{plan.index}")
+                clip = self.clips[plan.index]
                 x = torch.clamp((x - mean) * inv_std, -clip, clip)
-            out[layout.policy_key or layout.key] = x
-        if len(self.layouts) == 1 and self.layouts[0].policy_key is None:
-            return out[self.layouts[0].key]
+            out[plan.policy_key or plan.key] = x
+        if len(self.plans) == 1 and self.plans[0].policy_key is None:
+            return out[self.plans[0].key]
         return out
 
 
@@ -338,7 +372,7 @@ def _features(policy: Any, obs: Any, extractor: Any) -> torch.Tensor:
 class ContinuousHead(nn.Module):
     """``(sampled, deterministic)`` continuous actions, as Unity should apply them."""
 
-    def __init__(self, resolved: ResolvedPolicy, observation: ObservationAdapter) -> None:
+    def __init__(self, resolved: ResolvedPolicy, observation: ObservationModule) -> None:
         super().__init__()
         self.kind = resolved.kind
         self.policy = resolved.module
@@ -399,7 +433,7 @@ def _sde_std(distribution: Any, log_std: torch.Tensor, latent: torch.Tensor) -> 
 class DiscreteHead(nn.Module):
     """Unmasked logits (or Q-values) of every branch, flattened: ``[batch, sum(branches)]``."""
 
-    def __init__(self, resolved: ResolvedPolicy, observation: ObservationAdapter) -> None:
+    def __init__(self, resolved: ResolvedPolicy, observation: ObservationModule) -> None:
         super().__init__()
         self.kind = resolved.kind
         self.policy = resolved.module
@@ -454,13 +488,13 @@ class UnityPolicyModule(nn.Module):
 
 @dataclass(frozen=True)
 class PolicyPart:
-    """One exported policy and what it is used for."""
+    """One exported policy, what it is used for and how its observations reach it."""
 
     resolved: ResolvedPolicy
     part: Literal["continuous", "discrete"]
-    layouts: tuple[SensorLayout, ...]
+    layout: ObservationLayout
+    plans: tuple[SensorPlan, ...]
     norms: Mapping[int, Normalization]
-    packed: bool = False
 
 
 def split_policies(policy: Any, spec: BehaviorSpec) -> dict[str, Any]:
@@ -490,7 +524,14 @@ def split_policies(policy: Any, spec: BehaviorSpec) -> dict[str, Any]:
 
 
 def prepare_parts(policy: Any, spec: BehaviorSpec, *, image_format: ImageFormat | None, vec_normalize: Any) -> list[PolicyPart]:
-    """Resolves, checks and plans every policy against the behavior spec."""
+    """Resolves, checks and plans every policy against the behavior spec. A policy of
+    :func:`~gym_unity_il.export.saved.load_policy` brings its observation layout; any other
+    has it inferred (:func:`infer_layout`).
+
+    Raises:
+        SpecMismatchError: besides the mismatches of the plan, an ``image_format`` other than
+            the one the policy was saved with.
+    """
     act = spec.action_spec
     if not spec.observation_specs:
         raise SpecMismatchError(f"the behavior has no sensors ({spec.describe()}); a model needs at least obs_0")
@@ -500,12 +541,15 @@ def prepare_parts(policy: Any, spec: BehaviorSpec, *, image_format: ImageFormat 
         what = f"the {part} policy" if act.is_hybrid else "the policy"
         check_action_space(resolved, ActionSpec(act.continuous_size, ()) if part == "continuous" else ActionSpec(0, act.discrete_branches), what=what)
         normalized = _normalized_keys(vec_normalize, spec)
-        fmt = image_format or infer_image_format(resolved.observation_space, spec, normalized_keys=normalized)
-        layouts = plan_observations(resolved.observation_space, spec, fmt, what=what)
-        packed = is_packed(resolved.observation_space, spec)
-        if packed and normalized:
+        layout = obj.layout if isinstance(obj, TrainedPolicy) else None
+        if layout is None:
+            layout = infer_layout(resolved.observation_space, spec, image_format=image_format, normalized_keys=normalized, what=what)
+        elif image_format is not None and image_format != layout.image_format:
+            raise SpecMismatchError(f"{what} was trained on image_format={layout.image_format!r} (saved with it), not {image_format!r}")
+        plans = plan_observations(resolved.observation_space, spec, layout, what=what)
+        if layout.packed and normalized:
             raise ConfigError(f"{what} takes the sensors packed into one vector; VecNormalize statistics cannot be baked into such a policy")
-        parts.append(PolicyPart(resolved, part, tuple(layouts), normalizations(vec_normalize, layouts), packed))  # type: ignore[arg-type]
+        parts.append(PolicyPart(resolved, part, layout, tuple(plans), normalizations(vec_normalize, plans)))  # type: ignore[arg-type]
     return parts
 
 
@@ -521,11 +565,11 @@ def build_unity_module(parts: Sequence[PolicyPart], spec: BehaviorSpec) -> Unity
     """The exportable module for prepared policy parts."""
     continuous = discrete = None
     for p in parts:
-        adapter = ObservationAdapter(p.layouts, p.norms, packed=p.packed)
+        observation = ObservationModule(p.plans, p.norms, packed=p.layout.packed)
         if p.part == "continuous":
-            continuous = ContinuousHead(p.resolved, adapter)
+            continuous = ContinuousHead(p.resolved, observation)
         else:
-            discrete = DiscreteHead(p.resolved, adapter)
+            discrete = DiscreteHead(p.resolved, observation)
     return UnityPolicyModule(
         n_observations=len(spec.observation_specs),
         continuous=continuous,

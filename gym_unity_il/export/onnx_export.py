@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from gym_unity_il.errors import ConfigError, OutputError
+from gym_unity_il import __version__
+from gym_unity_il.errors import ConfigError, ExportParityError, ModelContractError, OutputError
 from gym_unity_il.export.adapters import PolicyPart, build_unity_module, prepare_parts
 from gym_unity_il.export.contract import (
     ACTION_MASKS,
@@ -44,7 +45,7 @@ from gym_unity_il.export.contract import (
     observation_input_name,
     unity_input_shape,
 )
-from gym_unity_il.errors import ExportParityError, ModelContractError
+from gym_unity_il.export.loading import load_vec_normalize
 from gym_unity_il.export.parity import ParityResult
 from gym_unity_il.export.parity import parity_check as check_parity
 from gym_unity_il.spec import BehaviorSpec, ImageFormat
@@ -106,8 +107,6 @@ def _export_mode() -> Iterator[None]:
 def _load_vec_normalize(vec_normalize: Any) -> Any:
     if vec_normalize is None or not isinstance(vec_normalize, (str, os.PathLike)):
         return vec_normalize
-    from gym_unity_il.export.loading import load_vec_normalize
-
     return load_vec_normalize(vec_normalize)
 
 
@@ -237,14 +236,17 @@ def export_onnx(
         policy: an SB3 algorithm or policy (PPO, A2C, SAC, TD3, DDPG, DQN; MLP, CNN or
             MultiInput), an ``imitation`` BC (or ``bc.policy``); for a hybrid behavior,
             ``{"continuous": policy_c, "discrete": policy_d}``, two policies trained on the
-            two action parts. Its observation space must be the env's for this behavior
-            (Dict keys = sensor names; images HWC, or CHW after VecTransposeImage).
+            two action parts; or what :func:`~gym_unity_il.export.saved.load_policy` returns,
+            whose saved observation layout says how it takes the sensors. Otherwise its
+            observation space must be the env's for this behavior (Dict keys = sensor names;
+            images HWC, or CHW after VecTransposeImage), or every sensor packed into one vector.
         path: the ``.onnx`` file to write. Missing folders of this path are created. A
             failed export leaves no file there (and an older file in place).
         behavior_spec: the behavior the model is for (``env.unwrapped.behavior_spec``, a
             ``.demo`` file's spec, a built-in scene's spec).
-        image_format: the image format the policy was trained with; None infers it from
-            the policy's image dtype (uint8: ``hwc_uint8``, float: ``chw_float``).
+        image_format: the image format the policy was trained with; None: the one it was
+            saved with, else inferred from the policy's image dtype (uint8: ``hwc_uint8``,
+            float: ``chw_float``).
         vec_normalize: an SB3 ``VecNormalize`` (or the path of one saved with ``.save``)
             whose observation statistics are baked in.
         deterministic_too: also write the ``deterministic_*`` outputs (Unity's
@@ -285,7 +287,7 @@ def export_onnx(
             model = _trace(parts, behavior_spec, opset)
             _add_constants(model, behavior_spec)
             model.producer_name = "gym_unity_il"
-            model.producer_version = _package_version()
+            model.producer_version = __version__
             model.doc_string = f"Policy for {behavior_spec.describe()}"
             _save(model, draft, path, behavior_spec)
             if parity_check:
@@ -308,23 +310,9 @@ def export_onnx(
         opset=opset,
         inputs=tuple(i.name for i in model.graph.input),
         outputs=tuple(o.name for o in model.graph.output),
-        image_format=image_format or _baked_format(prepared),
+        image_format=prepared[0].layout.image_format,
         parity=parity,
     )
-
-
-def _package_version() -> str:
-    import gym_unity_il
-
-    return gym_unity_il.__version__
-
-
-def _baked_format(parts: list[PolicyPart]) -> ImageFormat:
-    for p in parts:
-        for layout in p.layouts:
-            if len(layout.unity_shape) == 3:
-                return "hwc_uint8" if layout.to_bytes else "chw_float"
-    return "hwc_uint8"
 
 
 _NOT_WRITTEN = "The model was not written (an older file there stays as it was)."

@@ -4,8 +4,9 @@ A batch of observations in Unity's form (images NCHW with byte values / 255, vec
 drawn from a normal distribution, random action masks with at least one allowed action
 per branch) goes through the exported model and, independently of the exported graph,
 through the policy's own SB3 code: the observations are brought back to the env's form
-in numpy (bytes, HWC), through ``VecNormalize.normalize_obs`` and the VecTransposeImage
-layout, then ``policy.predict(..., deterministic=True)`` for continuous actions and the
+in numpy (bytes, HWC), through ``VecNormalize.normalize_obs`` and the policy's observation
+layout (:meth:`~gym_unity_il.export.layout.ObservationLayout.to_policy`: channels first,
+packing), then ``policy.predict(..., deterministic=True)`` for continuous actions and the
 policy's distribution logits (or DQN's Q-values) for discrete ones.
 
 Deterministic outputs must agree: continuous within ``tolerance`` (max abs difference),
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from gym_unity_il.export.adapters import PolicyPart, SensorLayout
+from gym_unity_il.export.adapters import PolicyPart, SensorPlan
 from gym_unity_il.export.contract import (
     ACTION_MASKS,
     CONTINUOUS_ACTIONS,
@@ -78,37 +79,28 @@ def parity_inputs(spec: BehaviorSpec, batch: int, rng: np.random.Generator) -> d
     return inputs
 
 
-def _env_observation(layouts: Sequence[SensorLayout], inputs: Mapping[str, np.ndarray]) -> Any:
+def _env_observation(plans: Sequence[SensorPlan], inputs: Mapping[str, np.ndarray]) -> Any:
     """Unity-form inputs back to the env's form (uint8 HWC images for ``hwc_uint8``)."""
     out = {}
-    for layout in layouts:
-        x = inputs[observation_input_name(layout.index)]
-        if layout.to_bytes:
+    for plan in plans:
+        x = inputs[observation_input_name(plan.index)]
+        if plan.to_bytes:
             x = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
-        if layout.unity_to_env is not None:
-            x = np.transpose(x, layout.unity_to_env)
-        out[layout.key] = x
-    if len(layouts) == 1 and layouts[0].policy_key is None:
-        return out[layouts[0].key]
+        if plan.unity_to_env is not None:
+            x = np.transpose(x, plan.unity_to_env)
+        out[plan.key] = x
+    if len(plans) == 1 and plans[0].policy_key is None:
+        return out[plans[0].key]
     return out
 
 
 def _policy_observation(part: PolicyPart, inputs: Mapping[str, np.ndarray], vec_normalize: Any) -> Any:
-    """What the policy takes: the env's observation, normalised by VecNormalize, in the policy's layout."""
-    if part.packed:
-        n = len(inputs[observation_input_name(0)])
-        return np.concatenate([inputs[observation_input_name(layout.index)].reshape(n, -1) for layout in part.layouts], axis=1)
-    obs = _env_observation(part.layouts, inputs)
+    """What the policy takes: the env's observation, normalised by VecNormalize, converted as
+    the policy's observation layout says."""
+    obs = _env_observation(part.plans, inputs)
     if vec_normalize is not None:
         obs = vec_normalize.normalize_obs(obs)
-    if isinstance(obs, dict):
-        obs = dict(obs)
-        for layout in part.layouts:
-            if layout.env_to_policy is not None:
-                obs[layout.key] = np.ascontiguousarray(np.transpose(obs[layout.key], layout.env_to_policy))
-        return obs
-    layout = part.layouts[0]
-    return np.ascontiguousarray(np.transpose(obs, layout.env_to_policy)) if layout.env_to_policy is not None else obs
+    return part.layout.to_policy(obs)
 
 
 def _reference_logits(part: PolicyPart, obs: Any) -> np.ndarray:

@@ -1,1 +1,1 @@
-"""Everything that touches gRPC and processes: codec, server, launcher, side channels, session."""
+"""Everything that touches gRPC and processes: server, launcher, session (the messages themselves: :mod:`gym_unity_il.protocol`)."""

@@ -1,30 +1,38 @@
-"""The trainer's gRPC server: Unity is the client, so the trainer answers Unity's calls.
+"""The trainer's end of the Exchange RPC: Unity is the client, so the trainer answers Unity's calls.
 
 Unity calls the one unary method ``/communicator_objects.UnityToExternalProto/Exchange``
 with its data in the request and waits for the trainer's data in the response (protocol.md
-§1.1). :class:`ExchangeServer` gives each request to the caller (:meth:`ExchangeServer.receive`)
+§1.1). An :class:`ExchangeServer` gives each request to the caller (:meth:`ExchangeServer.receive`)
 and holds the call open until the caller answers it (:meth:`ExchangeServer.respond`).
 
-The server drives gRPC's completion queue itself, on the caller's thread: ``receive()``
-polls the queue until a request has arrived, ``respond()`` starts the batch that sends the
-answer and ends the call. There is no serving thread and no handler, so nothing is handed
-from one thread to another in a step, and a step costs less than a round trip through
-grpc's public server (which runs a Python serving thread and a thread pool, and waits on
-conditions between them for every call). This uses ``grpc._cython.cygrpc``, the layer
-grpc's own public server is written on; setup.cfg bounds grpcio to the major version it was
-written for, and every test of the link runs through it.
+**Two transports** implement it; :func:`gym_unity_il.link.transport.make_exchange_server` is
+the one way to get a server and chooses between them:
+
+* ``fast`` (:class:`gym_unity_il.link.queue_server.QueueServer`): gRPC's completion queue
+  polled on the caller's thread, through ``grpc._cython.cygrpc``, the internal layer grpc's
+  own public server is written on. No serving thread, no handler: nothing is handed from one
+  thread to another in a step.
+* ``public`` (:class:`gym_unity_il.link.public_server.PublicServer`): grpc's public
+  ``grpc.server``, whose handler hands each request to the caller's thread and waits for its
+  answer. Slower per step (a serving thread and a handler thread wake for every call), but
+  built on grpcio's public API only.
+
+The fast transport is used when a probe at the first server of the process finds the
+``cygrpc`` surface it needs unchanged; else the public one, with one warning naming the
+grpcio version. ``GYM_UNITY_IL_TRANSPORT=fast|public`` overrides the choice.
 
 The method is matched by its path: the protobuf package of the generated messages differs
 from Unity's on purpose (see ``protos/communicator.proto``), the path does not.
 
-**One peer per session.** Any local process can connect to the port, so the server serves
-one connection only: the first caller whose message is a handshake (status 200 with an
-initialization output, protocol.md §5) becomes the peer, identified by gRPC's peer string
-(``ipv4:127.0.0.1:54321``: Unity, like the built-in player, makes all its calls on one
-channel, hence one connection). Every other call gets the gRPC status PERMISSION_DENIED at
-once and never reaches the caller: before the handshake, calls whose message is not a
-handshake (garbage, a status 400, agent data); after it, every call from another
-connection, which is refused before its message is read. Refusals are counted
+**One peer per session.** Both transports follow the rules written here once. Any local
+process can connect to the port, so the server serves one connection only: the first caller
+whose message is a handshake (status 200 with an initialization output, protocol.md §5)
+becomes the peer, identified by gRPC's peer string (``ipv4:127.0.0.1:54321``: Unity, like
+the built-in player, makes all its calls on one channel, hence one connection). Every other
+call gets the gRPC status PERMISSION_DENIED at once and never reaches the caller: before the
+handshake, calls whose message is not a handshake (garbage, a status 400, agent data); after
+it, every call from another connection, which is refused before its message is parsed (the
+fast transport does not even read it). Refusals are counted
 (:attr:`ExchangeServer.refused_calls`) and logged (the first, then at 10, 100, 1000, ...).
 Once the peer is fixed, the port is also closed to everyone else below gRPC, so that a flood
 costs the session nothing (Linux; see :func:`seal_port`): the kernel drops new connections'
@@ -37,6 +45,7 @@ session accepts only the process it launched); it runs only until the peer is fi
 
 from __future__ import annotations
 
+import abc
 import collections
 import ctypes
 import ipaddress
@@ -46,17 +55,17 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 import urllib.parse
-import weakref
 from collections.abc import Callable
+from typing import ClassVar, Generic, TypeVar
 
 import psutil
-from grpc._cython import cygrpc
 
 from gym_unity_il.errors import ConfigError, PortInUseError, UnityProtocolError
-from gym_unity_il.link.codec import parse_unity_message
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.messages import parse_unity_message
 
 logger = logging.getLogger(__name__)
 
@@ -74,19 +83,12 @@ STATUS_OK = 200
 STATUS_CLOSING = 400
 
 #: Seconds past the grace period that :meth:`ExchangeServer.close` waits for gRPC's stop.
-_STOP_MARGIN = 10.0
+STOP_MARGIN = 10.0
 
 PORT_ADVICE = "pass another worker_id (the port is base_port + worker_id), another base_port, or auto_port=True"
 
-# Tags of the completion queue's events (a call's request arriving is tagged with the call).
-_NEW_CALL = "new call"
-_ENDED = "ended"
-_STOPPED = "stopped"
-_EXCHANGE_PATH_BYTES = EXCHANGE_PATH.encode()
-_TIMEOUT = cygrpc.CompletionType.queue_timeout
-_UNIMPLEMENTED = cygrpc.StatusCode.unimplemented
-_REFUSED = cygrpc.StatusCode.permission_denied
-_OTHER_PEER = "this trainer serves another Unity connection (one per session)"
+#: Why a call from another connection than the peer's is refused (also sent to that caller).
+OTHER_PEER = "this trainer serves another Unity connection (one per session)"
 _NOT_A_HANDSHAKE = "the first message of a connection must be an ML-Agents handshake (protocol.md §5)"
 
 
@@ -197,11 +199,33 @@ def seal_port(port: int, peer: tuple[str, int]) -> int:
     return closed
 
 
-class ExchangeServer:
+def channel_options(max_message_bytes: int) -> tuple[tuple[str, int], ...]:
+    """gRPC's arguments for a server of either transport: the message limit in both directions,
+    and no ``SO_REUSEPORT`` (a second server on the port must fail, not share it)."""
+    return (
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    )
+
+
+def bind_error(host: str, port: int) -> PortInUseError:
+    """The error for a port gRPC could not listen on."""
+    return PortInUseError(f"cannot listen on port {port} of {host}; {PORT_ADVICE}")
+
+
+#: A transport's handle of one call.
+CallT = TypeVar("CallT")
+
+
+class ExchangeServer(abc.ABC, Generic[CallT]):
     """A gRPC server holding Unity's pending ``Exchange`` call for the caller.
 
     Not thread-safe, like the env it serves: use it from one thread at a time (any thread).
     Serves one peer (see the module docstring): :attr:`peer` is None until a handshake came.
+    Get one from :func:`gym_unity_il.link.transport.make_exchange_server`. A transport
+    listens in its constructor and implements :meth:`close` and the three methods that
+    take in, answer and refuse calls; the rules of the exchange and of the peer are here.
 
     Args:
         port: the port to listen on; 0 picks a free port (read it back from :attr:`port`).
@@ -213,32 +237,26 @@ class ExchangeServer:
         ConfigError: ``max_message_bytes`` is out of range.
     """
 
+    #: The transport's name, as ``GYM_UNITY_IL_TRANSPORT`` names it.
+    transport: ClassVar[str]
+
     def __init__(self, *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
-        max_message_bytes = check_max_message_bytes(max_message_bytes)
+        #: The largest message accepted or sent, in bytes.
+        self.max_message_bytes = check_max_message_bytes(max_message_bytes)
         if port:
             check_port_free(host, port)
-        options = (
-            (b"grpc.max_send_message_length", max_message_bytes),
-            (b"grpc.max_receive_message_length", max_message_bytes),
-            (b"grpc.so_reuseport", 0),
-        )
-        self._queue = cygrpc.CompletionQueue()
-        self._server = cygrpc.Server(options, False)
-        self._server.register_completion_queue(self._queue)
-        bound = self._server.add_http2_port(format_address(host, port).encode())
-        if bound == 0:
-            self._server.destroy()
-            raise PortInUseError(f"cannot listen on port {port} of {host}; {PORT_ADVICE}")
-        self.port: int = bound
+        self.port: int = port  # the transport sets the port it listens on
         self.host = host
-        # Requests not yet received: (call, its peer, its message).
-        self._arrived: collections.deque[tuple[cygrpc.Call, bytes, bytes]] = collections.deque()
-        self._pending: cygrpc.Call | None = None
-        self._peer: bytes | None = None
+        # Requests not yet received: (the transport's call, its peer, its message).
+        self._arrived: collections.deque[tuple[CallT, str, bytes]] = collections.deque()
+        self._pending: CallT | None = None
+        self._peer: str | None = None
+        self._closed = False
         # Whether the port is closed below gRPC to all but the peer (seal_port), and the
         # connections shut down since, after a refused call from them (each is shut once).
         self._sealed = False
-        self._shut: set[bytes] = set()
+        self._shut: set[str] = set()
+        self._refusals = threading.Lock()  # a transport may refuse calls on threads of its own
         #: Calls refused because they came from another connection than the peer's, or came
         #: before the handshake without being one.
         self.refused_calls = 0
@@ -248,15 +266,11 @@ class ExchangeServer:
         #: fixed: returns None to accept that caller as the peer, or the reason to refuse it.
         #: None accepts the first handshake.
         self.peer_check: Callable[[str], str | None] | None = None
-        self._stopped = self._closed = False
-        self._server.start()
-        self._server.request_call(self._queue, self._queue, _NEW_CALL)
-        self._finalizer = weakref.finalize(self, _abandon, self._server, self._queue)
 
     @property
     def peer(self) -> str | None:
         """gRPC's address of the connection served (``ipv4:127.0.0.1:54321``), None before the handshake."""
-        return self._peer.decode(errors="replace") if self._peer is not None else None
+        return self._peer
 
     @property
     def has_pending_call(self) -> bool:
@@ -277,10 +291,10 @@ class ExchangeServer:
         """
         if self._pending is not None:
             raise RuntimeError("receive() called while Unity's previous call is still unanswered; call respond() first")
-        deadline = time.time() + timeout
+        deadline = time.monotonic() + timeout
         while True:
             while not self._arrived:
-                if not self._next_event(deadline):
+                if not self._await_event(deadline):
                     return None
             call, peer, data = self._arrived.popleft()
             if self._peer is None:
@@ -288,7 +302,7 @@ class ExchangeServer:
                 if message is None:
                     self._refuse(call, peer, _NOT_A_HANDSHAKE)
                     continue
-                reason = self.peer_check(peer.decode(errors="replace")) if self.peer_check is not None else None
+                reason = self.peer_check(peer) if self.peer_check is not None else None
                 if reason is not None:
                     self._refuse(call, peer, reason)
                     continue
@@ -298,7 +312,7 @@ class ExchangeServer:
                 return message
             if peer == self._peer:
                 break
-            self._refuse(call, peer, _OTHER_PEER)  # it started before the handshake
+            self._refuse(call, peer, OTHER_PEER)  # it started before the handshake
         self._pending = call
         try:
             message = parse_unity_message(data)
@@ -318,15 +332,28 @@ class ExchangeServer:
         if self._pending is None:
             raise RuntimeError("respond() called without a pending call from Unity; call receive() first")
         call, self._pending = self._pending, None
-        call.start_server_batch(
-            (
-                cygrpc.SendInitialMetadataOperation(None, 0),
-                cygrpc.SendMessageOperation(message, 0),
-                cygrpc.SendStatusFromServerOperation(None, cygrpc.StatusCode.ok, b"", 0),
-                cygrpc.ReceiveCloseOnServerOperation(0),
-            ),
-            _ENDED,
-        )
+        self._answer(call, message)
+
+    @abc.abstractmethod
+    def close(self, grace: float = 1.0) -> None:
+        """Answers open calls with status 400, stops the server and frees the port (idempotent).
+
+        Args:
+            grace: seconds to let answered calls finish sending before they are cancelled.
+        """
+
+    @abc.abstractmethod
+    def _await_event(self, deadline: float) -> bool:
+        """Takes in what the transport has for the server, appending requests that came to
+        ``_arrived``; waits until ``deadline`` (a ``time.monotonic()``) at most. False if nothing came."""
+
+    @abc.abstractmethod
+    def _answer(self, call: CallT, message: bytes) -> None:
+        """Ends ``call`` with status OK and ``message``, a serialized UnityMessageProto."""
+
+    @abc.abstractmethod
+    def _end_refused(self, call: CallT, reason: str) -> None:
+        """Ends ``call`` with PERMISSION_DENIED and ``reason``."""
 
     @staticmethod
     def _handshake_or_none(data: bytes) -> pb.UnityMessageProto | None:
@@ -341,116 +368,43 @@ class ExchangeServer:
 
     def _seal(self) -> None:
         """Closes the port to every connection but the peer's, below gRPC (:func:`seal_port`)."""
-        address = peer_address(self._peer.decode(errors="replace")) if self._peer is not None else None
+        address = peer_address(self._peer) if self._peer is not None else None
         self._sealed = address is not None and seal_port(self.port, address) >= 0
 
-    def _refuse(self, call: cygrpc.Call, peer: bytes, reason: str) -> None:
-        """Ends ``call`` with PERMISSION_DENIED and ``reason``; counts and logs it. A call from
-        another connection than the peer's also shuts that connection down (:meth:`_seal`)."""
-        call.start_server_batch(
-            (
-                cygrpc.SendInitialMetadataOperation(None, 0),
-                cygrpc.SendStatusFromServerOperation(None, _REFUSED, reason.encode(), 0),
-                cygrpc.ReceiveCloseOnServerOperation(0),
-            ),
-            _ENDED,
-        )
-        if self._sealed and peer not in self._shut:  # a connection the kernel had let in before the seal
-            self._shut.add(peer)
-            self._seal()
-        self.refused_calls += 1
-        self.last_refusal = f"{peer.decode(errors='replace')}: {reason}"
-        count = self.refused_calls
+    def _refuse(self, call: CallT, peer: str, reason: str) -> None:
+        """Ends ``call`` with PERMISSION_DENIED and ``reason``; counts and logs it (:meth:`_count_refusal`)."""
+        self._end_refused(call, reason)
+        self._count_refusal(peer, reason)
+
+    def _count_refusal(self, peer: str, reason: str) -> None:
+        """Counts and logs a call refused for ``reason``. A call from another connection than the
+        peer's also shuts that connection down (:meth:`_seal`). Safe on any thread."""
+        with self._refusals:
+            if self._sealed and peer not in self._shut:  # a connection the kernel had let in before the seal
+                self._shut.add(peer)
+                self._seal()
+            self.refused_calls += 1
+            count = self.refused_calls
+            self.last_refusal = f"{peer}: {reason}"
         if count == 10 ** (len(str(count)) - 1):  # the first, then at 10, 100, 1000, ...
             logger.warning(
                 "the trainer on port %d refused call number %d, from %s: %s. Another program is calling this port "
                 "(see 'One peer per session' in docs/reliability.md)",
-                self.port, count, peer.decode(errors="replace"), reason,
+                self.port, count, peer, reason,
             )  # fmt: skip
 
-    def _next_event(self, deadline: float) -> bool:
-        """Handles the queue's next event, waiting until ``deadline`` (a ``time.time()``) at
-        most; False if none came."""
-        event = self._queue.poll(deadline)
-        if event.completion_type == _TIMEOUT:
-            return False
-        tag = event.tag
-        if tag is _NEW_CALL:
-            if not self._closed:
-                self._server.request_call(self._queue, self._queue, _NEW_CALL)  # be ready for the one after
-            if event.success:
-                call = event.call
-                if event.call_details.method == _EXCHANGE_PATH_BYTES:
-                    peer = call.peer()
-                    if self._peer is not None and peer != self._peer:
-                        self._refuse(call, peer, _OTHER_PEER)  # before its message is read
-                    else:
-                        call.start_server_batch((cygrpc.ReceiveMessageOperation(0),), (call, peer))
-                else:
-                    call.start_server_batch(
-                        (
-                            cygrpc.SendInitialMetadataOperation(None, 0),
-                            cygrpc.SendStatusFromServerOperation(None, _UNIMPLEMENTED, b"Method not found!", 0),
-                            cygrpc.ReceiveCloseOnServerOperation(0),
-                        ),
-                        _ENDED,
-                    )
-        elif tag is _STOPPED:
-            self._stopped = True
-        elif tag is not _ENDED:  # (call, peer) when a call's request came, or None if the call ended before it
-            data = event.batch_operations[0].message()
-            if event.success and data is not None:
-                self._arrived.append((*tag, data))
-        return True
+    def _close_calls(self) -> None:
+        """Answers the pending call and the calls that came but were never received with status
+        400, except those of another connection than the peer's, which are refused."""
+        if self._pending is not None:
+            self.respond(CLOSING_MESSAGE)
+        while self._arrived:
+            call, peer, _ = self._arrived.popleft()
+            if self._peer is not None and peer != self._peer:
+                self._refuse(call, peer, OTHER_PEER)
+            else:
+                self._answer(call, CLOSING_MESSAGE)
 
-    def close(self, grace: float = 1.0) -> None:
-        """Answers open calls with status 400, stops the server and frees the port (idempotent).
-
-        Args:
-            grace: seconds to let answered calls finish sending before they are cancelled.
-        """
-        if self._closed:
-            return
-        self._closed = True
-        self._finalizer.detach()
-        self._server.shutdown(self._queue, _STOPPED)  # no new calls from here on
-        deadline = time.time() + grace
-        cancelled = False
-        while not self._stopped:
-            if self._pending is None and self._arrived:  # calls that arrived but were never received
-                call, peer, _ = self._arrived.popleft()
-                if self._peer is not None and peer != self._peer:
-                    self._refuse(call, peer, _OTHER_PEER)
-                    continue
-                self._pending = call
-            if self._pending is not None:
-                self.respond(CLOSING_MESSAGE)
-            elif not self._next_event(deadline):
-                if cancelled:
-                    logger.warning("the gRPC server on port %d did not report its stop within %g s; going on", self.port, grace + _STOP_MARGIN)
-                    return
-                self._server.cancel_all_calls()
-                cancelled, deadline = True, time.time() + _STOP_MARGIN
-        _release(self._server, self._queue)
-
-
-def _abandon(server: cygrpc.Server, queue: cygrpc.CompletionQueue) -> None:
-    """Stops a server that was never closed (collected, or at exit): its calls are cancelled."""
-    server.shutdown(queue, _STOPPED)
-    server.cancel_all_calls()
-    deadline = time.time() + _STOP_MARGIN
-    while True:
-        event = queue.poll(deadline)
-        if event.completion_type == _TIMEOUT:
-            return  # left to the process's exit
-        if event.tag is _STOPPED:
-            break
-    _release(server, queue)
-
-
-def _release(server: cygrpc.Server, queue: cygrpc.CompletionQueue) -> None:
-    """Frees a stopped server and empties its queue."""
-    server.destroy()
-    queue.shutdown()
-    while queue.poll(time.time() + _STOP_MARGIN).completion_type == cygrpc.CompletionType.operation_complete:
-        pass
+    def _warn_stop_overdue(self, grace: float) -> None:
+        """Says that gRPC's stop was not seen within ``grace`` and :data:`STOP_MARGIN` seconds (close() goes on)."""
+        logger.warning("the gRPC server on port %d did not report its stop within %g s; going on", self.port, grace + STOP_MARGIN)

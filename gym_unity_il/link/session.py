@@ -30,50 +30,45 @@ import time
 import types
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gym_unity_il.errors import (
     ConfigError,
-    GymUnityILError,
+    EnvClosedError,
     SpecMismatchError,
     UnityProcessExitedError,
     UnityProtocolError,
     UnityTimeoutError,
-    UnityVersionError,
-    quote,
 )
-from gym_unity_il.link import codec
-from gym_unity_il.link.codec import StepBatch
 from gym_unity_il.link.launcher import ChildProcess, OwnershipUnknown, environment_with_import_path, find_executable, unity_arguments
 from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, STATUS_OK, ExchangeServer, check_max_message_bytes, peer_address
-from gym_unity_il.link.side_channels import (
+from gym_unity_il.link.transport import make_exchange_server
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.actions import encode_action_list
+from gym_unity_il.protocol.agents import StepBatch, decode_unity_output
+from gym_unity_il.protocol.channels import (
     SEED_MODULUS,
     SEED_PARAMETER,
     EngineConfig,
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
     ScenePictureChannel,
-    SideChannel,
-    SideChannelManager,
     StatsAggregationMethod,
     StatsSideChannel,
 )
-from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.handshake import UnityInfo, handshake_response, read_handshake
+from gym_unity_il.protocol.messages import encode_trainer_message
+from gym_unity_il.protocol.side_channels import SideChannel, SideChannelManager
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
 
 logger = logging.getLogger(__name__)
 
-#: The communication API version this package speaks.
-COMMUNICATION_VERSION = "1.5.0"
 #: Default base port when launching an executable or a built-in scene (Unity's trainer: 5005).
 BUILD_BASE_PORT = 5005
 #: Default port of the Unity Editor's ML-Agents connection.
 EDITOR_BASE_PORT = 5004
-#: Communication versions below this one need the deprecated flat action vector.
-_HYBRID_ACTIONS_VERSION = (1, 3, 0)
 #: How often a wait for Unity checks whether the launched process is still alive, in seconds.
 _POLL_INTERVAL = 0.1
 _LOG_TAIL_LINES = 20
@@ -85,59 +80,6 @@ NOT_THE_LAUNCHED_PLAYER = (
 
 #: Per behavior, ``(decision steps, terminal steps)`` of one message from Unity.
 Steps = dict[str, tuple[StepBatch, StepBatch]]
-
-
-@dataclass(frozen=True)
-class UnityInfo:
-    """What the Unity side said about itself in the handshake.
-
-    Attributes:
-        name: ``"AcademySingleton"`` for Unity.
-        communication_version: its communication API version, e.g. ``"1.5.0"``.
-        package_version: its com.unity.ml-agents version, e.g. ``"3.0.0"``.
-        capabilities: the capability flags it reported, by field name.
-    """
-
-    name: str
-    communication_version: str
-    package_version: str
-    capabilities: Mapping[str, bool]
-
-
-def versions_compatible(unity_version: str, python_version: str = COMMUNICATION_VERSION) -> bool:
-    """The compatibility rule of protocol.md §5.1: same major, and same minor when major is 0."""
-    try:
-        unity, python = codec.parse_version(unity_version), codec.parse_version(python_version)
-    except ValueError:
-        return False
-    if unity[0] == 0:
-        return unity[:2] == python[:2]
-    return unity[0] == python[0]
-
-
-def capabilities_proto() -> pb.UnityRLCapabilitiesProto:
-    """All seven capabilities, as the reference trainer sends them."""
-    return pb.UnityRLCapabilitiesProto(
-        baseRLCapabilities=True,
-        concatenatedPngObservations=True,
-        compressedChannelMapping=True,
-        hybridActions=True,
-        trainingAnalytics=True,
-        variableLengthObservation=True,
-        multiAgentGroups=True,
-    )
-
-
-def handshake_response(*, seed: int, package_version: str, num_areas: int = 1) -> pb.UnityMessageProto:
-    """The answer to Unity's first call: the trainer's initialization input (protocol.md §5 step 3)."""
-    message = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
-    init = message.unity_input.rl_initialization_input
-    init.seed = seed
-    init.communication_version = COMMUNICATION_VERSION
-    init.package_version = package_version
-    init.capabilities.CopyFrom(capabilities_proto())
-    init.num_areas = num_areas
-    return message
 
 
 def scene_target(scene: str | type) -> str:
@@ -328,7 +270,7 @@ class UnitySession:
         self._temp_log_folder: str | None = None
         self.log_file: Path | None = None
 
-        self._server = ExchangeServer(port=port, host=host, max_message_bytes=max_message_bytes)
+        self._server = make_exchange_server(port=port, host=host, max_message_bytes=max_message_bytes)
         self.port: int = self._server.port
         self._closed = False
         self._finalizer = weakref.finalize(self, _release, self._server, None, 0.0, None)
@@ -451,7 +393,7 @@ class UnitySession:
             else:
                 continuous = np.zeros((n, act.continuous_size), np.float32)
                 discrete = np.zeros((n, act.discrete_size), np.int32)
-            encoded[name] = codec.encode_action_list(continuous, discrete, legacy_vector_actions=self._legacy_actions)
+            encoded[name] = encode_action_list(continuous, discrete, legacy_vector_actions=self._legacy_actions)
         return self._exchange(pb.STEP, encoded)
 
     def close(self) -> None:
@@ -480,7 +422,7 @@ class UnitySession:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise GymUnityILError(f"{self!r} is closed; create a new env or session")
+            raise EnvClosedError(f"{self!r} is closed; create a new env or session")
 
     def _fail(self, *, keep_log: bool = True) -> None:
         """Closes at once after an error, keeping the log folder for the user to read unless
@@ -540,33 +482,21 @@ class UnitySession:
         from gym_unity_il import __version__
 
         first = self._receive("the first message (handshake)")  # the server returns only a handshake here
-        init = first.unity_output.rl_initialization_output
-        caps = init.capabilities
-        self.unity_info = UnityInfo(
-            name=init.name,
-            communication_version=init.communication_version,
-            package_version=init.package_version,
-            capabilities={field.name: bool(getattr(caps, field.name)) for field in caps.DESCRIPTOR.fields},
-        )
         self._server.respond(handshake_response(seed=seed, package_version=__version__, num_areas=num_areas).SerializeToString())
         self._receive("the second message of the handshake")
-        if not versions_compatible(init.communication_version):
-            raise UnityVersionError(
-                f"{self._describe} speaks ML-Agents communication API {quote(init.communication_version)} (package "
-                f"{quote(init.package_version)}), but gym_unity_il speaks {COMMUNICATION_VERSION}: the major versions must match. "
-                "Use a Unity project with com.unity.ml-agents 2.0 or later (communication API 1.x)."
-            )
-        if not caps.baseRLCapabilities:
+        handshake = read_handshake(first, who=self._describe)  # a refusal answers the second message with status 400
+        self.unity_info = handshake.unity
+        if not handshake.base_capabilities:
             logger.warning("%s does not report the base RL capabilities; it may not work as expected", self._describe)
-        self._channels_first = codec.channels_first_for_package(init.package_version)
-        self._legacy_actions = codec.parse_version(init.communication_version) < _HYBRID_ACTIONS_VERSION
+        self._channels_first = handshake.channels_first
+        self._legacy_actions = handshake.legacy_actions
 
     def _exchange(self, command: int, actions: Mapping[str, bytes] | None = None) -> Steps:
         """Answers the pending call with ``command``, ``actions`` (serialized per behavior) and
         the queued side-channel messages, and decodes Unity's next message."""
         try:
             side_channel = self._side_channels.outgoing_bytes()
-            self._server.respond(codec.encode_trainer_message(command=command, actions=actions, side_channel=side_channel))
+            self._server.respond(encode_trainer_message(command=command, actions=actions, side_channel=side_channel))
             reply = self._receive("the answer to RESET" if command == pb.RESET else "the next step")
             self._steps = self._decode(reply.unity_output)
             return dict(self._steps)  # a new dict per message: the caller may keep it
@@ -578,7 +508,7 @@ class UnitySession:
             raise
 
     def _decode(self, output: pb.UnityOutputProto) -> Steps:
-        steps = codec.decode_unity_output(output, self._specs, channels_first=self._channels_first, image_format=self.image_format)
+        steps = decode_unity_output(output, self._specs, channels_first=self._channels_first, image_format=self.image_format)
         if output.rl_output.side_channel:
             self._side_channels.process_incoming(output.rl_output.side_channel)
         return steps

@@ -15,7 +15,7 @@ Every scene takes keyword-only constructor arguments, among them ``num_agents``,
 ``gym_unity_il.seed`` re-seeds it at the next reset. ``ball`` and ``grid`` also offer a
 ``Teacher`` and a ``Student`` behavior (``teacher_student=True``) for online BC. Every
 scene draws a picture of an agent's area for people (``Scene.render``), which the
-trainer asks for on :class:`~gym_unity_il.link.side_channels.ScenePictureChannel`.
+trainer asks for on :class:`~gym_unity_il.protocol.channels.ScenePictureChannel`.
 
 Use :func:`make_scene` to build one and :func:`expert_policy` for its scripted expert.
 """

@@ -82,5 +82,5 @@ class Scene(abc.ABC):
         """A picture of one agent's area as it is now, for people (the human teacher's window,
         ``render()``): ``uint8 (height, width, 3)`` RGB, or None when the scene draws none
         (the default). The player calls it when the trainer asks
-        (:class:`~gym_unity_il.link.side_channels.ScenePictureChannel`)."""
+        (:class:`~gym_unity_il.protocol.channels.ScenePictureChannel`)."""
         return None

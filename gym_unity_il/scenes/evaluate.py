@@ -1,10 +1,16 @@
-"""Measures a policy's return on a built-in scene in-process, without the gRPC link.
+"""Measures a policy's return on a built-in scene in-process, without the gRPC link, and the
+policy and evaluation types every evaluation shares.
 
 :func:`evaluate_in_process` drives a :class:`~gym_unity_il.scenes.base.Scene` directly
 with one agent and hands the policy observations exactly as the env returns them (a bare
 array for one sensor, a dict keyed by sensor name for several; images ``uint8`` HWC or
 ``float32`` CHW), so the figures in the scene docstrings are what a user of the env sees;
 ``python -m gym_unity_il.scenes.evaluate`` measures them again.
+
+* :class:`Predictor`: what every evaluation and trainer takes as a policy;
+* :class:`RandomPolicy`: the uniform baseline;
+* :class:`Evaluation`: the returns and lengths an evaluation measured (also
+  :func:`gym_unity_il.train.evaluate`'s result).
 """
 
 from __future__ import annotations
@@ -14,15 +20,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from gymnasium import spaces
 
 from gym_unity_il.errors import ConfigError
+from gym_unity_il.scenes import SCENES, expert_policy, make_scene
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
 
 
-class Policy(Protocol):
-    """Anything with SB3's ``predict``."""
+class Predictor(Protocol):
+    """Anything with SB3's ``predict``: models, policies, scripted experts, teachers.
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple[Any, Any]: ...
+    ``deterministic`` defaults to False as in SB3; every evaluation and trainer of this
+    package passes it explicitly.
+    """
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False) -> tuple[Any, Any]: ...
 
 
 def env_observation(spec: BehaviorSpec, observations: list[np.ndarray], image_format: ImageFormat = "hwc_uint8") -> np.ndarray | dict[str, np.ndarray]:
@@ -49,24 +61,25 @@ def env_observation(spec: BehaviorSpec, observations: list[np.ndarray], image_fo
 
 
 class RandomPolicy:
-    """Uniform actions from a behavior's gymnasium action space (action masks ignored).
+    """Uniform actions of an action space (action masks ignored).
 
     Args:
-        spec: the behavior to act for.
+        source: a behavior spec (then a single observation gets a single action) or an
+            action space (then observations come in batches, as from a VecEnv).
         seed: seed of the action sampler.
     """
 
-    def __init__(self, spec: BehaviorSpec, *, seed: int = 0) -> None:
-        self.spec = spec
-        self.space = spec.action_space()
-        self.space.seed(seed)
+    def __init__(self, source: BehaviorSpec | spaces.Space, *, seed: int = 0) -> None:
+        self.spec = source if isinstance(source, BehaviorSpec) else None
+        self.action_space = source.action_space() if isinstance(source, BehaviorSpec) else source
+        self.action_space.seed(seed)
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple[Any, None]:
-        """One sampled action, or a batch of them when ``observation`` is a batch."""
-        first = observation[self.spec.observation_keys[0]] if isinstance(observation, dict) else observation
-        if np.ndim(first) == len(self.spec.observation_specs[0].shape):
-            return self.space.sample(), None
-        samples = [self.space.sample() for _ in range(len(first))]
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False) -> tuple[Any, None]:
+        """One sampled action for a single observation, else one per row of the batch."""
+        first = next(iter(observation.values())) if isinstance(observation, dict) else observation
+        if self.spec is not None and np.ndim(first) == len(self.spec.observation_specs[0].shape):
+            return self.action_space.sample(), None
+        samples = [self.action_space.sample() for _ in range(len(first))]
         if isinstance(samples[0], dict):
             return {k: np.stack([s[k] for s in samples]) for k in samples[0]}, None
         return np.stack(samples), None
@@ -74,10 +87,11 @@ class RandomPolicy:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Returns and lengths (decisions) of the evaluated episodes."""
+    """Returns and lengths (decisions) of evaluated episodes, and the seed they started from."""
 
-    returns: np.ndarray
-    lengths: np.ndarray
+    returns: list[float]
+    lengths: list[int]
+    seed: int
 
     @property
     def mean_return(self) -> float:
@@ -87,10 +101,21 @@ class Evaluation:
     def std_return(self) -> float:
         return float(np.std(self.returns))
 
+    @property
+    def mean_length(self) -> float:
+        return float(np.mean(self.lengths))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as ``evaluation.json`` holds them."""
+        return {
+            "episodes": len(self.returns), "seed": self.seed, "mean_return": self.mean_return, "std_return": self.std_return,
+            "mean_length": self.mean_length, "returns": self.returns, "lengths": self.lengths,
+        }  # fmt: skip
+
 
 def evaluate_in_process(
     scene_name: str,
-    policy: Policy | str,
+    policy: Predictor | str,
     episodes: int = 20,
     seed: int = 0,
     *,
@@ -111,8 +136,6 @@ def evaluate_in_process(
     Returns:
         The episodes' returns and lengths.
     """
-    from gym_unity_il.scenes import expert_policy, make_scene
-
     scene = make_scene(scene_name, num_agents=1, seed=seed, **scene_kwargs)
     specs = scene.behavior_specs()
     if len(specs) != 1:
@@ -144,17 +167,15 @@ def evaluate_in_process(
         continuous, discrete = spec.action_spec.split(action)
         scene.act({behavior: (continuous[None], discrete[None])})
         episode_length += 1
-    return Evaluation(np.asarray(returns), np.asarray(lengths))
+    return Evaluation(returns, lengths, seed)
 
 
 def main() -> None:
     """Prints the expert and random returns of every built-in scene (the docstring figures)."""
-    from gym_unity_il.scenes import SCENES
-
     for name in SCENES:
         for policy in ("expert", "random"):
             result = evaluate_in_process(name, policy, episodes=20, seed=0)
-            print(f"{name:8s} {policy:7s} return {result.mean_return:8.3f} +- {result.std_return:6.3f}  length {result.lengths.mean():7.1f}")
+            print(f"{name:8s} {policy:7s} return {result.mean_return:8.3f} +- {result.std_return:6.3f}  length {result.mean_length:7.1f}")
 
 
 if __name__ == "__main__":

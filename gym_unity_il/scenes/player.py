@@ -20,7 +20,7 @@ parameter ``gym_unity_il.seed`` rebuilds the scene with that seed before the RES
 follows, which makes ``env.reset(seed=s)`` deterministic. Engine settings are logged
 (scenes are not rendered in real time). A scene may define ``take_stats() -> dict[str, float]``;
 the player sends those values on the stats channel after every step. A request on the
-scene picture channel (:class:`~gym_unity_il.link.side_channels.ScenePictureChannel`)
+scene picture channel (:class:`~gym_unity_il.protocol.channels.ScenePictureChannel`)
 is answered in the next output with :meth:`Scene.render` of the state that output shows.
 
 Test aids (fault injection, used by the package's own tests):
@@ -58,9 +58,10 @@ import grpc
 import numpy as np
 
 from gym_unity_il.errors import ConfigError, UnityProtocolError
-from gym_unity_il.link import codec
 from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, EXCHANGE_PATH, STATUS_CLOSING, STATUS_OK
-from gym_unity_il.link.side_channels import (
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.actions import decode_actions
+from gym_unity_il.protocol.channels import (
     ENGINE_CONFIGURATION_CHANNEL_ID,
     ENVIRONMENT_PARAMETERS_CHANNEL_ID,
     SCENE_PICTURE_CHANNEL_ID,
@@ -72,10 +73,11 @@ from gym_unity_il.link.side_channels import (
     SamplerType,
     ScenePictureChannel,
     StatsSideChannel,
-    frame_messages,
-    split_messages,
 )
-from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.handshake import channels_first_for_package
+from gym_unity_il.protocol.observations import ObservationEncoder
+from gym_unity_il.protocol.side_channels import frame_messages, split_messages
+from gym_unity_il.protocol.specs import brain_parameters_to_proto
 from gym_unity_il.scenes.base import AgentBatch, Scene
 from gym_unity_il.spec import BehaviorSpec, DimensionProperty, ObservationSpec
 
@@ -241,10 +243,10 @@ class ScenePlayer:
         self.communication_version = communication_version
         self.package_version = package_version
         self.faults = faults
-        self._channels_first = codec.channels_first_for_package(package_version)
+        self._channels_first = channels_first_for_package(package_version)
         self._scene: Scene | None = None
         self._specs: dict[str, BehaviorSpec] = {}
-        self._encoders: dict[str, tuple[codec.ObservationEncoder, ...]] = {}  # per behavior, one per sensor
+        self._encoders: dict[str, tuple[ObservationEncoder, ...]] = {}  # per behavior, one per sensor
         self._announced: set[str] = set()
         self._floats: dict[str, float] = {}
         self._samplers: dict[str, tuple[Sampler, np.random.Generator]] = {}
@@ -363,7 +365,7 @@ class ScenePlayer:
         self._scene = self.scene_class(seed=seed, **self.scene_kwargs)
         self._specs = dict(self._scene.behavior_specs())
         self._encoders = {
-            name: tuple(codec.ObservationEncoder(wire_observation_spec(o, channels_first=self._channels_first)) for o in spec.observation_specs)
+            name: tuple(ObservationEncoder(wire_observation_spec(o, channels_first=self._channels_first)) for o in spec.observation_specs)
             for name, spec in self._specs.items()
         }
         for key, value in self._floats.items():
@@ -388,7 +390,7 @@ class ScenePlayer:
             received = rl_input.agent_actions[name].value
             if len(received) < deciding:
                 raise UnityProtocolError(f"behavior {name!r}: {len(received)} actions for {deciding} agents awaiting a decision")
-            actions[name] = codec.decode_actions(received[:deciding], self._specs[name].action_spec)
+            actions[name] = decode_actions(received[:deciding], self._specs[name].action_spec)
         self._scene.act(actions)
 
     def _apply_side_channels(self, data: bytes) -> None:
@@ -426,7 +428,7 @@ class ScenePlayer:
             if name not in self._specs:
                 raise UnityProtocolError(f"scene {self.scene_class.__name__} produced agents of undeclared behavior {name!r}")
             if name not in self._announced:
-                brain = codec.brain_parameters_to_proto(self._specs[name], is_training=True)
+                brain = brain_parameters_to_proto(self._specs[name], is_training=True)
                 message.unity_output.rl_initialization_output.brain_parameters.append(brain)
                 self._announced.add(name)
             self._fill_agent_infos(rl_output.agentInfos[name].value, batch, self._encoders[name])
@@ -456,7 +458,7 @@ class ScenePlayer:
         return ScenePictureChannel.encode_picture(agent_id, picture)
 
     @staticmethod
-    def _fill_agent_infos(out: object, batch: AgentBatch, encoders: tuple[codec.ObservationEncoder, ...]) -> None:
+    def _fill_agent_infos(out: object, batch: AgentBatch, encoders: tuple[ObservationEncoder, ...]) -> None:
         done = np.asarray(batch.done, bool).tolist()
         max_step = np.asarray(batch.max_step_reached, bool).tolist()
         rewards = np.asarray(batch.rewards, np.float32).tolist()

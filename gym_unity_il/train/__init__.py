@@ -4,20 +4,26 @@
   writing ``results/<run-id>/`` (model, TensorBoard, metrics CSV, learning curve,
   resolved config, evaluation);
 * :func:`load_config` / :func:`parse_config`: the config files (:mod:`.config`);
-* :func:`evaluate`, :func:`load_policy`, :class:`RandomPolicy`: returns on the same seeds;
+* :func:`evaluate`, :func:`load_policy`, :class:`RandomPolicy`: returns on the same seeds
+  (the loader and the policy and evaluation types are shared with export and the built-in
+  scenes: :mod:`gym_unity_il.export.saved`, :mod:`gym_unity_il.scenes.evaluate`);
 * :func:`make_training_env`: the VecEnv runs train on;
 * :func:`train_online`, :class:`OnlineBC`, :class:`TeacherBuffer`: students learning live
   from a teacher in the same scene (:mod:`.online`); :class:`HumanTeacher`,
   :func:`make_teacher`: teachers (:mod:`.teacher`); :func:`run_dagger`,
-  :func:`train_dagger`: DAgger with a teacher as the expert (:mod:`.dagger`).
+  :func:`train_dagger`: DAgger with a teacher as the expert (:mod:`.dagger`);
+* every trainer runs through one sequence (:mod:`.runner`), picked from :data:`.run.TRAINERS`.
 """
 
+from gym_unity_il.export.saved import TrainedPolicy, load_policy
+from gym_unity_il.scenes.evaluate import Evaluation, RandomPolicy
 from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config, parse_config
 from gym_unity_il.train.dagger import run_dagger, train_dagger
 from gym_unity_il.train.env import make_training_env
-from gym_unity_il.train.evaluation import Evaluation, RandomPolicy, TrainedPolicy, evaluate, load_policy, plot_learning_curve
+from gym_unity_il.train.evaluation import evaluate, plot_learning_curve
 from gym_unity_il.train.online import OnlineBC, TeacherBuffer, train_online
-from gym_unity_il.train.run import RunResult, train
+from gym_unity_il.train.run import train
+from gym_unity_il.train.runner import RunResult
 from gym_unity_il.train.teacher import HumanTeacher, make_teacher
 
 __all__ = [

@@ -166,8 +166,16 @@ class RunConfig:
 
     def for_behavior(self, name: str) -> TrainerSettings:
         """The settings of ``name`` (with or without its ``?team=N`` suffix), else the default."""
+        return self.behaviors.get(self._section(name), self.default)
+
+    def where(self, name: str) -> str:
+        """The section ``name``'s settings come from, as errors name it: ``"<file>: section 'Name'"``."""
+        return f"{self.source}: section {self._section(name)!r}"
+
+    def _section(self, name: str) -> str:
+        """The section of ``name``: its own (with or without ``?team=N``), else ``default``."""
         base = name.split("?team=")[0]
-        return self.behaviors.get(name) or self.behaviors.get(base) or self.default
+        return name if name in self.behaviors else base if base in self.behaviors else "default"
 
     def with_max_steps(self, max_steps: int) -> RunConfig:
         """This config with ``max_steps`` of every section replaced (``--max-steps``), checked

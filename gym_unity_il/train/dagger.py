@@ -14,26 +14,33 @@ the env's own layout even though the student's policy sees them transposed.
 * :func:`run_dagger`: the rounds on any VecEnv (e.g. a ``DummyVecEnv`` of ``UnityIL-v0``);
   `imitation`'s collector takes array observations only, so several sensors are packed
   into one vector (:class:`~gym_unity_il.train.policies.ObservationAdapter` with ``pack``);
-* :func:`train_dagger`: what ``gym-unity-il train`` runs for ``trainer: dagger``.
+* :class:`DaggerTrainer`: what ``gym-unity-il train`` runs for ``trainer: dagger``
+  (:func:`train_dagger` with a teacher object of your own).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import functools
 import os
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from imitation.algorithms import bc
+from imitation.data import rollout, types
 
+from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_demo
 from gym_unity_il.errors import ConfigError
+from gym_unity_il.scenes.evaluate import Predictor
 from gym_unity_il.train.config import RunConfig, TrainerSettings
-from gym_unity_il.train.evaluation import Predictor
-from gym_unity_il.train.policies import ObservationAdapter
+from gym_unity_il.train.env import make_training_env
+from gym_unity_il.train.policies import ObservationAdapter, make_model
 from gym_unity_il.train.progress import RunRecorder
+from gym_unity_il.train.runner import Run, RunRequest, RunResult, Training, check_actions, run_training
+from gym_unity_il.train.teacher import TeacherTrainer
 
 #: BC epochs after each round when ``num_epoch`` is null.
 DAGGER_EPOCHS = 4
@@ -64,21 +71,7 @@ class AdaptedTeacher:
 
     def to_env(self, obs: Any) -> Any:
         """Policy observations back in the env's layout."""
-        parts = obs.unwrap() if hasattr(obs, "unwrap") else obs
-        if self.adapter.pack:  # one float vector: split it, images back to uint8
-            flat = np.asarray(parts, np.float32)
-            pieces = np.split(flat, np.cumsum([p.size for p in self.adapter.layout])[:-1], axis=-1)
-            out = {}
-            for part, piece in zip(self.adapter.layout, pieces):
-                value = piece.reshape(*flat.shape[:-1], *part.shape)
-                if part.is_image:
-                    value = np.moveaxis(np.rint(value * 255.0).clip(0, 255).astype(np.uint8), -3, -1)
-                out[part.key] = value
-            return out
-        if not isinstance(parts, Mapping):
-            part = self.adapter.layout[0]
-            return np.moveaxis(np.asarray(parts), -3, -1) if part.is_image else parts
-        return {p.key: np.moveaxis(np.asarray(parts[p.key]), -3, -1) if p.is_image else np.asarray(parts[p.key]) for p in self.adapter.layout}
+        return self.adapter.observation_layout.to_env(obs.unwrap() if isinstance(obs, types.DictObs) else obs)
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple[Any, Any]:
         return self.teacher.predict(self.to_env(observation), state, episode_start, deterministic)
@@ -124,8 +117,8 @@ def run_dagger(
     Raises:
         ConfigError: a round smaller than a batch.
     """
-    from imitation.algorithms import bc, dagger
-    from imitation.data import rollout
+    import datasets  # imitation's DAgger saves rounds with Hugging Face datasets: a second of import time, so only here
+    from imitation.algorithms import dagger
 
     if settings.dagger_round_steps < settings.batch_size:
         raise ConfigError(f"dagger_round_steps {settings.dagger_round_steps} is smaller than batch_size {settings.batch_size}: the first round would not fill one batch")
@@ -143,10 +136,8 @@ def run_dagger(
     epochs = settings.num_epoch if settings.num_epoch is not None else DAGGER_EPOCHS
     labels, returns = 0, []
     bar = recorder.bar("dagger", total=settings.max_steps, initial=0, unit="label") if recorder is not None else None
-    import datasets  # imitation saves each round with Hugging Face datasets: keep its bars off ours
-
     bars_were_on = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
+    datasets.disable_progress_bars()  # keep its bars off ours
     try:
         while labels < settings.max_steps:
             collector = trainer.create_trajectory_collector()
@@ -174,6 +165,62 @@ def run_dagger(
     return {"rounds": trainer.round_num, "labels": labels, "round_returns": returns}
 
 
+class DaggerPhase:
+    """:func:`run_dagger` as the one phase of a ``dagger`` run; :attr:`outcome` is what it returned."""
+
+    name = "dagger"
+
+    def __init__(self, **arguments: Any) -> None:
+        self.rounds = functools.partial(run_dagger, **arguments)
+        self.outcome: dict[str, Any] = {}
+
+    def run(self, recorder: RunRecorder) -> None:
+        self.outcome = self.rounds(recorder=recorder)
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def summary(self) -> dict[str, Any]:
+        """Its entries of ``evaluation.json``."""
+        outcome = self.outcome
+        return {"teacher_labels": outcome["labels"], "rounds": outcome["rounds"], "round_returns": outcome["round_returns"]}
+
+
+class DaggerTrainer(TeacherTrainer):
+    """``dagger`` as :func:`~gym_unity_il.train.runner.run_training` runs it, over every agent of
+    the behavior, with ``teacher`` (else the config's ``teacher``) as the expert; ``demo_path``,
+    when set, adds demonstrations to round 0."""
+
+    names = ("dagger",)
+
+    def start(self, run: Run) -> Training:
+        request = run.request
+        venv, spec = make_training_env(**request.env_source, behavior_name=request.behavior_name, num_envs=1, seed=request.seed)
+        with contextlib.ExitStack() as teaching:
+            try:
+                settings, where = request.config.for_behavior(spec.name), request.where(spec.name)
+                self.check(settings, where)
+                check_actions(settings, spec, where)
+                teacher = self.open_teacher(settings, spec, scene=request.scene, where=where, teaching=teaching)
+                adapter = ObservationAdapter(venv.observation_space, pack=True)  # DAgger's collector takes arrays only
+                policy_venv = adapter.wrap(venv)
+                demos = None
+                if settings.demo_path is not None:
+                    demo = read_demo(settings.demo_path)
+                    check_demo_matches(demo.behavior_spec, spec, what_a=f"demo {settings.demo_path}", what_b="env")
+                    demos = adapter.trajectories(demo_to_trajectories(demo))
+                model = make_model(settings, policy_venv, adapter, seed=request.seed, logger=run.logger)
+            except BaseException:
+                venv.close()
+                raise
+            phase = DaggerPhase(venv=policy_venv, teacher=teacher, policy=model.policy, adapter=adapter, settings=settings, scratch_dir=run.files.dagger,
+                                logger=run.logger, seed=request.seed, demonstrations=demos)  # fmt: skip
+            return Training(spec.name, settings, model, policy_venv, adapter.observation_layout, [phase], phase.summary, teaching.pop_all())
+
+
 def train_dagger(
     config: RunConfig | str | os.PathLike[str],
     *,
@@ -186,71 +233,15 @@ def train_dagger(
     teacher: Predictor | None = None,
     seed: int = 0,
     progress: bool = True,
-) -> Any:
+) -> RunResult:
     """One ``dagger`` run over every agent of the behavior (results as :func:`~gym_unity_il.train.train`).
 
     The teacher is ``teacher``, else the config's ``teacher`` key; ``demo_path``, when
     set, adds demonstrations to round 0. Ctrl+C saves the policy (``model.zip``) and returns.
 
     Returns:
-        A :class:`~gym_unity_il.train.run.RunResult`.
+        A :class:`~gym_unity_il.train.runner.RunResult`.
     """
-    from imitation.util import logger as imitation_logger
-
-    from gym_unity_il.train.env import make_training_env
-    from gym_unity_il.train.evaluation import HELD_OUT_SEEDS, evaluate, plot_learning_curve
-    from gym_unity_il.train.online import check_online_settings, start_live_run
-    from gym_unity_il.train.policies import extractor_kwargs
-    from gym_unity_il.train.run import RunResult, _check_actions, _make_model, _section
-    from gym_unity_il.train.teacher import make_teacher
-
-    started = time.perf_counter()
-    config, run_dir, behavior_name, _, scene = start_live_run(
-        config, results_dir=results_dir, run_id=run_id, behavior_name=behavior_name, scene=scene, file_name=file_name, kind="DAgger", seed=seed
-    )
-    venv, spec = make_training_env(file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, behavior_name=behavior_name, num_envs=1, seed=seed)
-    try:
-        settings = config.for_behavior(spec.name)
-        where = _section(config, spec.name)
-        check_online_settings(settings, where)
-        _check_actions(settings, spec, where)
-        if teacher is None:
-            teacher = make_teacher(settings.teacher, spec=spec, scene=scene, where=f"{where}.teacher")
-        adapter = ObservationAdapter(venv.observation_space, pack=True)  # DAgger's collector takes arrays only
-        policy_venv = adapter.wrap(venv)
-        demos = None
-        if settings.demo_path is not None:
-            from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_demo
-
-            demo = read_demo(settings.demo_path)
-            check_demo_matches(demo.behavior_spec, spec, what_a=f"demo {settings.demo_path}", what_b="env")
-            demos = adapter.trajectories(demo_to_trajectories(demo))
-        model = _make_model(settings, policy_venv, {"net_arch": settings.net_arch(), **extractor_kwargs(adapter, None)}, seed)
-        logger = imitation_logger.configure(run_dir / "tensorboard", ["tensorboard"])
-        model.set_logger(logger)
-        import yaml
-
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        recorder = RunRecorder(run_dir=run_dir, logger=logger, summary_freq=settings.summary_freq, progress=progress)
-        try:
-            outcome = run_dagger(venv=policy_venv, teacher=teacher, policy=model.policy, adapter=adapter, settings=settings,
-                                 scratch_dir=run_dir / "dagger", logger=logger, seed=seed, recorder=recorder, demonstrations=demos)  # fmt: skip
-        except KeyboardInterrupt:
-            model.save(run_dir / "model.zip")
-            return RunResult(run_dir, spec.name, settings.trainer, True, None, time.perf_counter() - started)
-        finally:
-            close = getattr(teacher, "close", None)
-            if callable(close):
-                close()
-        model.save(run_dir / "model.zip")
-        evaluation = evaluate(model, policy_venv, episodes=settings.eval_episodes, seed=HELD_OUT_SEEDS + seed)
-    finally:
-        venv.close()
-    wall = time.perf_counter() - started
-    summary = {
-        "behavior": spec.name, "trainer": settings.trainer, "algorithm": "PPO", "model": "model.zip", "teacher_labels": outcome["labels"],
-        "rounds": outcome["rounds"], "round_returns": outcome["round_returns"], "phases": ["dagger"], "wall_time_s": wall, **evaluation.to_dict(),
-    }  # fmt: skip
-    (run_dir / "evaluation.json").write_text(json.dumps(summary, indent=2))
-    plot_learning_curve(recorder.metrics_path, run_dir / "learning_curve.png", title=f"{run_id}: dagger on {spec.name}")
-    return RunResult(run_dir, spec.name, settings.trainer, False, evaluation, wall)
+    request = RunRequest.make(config, run_id=run_id, results_dir=results_dir, file_name=file_name, scene=scene, scene_kwargs=scene_kwargs,
+                              behavior_name=behavior_name, seed=seed, progress=progress)  # fmt: skip
+    return run_training(DaggerTrainer(teacher), request)

@@ -9,6 +9,7 @@ from typing import Any
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
+from gym_unity_il.envs.vec_env import make_unity_vec_env
 from gym_unity_il.spec import BehaviorSpec
 
 #: The logger key of the number of Unity process restarts so far.
@@ -62,8 +63,6 @@ def make_training_env(
     Raises:
         ConfigError, GymUnityILError: see :class:`~gym_unity_il.envs.vec_env.UnityVecEnv`.
     """
-    from gym_unity_il.envs.vec_env import make_unity_vec_env
-
     venv = make_unity_vec_env(
         file_name, scene=scene, n_envs=num_envs, scene_kwargs=scene_kwargs, behavior_name=behavior_name, seed=seed, max_restarts=max_restarts
     )

@@ -1,11 +1,16 @@
-"""Evaluating policies on the same seeds, loading trained models, drawing learning curves."""
+"""Evaluating policies on the same seeds, and drawing learning curves.
+
+The policy type every evaluation takes (:class:`~gym_unity_il.scenes.evaluate.Predictor`)
+and its result (:class:`~gym_unity_il.scenes.evaluate.Evaluation`) live with the in-process
+evaluation of the built-in scenes; trained models are loaded by
+:func:`~gym_unity_il.export.saved.load_policy`.
+"""
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch as th
@@ -13,36 +18,8 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
 
-from gym_unity_il.train.policies import ObservationAdapter
-
-
-class Predictor(Protocol):
-    """Anything with SB3's ``predict``: models, policies, scripted experts."""
-
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False) -> tuple[Any, Any]: ...
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Returns and lengths of evaluation episodes; episode ``i`` started from ``reset`` with seed ``seed + i``."""
-
-    returns: list[float]
-    lengths: list[int]
-    seed: int
-
-    @property
-    def mean_return(self) -> float:
-        return float(np.mean(self.returns))
-
-    @property
-    def std_return(self) -> float:
-        return float(np.std(self.returns))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "episodes": len(self.returns), "seed": self.seed, "mean_return": self.mean_return, "std_return": self.std_return,
-            "mean_length": float(np.mean(self.lengths)), "returns": self.returns, "lengths": self.lengths,
-        }  # fmt: skip
+from gym_unity_il.export.saved import TrainedPolicy
+from gym_unity_il.scenes.evaluate import Evaluation, Predictor
 
 
 def action_masks(venv: VecEnv) -> np.ndarray | None:
@@ -88,9 +65,9 @@ def masked_predict(policy: Any, observation: Any, masks: np.ndarray, determinist
 def _decide(policy: Predictor, obs: Any, masks: np.ndarray | None, deterministic: bool) -> Any:
     """``policy``'s actions, with the env's action masks applied when it is an SB3 actor-critic model."""
     if masks is not None:
-        model, adapt = (policy.model, policy.adapter) if isinstance(policy, TrainedPolicy) else (policy, None)
+        model, model_obs = (policy.model, policy.policy_observation(obs)) if isinstance(policy, TrainedPolicy) else (policy, obs)
         if isinstance(getattr(model, "policy", model), ActorCriticPolicy):
-            return masked_predict(model, adapt(obs) if adapt is not None else obs, masks, deterministic)
+            return masked_predict(model, model_obs, masks, deterministic)
     return policy.predict(obs, deterministic=deterministic)[0]
 
 
@@ -131,56 +108,6 @@ def evaluate(policy: Predictor, venv: VecEnv, *, episodes: int, seed: int = 0, d
         returns.extend(float(r) for r in totals[:wave])
         lengths.extend(int(n) for n in steps[:wave])
     return Evaluation(returns=returns, lengths=lengths, seed=seed)
-
-
-class RandomPolicy:
-    """Uniformly random actions of ``action_space`` for a batch of ``n_envs`` observations.
-
-    Args:
-        action_space: the env's action space.
-        seed: seed of the action sampler.
-    """
-
-    def __init__(self, action_space: spaces.Space, *, seed: int = 0) -> None:
-        self.action_space = action_space
-        self.action_space.seed(seed)
-
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False) -> tuple[Any, None]:
-        first = next(iter(observation.values())) if isinstance(observation, dict) else observation
-        return np.stack([self.action_space.sample() for _ in range(len(first))]), None
-
-
-class TrainedPolicy:
-    """A trained SB3 model that takes the env's own observations (it adapts them as in training).
-
-    Args:
-        model: an SB3 algorithm or policy.
-        adapter: the adapter the model was trained through.
-    """
-
-    def __init__(self, model: Any, adapter: ObservationAdapter) -> None:
-        self.model = model
-        self.adapter = adapter
-
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple[Any, Any]:
-        return self.model.predict(self.adapter(observation), state, episode_start, deterministic)
-
-
-def load_policy(path: str | Path, env_observation_space: spaces.Space) -> TrainedPolicy:
-    """A model saved by a training run (``results/<run-id>/model.zip``, PPO or SAC), ready
-    for the env's observations. SB3 files hold pickled objects: load only files you trust."""
-    import json
-    import zipfile
-
-    from stable_baselines3 import PPO, SAC
-
-    path = Path(path)
-    with zipfile.ZipFile(path) as archive:
-        data = json.loads(archive.read("data"))
-    algorithm = SAC if data.get("policy_class", {}).get("__module__", "").startswith("stable_baselines3.sac") else PPO
-    model = algorithm.load(str(path), device="cpu")
-    pack = isinstance(env_observation_space, spaces.Dict) and not isinstance(model.observation_space, spaces.Dict)
-    return TrainedPolicy(model, ObservationAdapter(env_observation_space, pack=pack))
 
 
 def plot_learning_curve(metrics_csv: str | Path, png: str | Path, *, title: str = "") -> None:

@@ -16,33 +16,38 @@ The Teacher Helper's controls, from code or from the teacher's window:
   growing; ``True`` resumes;
 * ``buffer.clear()`` (key C): forget every demonstration so far.
 
-:func:`train_online` is what ``gym-unity-il train`` runs for ``trainer: online_bc``; the
-built-in scene ``ball`` offers the layout with ``scene_kwargs={"teacher_student": True}``
-(behaviors ``Teacher`` with one agent and ``Student`` with ``num_agents``).
+:class:`OnlineTrainer` is what ``gym-unity-il train`` runs for ``trainer: online_bc``
+(:func:`train_online` with a teacher object of your own); the built-in scene ``ball``
+offers the layout with ``scene_kwargs={"teacher_student": True}`` (behaviors ``Teacher``
+with one agent and ``Student`` with ``num_agents``).
 """
 
 from __future__ import annotations
 
 import collections
-import json
+import contextlib
 import os
-import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch as th
-import yaml
 from gymnasium import spaces
+from imitation.algorithms.bc import BehaviorCloningLossCalculator
+from imitation.data import types
 
-from gym_unity_il.envs.workers import AgentSlots, SlotBatch, exchange_until_ready, first_decisions, resolve_behavior
+from gym_unity_il.envs.slots import AgentSlots, SlotBatch, split_batch_actions
+from gym_unity_il.envs.worker import exchange_until_ready, first_decisions, resolve_behavior
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.link.session import UnitySession
+from gym_unity_il.scenes.evaluate import Predictor
 from gym_unity_il.spec import BehaviorSpec
-from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config
-from gym_unity_il.train.evaluation import Predictor
-from gym_unity_il.train.progress import RunRecorder, writing
+from gym_unity_il.train.config import RunConfig, TrainerSettings
+from gym_unity_il.train.env import make_training_env
+from gym_unity_il.train.policies import ObservationAdapter, make_model
+from gym_unity_il.train.progress import RunRecorder
+from gym_unity_il.train.runner import Run, RunRequest, RunResult, Training, check_actions, run_training
+from gym_unity_il.train.teacher import TeacherTrainer
 
 #: Pairs a :class:`TeacherBuffer` keeps by default (the oldest are overwritten beyond it).
 BUFFER_CAPACITY = 100_000
@@ -133,16 +138,6 @@ def observation_of(arrays: tuple[np.ndarray, ...], spec: BehaviorSpec) -> Any:
     if len(arrays) == 1:
         return arrays[0]
     return collections.OrderedDict(zip(spec.observation_keys, arrays))
-
-
-def split_actions(actions: Any, spec: BehaviorSpec, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(continuous float32 [n, c], discrete int32 [n, d])`` from a batch in the gymnasium form of ``spec``."""
-    act = spec.action_spec
-    if act.is_hybrid:
-        return np.asarray(actions["continuous"], np.float32).reshape(n, act.continuous_size), np.asarray(actions["discrete"]).astype(np.int32).reshape(n, act.discrete_size)
-    if act.continuous_size:
-        return np.asarray(actions, np.float32).reshape(n, act.continuous_size), np.zeros((n, 0), np.int32)
-    return np.zeros((n, 0), np.float32), np.asarray(actions).astype(np.int32).reshape(n, act.discrete_size)
 
 
 class TeacherStudentLink:
@@ -272,8 +267,6 @@ class OnlineBC:
         seed: int = 0,
         logger: Any = None,
     ) -> None:
-        from imitation.algorithms.bc import BehaviorCloningLossCalculator
-
         self.link = link
         self.teacher = teacher
         self.policy = policy
@@ -300,8 +293,6 @@ class OnlineBC:
 
     def train_batch(self) -> float:
         """One gradient step on a batch from the buffer; returns the loss."""
-        from imitation.data import types
-
         obs, acts = self.buffer.sample(self.settings.batch_size, self.rng)
         self.policy.set_training_mode(True)
         metrics = self.loss(self.policy, self.adapter(types.DictObs(obs) if isinstance(obs, Mapping) else obs), acts)
@@ -335,7 +326,7 @@ class OnlineBC:
                 elif live.any():
                     self.buffer.add(_rows(teacher_obs, live), np.asarray(teacher_actions)[live])
                 n_t, n_s = len(teacher_batch.agent_id), len(student_batch.agent_id)
-                teacher_batch, student_batch = self.link.step(split_actions(teacher_actions, t_spec, n_t), split_actions(student_actions, s_spec, n_s))
+                teacher_batch, student_batch = self.link.step(split_batch_actions(teacher_actions, t_spec, n_t), split_batch_actions(student_actions, s_spec, n_s))
                 self.teacher_returns.add(teacher_batch)
                 self.student_returns.add(student_batch)
                 if len(self.buffer):
@@ -382,52 +373,45 @@ def _rows(obs: Any, keep: np.ndarray) -> Any:
 # ---------------------------------------------------------------------------- a whole run
 
 
-def check_online_settings(settings: TrainerSettings, where: str) -> None:
-    """Refuses settings online BC and DAgger cannot use (they learn live, without demos)."""
-    if settings.brain_to_imitate is None and settings.trainer == "online_bc":
-        raise ConfigError(f"{where}.brain_to_imitate: trainer 'online_bc' needs the teacher's behavior name (e.g. Teacher)")
-    if settings.normalize:
-        raise ConfigError(f"{where}.normalize: trainer {settings.trainer!r} learns live, without demos to take statistics from; set normalize: false")
+class OnlineTrainer(TeacherTrainer):
+    """``online_bc`` as :func:`~gym_unity_il.train.runner.run_training` runs it: the students of
+    the trained behavior learn from the teacher of ``brain_to_imitate`` (``teacher``, else the
+    config's ``teacher``); the policy is evaluated on a second process of the same scene."""
 
+    names = ("online_bc",)
 
-def start_live_run(
-    config: RunConfig | str | os.PathLike[str],
-    *,
-    results_dir: str | os.PathLike[str],
-    run_id: str,
-    behavior_name: str | None,
-    scene: str | None,
-    file_name: str | os.PathLike[str] | None,
-    kind: str,
-    seed: int,
-) -> tuple[RunConfig, Path, str | None, TrainerSettings, str | None]:
-    """The common start of an online BC or DAgger run (``kind`` names it in errors): the
-    loaded config, the new run folder, created (refused if it exists: these runs do not resume),
-    the behavior (the config's only section when not given), its settings checked, the
-    scene (``"ball"`` when neither a build nor a scene is given); seeds everything.
+    def start(self, run: Run) -> Training:
+        request, first = run.request, run.request.settings
+        self.check(first, request.where())  # the settings the run starts with name the teacher's behavior
+        session = UnitySession(**request.env_source, seed=request.seed)
+        with contextlib.ExitStack() as teaching:
+            link = TeacherStudentLink(session=session, teacher_behavior=first.brain_to_imitate or "", student_behavior=request.behavior_name)
+            teaching.callback(link.close)
+            settings, where = request.config.for_behavior(link.student), request.where(link.student)
+            self.check(settings, where)
+            check_actions(settings, link.student_spec, where)
+            if link.teacher_spec.observation_specs != link.student_spec.observation_specs or link.teacher_spec.action_spec != link.student_spec.action_spec:
+                raise ConfigError(
+                    f"{where}: the teacher {link.teacher_spec.describe()} and the students {link.student_spec.describe()} must see and act alike "
+                    "for the students to learn from the teacher"
+                )
+            teacher = self.open_teacher(settings, link.teacher_spec, scene=request.scene, where=where, teaching=teaching)
+            venv, _ = make_training_env(**request.env_source, behavior_name=link.student, seed=request.seed + 1)
+            try:
+                adapter = ObservationAdapter(venv.observation_space)
+                policy_venv = adapter.wrap(venv)
+                model = make_model(settings, policy_venv, adapter, seed=request.seed, logger=run.logger)
+                online = OnlineBC(link=link, teacher=teacher, policy=model.policy, adapter=adapter, settings=settings, seed=request.seed,
+                                  logger=run.logger)  # fmt: skip
+            except BaseException:
+                venv.close()
+                raise
 
-    Returns:
-        ``(config, run_dir, behavior_name, settings, scene)``.
-    """
-    from stable_baselines3.common.utils import set_random_seed
+            def summary() -> dict[str, Any]:
+                return {"teacher_behavior": link.teacher, "env_steps": online.steps, "teacher_pairs": online.buffer.total_added,
+                        "gradient_batches": online.batches, "teacher_return": online.teacher_returns.mean}  # fmt: skip
 
-    from gym_unity_il.train.run import FORCE_HINT, _section, run_folder
-
-    if not isinstance(config, RunConfig):
-        config = load_config(config)
-    run_dir = run_folder(results_dir, run_id)
-    if run_dir.exists():
-        raise ConfigError(f"run id {run_id!r}: {run_dir} already exists; pass {FORCE_HINT} to start it anew, or choose another run id ({kind} runs do not resume)")
-    if behavior_name is None and len(config.behaviors) == 1:
-        behavior_name = next(iter(config.behaviors))
-    settings = config.for_behavior(behavior_name) if behavior_name else config.default
-    check_online_settings(settings, _section(config, behavior_name or ""))
-    with writing(run_dir):
-        run_dir.mkdir(parents=True)  # now: a results folder that cannot be written fails before Unity starts
-    set_random_seed(seed)
-    if scene is None and file_name is None:
-        scene = "ball"
-    return config, run_dir, behavior_name, settings, scene
+            return Training(link.student, settings, model, policy_venv, adapter.observation_layout, [online], summary, teaching.pop_all())
 
 
 def train_online(
@@ -442,7 +426,7 @@ def train_online(
     teacher: Predictor | None = None,
     seed: int = 0,
     progress: bool = True,
-) -> Any:
+) -> RunResult:
     """One ``online_bc`` run: results in ``results_dir/run_id`` like :func:`~gym_unity_il.train.train`.
 
     The teacher drives the ``brain_to_imitate`` behavior; the students are
@@ -464,68 +448,8 @@ def train_online(
         progress: show the progress bar.
 
     Returns:
-        A :class:`~gym_unity_il.train.run.RunResult` (``interrupted`` after Ctrl+C, with the model saved).
+        A :class:`~gym_unity_il.train.runner.RunResult` (``interrupted`` after Ctrl+C, with the model saved).
     """
-    from imitation.util import logger as imitation_logger
-
-    from gym_unity_il.train.env import make_training_env
-    from gym_unity_il.train.evaluation import HELD_OUT_SEEDS, evaluate, plot_learning_curve
-    from gym_unity_il.train.policies import ObservationAdapter, extractor_kwargs
-    from gym_unity_il.train.run import RunResult, _check_actions, _make_model, _section
-    from gym_unity_il.train.teacher import make_teacher
-
-    started = time.perf_counter()
-    config, run_dir, behavior_name, first, scene = start_live_run(
-        config, results_dir=results_dir, run_id=run_id, behavior_name=behavior_name, scene=scene, file_name=file_name, kind="online", seed=seed
-    )
-    session = UnitySession(file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, seed=seed)
-    link = TeacherStudentLink(session=session, teacher_behavior=first.brain_to_imitate or "", student_behavior=behavior_name)
-    venv = None
-    try:
-        settings = config.for_behavior(link.student)
-        where = _section(config, link.student)
-        check_online_settings(settings, where)
-        if settings.trainer != "online_bc":
-            raise ConfigError(f"{where}.trainer: train_online runs 'online_bc', the section says {settings.trainer!r}")
-        _check_actions(settings, link.student_spec, where)
-        if link.teacher_spec.observation_specs != link.student_spec.observation_specs or link.teacher_spec.action_spec != link.student_spec.action_spec:
-            raise ConfigError(
-                f"{where}: the teacher {link.teacher_spec.describe()} and the students {link.student_spec.describe()} must see and act alike "
-                "for the students to learn from the teacher"
-            )
-        if teacher is None:
-            teacher = make_teacher(settings.teacher, spec=link.teacher_spec, scene=scene, where=f"{where}.teacher")
-        venv, _ = make_training_env(file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, behavior_name=link.student, seed=seed + 1)
-        adapter = ObservationAdapter(venv.observation_space)
-        policy_venv = adapter.wrap(venv)
-        model = _make_model(settings, policy_venv, {"net_arch": settings.net_arch(), **extractor_kwargs(adapter, None)}, seed)
-        logger = imitation_logger.configure(run_dir / "tensorboard", ["tensorboard"])
-        model.set_logger(logger)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        recorder = RunRecorder(run_dir=run_dir, logger=logger, summary_freq=settings.summary_freq, progress=progress)
-        online = OnlineBC(link=link, teacher=teacher, policy=model.policy, adapter=adapter, settings=settings, seed=seed, logger=logger)
-        try:
-            online.run(recorder)
-        except KeyboardInterrupt:
-            model.save(run_dir / "model.zip")
-            return RunResult(run_dir, link.student, settings.trainer, True, None, time.perf_counter() - started)
-        finally:
-            link.close()
-            close = getattr(teacher, "close", None)
-            if callable(close):
-                close()
-        model.save(run_dir / "model.zip")
-        evaluation = evaluate(model, policy_venv, episodes=settings.eval_episodes, seed=HELD_OUT_SEEDS + seed)
-    finally:
-        link.close()
-        if venv is not None:
-            venv.close()
-    wall = time.perf_counter() - started
-    summary = {
-        "behavior": link.student, "teacher_behavior": link.teacher, "trainer": settings.trainer, "algorithm": "PPO", "model": "model.zip",
-        "env_steps": online.steps, "teacher_pairs": online.buffer.total_added, "gradient_batches": online.batches,
-        "teacher_return": online.teacher_returns.mean, "phases": [online.name], "wall_time_s": wall, **evaluation.to_dict(),
-    }  # fmt: skip
-    (run_dir / "evaluation.json").write_text(json.dumps(summary, indent=2))
-    plot_learning_curve(recorder.metrics_path, run_dir / "learning_curve.png", title=f"{run_id}: online_bc on {link.student}")
-    return RunResult(run_dir, link.student, settings.trainer, False, evaluation, wall)
+    request = RunRequest.make(config, run_id=run_id, results_dir=results_dir, file_name=file_name, scene=scene, scene_kwargs=scene_kwargs,
+                              behavior_name=behavior_name, seed=seed, progress=progress)  # fmt: skip
+    return run_training(OnlineTrainer(teacher), request)

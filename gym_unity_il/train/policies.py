@@ -1,5 +1,6 @@
 """What the networks see: env observations turned into policy observations, the features
-extractor shared by policies and discriminators, and the GAIL discriminator.
+extractor shared by policies and discriminators, the GAIL discriminator, and the SB3 model
+a run trains (:func:`make_model`).
 
 The env returns images as ``uint8`` HWC (``image_format="hwc_uint8"``); SB3's convolutions
 want CHW. :class:`ObservationAdapter` transposes them, in exactly the same way for the
@@ -12,12 +13,15 @@ scaled to [0, 1]); :class:`SensorExtractor` unpacks it again.
 buffers are flattened (and standardized with the demos' statistics when asked), images go
 through a CNN: NatureCNN's layers for images of at least 36 x 36 pixels, a smaller
 stride-1 CNN below that.
+
+The observation layout itself (:class:`~gym_unity_il.export.layout.ObservationLayout`) is
+saved with every trained model; :class:`SensorLayout` is importable from here as well,
+where the models of older versions name it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,17 +30,21 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from imitation.rewards.reward_nets import RewardNet
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
+
+from gym_unity_il.export.layout import ObservationLayout, SensorLayout, sensor_spaces
+from gym_unity_il.train.config import TrainerSettings
 
 #: Images with a smaller side than this use the small CNN (NatureCNN's kernels need it).
 NATURE_CNN_MIN_SIZE = 36
 #: Width of the features each image's CNN produces.
 CNN_FEATURES = 256
-#: Key of the single sensor when the observation is not a Dict.
-SINGLE_KEY = "obs"
 
 Normalization = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
@@ -46,91 +54,41 @@ def _is_env_image(space: spaces.Space) -> bool:
     return isinstance(space, spaces.Box) and len(space.shape) == 3 and space.dtype == np.uint8
 
 
-def _sensor_spaces(space: spaces.Space) -> OrderedDict[str, spaces.Box]:
-    if isinstance(space, spaces.Dict):
-        return OrderedDict(space.spaces)
-    if not isinstance(space, spaces.Box):
-        raise TypeError(f"observation space {space} is neither a Box nor a Dict of Boxes")
-    return OrderedDict([(SINGLE_KEY, space)])
-
-
-@dataclasses.dataclass(frozen=True)
-class SensorLayout:
-    """One sensor's place in a packed observation vector.
-
-    Attributes:
-        key: the sensor's key in the env's Dict observation.
-        shape: its shape as the policy sees it (CHW for images).
-        is_image: whether it is an image (packed already scaled to [0, 1]).
-    """
-
-    key: str
-    shape: tuple[int, ...]
-    is_image: bool
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-
 class ObservationAdapter:
-    """Turns env observations into policy observations: HWC ``uint8`` images to CHW, and,
-    with ``pack``, a Dict observation into one ``float32`` vector.
+    """Turns env observations into policy observations as its
+    :class:`~gym_unity_il.export.layout.ObservationLayout` says: HWC ``uint8`` images to
+    CHW, and, with ``pack``, a Dict observation into one ``float32`` vector. The layout is
+    saved with the trained model.
 
     Args:
         env_space: the env's observation space (a Box or a Dict of Boxes).
-        pack: pack a Dict observation into one vector (for `imitation`'s GAIL); ignored
-            for a Box.
+        pack: pack a Dict observation into one vector (for `imitation`'s GAIL and DAgger);
+            ignored for a Box.
     """
 
     def __init__(self, env_space: spaces.Space, *, pack: bool = False) -> None:
         self.env_space = env_space
-        self.pack = pack and isinstance(env_space, spaces.Dict)
-        sensors = _sensor_spaces(env_space)
-        transposed = OrderedDict((k, self._transpose_space(s)) for k, s in sensors.items())
-        self.layout: tuple[SensorLayout, ...] = tuple(SensorLayout(k, s.shape, _is_env_image(sensors[k])) for k, s in transposed.items())
-        if self.pack:
-            total = sum(part.size for part in self.layout)
-            self.space: spaces.Space = spaces.Box(-np.inf, np.inf, (total,), np.float32)
-        elif isinstance(env_space, spaces.Dict):
-            self.space = spaces.Dict(transposed)
-        else:
-            self.space = transposed[SINGLE_KEY]
+        self.observation_layout = ObservationLayout.from_env_space(env_space, pack=pack)
+        self.space = self.observation_layout.policy_space(env_space)
 
     @property
-    def is_identity(self) -> bool:
-        """Whether policy observations are the env's unchanged (no image, no packing)."""
-        return not self.pack and not any(part.is_image for part in self.layout)
+    def pack(self) -> bool:
+        return self.observation_layout.packed
 
-    @staticmethod
-    def _transpose_space(space: spaces.Box) -> spaces.Box:
-        if not _is_env_image(space):
-            return space
-        h, w, c = space.shape
-        return spaces.Box(0, 255, (c, h, w), np.uint8)
+    @property
+    def layout(self) -> tuple[SensorLayout, ...]:
+        """The sensors, as the policy takes them."""
+        return self.observation_layout.sensors
 
     def __call__(self, obs: Any) -> Any:
         """A batch of env observations (array, mapping of arrays, or `imitation` ``DictObs``)
-        as policy observations."""
+        as policy observations (a ``DictObs`` stays one)."""
         from imitation.data import types
 
-        is_dictobs = isinstance(obs, types.DictObs)
-        parts = obs.unwrap() if is_dictobs else obs
-        if not isinstance(parts, Mapping):
-            parts = {SINGLE_KEY: parts}
-        out = OrderedDict()
-        for part in self.layout:
-            value = np.asarray(parts[part.key])
-            if part.is_image:
-                value = np.ascontiguousarray(np.moveaxis(value, -1, -3))
-            out[part.key] = value
-        if self.pack:
-            n = len(out[self.layout[0].key])
-            pieces = [(v.astype(np.float32) / 255.0 if p.is_image else v.astype(np.float32)).reshape(n, -1) for p, v in zip(self.layout, out.values())]
-            return np.concatenate(pieces, axis=1)
-        if not isinstance(self.env_space, spaces.Dict):
-            return out[SINGLE_KEY]
-        return types.DictObs(dict(out)) if is_dictobs else out
+        if not isinstance(obs, types.DictObs):
+            return self.observation_layout.to_policy(obs)
+        adapted = self.observation_layout.to_policy(obs.unwrap())
+        return types.DictObs(dict(adapted)) if isinstance(adapted, Mapping) else adapted
 
     def trajectories(self, trajectories: Sequence[Any]) -> list[Any]:
         """`imitation` trajectories with their observations adapted."""
@@ -138,7 +96,7 @@ class ObservationAdapter:
 
     def wrap(self, venv: VecEnv) -> VecEnv:
         """``venv`` returning policy observations (itself when nothing changes)."""
-        return venv if self.is_identity else _AdaptedVecEnv(venv, self)
+        return venv if self.observation_layout.is_identity else _AdaptedVecEnv(venv, self)
 
 
 class _AdaptedVecEnv(VecEnvWrapper):
@@ -155,10 +113,7 @@ class _AdaptedVecEnv(VecEnvWrapper):
         obs, rewards, dones, infos = self.venv.step_wait()
         for info in infos:
             if "terminal_observation" in info:
-                single = info["terminal_observation"]
-                batch = {k: np.asarray(v)[None] for k, v in single.items()} if isinstance(single, Mapping) else np.asarray(single)[None]
-                adapted = self.adapter(batch)
-                info["terminal_observation"] = {k: v[0] for k, v in adapted.items()} if isinstance(adapted, Mapping) else adapted[0]
+                info["terminal_observation"] = self.adapter.observation_layout.to_policy(info["terminal_observation"])
         return self.adapter(obs), rewards, dones, infos
 
 
@@ -168,7 +123,7 @@ def observation_statistics(trajectories: Sequence[Any], env_space: spaces.Space)
     from imitation.data import types
 
     stats = {}
-    for key, space in _sensor_spaces(env_space).items():
+    for key, space in sensor_spaces(env_space).items():
         if _is_env_image(space):
             continue
         arrays = [t.obs.get(key) if isinstance(t.obs, types.DictObs) else t.obs for t in trajectories]
@@ -217,7 +172,7 @@ class SensorExtractor(BaseFeaturesExtractor):
     ) -> None:
         self.packed = layout is not None
         if layout is None:
-            sensors = _sensor_spaces(observation_space)
+            sensors = sensor_spaces(observation_space)
             layout = [SensorLayout(k, s.shape, len(s.shape) == 3 and s.dtype == np.uint8) for k, s in sensors.items()]
         self.layout = tuple(layout)
         sizes = [CNN_FEATURES if part.is_image else part.size for part in self.layout]
@@ -266,6 +221,25 @@ def extractor_kwargs(adapter: ObservationAdapter, normalization: Normalization |
     return kwargs
 
 
+def make_model(settings: TrainerSettings, venv: VecEnv, adapter: ObservationAdapter, *, seed: int, logger: Any,
+               normalization: Normalization | None = None) -> PPO | SAC:  # fmt: skip
+    """The SB3 model a run trains on ``venv`` (policy observations, through ``adapter``):
+    SAC for ``bc_then_sac``, else PPO (whose policy BC, GAIL, online BC and DAgger train, so
+    every result loads with ``PPO.load``), logging to the run's ``logger``."""
+    policy_kwargs = {"net_arch": settings.net_arch(), **extractor_kwargs(adapter, normalization)}
+    if settings.trainer == "bc_then_sac":
+        sac = settings.sac
+        model: PPO | SAC = SAC(SACPolicy, venv, learning_rate=sac.learning_rate, buffer_size=sac.buffer_size, batch_size=sac.batch_size,
+                               learning_starts=sac.learning_starts, gamma=sac.gamma, policy_kwargs=policy_kwargs, seed=seed, device="cpu")  # fmt: skip
+    else:
+        ppo = settings.ppo
+        model = PPO(ActorCriticPolicy, venv, n_steps=ppo.n_steps, batch_size=ppo.batch_size, n_epochs=ppo.n_epochs, learning_rate=ppo.learning_rate,
+                    gamma=ppo.gamma, gae_lambda=ppo.gae_lambda, ent_coef=ppo.ent_coef, clip_range=ppo.clip_range,
+                    policy_kwargs=policy_kwargs, seed=seed, device="cpu")  # fmt: skip
+    model.set_logger(logger)
+    return model
+
+
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-2], sizes[1:-1]):
@@ -302,6 +276,7 @@ __all__ = [
     "SensorExtractor",
     "SensorLayout",
     "extractor_kwargs",
+    "make_model",
     "SensorRewardNet",
     "observation_statistics",
 ]

@@ -47,7 +47,7 @@ class RunRecorder:
     to (:attr:`safe_step`, the start of the rollout in progress).
 
     Args:
-        run_dir: the run's results folder.
+        metrics_path: the run's ``metrics.csv``.
         logger: the logger of every trainer in the run.
         summary_freq: steps between rows of ``metrics.csv``.
         progress: show progress bars.
@@ -57,12 +57,11 @@ class RunRecorder:
         ConfigError: an existing ``metrics.csv`` cannot be read.
     """
 
-    def __init__(self, *, run_dir: Path, logger: Any, summary_freq: int, progress: bool = True) -> None:
-        self.run_dir = run_dir
+    def __init__(self, *, metrics_path: Path, logger: Any, summary_freq: int, progress: bool = True) -> None:
         self.logger = logger
         self.summary_freq = summary_freq
         self.progress = progress
-        self.metrics_path = run_dir / "metrics.csv"
+        self.metrics_path = metrics_path
         self.started = time.perf_counter()
         self.last_return: float | None = None
         self.pending: tuple[str, int] | None = None

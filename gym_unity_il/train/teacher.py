@@ -18,6 +18,7 @@ saved).
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +27,12 @@ from typing import Any
 import numpy as np
 
 from gym_unity_il.errors import ConfigError
+from gym_unity_il.export.saved import load_policy
+from gym_unity_il.scenes import EXPERTS, expert_policy
+from gym_unity_il.scenes.evaluate import Predictor
 from gym_unity_il.spec import ActionSpec, BehaviorSpec
+from gym_unity_il.train.config import TrainerSettings
+from gym_unity_il.train.runner import check_trainer
 
 #: Continuous default: arrows drive the first two actions, W/S and A/D the next two.
 CONTINUOUS_KEYS: dict[str, tuple[int, float]] = {
@@ -132,7 +138,7 @@ class HumanTeacher:
         """Shows a built-in scene's picture of one agent's area instead of its observation.
 
         Args:
-            pictures: the session's :class:`~gym_unity_il.link.side_channels.ScenePictureChannel`
+            pictures: the session's :class:`~gym_unity_il.protocol.channels.ScenePictureChannel`
                 (``session.scene_pictures``); the window asks it for a picture before every
                 step, and the first one now (it travels with the next message).
             agent_id: the teacher agent.
@@ -247,8 +253,8 @@ def make_teacher(name: str | None, *, spec: BehaviorSpec, scene: str | None = No
         name: ``"expert"`` or None (the scripted expert of the built-in ``scene``),
             ``"human"`` (:class:`HumanTeacher` with the keys of the built-in ``scene``,
             :data:`SCENE_KEYS`, else the default keys), or the path of a
-            saved SB3 model (loaded with :func:`~gym_unity_il.train.load_policy`; pickles:
-            load only files you trust).
+            saved SB3 model or policy (loaded with :func:`~gym_unity_il.export.saved.load_policy`;
+            pickles: load only files you trust).
         spec: the teacher behavior's spec.
         scene: the built-in scene's name, for ``expert``.
         where: names the config key in errors.
@@ -258,8 +264,6 @@ def make_teacher(name: str | None, *, spec: BehaviorSpec, scene: str | None = No
         ConfigError: no built-in scene for ``expert``, or a path that is not a saved model.
     """
     if name in (None, "expert"):
-        from gym_unity_il.scenes import EXPERTS, expert_policy
-
         if scene not in EXPERTS:
             raise ConfigError(f"{where}: 'expert' is the scripted expert of a built-in scene ({sorted(EXPERTS)}); with {scene!r} give 'human' or a saved model's path")
         return expert_policy(scene, image_format=image_format)  # type: ignore[arg-type]
@@ -270,14 +274,40 @@ def make_teacher(name: str | None, *, spec: BehaviorSpec, scene: str | None = No
         raise ConfigError(f"{where}: {name!r} is neither 'expert', 'human' nor an existing saved model file")
     if not zipfile.is_zipfile(path):
         raise ConfigError(f"{where}: {path} is not a saved SB3 model (.zip); save the teacher with model.save(...)")
-    from gym_unity_il.train.evaluation import TrainedPolicy, load_policy
-    from gym_unity_il.train.policies import ObservationAdapter
+    return load_policy(path, spec.observation_space(image_format))  # type: ignore[arg-type]
 
-    space = spec.observation_space(image_format)  # type: ignore[arg-type]
-    with zipfile.ZipFile(path) as archive:
-        is_model = "data" in archive.namelist()
-    if is_model:  # model.save(...) of an SB3 algorithm
-        return load_policy(path, space)
-    from stable_baselines3.common.policies import ActorCriticPolicy  # policy.save(...), e.g. imitation's BC policy
 
-    return TrainedPolicy(ActorCriticPolicy.load(str(path), device="cpu"), ObservationAdapter(space))
+class TeacherTrainer:
+    """What the trainers that learn from a live teacher (``online_bc``, ``dagger``) share: the
+    teacher (the one given, else the config's ``teacher``), the settings they refuse, and
+    no checkpoint (Ctrl+C saves the policy so far)."""
+
+    names: tuple[str, ...] = ()
+    resumable = False
+
+    def __init__(self, teacher: Predictor | None = None) -> None:
+        self.teacher = teacher
+
+    def check(self, settings: TrainerSettings, where: str) -> None:
+        """Refuses another trainer's settings, and what a run with a live teacher cannot use:
+        it drives its one Unity process itself and learns without demos to take statistics from."""
+        check_trainer(settings, self, where)
+        if settings.max_restarts:
+            raise ConfigError(
+                f"{where}.max_restarts: trainer {settings.trainer!r} drives its Unity process with a live teacher and does not restart it; "
+                "remove max_restarts (or set it to 0)"
+            )
+        if settings.brain_to_imitate is None and settings.trainer == "online_bc":
+            raise ConfigError(f"{where}.brain_to_imitate: trainer 'online_bc' needs the teacher's behavior name (e.g. Teacher)")
+        if settings.normalize:
+            raise ConfigError(f"{where}.normalize: trainer {settings.trainer!r} learns live, without demos to take statistics from; set normalize: false")
+
+    def open_teacher(self, settings: TrainerSettings, spec: BehaviorSpec, *, scene: str | None, where: str,
+                     teaching: contextlib.ExitStack) -> Predictor:  # fmt: skip
+        """The teacher of the behavior ``spec`` (see :func:`make_teacher`); one that closes
+        (a window) is closed with ``teaching``."""
+        teacher = self.teacher or make_teacher(settings.teacher, spec=spec, scene=scene, where=f"{where}.teacher")
+        close = getattr(teacher, "close", None)
+        if callable(close):
+            teaching.callback(close)
+        return teacher

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 import gym_unity_il.demo.reader as reader_module
 from demo_helpers import image, spec_of, vector, write_episodes
 from gym_unity_il.demo import DemoFormatWarning, DemoReader, read_demo
-from gym_unity_il.demo import records, wire
-from gym_unity_il.demo.wire import WireError, encode_varint, scan
+from gym_unity_il.demo import records
 from gym_unity_il.demo.writer import demo_brain_parameters
 from gym_unity_il.errors import DemoFormatError
-from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol import observations, scan, wire
+from gym_unity_il.protocol.wire import WireError, encode_varint
 
 # ---------------------------------------------------------------------------------- framing
 
@@ -75,19 +75,19 @@ def test_frame_gives_what_a_message_by_message_loop_gives(runs: list[tuple[int, 
             data += _varint(length, extra) + rng.integers(0, 256, length, dtype=np.uint8).tobytes()
     end = 2 + int(cut * (len(data) - 2))
     stop = None if before is None else 2 + int(before * (len(data) - 2))
-    starts, ends, pos = wire.frame(data, 2, end, count, heads_before=stop)
+    starts, ends, pos = scan.frame(data, 2, end, count, heads_before=stop)
     expected = _frame_one_by_one(data, 2, end, count, stop)
     assert (starts.tolist(), ends.tolist(), pos) == expected
     assert starts.dtype == ends.dtype == np.int64
     # a memoryview of numpy memory (what the reader passes) frames alike
-    v_starts, v_ends, v_pos = wire.frame(memoryview(np.frombuffer(data, np.uint8)), 2, end, count, heads_before=stop)
+    v_starts, v_ends, v_pos = scan.frame(memoryview(np.frombuffer(data, np.uint8)), 2, end, count, heads_before=stop)
     assert (v_starts.tolist(), v_ends.tolist(), v_pos) == expected
 
 
 def test_frame_rejects_a_length_prefix_longer_than_10_bytes() -> None:
     good = encode_varint(3) + b"abc"
     with pytest.raises(WireError, match="longer than 10 bytes") as info:
-        wire.frame(good * 2 + b"\xff" * 11 + b"\x01", 0, 20, 5)
+        scan.frame(good * 2 + b"\xff" * 11 + b"\x01", 0, 20, 5)
     assert (info.value.message, info.value.offset) == (2, 8)
 
 
@@ -98,7 +98,7 @@ def test_frame_rejects_a_length_prefix_longer_than_10_bytes() -> None:
 def test_fields_of_one_message_reads_like_scan(data: bytes) -> None:
     """The header's one-message reader and the vectorised scanner agree on fields and errors."""
     try:
-        fields = scan(np.frombuffer(data, np.uint8), np.array([0]), np.array([len(data)]))
+        fields = scan.scan(np.frombuffer(data, np.uint8), np.array([0]), np.array([len(data)]))
     except WireError as exc:
         with pytest.raises(WireError) as info:
             wire.fields_of(data)
@@ -182,8 +182,8 @@ def test_layout_shortcut_equals_the_general_scan_and_protobuf(tmp_path: Path, ca
     # both paths on the same batch of records
     reader = DemoReader(path)
     buf = np.frombuffer(path.read_bytes(), np.uint8)
-    starts, ends, _ = wire.frame(memoryview(buf), reader.records_offset, buf.size, len(raw))
-    info = wire.scan(buf, *wire.scan(buf, starts, ends).message(1))
+    starts, ends, _ = scan.frame(memoryview(buf), reader.records_offset, buf.size, len(raw))
+    info = scan.scan(buf, *scan.scan(buf, starts, ends).message(1))
     _, o_start, o_end = info.repeated_messages(13)
     o_start, o_end = o_start.reshape(5, 3), o_end.reshape(5, 3)
     specs = list(reader.behavior_spec.observation_specs)
@@ -193,15 +193,15 @@ def test_layout_shortcut_equals_the_general_scan_and_protobuf(tmp_path: Path, ca
         at = records._same_layout(buf, o_start[:, j], o_end[:, j], n)
         if at is not None:
             taken.append(j)
-            assert np.array_equal(wire.gather(buf, at, np.full(5, 4 * n)).view("<f4").reshape(5, n), general[j])
+            assert np.array_equal(scan.gather(buf, at, np.full(5, 4 * n)).view("<f4").reshape(5, n), general[j])
     assert taken == by_layout
 
-    # and the reader gives what protobuf and the codec give
+    # and the reader gives what protobuf and the link's decoding give
     demo = read_demo(path)
     for i, record in enumerate(raw):
         pair = pb.AgentInfoActionPairProto.FromString(record)
         for j, o in enumerate(pair.agent_info.observations):
-            expected = codec.decode_observation(o, specs[j])
+            expected = observations.decode_observation(o, specs[j])
             assert np.array_equal(demo.observations[j][i], expected) and np.array_equal(expected, values[i][j])
         assert demo.agent_ids[i] == pair.agent_info.id == -i and demo.rewards[i] == np.float32(pair.agent_info.reward)
         assert demo.stored_continuous_actions[i].tolist() == list(pair.action_info.continuous_actions)
@@ -306,7 +306,7 @@ def test_tiny_last_records_of_an_interrupted_file_before_its_meta_copy(tmp_path:
     copy = pb.DemonstrationMetaProto(api_version=1, demonstration_name="t", number_steps=6, number_episodes=1).SerializeToString()
     brain = demo_brain_parameters(spec).SerializeToString()
     body = b"".join(encode_varint(len(r)) + r for r in raw)
-    assert sum(len(r) + 1 for r in raw[-2:]) + len(copy) <= 33 and wire.frame(copy, 0, len(copy), 1)[0].size == 1
+    assert sum(len(r) + 1 for r in raw[-2:]) + len(copy) <= 33 and scan.frame(copy, 0, len(copy), 1)[0].size == 1
     path = tmp_path / "tiny.demo"
     path.write_bytes(encode_varint(len(initial)) + initial + bytes(32 - len(initial)) + encode_varint(len(brain)) + brain + body + copy)
     with warnings.catch_warnings():

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import fuzz_cases as fc
 from gym_unity_il.demo import DemoFormatWarning, DemoWriter, read_demo
-from gym_unity_il.demo.wire import encode_varint
 from gym_unity_il.errors import DemoFormatError
-from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.proto import legacy_pb2 as lpb
+from gym_unity_il.protocol import observations
+from gym_unity_il.protocol.wire import encode_varint
+from gym_unity_il.testing import fuzz_cases as fc
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
 
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -225,7 +225,7 @@ def test_raw_float_image_with_nan_is_a_demo_format_error_without_warnings(tmp_pa
     pair = pb.AgentInfoActionPairProto.FromString(source.parts.records[1])
     values = np.array(pair.agent_info.observations[0].float_data.data, np.float32)
     values[1] = np.nan
-    pair.agent_info.observations[0].float_data.CopyFrom(codec.float_data_from_array(values))
+    pair.agent_info.observations[0].float_data.CopyFrom(observations.float_data_from_array(values))
     path = _file(tmp_path, source, records=(source.parts.records[0], pair.SerializeToString()))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -261,3 +261,31 @@ def test_records_without_actions_cannot_make_action_arrays_far_larger_than_the_f
     assert peak < 16 << 20
     masks = read_demo(tmp_path / "100.demo").action_masks  # 6.5 MB: within the limit
     assert masks.shape == (100, 65_536) and masks.all()
+
+
+# ---------------------------------------------------------------------------------- one decoder for both roads
+
+
+@settings(FAST, max_examples=60)
+@given(cases=fc.agent_cases(extra=3))
+def test_an_agent_gets_the_same_verdict_on_the_link_and_in_a_demo_file(tmp_path: Path, cases: list[fc.Case]) -> None:
+    """The link and the reader decode with the same functions (``gym_unity_il.protocol``): an
+    agent info, valid or mutated (NaN rewards and observations, float counts, PNG damage,
+    channel mappings, ...), gives the same arrays on both roads, or an error on both."""
+    for case in cases:
+        assert fc.run_case(case, tmp_path) in {"result", "UnityProtocolError"}, case.origin
+
+
+@pytest.mark.parametrize(("field", "match"), [("reward", "its reward is NaN or infinite"), ("observation", "observation v holds NaN")])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_infinite_records_are_refused_naming_the_record_and_the_fix(tmp_path: Path, field: str, match: str, bad: float) -> None:
+    """As on the link: a record with a NaN or infinite reward or vector observation is a
+    DemoFormatError naming the record, and the fix is in the scene, not in the file."""
+    spec = BehaviorSpec("B?team=0", (ObservationSpec((3,), name="v"),), ActionSpec(1))
+    path = tmp_path / "nan.demo"
+    with DemoWriter(path, behavior_spec=spec) as writer:
+        for t in range(4):
+            value = np.full(3, bad if field == "observation" and t == 2 else t, np.float32)
+            writer.write([value], reward=bad if field == "reward" and t == 2 else 0.5, stored_continuous_action=[0.0])
+    with pytest.raises(DemoFormatError, match=rf"record 2 at byte offset \d+: {match}.*Fix: the recording holds NaN or infinite values"):
+        read_demo(path)

@@ -1,5 +1,5 @@
 """Real Unity recordings of every era: figures from their README, hand-checked first
-records, and every record decoded exactly as protobuf plus the live codec decode it."""
+records, and every record decoded exactly as protobuf plus the live link's decoding give it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from PIL import Image
 
 from gym_unity_il.demo import DemoEra, DemoReader, demo_to_trajectories, iter_records, read_demo
 from gym_unity_il.errors import SpecMismatchError
-from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.proto import legacy_pb2 as lpb
+from gym_unity_il.protocol import observations
+from gym_unity_il.protocol.actions import decode_actions
 
 # file: (era, steps, episodes, observation output shapes (hwc_uint8), continuous size, branches) from the README
 EXPECTED = {
@@ -126,7 +127,7 @@ def test_first_record_hybrid_chw_png(real_demos_dir: Path) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_record_equals_protobuf_and_codec_decoding(real_demos_dir: Path, name: str) -> None:
     """The vectorised reader gives exactly what parsing each record with protobuf and decoding
-    it with the live env's codec gives (values, dtypes, masks, stored actions)."""
+    it as the live env does gives (values, dtypes, masks, stored actions)."""
     path = real_demos_dir / name
     reader = DemoReader(path)
     demo = reader.read()
@@ -137,7 +138,7 @@ def test_every_record_equals_protobuf_and_codec_decoding(real_demos_dir: Path, n
             info = lpb.AgentInfoProto.FromString(record)
             pngs = iter(info.visual_observations)
             expected_obs = [
-                codec.decode_observation(pb.ObservationProto(shape=o.shape, compression_type=pb.PNG, compressed_data=next(pngs)), o)
+                observations.decode_observation(pb.ObservationProto(shape=o.shape, compression_type=pb.PNG, compressed_data=next(pngs)), o)
                 if o.is_visual
                 else np.array(info.stacked_vector_observation, np.float32)
                 for o in spec.observation_specs
@@ -147,12 +148,12 @@ def test_every_record_equals_protobuf_and_codec_decoding(real_demos_dir: Path, n
         else:
             pair = pb.AgentInfoActionPairProto.FromString(record)
             info = pair.agent_info
-            expected_obs = [codec.decode_observation(o, s) for o, s in zip(info.observations, spec.observation_specs)]
+            expected_obs = [observations.decode_observation(o, s) for o, s in zip(info.observations, spec.observation_specs)]
             a = pair.action_info
             stored = bool(len(a.vector_actions_deprecated) or len(a.continuous_actions) or len(a.discrete_actions))
             assert demo.action_stored[i] == stored
             if stored:
-                (cont,), (disc,) = codec.decode_actions([a], act)
+                (cont,), (disc,) = decode_actions([a], act)
             else:
                 cont, disc = np.zeros(act.continuous_size, np.float32), np.zeros(act.discrete_size, np.int32)
         for ours, theirs in zip(demo.observations, expected_obs):

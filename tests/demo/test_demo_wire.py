@@ -10,10 +10,11 @@ import pytest
 
 from demo_helpers import spec_of, vector
 from gym_unity_il.demo import read_demo
-from gym_unity_il.demo.wire import WireError, encode_varint, scan
 from gym_unity_il.demo.writer import demo_brain_parameters
-from gym_unity_il.link import codec
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol import observations
+from gym_unity_il.protocol.scan import scan
+from gym_unity_il.protocol.wire import WireError, encode_varint
 
 
 def _field(num: int, wire_type: int, payload: bytes) -> bytes:
@@ -48,7 +49,7 @@ def test_unpacked_repeated_fields_read_like_protobuf(tmp_path: Path) -> None:
     demo = read_demo(path)
     for i, raw in enumerate(records):
         pair = pb.AgentInfoActionPairProto.FromString(raw)
-        expected = codec.decode_observation(pair.agent_info.observations[0], demo.behavior_spec.observation_specs[0])
+        expected = observations.decode_observation(pair.agent_info.observations[0], demo.behavior_spec.observation_specs[0])
         assert np.array_equal(demo.observations[0][i], expected)
         assert demo.stored_discrete_actions[i].tolist() == list(pair.action_info.discrete_actions)
         assert demo.action_masks[i].tolist() == [not m for m in pair.agent_info.action_mask]

@@ -11,7 +11,7 @@ from pettingzoo.test import api_test, parallel_api_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 from gym_unity_il.envs import UnityParallelEnv
-from gym_unity_il.errors import GymUnityILError, SpecMismatchError
+from gym_unity_il.errors import EnvClosedError, ResetNeededError, SpecMismatchError
 from gym_unity_il.scenes import SCENES
 
 
@@ -26,7 +26,10 @@ def make_env(assert_released):
 
     yield make
     for env in made:
-        port = env._session.port if env._session is not None else None
+        try:
+            port: int | None = env.session.port
+        except EnvClosedError:  # the test closed it
+            port = None
         env.close()
         if port is not None:
             assert_released(port)
@@ -80,7 +83,7 @@ def test_agents_leave_when_their_episode_ends_and_match_the_scene(make_env) -> N
             break
     assert set(finished) == {"Teacher_0", "Student_1", "Student_2"}
     assert len(set(finished.values())) > 1  # the agents left at different steps
-    with pytest.raises(GymUnityILError, match="reset"):
+    with pytest.raises(ResetNeededError, match="reset"):
         env.step({})
     observations, _ = env.reset()
     assert env.agents == ["Teacher_0", "Student_1", "Student_2"] and set(observations) == set(env.agents)

@@ -11,9 +11,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
 from gym_unity_il.envs.unity_env import UnityILEnv, _row_of
-from gym_unity_il.errors import ConfigError, GymUnityILError, UnityProcessExitedError
-from gym_unity_il.link.codec import StepBatch
-from gym_unity_il.link.side_channels import StatsAggregationMethod
+from gym_unity_il.errors import ConfigError, EnvClosedError, ResetNeededError, UnityProcessExitedError
+from gym_unity_il.protocol.agents import StepBatch
+from gym_unity_il.protocol.channels import StatsAggregationMethod
 from gym_unity_il.scenes import SCENES
 
 STAGGERED = "staggered_scene:StaggeredScene"
@@ -116,7 +116,7 @@ def test_truncated_comes_from_max_step_reached(make_env) -> None:
     assert env.step(np.zeros(1, np.float32))[2:4] == (False, False)
     _, reward, terminated, truncated, _ = env.step(np.zeros(1, np.float32))
     assert (terminated, truncated, reward) == (False, True, 2.0)
-    with pytest.raises(GymUnityILError, match="reset"):
+    with pytest.raises(ResetNeededError, match="reset"):
         env.step(np.zeros(1, np.float32))
 
 
@@ -206,7 +206,7 @@ def test_bad_arguments_and_misuse_are_clear_errors(make_env, assert_released) ->
     with pytest.raises(ConfigError, match="render_mode"):
         UnityILEnv(render_mode="human")
     env = make_env(scene="ball")
-    with pytest.raises(GymUnityILError, match="reset"):
+    with pytest.raises(ResetNeededError, match="reset"):
         env.step(np.zeros(2, np.float32))
     with pytest.raises(ConfigError, match="seeds"):
         env.reset(options={"seeds": 1})
@@ -215,7 +215,7 @@ def test_bad_arguments_and_misuse_are_clear_errors(make_env, assert_released) ->
     port = env.session.port
     env.close()
     env.close()
-    with pytest.raises(GymUnityILError, match="closed"):
+    with pytest.raises(EnvClosedError, match="closed"):
         env.reset()
     assert_released(port)
 

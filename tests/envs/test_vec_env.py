@@ -17,7 +17,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecCheckNan, VecFrameStack, VecMonitor, VecNormalize, VecTransposeImage, is_vecenv_wrapped
 
 from gym_unity_il.envs import UnityVecEnv, make_unity_vec_env
-from gym_unity_il.errors import ConfigError, GymUnityILError, SpecMismatchError, UnityProcessExitedError
+from gym_unity_il.errors import ConfigError, EnvClosedError, NoAsyncCallError, SpecMismatchError, UnityProcessExitedError
 from gym_unity_il.scenes import expert_policy
 
 
@@ -44,7 +44,7 @@ def _children() -> set[int]:
 
 
 def test_sb3_wrappers_see_consistent_steps_and_episodes(make_venv) -> None:
-    venv = make_venv(scene="ball", n_envs=2, scene_kwargs={"num_agents": 3, "max_steps": 12})
+    venv = make_venv(scene="ball", num_processes=2, scene_kwargs={"num_agents": 3, "max_steps": 12})
     assert venv.num_envs == 6 and venv.num_processes == 2
     wrapped = VecNormalize(VecMonitor(VecCheckNan(venv, raise_exception=True)), gamma=0.99)
     assert is_vecenv_wrapped(wrapped, VecMonitor) and wrapped.unwrapped is venv
@@ -184,7 +184,7 @@ def test_bad_input_gets_clear_errors(make_venv, assert_released) -> None:
         venv.step(np.zeros(3, np.int64))
     with pytest.raises(SpecMismatchError, match="branch sizes"):
         venv.step(np.array([0, 5]))
-    with pytest.raises(GymUnityILError, match="step_async"):
+    with pytest.raises(NoAsyncCallError, match="step_async"):
         venv.step_wait()
     before = _children()
     with pytest.raises(ConfigError, match="behavior_name='Nobody'"):
@@ -192,10 +192,14 @@ def test_bad_input_gets_clear_errors(make_venv, assert_released) -> None:
     assert _children() <= before  # both processes of the failed VecEnv are gone
     with pytest.raises(ConfigError, match="n_envs"):
         make_unity_vec_env(scene="ball", n_envs=0)
+    with pytest.raises(ConfigError, match="num_processes must be"):
+        make_unity_vec_env(scene="ball", num_processes=0)
+    with pytest.raises(ConfigError, match="former name"):
+        make_unity_vec_env(scene="ball", num_processes=2, n_envs=2)
     with pytest.raises(ConfigError, match="render_mode"):
         make_unity_vec_env(scene="ball", render_mode="rgb_array", scene_kwargs={"num_agents": 1})
     venv.close()
-    with pytest.raises(GymUnityILError, match="closed"):
+    with pytest.raises(EnvClosedError, match="closed"):
         venv.reset()
 
 
@@ -213,7 +217,7 @@ def test_a_killed_process_closes_the_whole_vec_env(make_venv, assert_released, v
         for _ in range(100):  # the step on which the crash is noticed raises
             venv.step(np.zeros((4, 2), np.float32))
     assert _children() <= before  # the other process was ended too
-    with pytest.raises(GymUnityILError, match="closed"):
+    with pytest.raises(EnvClosedError, match="closed"):
         venv.step(np.zeros((4, 2), np.float32))
     venv.close()  # idempotent
 

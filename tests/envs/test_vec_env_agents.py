@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gym_unity_il.envs import UnityVecEnv, make_unity_vec_env
-from gym_unity_il.errors import GymUnityILError
+from gym_unity_il.errors import AgentNeverDecidesError
 
 SCENE = "async_agents_scene:AsyncAgentsScene"
 T, ID, LAST_ACTION, EPISODE_STEP, EPISODES = range(5)
@@ -117,7 +117,7 @@ def test_an_agent_that_never_decides_ends_in_an_error_and_closes_everything(asse
     venv = UnityVecEnv(sessions=[session, session], max_messages=10)
     ports = list(venv.ports)
     venv.reset()
-    with pytest.raises(GymUnityILError, match=r"\[1\]"):
+    with pytest.raises(AgentNeverDecidesError, match=r"\[1\]"):
         venv.step(np.zeros((4, 1), np.float32))
     for port in ports:
         assert_released(port)

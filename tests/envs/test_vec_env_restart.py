@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from gym_unity_il.envs import UnityVecEnv, make_unity_vec_env
-from gym_unity_il.errors import ConfigError, GymUnityILError, SpecMismatchError, UnityProcessExitedError, UnityTimeoutError
+from gym_unity_il.errors import ConfigError, EnvClosedError, SpecMismatchError, UnityProcessExitedError, UnityTimeoutError
 
 ZERO = np.zeros((5, 2), np.float32)
 
@@ -107,7 +107,7 @@ def test_the_failure_after_the_last_restart_closes_everything(released, caplog) 
         venv.step(ZERO)  # the restarted process crashes at its own step 2
     assert venv.restart_count == 1
     assert sum("restart 1 of 1" in r.getMessage() for r in caplog.records) == 1
-    with pytest.raises(GymUnityILError, match="closed"):
+    with pytest.raises(EnvClosedError, match="closed"):
         venv.step(ZERO)
     assert all(_gone(pid) for pid in venv.process_ids if pid is not None)
 
@@ -169,7 +169,7 @@ def test_a_process_that_comes_back_different_is_an_error(tmp_path: Path, release
     with pytest.raises(SpecMismatchError, match=r"process 0 came back from its restart with 3 agent\(s\).*it had 2"):
         venv.step(np.zeros((2, 2), np.float32))
     released(venv)
-    with pytest.raises(GymUnityILError, match="closed"):
+    with pytest.raises(EnvClosedError, match="closed"):
         venv.reset()
 
 

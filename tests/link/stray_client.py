@@ -26,9 +26,9 @@ import threading
 import grpc
 import numpy as np
 
-from gym_unity_il.link import codec
 from gym_unity_il.link.server import EXCHANGE_PATH
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.observations import encode_observation
 from gym_unity_il.spec import ObservationSpec
 
 BEHAVIOR = "3DBall?team=0"
@@ -60,7 +60,7 @@ def forged_messages(handshakes: bool) -> list[bytes]:
     """The messages a stray sends, serialized."""
     forged = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
     agent = forged.unity_output.rl_output.agentInfos[BEHAVIOR].value.add(id=0, reward=FORGED_REWARD)
-    agent.observations.append(codec.encode_observation(np.full(8, FORGED_VALUE, np.float32), ObservationSpec((8,))))
+    agent.observations.append(encode_observation(np.full(8, FORGED_VALUE, np.float32), ObservationSpec((8,))))
     messages = [
         forged.SerializeToString(),
         pb.UnityMessageProto(header=pb.HeaderProto(status=400)).SerializeToString(),

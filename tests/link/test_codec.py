@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gym_unity_il.errors import UnityProtocolError
-from gym_unity_il.link import codec
+from gym_unity_il.errors import UnityProtocolError, UnityVersionError
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol import handshake, images, messages, observations, specs
+from gym_unity_il.protocol.actions import decode_actions, encode_action_list
+from gym_unity_il.protocol.agents import decode_agent_infos
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
 
 
@@ -27,12 +29,12 @@ def test_image_roundtrip_every_layout(channels_first: bool, channels: int, compr
     rng = np.random.default_rng(channels)
     spec = ObservationSpec(shape=(channels, 5, 6) if channels_first else (5, 6, channels), channels_first=channels_first, name="cam")
     image = rng.integers(0, 256, (5, 6, channels), dtype=np.uint8)
-    proto = _roundtrip(codec.encode_observation(image, spec, compress=compress))
+    proto = _roundtrip(observations.encode_observation(image, spec, compress=compress))
     assert proto.compression_type == (pb.PNG if compress else pb.NONE)
-    decoded_spec = codec.observation_spec_from_proto(proto)
+    decoded_spec = specs.observation_spec_from_proto(proto)
     assert decoded_spec == spec
-    assert np.array_equal(codec.decode_observation(proto, decoded_spec), image)
-    as_float = codec.decode_observation(proto, decoded_spec, "chw_float")
+    assert np.array_equal(observations.decode_observation(proto, decoded_spec), image)
+    as_float = observations.decode_observation(proto, decoded_spec, "chw_float")
     assert as_float.dtype == np.float32 and as_float.shape == (channels, 5, 6)
     np.testing.assert_allclose(as_float, image.transpose(2, 0, 1) / 255.0, atol=1e-6)
     if compress and channels > 3:
@@ -40,11 +42,32 @@ def test_image_roundtrip_every_layout(channels_first: bool, channels: int, compr
 
 
 def test_layout_falls_back_to_package_version_without_dimension_properties() -> None:
-    proto = pb.ObservationProto(shape=[3, 4, 5], float_data=codec.float_data_from_array(np.zeros(60)))
-    assert codec.observation_spec_from_proto(proto, channels_first=True).hwc == (4, 5, 3)
-    assert codec.observation_spec_from_proto(proto).hwc == (3, 4, 5)
-    assert codec.channels_first_for_package("3.0.0-exp.1") and codec.channels_first_for_package("4.0.2")
-    assert not codec.channels_first_for_package("2.3.0-exp.3") and not codec.channels_first_for_package("garbage")
+    proto = pb.ObservationProto(shape=[3, 4, 5], float_data=observations.float_data_from_array(np.zeros(60)))
+    assert specs.observation_spec_from_proto(proto, channels_first=True).hwc == (4, 5, 3)
+    assert specs.observation_spec_from_proto(proto).hwc == (3, 4, 5)
+    assert handshake.channels_first_for_package("3.0.0-exp.1") and handshake.channels_first_for_package("4.0.2")
+    assert not handshake.channels_first_for_package("2.3.0-exp.3") and not handshake.channels_first_for_package("garbage")
+
+
+def _hello(communication_version: str, package_version: str, *, base: bool = True) -> pb.UnityMessageProto:
+    message = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
+    init = message.unity_output.rl_initialization_output
+    init.name, init.communication_version, init.package_version = "AcademySingleton", communication_version, package_version
+    init.capabilities.baseRLCapabilities = base
+    return message
+
+
+def test_read_handshake_takes_versions_and_capabilities_and_checks_the_version() -> None:
+    """The handshake as a pure function: what the session and the fuzzers both call."""
+    modern = handshake.read_handshake(_hello("1.5.0", "3.0.0"))
+    assert modern.unity.package_version == "3.0.0" and modern.unity.capabilities["baseRLCapabilities"] and modern.base_capabilities
+    assert modern.channels_first and not modern.legacy_actions
+    old = handshake.read_handshake(_hello("1.0.0", "1.9.1", base=False))
+    assert not old.channels_first and old.legacy_actions and not old.base_capabilities
+    with pytest.raises(UnityVersionError, match=r"the Editor speaks ML-Agents communication API '2\.0\.0' .*1\.5\.0"):
+        handshake.read_handshake(_hello("2.0.0", "4.0.0"), who="the Editor")
+    with pytest.raises(UnityProtocolError, match="initialization output"):
+        handshake.read_handshake(pb.UnityMessageProto(header=pb.HeaderProto(status=200)))
 
 
 def test_grayscale_png_is_the_mean_of_rgb_like_unity() -> None:
@@ -52,9 +75,9 @@ def test_grayscale_png_is_the_mean_of_rgb_like_unity() -> None:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
     proto = pb.ObservationProto(shape=[1, 2, 1], compression_type=pb.PNG, compressed_data=buf.getvalue())
-    spec = codec.observation_spec_from_proto(proto)
-    assert codec.decode_observation(proto, spec)[:, :, 0].tolist() == [[60, 1]]
-    np.testing.assert_allclose(codec.decode_observation(proto, spec, "chw_float")[0], [[60 / 255, 1 / 255]], rtol=1e-6)
+    spec = specs.observation_spec_from_proto(proto)
+    assert observations.decode_observation(proto, spec)[:, :, 0].tolist() == [[60, 1]]
+    np.testing.assert_allclose(observations.decode_observation(proto, spec, "chw_float")[0], [[60 / 255, 1 / 255]], rtol=1e-6)
 
 
 def test_channel_mapping_averages_and_drops() -> None:
@@ -62,7 +85,7 @@ def test_channel_mapping_averages_and_drops() -> None:
     b = np.full((2, 2, 3), [40, 50, 60], np.uint8)
     data = b"".join(_png(x) for x in (a, b))
     proto = pb.ObservationProto(shape=[2, 2, 2], compression_type=pb.PNG, compressed_data=data, compressed_channel_mapping=[0, 0, 1, -1, 1, -1])
-    out = codec.decode_observation(proto, codec.observation_spec_from_proto(proto))
+    out = observations.decode_observation(proto, specs.observation_spec_from_proto(proto))
     assert out[0, 0].tolist() == [15, 40]  # mean(10, 20) and mean(30, 50)
 
 
@@ -79,13 +102,13 @@ def _png(image: np.ndarray) -> bytes:
 def test_bad_png_is_a_protocol_error(data: bytes, message: str) -> None:
     proto = pb.ObservationProto(shape=[2, 2, 3], compression_type=pb.PNG, compressed_data=data)
     with pytest.raises(UnityProtocolError, match=message):
-        codec.decode_observation(proto, codec.observation_spec_from_proto(proto))
+        observations.decode_observation(proto, specs.observation_spec_from_proto(proto))
 
 
 def test_png_of_wrong_size_is_a_protocol_error() -> None:
     proto = pb.ObservationProto(shape=[3, 2, 3], compression_type=pb.PNG, compressed_data=_png(np.zeros((2, 2, 3), np.uint8)))
     with pytest.raises(UnityProtocolError, match=r"decodes to \(2, 2, 3\)"):
-        codec.decode_observation(proto, codec.observation_spec_from_proto(proto))
+        observations.decode_observation(proto, specs.observation_spec_from_proto(proto))
 
 
 def _behavior() -> BehaviorSpec:
@@ -104,10 +127,10 @@ def test_decode_agent_infos_splits_keeps_order_and_inverts_masks() -> None:
     infos = []
     for i in range(4):
         info = pb.AgentInfoProto(id=10 + i, reward=0.5 * i, done=i in (1, 2), max_step_reached=i == 2, group_id=i)
-        info.observations.extend(codec.encode_observation(x, o) for x, o in zip((images[i], vectors[i]), spec.observation_specs))
+        info.observations.extend(observations.encode_observation(x, o) for x, o in zip((images[i], vectors[i]), spec.observation_specs))
         info.action_mask.extend([i == 0, False, False, False, True])
         infos.append(_roundtrip(info))
-    decision, terminal = codec.decode_agent_infos(infos, spec)
+    decision, terminal = decode_agent_infos(infos, spec)
     assert decision.agent_id.tolist() == [10, 13] and terminal.agent_id.tolist() == [11, 12]
     assert np.array_equal(decision.obs[0], images[[0, 3]]) and np.array_equal(terminal.obs[1], vectors[[1, 2]])
     assert terminal.reward.tolist() == [0.5, 1.0] and terminal.interrupted.tolist() == [False, True]
@@ -118,12 +141,12 @@ def test_decode_agent_infos_splits_keeps_order_and_inverts_masks() -> None:
 
 def test_decode_agent_infos_rejects_nan_and_missing_observations() -> None:
     spec = BehaviorSpec("B?team=0", (ObservationSpec(shape=(2,), name="v"),), ActionSpec(1))
-    good = pb.AgentInfoProto(observations=[codec.encode_observation(np.zeros(2, np.float32), spec.observation_specs[0])])
+    good = pb.AgentInfoProto(observations=[observations.encode_observation(np.zeros(2, np.float32), spec.observation_specs[0])])
     with pytest.raises(UnityProtocolError, match="NaN"):
-        codec.decode_agent_infos([pb.AgentInfoProto(reward=float("nan"), observations=good.observations)], spec)
+        decode_agent_infos([pb.AgentInfoProto(reward=float("nan"), observations=good.observations)], spec)
     with pytest.raises(UnityProtocolError, match="sent 0 observations"):
-        codec.decode_agent_infos([pb.AgentInfoProto()], spec)
-    empty_decision, empty_terminal = codec.decode_agent_infos([], spec)
+        decode_agent_infos([pb.AgentInfoProto()], spec)
+    empty_decision, empty_terminal = decode_agent_infos([], spec)
     assert len(empty_decision) == 0 and empty_terminal.obs[0].shape == (0, 2)
 
 
@@ -132,17 +155,17 @@ def test_decode_agent_infos_rejects_nan_and_missing_observations() -> None:
 def test_observations_that_are_not_finite_are_refused_whatever_their_size(agents: int, bad: float) -> None:
     spec = BehaviorSpec("B?team=0", (ObservationSpec(shape=(8,), name="v"),), ActionSpec(1))
     values = np.linspace(-3e38, 3e38, agents * 8, dtype=np.float32).reshape(agents, 8)  # finite, and their sum too
-    infos = [pb.AgentInfoProto(id=i, observations=[codec.encode_observation(v, spec.observation_specs[0])]) for i, v in enumerate(values)]
-    decision, _ = codec.decode_agent_infos(infos, spec)
+    infos = [pb.AgentInfoProto(id=i, observations=[observations.encode_observation(v, spec.observation_specs[0])]) for i, v in enumerate(values)]
+    decision, _ = decode_agent_infos(infos, spec)
     assert np.array_equal(decision.obs[0], values) and decision.obs[0].flags.writeable
     values[-1, 3] = bad
-    infos[-1] = pb.AgentInfoProto(id=agents - 1, observations=[codec.encode_observation(values[-1], spec.observation_specs[0])])
+    infos[-1] = pb.AgentInfoProto(id=agents - 1, observations=[observations.encode_observation(values[-1], spec.observation_specs[0])])
     with pytest.raises(UnityProtocolError, match="NaN or infinite observation 'v'"):
-        codec.decode_agent_infos(infos, spec)
+        decode_agent_infos(infos, spec)
 
 
 def _action_list(continuous: np.ndarray, discrete: np.ndarray, **kwargs: bool) -> pb.UnityRLInputProto.ListAgentActionProto:
-    return pb.UnityRLInputProto.ListAgentActionProto.FromString(codec.encode_action_list(continuous, discrete, **kwargs))
+    return pb.UnityRLInputProto.ListAgentActionProto.FromString(encode_action_list(continuous, discrete, **kwargs))
 
 
 def test_actions_roundtrip_and_legacy_vector() -> None:
@@ -150,16 +173,16 @@ def test_actions_roundtrip_and_legacy_vector() -> None:
     disc = np.array([[2], [0]], np.int32)
     actions = _action_list(cont, disc, legacy_vector_actions=True)
     assert list(actions.value[0].vector_actions_deprecated) == [0.5, -1.0, 2.0]
-    back_c, back_d = codec.decode_actions(actions.value, ActionSpec(2, (3,)))
+    back_c, back_d = decode_actions(actions.value, ActionSpec(2, (3,)))
     assert np.array_equal(back_c, cont) and np.array_equal(back_d, disc)
     legacy_only = [pb.AgentActionProto(vector_actions_deprecated=[0.5, -1.0, 2.0])]
-    c, d = codec.decode_actions(legacy_only, ActionSpec(2, (3,)))
+    c, d = decode_actions(legacy_only, ActionSpec(2, (3,)))
     assert c.tolist() == [[0.5, -1.0]] and d.tolist() == [[2]]
     with pytest.raises(UnityProtocolError, match="the spec wants 3 and 1"):
-        codec.decode_actions(legacy_only, ActionSpec(3, (3,)))
+        decode_actions(legacy_only, ActionSpec(3, (3,)))
     none = _action_list(np.zeros((0, 2), np.float32), np.zeros((0, 1), np.int32))
     assert len(none.value) == 0
-    c, d = codec.decode_actions(none.value, ActionSpec(2, (3,)))
+    c, d = decode_actions(none.value, ActionSpec(2, (3,)))
     assert c.shape == (0, 2) and d.shape == (0, 1)
 
 
@@ -179,43 +202,43 @@ def test_action_bytes_are_what_protobuf_writes(cont: np.ndarray, disc: np.ndarra
         action = expected.value.add(continuous_actions=c, discrete_actions=d)
         if legacy:
             action.vector_actions_deprecated.extend(c + [float(v) for v in d])
-    assert codec.encode_action_list(cont, disc, legacy_vector_actions=legacy) == expected.SerializeToString()
+    assert encode_action_list(cont, disc, legacy_vector_actions=legacy) == expected.SerializeToString()
 
 
 def test_trainer_message_bytes_are_what_protobuf_writes() -> None:
-    actions = {"A?team=0": codec.encode_action_list(np.array([[0.5]], np.float32), np.zeros((1, 0), np.int32)), "B?team=1": b""}
+    actions = {"A?team=0": encode_action_list(np.array([[0.5]], np.float32), np.zeros((1, 0), np.int32)), "B?team=1": b""}
     for command, side_channel in [(pb.STEP, b""), (pb.RESET, b"\x01" * 200), (pb.QUIT, b"x")]:
         expected = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
         rl_input = expected.unity_input.rl_input
         rl_input.command, rl_input.side_channel = command, side_channel
         for name, data in actions.items():
             rl_input.agent_actions[name].MergeFromString(data)
-        data = codec.encode_trainer_message(command=command, actions=actions, side_channel=side_channel)
+        data = messages.encode_trainer_message(command=command, actions=actions, side_channel=side_channel)
         assert pb.UnityMessageProto.FromString(data) == expected
     # one behavior: byte for byte (map order cannot differ)
     expected.unity_input.rl_input.agent_actions.pop("B?team=1")
     del actions["B?team=1"]
-    assert codec.encode_trainer_message(command=pb.QUIT, actions=actions, side_channel=b"x") == expected.SerializeToString()
+    assert messages.encode_trainer_message(command=pb.QUIT, actions=actions, side_channel=b"x") == expected.SerializeToString()
 
 
 def test_brain_parameters_match_demo_format_example_and_read_back() -> None:
     # demo-format.md §9: BrainParameters of "Ball?team=0" with 2 continuous actions
     spec = BehaviorSpec("Ball?team=0", (ObservationSpec(shape=(3,), name="VectorSensor_size3"),), ActionSpec(2))
-    brain = codec.brain_parameters_to_proto(spec, is_training=False)
+    brain = specs.brain_parameters_to_proto(spec, is_training=False)
     assert brain.SerializeToString() == bytes.fromhex("1a010230013a0b42616c6c3f7465616d3d304a020802")
-    info = pb.AgentInfoProto(observations=[codec.encode_observation(np.zeros(3, np.float32), spec.observation_specs[0])])
-    assert codec.behavior_spec_from_proto(_roundtrip(brain), info) == spec
+    info = pb.AgentInfoProto(observations=[observations.encode_observation(np.zeros(3, np.float32), spec.observation_specs[0])])
+    assert specs.behavior_spec_from_proto(_roundtrip(brain), info) == spec
     legacy = pb.BrainParametersProto(vector_action_size_deprecated=[3, 2], vector_action_space_type_deprecated=pb.discrete)
-    assert codec.action_spec_from_proto(legacy) == ActionSpec(0, (3, 2))
-    hybrid = codec.brain_parameters_to_proto(BehaviorSpec("H", (), ActionSpec(1, (2,))), is_training=True)
-    assert list(hybrid.vector_action_size_deprecated) == [] and codec.action_spec_from_proto(hybrid) == ActionSpec(1, (2,))
+    assert specs.action_spec_from_proto(legacy) == ActionSpec(0, (3, 2))
+    hybrid = specs.brain_parameters_to_proto(BehaviorSpec("H", (), ActionSpec(1, (2,))), is_training=True)
+    assert list(hybrid.vector_action_size_deprecated) == [] and specs.action_spec_from_proto(hybrid) == ActionSpec(1, (2,))
 
 
 def _pngs(data: bytes) -> list[bytes]:
     """The PNGs one after another in ``data``, as separate byte strings."""
     pieces, start = [], 0
     while start < len(data):
-        end = codec._png_end(data, start)
+        end = images._png_end(data, start)
         pieces.append(data[start:end])
         start = end
     return pieces
@@ -229,14 +252,14 @@ def _pillow_pixels(png: bytes) -> np.ndarray:
 @pytest.mark.parametrize("channels", [1, 3, 4, 7])
 def test_written_pngs_read_without_pillow_exactly_as_pillow_reads_them(channels: int) -> None:
     image = np.random.default_rng(channels).integers(0, 256, (9, 13, channels), dtype=np.uint8)
-    data, _ = codec.encode_png(image)
+    data, _ = images.encode_png(image)
     pieces = _pngs(data)
     assert len(pieces) == max(1, -(-channels // 3))
     for png in pieces:
-        fast = codec._unfiltered_png_pixels(png)
+        fast = images._unfiltered_png_pixels(png)
         assert fast is not None  # the fast path reads what encode_png writes
         assert np.array_equal(fast, _pillow_pixels(png))
-    assert np.array_equal(codec.decode_png(data)[:, :, :channels], image)
+    assert np.array_equal(images.decode_png(data)[:, :, :channels], image)
 
 
 def _unfiltered_png(pixels: np.ndarray, colour_type: int) -> bytes:
@@ -245,10 +268,10 @@ def _unfiltered_png(pixels: np.ndarray, colour_type: int) -> bytes:
     rows = np.concatenate([np.zeros((h, 1), np.uint8), pixels.reshape(h, w * c)], axis=1)
     header = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0)
     return (
-        codec.PNG_SIGNATURE
-        + codec._png_chunk(b"IHDR", header)
-        + codec._png_chunk(b"IDAT", zlib.compress(rows.tobytes()))
-        + codec._png_chunk(b"IEND", b"")
+        images.PNG_SIGNATURE
+        + images.png_chunk(b"IHDR", header)
+        + images.png_chunk(b"IDAT", zlib.compress(rows.tobytes()))
+        + images.png_chunk(b"IEND", b"")
     )
 
 
@@ -256,11 +279,11 @@ def _unfiltered_png(pixels: np.ndarray, colour_type: int) -> bytes:
 def test_unfiltered_grey_rgb_and_rgba_pngs_match_pillow(channels: int, colour_type: int) -> None:
     pixels = np.random.default_rng(colour_type).integers(0, 256, (5, 7, channels), dtype=np.uint8)
     png = _unfiltered_png(pixels, colour_type)
-    fast = codec._unfiltered_png_pixels(png)
+    fast = images._unfiltered_png_pixels(png)
     assert fast is not None and np.array_equal(fast, pixels)
     pillow = _pillow_pixels(png)
     assert np.array_equal(fast, pillow[:, :, None] if pillow.ndim == 2 else pillow)
-    assert np.array_equal(codec.decode_png(png), pixels)
+    assert np.array_equal(images.decode_png(png), pixels)
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
@@ -272,8 +295,8 @@ def test_filtered_pngs_go_to_pillow_and_decode_the_same(mode: str) -> None:
     buf = io.BytesIO()
     Image.fromarray(pixels[:, :, 0] if mode == "L" else pixels, mode=mode).save(buf, format="PNG")
     png = buf.getvalue()
-    assert codec._unfiltered_png_pixels(png) is None
-    assert np.array_equal(codec.decode_png(png), pixels)
+    assert images._unfiltered_png_pixels(png) is None
+    assert np.array_equal(images.decode_png(png), pixels)
 
 
 @pytest.mark.parametrize(
@@ -291,13 +314,13 @@ def test_observation_encoder_gives_the_messages_of_encode_observation(spec: Obse
     shape = spec.output_shape()
     rng = np.random.default_rng(len(spec.name))
     values = rng.integers(0, 256, (4, *shape)).astype(np.uint8) if spec.is_visual else rng.normal(size=(4, *shape)).astype(np.float32)
-    rows = codec.ObservationEncoder(spec).encode(values)
+    rows = observations.ObservationEncoder(spec).encode(values)
     assert len(rows) == 4
     for row, value in zip(rows, values):
-        assert pb.ObservationProto.FromString(row) == codec.encode_observation(value, spec)
+        assert pb.ObservationProto.FromString(row) == observations.encode_observation(value, spec)
     if not spec.is_visual:
         with pytest.raises(ValueError, match="expected"):
-            codec.ObservationEncoder(spec).encode(np.zeros((4, 9), np.float32))
+            observations.ObservationEncoder(spec).encode(np.zeros((4, 9), np.float32))
 
 
 def test_batched_decode_equals_decoding_each_observation() -> None:
@@ -311,14 +334,14 @@ def test_batched_decode_equals_decoding_each_observation() -> None:
     for i in range(6):
         info = pb.AgentInfoProto(id=i, reward=float(rng.normal()), done=i % 3 == 2, group_id=i % 2, group_reward=0.5)
         values = (rng.integers(0, 256, (5, 4, 3), dtype=np.uint8), rng.normal(size=3), rng.normal(size=(2, 2)))
-        info.observations.extend(codec.encode_observation(v, o) for v, o in zip(values, spec.observation_specs))
+        info.observations.extend(observations.encode_observation(v, o) for v, o in zip(values, spec.observation_specs))
         infos.append(_roundtrip(info))
     for image_format in ("hwc_uint8", "chw_float"):
-        for batch, done in zip(codec.decode_agent_infos(infos, spec, image_format), (False, True)):
+        for batch, done in zip(decode_agent_infos(infos, spec, image_format), (False, True)):
             mine = [info for info in infos if info.done == done]
             assert batch.agent_id.tolist() == [info.id for info in mine]
             assert np.array_equal(batch.reward, np.array([info.reward for info in mine], np.float32))
             assert batch.group_id.tolist() == [info.group_id for info in mine] and batch.group_reward.tolist() == [0.5] * len(mine)
             for k, o in enumerate(spec.observation_specs):
-                one_by_one = np.stack([codec.decode_observation(info.observations[k], o, image_format) for info in mine])
+                one_by_one = np.stack([observations.decode_observation(info.observations[k], o, image_format) for info in mine])
                 assert batch.obs[k].dtype == one_by_one.dtype and np.array_equal(batch.obs[k], one_by_one)

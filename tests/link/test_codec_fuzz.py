@@ -16,12 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import fuzz_cases as fc
 from gym_unity_il.errors import QUOTE_CHARS, UnityProtocolError, quote
-from gym_unity_il.link import codec
-from gym_unity_il.link.side_channels import STATS_CHANNEL_ID, SideChannelManager, StatsSideChannel, frame_messages
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol import agents, images, observations, specs
+from gym_unity_il.protocol.channels import STATS_CHANNEL_ID, StatsSideChannel
+from gym_unity_il.protocol.side_channels import SideChannelManager, frame_messages
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
+from gym_unity_il.testing import fuzz_cases as fc
 
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 ACCEPTED = {"result", "UnityProtocolError", "UnityVersionError"}
@@ -29,7 +30,7 @@ ACCEPTED = {"result", "UnityProtocolError", "UnityVersionError"}
 
 @pytest.fixture(autouse=True)
 def _quiet_side_channels(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR, logger="gym_unity_il.link.side_channels")  # unknown channels are logged, by design
+    caplog.set_level(logging.ERROR, logger="gym_unity_il.protocol.side_channels")  # unknown channels are logged, by design
 
 
 @settings(FAST, max_examples=100)
@@ -94,9 +95,9 @@ def test_float_data_holding_only_unknown_fields_has_no_values() -> None:
     spec = ObservationSpec(shape=(1,))
     for obs in (unknown_len, unknown_fixed):
         with pytest.raises(UnityProtocolError, match="0 floats"):
-            codec.decode_observation(obs, spec)
+            observations.decode_observation(obs, spec)
     both = _observation(b"\x0a\x01\x01" + b"\x22\x09" + b"\x12\x01\x07" + b"\x0a\x04\x00\x00\x80\x3f")  # unknown field first
-    assert codec.decode_observation(both, spec).tolist() == [1.0]
+    assert observations.decode_observation(both, spec).tolist() == [1.0]
 
 
 def _announce(brain: pb.BrainParametersProto, agent: pb.AgentInfoProto) -> pb.UnityOutputProto:
@@ -122,7 +123,7 @@ def test_announcements_with_impossible_sizes_are_protocol_errors(branches: list[
     tracemalloc.start()
     try:
         with pytest.raises(UnityProtocolError, match=match):
-            codec.decode_unity_output(_announce(brain, agent), {})
+            agents.decode_unity_output(_announce(brain, agent), {})
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
@@ -137,13 +138,13 @@ def test_many_agents_without_data_cannot_make_gigabytes_of_masks() -> None:
     tracemalloc.start()
     try:
         with pytest.raises(UnityProtocolError, match="20000 agents would decode to more than 1024 MB"):
-            codec.decode_unity_output(output, {"B?team=0": spec})
+            agents.decode_unity_output(output, {"B?team=0": spec})
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < 64 << 20
     del output.rl_output.agentInfos["B?team=0"].value[100:]
-    decision, _ = codec.decode_unity_output(output, {"B?team=0": spec})["B?team=0"]
+    decision, _ = agents.decode_unity_output(output, {"B?team=0": spec})["B?team=0"]
     assert decision.action_mask.shape == (100, 65_536) and decision.action_mask.all()
 
 
@@ -155,20 +156,20 @@ def test_png_declaring_more_pixels_than_its_shape_is_a_protocol_error_before_dec
     tracemalloc.start()
     try:
         with pytest.raises(UnityProtocolError, match=f"declares {width}x{height} pixels, more than the 6 expected"):
-            codec.decode_observation(obs, codec.observation_spec_from_proto(obs))
+            observations.decode_observation(obs, specs.observation_spec_from_proto(obs))
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < 64 << 20
     with pytest.raises(UnityProtocolError, match="more than the 89478485 expected"):
-        codec.decode_png(fc.png_bomb(100_000, 100_000, inflated=16 << 20))
+        images.decode_png(fc.png_bomb(100_000, 100_000, inflated=16 << 20))
 
 
 def test_png_inflating_far_past_its_header_is_not_inflated() -> None:
     """The fast PNG path inflated all of a PNG's data before checking its size (256 MB here)."""
     tracemalloc.start()
     try:
-        pixels = codec.decode_png(fc.png_bomb(2, 3))
+        pixels = images.decode_png(fc.png_bomb(2, 3))
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
@@ -180,13 +181,13 @@ def test_raw_float_images_with_nan_or_extreme_values() -> None:
     """Found by fuzzing: NaN pixels were cast with a RuntimeWarning (and became 0); values near
     the float32 maximum overflowed when scaled. NaN is refused, extremes are clipped, silently."""
     spec = ObservationSpec(shape=(1, 3, 1))
-    extreme = pb.ObservationProto(shape=[1, 3, 1], float_data=codec.float_data_from_array(np.array([3.4e38, -3.4e38, 0.5], np.float32)))
-    nan = pb.ObservationProto(shape=[1, 3, 1], float_data=codec.float_data_from_array(np.array([0.1, np.nan, 0.5], np.float32)))
+    extreme = pb.ObservationProto(shape=[1, 3, 1], float_data=observations.float_data_from_array(np.array([3.4e38, -3.4e38, 0.5], np.float32)))
+    nan = pb.ObservationProto(shape=[1, 3, 1], float_data=observations.float_data_from_array(np.array([0.1, np.nan, 0.5], np.float32)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert codec.decode_observation(extreme, spec).ravel().tolist() == [255, 0, 128]
+        assert observations.decode_observation(extreme, spec).ravel().tolist() == [255, 0, 128]
         with pytest.raises(UnityProtocolError, match="NaN"):
-            codec.decode_observation(nan, spec)
+            observations.decode_observation(nan, spec)
 
 
 def test_side_channel_lengths_past_the_data_are_protocol_errors() -> None:
@@ -223,7 +224,7 @@ def test_hostile_messages_are_protocol_errors_within_the_memory_bound_with_short
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert peak < codec.DECODE_FIXED_BYTES + codec.DECODE_BYTES_PER_BYTE * len(case.data)
+    assert peak < agents.DECODE_FIXED_BYTES + agents.DECODE_BYTES_PER_BYTE * len(case.data)
     assert len(str(info.value)) < 2 * QUOTE_CHARS + 200
 
 
@@ -232,11 +233,11 @@ def test_an_agent_may_end_its_episode_and_ask_for_a_decision_in_one_message() ->
     spec = BehaviorSpec("B?team=0", (ObservationSpec((1,)),), ActionSpec(1))
     infos = [pb.AgentInfoProto.FromString(raw) for raw in fc.agent_bytes([7, 8, 7])]
     infos[0].done = True
-    decision, terminal = codec.decode_agent_infos(infos, spec)
+    decision, terminal = agents.decode_agent_infos(infos, spec)
     assert decision.agent_id.tolist() == [8, 7] and terminal.agent_id.tolist() == [7]
     infos[1].done = infos[2].done = True
     with pytest.raises(UnityProtocolError, match="agent 7 of 'B\\?team=0' appears twice among the terminal steps"):
-        codec.decode_agent_infos(infos, spec)
+        agents.decode_agent_infos(infos, spec)
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ import pytest
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.link.launcher import ChildProcess, environment_with_import_path
 from gym_unity_il.link.server import METHOD_NAME, SERVICE_NAME
-from gym_unity_il.link.session import handshake_response
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.handshake import handshake_response
 from gym_unity_il.scenes import SCENES
 from gym_unity_il.scenes.player import Faults, resolve_scene, wire_observation_spec
 from gym_unity_il.spec import DimensionProperty, ObservationSpec

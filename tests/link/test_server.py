@@ -1,21 +1,25 @@
-"""The trainer's gRPC server against a raw gRPC client over loopback."""
+"""The trainer's gRPC server against a raw gRPC client over loopback, on each transport."""
 
 from __future__ import annotations
 
 import gc
+import os
 import re
 import socket
 import sys
 import threading
 import time
+import types
 from concurrent import futures
 
 import grpc
 import pytest
 
 from gym_unity_il.errors import ConfigError, PortInUseError, UnityProtocolError
+from gym_unity_il.link import queue_server, transport
 from gym_unity_il.link import server as server_module
 from gym_unity_il.link.server import EXCHANGE_PATH, ExchangeServer, check_port_free, peer_address, seal_port
+from gym_unity_il.link.transport import TRANSPORT_VARIABLE, TRANSPORTS, make_exchange_server
 from gym_unity_il.proto import communicator_pb2 as pb
 
 CLOSE_BYTES = bytes.fromhex("0A 03 08 90 03")  # header { status: 400 } (protocol.md §11)
@@ -24,14 +28,31 @@ OK_BYTES = bytes.fromhex("0A 03 08 C8 01")  # header { status: 200 }
 HELLO_BYTES = OK_BYTES + bytes.fromhex("12 09 12 07 12 05") + b"1.5.0"
 
 
+#: The transports under test: the one GYM_UNITY_IL_TRANSPORT names (the CI's run on the public transport), else each.
+TESTED_TRANSPORTS = [os.environ[TRANSPORT_VARIABLE]] if os.environ.get(TRANSPORT_VARIABLE) else list(TRANSPORTS)
+
+
+@pytest.fixture(params=TESTED_TRANSPORTS)
+def serve(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """The factory of servers, set to one transport (the test runs once per transport)."""
+    monkeypatch.setenv(TRANSPORT_VARIABLE, request.param)
+
+    def make(**kwargs) -> ExchangeServer:
+        server = make_exchange_server(**kwargs)
+        assert server.transport == request.param
+        return server
+
+    return make
+
+
 def _raw_call(port: int):
     """A bytes-in, bytes-out Exchange callable, as Unity's client would make the call."""
     channel = grpc.insecure_channel(f"localhost:{port}")
     return channel, channel.unary_unary(EXCHANGE_PATH)
 
 
-def test_request_reaches_the_caller_and_its_answer_returns() -> None:
-    server = ExchangeServer(port=0)
+def test_request_reaches_the_caller_and_its_answer_returns(serve) -> None:
+    server = serve(port=0)
     channel, call = _raw_call(server.port)
     with futures.ThreadPoolExecutor(1) as pool:
         reply = pool.submit(call, HELLO_BYTES, wait_for_ready=True, timeout=10)
@@ -47,8 +68,8 @@ def test_request_reaches_the_caller_and_its_answer_returns() -> None:
     server.close()
 
 
-def test_close_answers_the_pending_call_with_status_400() -> None:
-    server = ExchangeServer(port=0)
+def test_close_answers_the_pending_call_with_status_400(serve) -> None:
+    server = serve(port=0)
     channel, call = _raw_call(server.port)
     with futures.ThreadPoolExecutor(1) as pool:
         reply = pool.submit(call, HELLO_BYTES, wait_for_ready=True, timeout=10)
@@ -68,8 +89,8 @@ def _handshake(server: ExchangeServer, call) -> None:
         assert reply.result(timeout=10) == OK_BYTES
 
 
-def test_a_closing_peer_is_answered_when_received_and_reported() -> None:
-    server = ExchangeServer(port=0)
+def test_a_closing_peer_is_answered_when_received_and_reported(serve) -> None:
+    server = serve(port=0)
     channel, call = _raw_call(server.port)
     _handshake(server, call)
     with futures.ThreadPoolExecutor(1) as pool:
@@ -82,8 +103,8 @@ def test_a_closing_peer_is_answered_when_received_and_reported() -> None:
     server.close()
 
 
-def test_malformed_request_is_a_protocol_error_and_the_call_is_closed() -> None:
-    server = ExchangeServer(port=0)
+def test_malformed_request_is_a_protocol_error_and_the_call_is_closed(serve) -> None:
+    server = serve(port=0)
     channel, call = _raw_call(server.port)
     _handshake(server, call)
     with futures.ThreadPoolExecutor(1) as pool:
@@ -96,8 +117,8 @@ def test_malformed_request_is_a_protocol_error_and_the_call_is_closed() -> None:
     server.close()
 
 
-def test_a_call_received_on_one_thread_can_be_answered_on_another() -> None:
-    server = ExchangeServer(port=0)
+def test_a_call_received_on_one_thread_can_be_answered_on_another(serve) -> None:
+    server = serve(port=0)
     channel, call = _raw_call(server.port)
     with futures.ThreadPoolExecutor(2) as pool:
         reply = pool.submit(call, HELLO_BYTES, wait_for_ready=True, timeout=10)
@@ -112,21 +133,21 @@ def test_a_call_received_on_one_thread_can_be_answered_on_another() -> None:
     server.close()
 
 
-def test_close_answers_calls_that_were_never_received() -> None:
-    server = ExchangeServer(port=0)
+def test_close_answers_calls_that_were_never_received(serve) -> None:
+    server = serve(port=0)
     channel, call = _raw_call(server.port)
     with futures.ThreadPoolExecutor(1) as pool:
         reply = pool.submit(call, HELLO_BYTES, wait_for_ready=True, timeout=10)
-        deadline = time.time() + 10
+        deadline = time.monotonic() + 10
         while not server._arrived:  # until the request is in, not yet received
-            assert server._next_event(deadline) and not reply.done()
+            assert server._await_event(deadline) and not reply.done()
         server.close()
         assert reply.result(timeout=10) == CLOSE_BYTES
     channel.close()
 
 
-def test_other_methods_are_unimplemented_and_never_reach_the_caller() -> None:
-    server = ExchangeServer(port=0)
+def test_other_methods_are_unimplemented_and_never_reach_the_caller(serve) -> None:
+    server = serve(port=0)
     channel = grpc.insecure_channel(f"localhost:{server.port}")
     other = channel.unary_unary("/communicator_objects.UnityToExternalProto/Other")
     with futures.ThreadPoolExecutor(1) as pool:
@@ -141,16 +162,16 @@ def test_other_methods_are_unimplemented_and_never_reach_the_caller() -> None:
     server.close()
 
 
-def test_receive_returns_none_after_the_timeout_and_misuse_is_named() -> None:
-    server = ExchangeServer(port=0)
+def test_receive_returns_none_after_the_timeout_and_misuse_is_named(serve) -> None:
+    server = serve(port=0)
     assert server.receive(timeout=0.05) is None
     with pytest.raises(RuntimeError, match="receive"):
         server.respond(OK_BYTES)
     server.close()
 
 
-def test_messages_above_the_explicit_limit_are_refused() -> None:
-    server = ExchangeServer(port=0, max_message_bytes=1024)
+def test_messages_above_the_explicit_limit_are_refused(serve) -> None:
+    server = serve(port=0, max_message_bytes=1024)
     channel, call = _raw_call(server.port)
     big = pb.UnityMessageProto(header=pb.HeaderProto(status=200, message="x" * 4096)).SerializeToString()
     with futures.ThreadPoolExecutor(1) as pool:
@@ -163,21 +184,21 @@ def test_messages_above_the_explicit_limit_are_refused() -> None:
     server.close()
 
 
-def test_a_taken_port_is_a_port_in_use_error_naming_port_and_fix() -> None:
+def test_a_taken_port_is_a_port_in_use_error_naming_port_and_fix(serve) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
         with pytest.raises(PortInUseError, match=rf"port {port}.*worker_id.*base_port.*auto_port"):
-            ExchangeServer(port=port)
-        other = ExchangeServer(port=0)  # the automatic port never collides
+            serve(port=port)
+        other = serve(port=0)  # the automatic port never collides
         assert other.port not in (0, port)
         other.close()
     check_port_free("127.0.0.1", port)
 
 
-def test_a_server_never_closed_frees_its_port_when_collected() -> None:
-    server = ExchangeServer(port=0)
+def test_a_server_never_closed_frees_its_port_when_collected(serve) -> None:
+    server = serve(port=0)
     port = server.port
     channel, call = _raw_call(port)
     with futures.ThreadPoolExecutor(1) as pool:
@@ -191,8 +212,8 @@ def test_a_server_never_closed_frees_its_port_when_collected() -> None:
     check_port_free("127.0.0.1", port)
 
 
-def test_port_is_free_again_right_after_close() -> None:
-    server = ExchangeServer(port=0)
+def test_port_is_free_again_right_after_close(serve) -> None:
+    server = serve(port=0)
     port = server.port
     channel, call = _raw_call(port)
     done = threading.Event()
@@ -208,7 +229,7 @@ def test_port_is_free_again_right_after_close() -> None:
     thread.join(10)
     assert done.is_set()
     channel.close()
-    again = ExchangeServer(port=port)
+    again = serve(port=port)
     assert again.port == port
     again.close()
 
@@ -236,13 +257,13 @@ def _refused(server: ExchangeServer, replies: list[futures.Future]) -> list[grpc
 
 
 @pytest.fixture
-def peer_and_stray(monkeypatch: pytest.MonkeyPatch):
+def peer_and_stray(serve, monkeypatch: pytest.MonkeyPatch):
     """A server, a call of the connection that will be its peer, and a call of another connection.
 
     The port is not sealed (as where the operating system cannot, see ``seal_port``), so that
     the strays' calls reach the server's own check."""
     monkeypatch.setattr(server_module, "seal_port", lambda port, peer: -1)
-    server = ExchangeServer(port=0)
+    server = serve(port=0)
     channel, call = _raw_call(server.port)
     stray_channel, stray = _stray_call(server.port)
     yield server, call, stray
@@ -338,10 +359,10 @@ def test_seal_port_drops_new_connections_and_shuts_all_but_the_peers() -> None:
 
 
 @linux_only
-def test_after_the_handshake_no_other_connection_gets_in_and_open_ones_are_shut(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_after_the_handshake_no_other_connection_gets_in_and_open_ones_are_shut(serve) -> None:
     """Below gRPC, so that a flood costs the session no work: the stray's connection, open
     before the handshake, is shut down; new connections go unanswered; the peer goes on."""
-    server = ExchangeServer(port=0)
+    server = serve(port=0)
     channel, call = _raw_call(server.port)
     stray_channel, stray = _stray_call(server.port)
     try:
@@ -382,11 +403,69 @@ def test_peer_address_reads_grpc_peer_strings(peer: str, address: tuple[str, int
 
 
 @pytest.mark.parametrize("value", [0, -1, 1023, 2**31, 2**40, 1.5e6, True, "1000000", None])
-def test_max_message_bytes_out_of_range_is_a_config_error_naming_value_and_range(value: object) -> None:
+def test_max_message_bytes_out_of_range_is_a_config_error_naming_value_and_range(serve, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"max_message_bytes={re.escape(repr(value))} .*1024 \(1 KiB\) to 2147483647"):
-        ExchangeServer(port=0, max_message_bytes=value)  # type: ignore[arg-type]
+        serve(port=0, max_message_bytes=value)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("value", [1024, 2**31 - 1])
-def test_max_message_bytes_at_the_ends_of_the_range_are_accepted(value: int) -> None:
-    ExchangeServer(port=0, max_message_bytes=value).close()
+def test_max_message_bytes_at_the_ends_of_the_range_are_accepted(serve, value: int) -> None:
+    serve(port=0, max_message_bytes=value).close()
+
+
+# ---------------------------------------------------------------------------- choice of transport
+
+
+def test_the_probe_finds_the_fast_transport_whole_on_the_installed_grpcio() -> None:
+    assert queue_server.probe() is None
+    assert transport.fast_transport_problem() is None
+
+
+def _cygrpc_with(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
+    """Makes the fast transport see a cygrpc with ``changes`` (None removes a name), as a grpcio that changed it."""
+    names = {name: getattr(queue_server.cygrpc, name) for name in dir(queue_server.cygrpc)}
+    names.update(changes)
+    monkeypatch.setattr(queue_server, "cygrpc", types.SimpleNamespace(**{k: v for k, v in names.items() if v is not None}))
+
+
+def test_the_probe_names_a_missing_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    _cygrpc_with(monkeypatch, CompletionQueue=None)
+    assert queue_server.probe() == "grpc._cython.cygrpc has no CompletionQueue"
+
+
+def test_the_probe_names_a_changed_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    _cygrpc_with(monkeypatch, SendMessageOperation=lambda message, flags, compression: None)
+    assert queue_server.probe().startswith("TypeError: ")
+
+
+def test_a_failed_probe_chooses_the_public_transport_with_one_warning_naming_grpcio(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(TRANSPORT_VARIABLE, raising=False)
+    monkeypatch.setattr(transport, "fast_transport_problem", lambda: "grpc._cython.cygrpc has no Server (in this test)")
+    with caplog.at_level("WARNING", logger="gym_unity_il.link.transport"):
+        servers = [make_exchange_server(port=0) for _ in range(2)]
+    assert [s.transport for s in servers] == ["public", "public"]
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert f"grpcio {grpc.__version__}" in warning and "has no Server (in this test)" in warning
+    assert f"{TRANSPORT_VARIABLE}=public" in warning
+    monkeypatch.setenv(TRANSPORT_VARIABLE, "fast")
+    with pytest.raises(ConfigError, match=rf"{TRANSPORT_VARIABLE}=fast.*grpcio {re.escape(grpc.__version__)}: .*has no Server"):
+        make_exchange_server(port=0)
+    for server in servers:
+        server.close()
+
+
+def test_the_default_transport_is_the_fast_one() -> None:
+    if os.environ.get(TRANSPORT_VARIABLE):
+        pytest.skip(f"{TRANSPORT_VARIABLE} chooses the transport of this run")
+    server = make_exchange_server(port=0)
+    assert server.transport == "fast"
+    server.close()
+
+
+@pytest.mark.parametrize("value", ["quick", "FAST", " public"])
+def test_a_transport_variable_naming_no_transport_is_a_config_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(TRANSPORT_VARIABLE, value)
+    with pytest.raises(ConfigError, match=rf"{TRANSPORT_VARIABLE}={re.escape(repr(value))} names no transport.*'fast'.*'public'"):
+        make_exchange_server(port=0)

@@ -36,12 +36,14 @@ from gym_unity_il.errors import (
     UnityTimeoutError,
     UnityVersionError,
 )
-from gym_unity_il.link import codec
 from gym_unity_il.link.launcher import environment_with_import_path
 from gym_unity_il.link.server import EXCHANGE_PATH
-from gym_unity_il.link.session import UnitySession, handshake_response, versions_compatible
-from gym_unity_il.link.side_channels import EngineConfig, StatsAggregationMethod
+from gym_unity_il.link.session import UnitySession
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.channels import EngineConfig, StatsAggregationMethod
+from gym_unity_il.protocol.handshake import handshake_response, versions_compatible
+from gym_unity_il.protocol.observations import encode_observation
+from gym_unity_il.protocol.specs import brain_parameters_to_proto
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
 
 ECHO = "echo_scene:EchoScene"
@@ -82,9 +84,9 @@ def _ball_output(announce: bool) -> pb.UnityMessageProto:
     spec = BehaviorSpec(BALL, (ObservationSpec((8,), (1,), name="VectorSensor_size8"),), ActionSpec(2))
     message = _ok()
     info = message.unity_output.rl_output.agentInfos[BALL].value.add(id=0, reward=0.25)
-    info.observations.append(codec.encode_observation(np.arange(8, dtype=np.float32), spec.observation_specs[0]))
+    info.observations.append(encode_observation(np.arange(8, dtype=np.float32), spec.observation_specs[0]))
     if announce:
-        message.unity_output.rl_initialization_output.brain_parameters.append(codec.brain_parameters_to_proto(spec, is_training=True))
+        message.unity_output.rl_initialization_output.brain_parameters.append(brain_parameters_to_proto(spec, is_training=True))
     return message
 
 

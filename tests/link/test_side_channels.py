@@ -8,23 +8,19 @@ import uuid
 import pytest
 
 from gym_unity_il.errors import UnityProtocolError
-from gym_unity_il.link.side_channels import (
+from gym_unity_il.protocol.channels import (
     ENGINE_CONFIGURATION_CHANNEL_ID,
     ENVIRONMENT_PARAMETERS_CHANNEL_ID,
     STATS_CHANNEL_ID,
     EngineConfig,
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
-    PayloadReader,
-    PayloadWriter,
     Sampler,
     SamplerType,
-    SideChannelManager,
     StatsAggregationMethod,
     StatsSideChannel,
-    frame_messages,
-    split_messages,
 )
+from gym_unity_il.protocol.side_channels import PayloadReader, PayloadWriter, SideChannelManager, frame_messages, split_messages
 
 # protocol.md §11, "Side-channel message setting time scale 20.0".
 TIME_SCALE_20 = bytes.fromhex("2C 34 51 E9 7E 4F EA 11 B2 38 78 4F 43 87 D1 F7 08 00 00 00 02 00 00 00 00 00 A0 41")
@@ -117,7 +113,7 @@ def test_unknown_channels_are_skipped_with_a_warning(caplog: pytest.LogCaptureFi
     stats = StatsSideChannel()
     stranger = uuid.UUID("12345678-1234-5678-1234-567812345678")
     data = frame_messages([(stranger, b"\x01\x02"), (STATS_CHANNEL_ID, StatsSideChannel.encode("x", 3.0))])
-    with caplog.at_level(logging.WARNING, logger="gym_unity_il.link.side_channels"):
+    with caplog.at_level(logging.WARNING, logger="gym_unity_il.protocol.side_channels"):
         SideChannelManager([stats]).process_incoming(data)
     assert str(stranger) in caplog.text
     assert stats.take_stats() == {"x": [(3.0, StatsAggregationMethod.AVERAGE)]}

@@ -98,7 +98,7 @@ def test_target_goal_pays_one_and_the_other_goal_minus_one():
 @pytest.mark.parametrize("scene_kwargs", [{}, {"camera_height": 24, "camera_width": 40, "grayscale": True, "grid_size": 7}])
 def test_expert_reads_every_image_layout(image_format, scene_kwargs):
     result = evaluate_in_process("grid", "expert", episodes=30, seed=4, image_format=image_format, **scene_kwargs)
-    assert result.returns.min() > 0.8  # always the target goal, on a shortest path
+    assert min(result.returns) > 0.8  # always the target goal, on a shortest path
 
 
 def test_actions_outside_the_branch_are_rejected():

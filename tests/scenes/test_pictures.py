@@ -117,7 +117,7 @@ def test_the_picture_crosses_the_process_boundary(assert_released) -> None:
 
 def test_the_channel_decodes_only_what_it_asked_for() -> None:
     from gym_unity_il.errors import ConfigError, UnityProtocolError
-    from gym_unity_il.link.side_channels import ScenePictureChannel
+    from gym_unity_il.protocol.channels import ScenePictureChannel
 
     channel = ScenePictureChannel()
     picture = np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3)
@@ -136,7 +136,7 @@ def test_the_channel_decodes_only_what_it_asked_for() -> None:
 
 
 def test_the_same_request_twice_before_a_message_is_sent_once() -> None:
-    from gym_unity_il.link.side_channels import ScenePictureChannel
+    from gym_unity_il.protocol.channels import ScenePictureChannel
 
     channel = ScenePictureChannel()
     channel.request(agent_id=1)

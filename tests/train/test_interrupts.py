@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from stable_baselines3 import PPO
 
-import gym_unity_il.train.run as run_module
+import gym_unity_il.train.runner as runner_module
 from gym_unity_il.train import parse_config, train
 from gym_unity_il.train.bc import DemoBatches
 from gym_unity_il.train.pretrain import RLPhase
@@ -80,13 +80,13 @@ def _on_step_until(steps: int) -> Callable[..., Any]:
 #: Where each interrupt lands: (trainer, object, attribute, hooked replacement).
 INTERRUPTS: dict[str, tuple[str, Any, str, Callable[[], Any]]] = {
     "in_a_bc_batch": ("bc_then_ppo", DemoBatches, "__iter__", lambda: _batches_then_interrupt(7)),
-    "in_a_bc_summary_evaluation": ("bc_then_ppo", run_module, "evaluate", lambda: _after_calls(2, run_module.evaluate, before=True)),
-    "in_the_last_bc_summary_evaluation": ("bc_then_ppo", run_module, "evaluate", lambda: _after_calls(4, run_module.evaluate, before=True)),
+    "in_a_bc_summary_evaluation": ("bc_then_ppo", runner_module, "evaluate", lambda: _after_calls(2, runner_module.evaluate, before=True)),
+    "in_the_last_bc_summary_evaluation": ("bc_then_ppo", runner_module, "evaluate", lambda: _after_calls(4, runner_module.evaluate, before=True)),
     "between_bc_and_ppo": ("bc_then_ppo", RLPhase, "run", lambda: _after_calls(1, RLPhase.run, before=True)),
     "in_a_ppo_rollout": ("bc_then_ppo", ProgressCallback, "_on_step", lambda: _on_step_until(300)),
     "in_a_ppo_update_after_a_summary_row": ("bc_then_ppo", PPO, "train", lambda: _after_calls(4, PPO.train, before=True)),
-    "in_the_final_evaluation": ("bc_then_ppo", run_module, "evaluate", lambda: _after_calls(5, run_module.evaluate, before=True)),
-    "in_the_final_plot": ("bc_then_ppo", run_module, "plot_learning_curve", lambda: _after_calls(1, run_module.plot_learning_curve)),
+    "in_the_final_evaluation": ("bc_then_ppo", runner_module, "evaluate", lambda: _after_calls(5, runner_module.evaluate, before=True)),
+    "in_the_final_plot": ("bc_then_ppo", runner_module, "plot_learning_curve", lambda: _after_calls(1, runner_module.plot_learning_curve)),
     "in_a_gail_update_after_a_summary_row": ("gail", PPO, "train", lambda: _after_calls(4, PPO.train, before=True)),
     "in_a_gail_rollout": ("gail", ProgressCallback, "_on_step", lambda: _on_step_until(170)),
     "after_a_bc_batch_is_counted_before_its_row": ("bc_then_ppo", RunRecorder, "summary", lambda: _after_calls(2, RunRecorder.summary, before=True)),

@@ -2,8 +2,10 @@
 
 Two parts of the package read bytes that someone else wrote: the `.demo` reader
 (:mod:`gym_unity_il.demo`, every era) and the decoding of Unity's messages on the live link
-(:func:`gym_unity_il.link.codec.parse_unity_message` and ``decode_unity_output``, the
-handshake fields the session reads, and the side channels). This module
+(:func:`gym_unity_il.protocol.messages.parse_unity_message`,
+:func:`~gym_unity_il.protocol.handshake.read_handshake`,
+:func:`~gym_unity_il.protocol.agents.decode_unity_output` and the side channels, as the
+session calls them). This module
 
 * builds valid inputs: `.demo` files written by :class:`~gym_unity_il.demo.DemoWriter` or
   assembled in the record formats of the older eras, prefixes of real recordings (when a
@@ -15,11 +17,15 @@ handshake fields the session reads, and the side channels). This module
 * runs one :class:`Case` through its parser (:func:`run_case`): a result or an error of
   :mod:`gym_unity_il.errors` (plus, for files, :class:`~gym_unity_il.demo.DemoFormatWarning`)
   is accepted; anything else escapes. A case that was not mutated must also decode to the
-  arrays it was built from, so the targets are the real decoding paths.
+  arrays it was built from, so the targets are the real decoding paths;
+* runs one agent of Unity's messages, mutated or not, down both roads (the link's decoding,
+  and the `.demo` reader on a file of that agent's record): both must give the same arrays,
+  or both refuse it.
 
 Hypothesis strategies draw the cases (:func:`demo_cases`, :func:`link_cases`,
-:func:`side_channel_cases`); :func:`real_demo_cases` mutates real recordings with a seeded
-numpy generator. ``benchmarks/fuzz_inputs.py`` runs 100k of them, the fuzz tests a few hundred.
+:func:`agent_cases`, :func:`side_channel_cases`); :func:`real_demo_cases` mutates real
+recordings with a seeded numpy generator. ``benchmarks/fuzz_inputs.py`` runs 100k of them,
+the fuzz tests a few hundred.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import tempfile
 import uuid
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,25 +50,26 @@ from PIL import Image
 
 from gym_unity_il.demo import DemoFormatWarning, DemoReader, DemoWriter, demo_to_trajectories, iter_records, read_demo
 from gym_unity_il.demo.reader import BRAIN_OFFSET
-from gym_unity_il.demo.wire import WireError, encode_varint, fields_of, read_varint
-from gym_unity_il.errors import GymUnityILError, UnityVersionError
-from gym_unity_il.link import codec
-from gym_unity_il.link.session import COMMUNICATION_VERSION, capabilities_proto, versions_compatible
-from gym_unity_il.link.side_channels import (
+from gym_unity_il.errors import GymUnityILError
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.proto import legacy_pb2 as lpb
+from gym_unity_il.protocol.agents import decode_agent_infos, decode_unity_output
+from gym_unity_il.protocol.channels import (
     ENGINE_CONFIGURATION_CHANNEL_ID,
     ENVIRONMENT_PARAMETERS_CHANNEL_ID,
     STATS_CHANNEL_ID,
     EngineConfigurationChannel,
     EngineSetting,
     EnvironmentParametersChannel,
-    PayloadWriter,
-    SideChannelManager,
     StatsSideChannel,
-    frame_messages,
-    split_messages,
 )
-from gym_unity_il.proto import communicator_pb2 as pb
-from gym_unity_il.proto import legacy_pb2 as lpb
+from gym_unity_il.protocol.handshake import COMMUNICATION_VERSION, capabilities_proto, channels_first_for_package, read_handshake
+from gym_unity_il.protocol.images import PNG_SIGNATURE, encode_png, png_chunk
+from gym_unity_il.protocol.messages import HEADER_OK, parse_unity_message
+from gym_unity_il.protocol.observations import ObservationEncoder, float_data_from_array, float_payload
+from gym_unity_il.protocol.side_channels import PayloadWriter, SideChannelManager, frame_messages, split_messages
+from gym_unity_il.protocol.specs import behavior_spec_from_proto, brain_parameters_to_proto
+from gym_unity_il.protocol.wire import WireError, delimited, encode_varint, fields_of, read_varint
 from gym_unity_il.scenes.base import AgentBatch
 from gym_unity_il.scenes.player import ScenePlayer, wire_observation_spec
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, DimensionProperty, ImageFormat, ObservationSpec
@@ -97,13 +104,16 @@ class Case:
     """One input for one parser.
 
     Attributes:
-        target: ``"demo"`` (the bytes of a `.demo` file), ``"link"`` (one message of Unity)
-            or ``"side-channels"`` (the ``side_channel`` bytes of a message).
+        target: ``"demo"`` (the bytes of a `.demo` file), ``"link"`` (one message of Unity),
+            ``"agents"`` (a message whose second agent is decoded on the link and from a
+            `.demo` file, which must agree) or ``"side-channels"`` (the ``side_channel``
+            bytes of a message).
         data: the input.
         origin: how it was made (its source and mutations), for reports.
         options: how it is read. demo: ``mode`` (``read_demo``, ``iter_records``,
             ``batches``, ``read`` or ``convert``), ``image_format``, ``batch_size``; link:
-            ``image_format``, ``channels_first`` (when there is no handshake).
+            ``image_format``, ``channels_first`` (when there is no handshake); agents:
+            ``image_format``.
         prior: link only: a valid earlier message, decoded first, whose behaviors the
             session then knows (None: ``data`` is the first message, with the handshake).
         expected: for an input that was not mutated, what it must decode to.
@@ -132,7 +142,7 @@ def run_case(case: Case, workdir: Path) -> str:
         WrongResult: an unmutated input did not give back its arrays (or raised).
         Exception: anything else the parser let escape (the fuzzing finds these).
     """
-    run = {"demo": _run_demo, "link": _run_link, "side-channels": _run_side_channels}[case.target]
+    run = {"demo": _run_demo, "link": _run_link, "agents": _run_agents, "side-channels": _run_side_channels}[case.target]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -212,8 +222,8 @@ def _as_format(array: np.ndarray, image: bool, image_format: str) -> np.ndarray:
 
 
 def _png(hwc: np.ndarray) -> bytes:
-    """uint8 HWC (1 or 3 channels) as one PNG the way the codec writes it (grey as equal RGB)."""
-    data, _ = codec.encode_png(hwc)
+    """uint8 HWC (1 or 3 channels) as one PNG the way the protocol writes it (grey as equal RGB)."""
+    data, _ = encode_png(hwc)
     return data
 
 
@@ -395,7 +405,7 @@ def _pair_record(recipe: DemoRecipe, step: _Step) -> bytes:
             obs.compression_type = pb.PNG
             obs.compressed_data = _png(value)
         else:
-            obs.float_data.CopyFrom(codec.float_data_from_array(value.astype(np.float32) / np.float32(255) if sensor.is_image else value))
+            obs.float_data.CopyFrom(float_data_from_array(value.astype(np.float32) / np.float32(255) if sensor.is_image else value))
     if step.allowed is not None:
         info.action_mask.extend((~step.allowed).tolist())
     action = pb.AgentActionProto(vector_actions_deprecated=_flat_action(step))
@@ -593,10 +603,6 @@ def _png_chunks(png: bytes) -> list[tuple[int, bytes, bytes]]:
     return out
 
 
-def _chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(payload, zlib.crc32(kind)))
-
-
 @functools.lru_cache(maxsize=8)
 def zlib_bomb(size: int) -> bytes:
     """A zlib stream of ``size`` zero bytes (a multiple of 16 MiB) made of repeated, fully
@@ -612,7 +618,7 @@ def png_bomb(height: int, width: int, *, inflated: int = 256 << 20) -> bytes:
     """An 8-bit RGB PNG whose header says ``height`` x ``width`` and whose pixel data
     inflates to ``inflated`` zero bytes (unfiltered rows, far more of them than the header says)."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return codec.PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib_bomb(inflated)) + _chunk(b"IEND", b"")
+    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib_bomb(inflated)) + png_chunk(b"IEND", b"")
 
 
 def _pillow_png(h: int, w: int, mode: str, rng: np.random.Generator) -> bytes:
@@ -626,7 +632,7 @@ def _pillow_png(h: int, w: int, mode: str, rng: np.random.Generator) -> bytes:
 def mutate_png(png: bytes, a: int, b: int, payload: bytes) -> bytes:
     """One change to PNG bytes: header sizes and types, chunks dropped, cut or repeated,
     another mode, a decompression bomb."""
-    chunks = _png_chunks(png) if png.startswith(codec.PNG_SIGNATURE) else []
+    chunks = _png_chunks(png) if png.startswith(PNG_SIGNATURE) else []
     how = a % 9
     if how == 0 and chunks:  # IHDR fields, with or without a correct CRC
         ihdr = bytearray(chunks[0][2].ljust(13, b"\0"))
@@ -638,15 +644,15 @@ def mutate_png(png: bytes, a: int, b: int, payload: bytes) -> bytes:
         else:
             ihdr[6 + which] = _pick((0, 1, 2, 3, 4, 6, 7, 8, 16, 255), b // 7)
         rest = png[chunks[1][0] :] if len(chunks) > 1 else b""
-        head = _chunk(b"IHDR", bytes(ihdr)) if b & 1 else struct.pack(">I", 13) + b"IHDR" + bytes(ihdr) + b"\0\0\0\0"
-        return codec.PNG_SIGNATURE + head + rest
+        head = png_chunk(b"IHDR", bytes(ihdr)) if b & 1 else struct.pack(">I", 13) + b"IHDR" + bytes(ihdr) + b"\0\0\0\0"
+        return PNG_SIGNATURE + head + rest
     if how == 1 and chunks:  # drop a chunk
         pos, kind, data = _pick(chunks, b)
         return png[:pos] + png[pos + 12 + len(data) :]
     if how == 2:  # cut anywhere
         return png[: b % (len(png) + 1)]
     if how == 3:  # a second PNG, garbage, or a stray signature after it
-        return png + _pick((png, payload, codec.PNG_SIGNATURE + payload, codec.PNG_SIGNATURE), b)
+        return png + _pick((png, payload, PNG_SIGNATURE + payload, PNG_SIGNATURE), b)
     if how == 4 and chunks:  # a chunk length far beyond the data
         pos = _pick(chunks, b)[0]
         return png[:pos] + struct.pack(">I", _pick((2**31 - 1, 2**32 - 1, 100_000, 0), b // 3)) + png[pos + 4 :]
@@ -692,19 +698,19 @@ def mutate_observation(obs: pb.ObservationProto, a: int, b: int, payload: bytes)
     elif how in (4, 5, 6) and obs.WhichOneof("observation_data") == "compressed_data":
         obs.compressed_data = mutate_png(obs.compressed_data, k, b, payload)
     elif how == 7:
-        values = np.frombuffer(codec._packed_float_payload(obs.float_data), "<f4").copy()
+        values = np.frombuffer(float_payload(obs.float_data), "<f4").copy()
         if values.size and b % 3 == 0:
             values[b % values.size] = _pick(EDGE_FLOATS, k)
         elif b % 3 == 1:
             values = values[: max(0, values.size - 1 - k % 3)]
         else:
             values = np.append(values, np.float32(1.0))
-        obs.float_data.CopyFrom(codec.float_data_from_array(values))
+        obs.float_data.CopyFrom(float_data_from_array(values))
     elif how == 8:  # the data in the other representation, or none
         if b % 3 == 0:
             obs.compressed_data = payload
         elif b % 3 == 1:
-            obs.float_data.CopyFrom(codec.float_data_from_array(np.ones(b % 7, np.float32)))
+            obs.float_data.CopyFrom(float_data_from_array(np.ones(b % 7, np.float32)))
         else:
             obs.ClearField("observation_data")
         obs.compression_type = _pick((0, 1), k)
@@ -834,7 +840,7 @@ STRUCTURE_MUTATIONS = ("record-field", "record-field", "image", "action-field", 
 #: Changes to the bytes.
 BYTE_MUTATIONS = ("flip", "flip", "insert", "delete", "overwrite", "truncate", "truncate", "varint", "varint", "foreign")
 #: Files that are not recordings at all.
-FOREIGN_FILES = (b"", b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 3551\n", codec.PNG_SIGNATURE + bytes(40),
+FOREIGN_FILES = (b"", b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 3551\n", PNG_SIGNATURE + bytes(40),
                  b"PK\x03\x04" + bytes(60), b"\x0a" * 40, bytes(34), b"\x00" * 33 + b"\xff" * 11)  # fmt: skip
 DEMO_MUTATIONS = STRUCTURE_MUTATIONS + BYTE_MUTATIONS
 
@@ -875,17 +881,17 @@ def unpack_record(record: bytes, legacy: bool) -> bytes:
         if obs.WhichOneof("observation_data") == "float_data":
             values = _fixed32s(0x0D, obs.float_data.data)
             obs.ClearField("float_data")
-            sensors.append(obs.SerializeToString() + b"\x22" + encode_varint(len(values)) + values)
+            sensors.append(obs.SerializeToString() + delimited(4, values))  # float_data
         else:
             sensors.append(obs.SerializeToString())
     mask = list(info.action_mask)
     info.ClearField("observations")
     info.ClearField("action_mask")
-    info_bytes = info.SerializeToString() + _varints(0x58, mask) + b"".join(b"\x6a" + encode_varint(len(o)) + o for o in sensors)
+    info_bytes = info.SerializeToString() + _varints(0x58, mask) + b"".join(delimited(13, o) for o in sensors)
     flat, cont, disc = list(action.vector_actions_deprecated), list(action.continuous_actions), list(action.discrete_actions)
     action.Clear()
     action_bytes = _fixed32s(0x0D, flat) + _fixed32s(0x35, cont) + _varints(0x38, disc)
-    return b"\x0a" + encode_varint(len(info_bytes)) + info_bytes + b"\x12" + encode_varint(len(action_bytes)) + action_bytes
+    return delimited(1, info_bytes) + delimited(2, action_bytes)
 
 
 def _mutate_record(record: bytes, legacy: bool, kind: str, a: int, b: int, payload: bytes) -> bytes:
@@ -1185,7 +1191,7 @@ def _behavior_name(index: int) -> str:
 
 
 def _message(recipe: MessageRecipe, rng: np.random.Generator, first: bool) -> tuple[pb.UnityMessageProto, dict[str, object]]:
-    channels_first = codec.channels_first_for_package(recipe.package_version)
+    channels_first = channels_first_for_package(recipe.package_version)
     message = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
     output = message.unity_output
     if first:
@@ -1198,7 +1204,7 @@ def _message(recipe: MessageRecipe, rng: np.random.Generator, first: bool) -> tu
         specs = tuple(s.spec(i) for i, s in enumerate(b.sensors))
         spec = BehaviorSpec(name=name, observation_specs=specs, action_spec=ActionSpec(b.continuous, b.branches))
         if first:
-            output.rl_initialization_output.brain_parameters.append(codec.brain_parameters_to_proto(spec, is_training=True))
+            output.rl_initialization_output.brain_parameters.append(brain_parameters_to_proto(spec, is_training=True))
         done = np.array([bool(b.done >> k & 1) for k in range(b.agents)])
         cut = done & np.array([bool(b.done >> (k + 8) & 1) for k in range(b.agents)])
         allowed = rng.random((b.agents, sum(b.branches))) < 0.7 if b.masks and b.branches else None
@@ -1207,7 +1213,7 @@ def _message(recipe: MessageRecipe, rng: np.random.Generator, first: bool) -> tu
         ids = np.arange(b.agents, dtype=np.int32) + 3 * index
         batch = AgentBatch(agent_ids=ids, observations=observations, rewards=rewards, done=done, max_step_reached=cut, action_mask=allowed)
         wire_specs = [wire_observation_spec(o, channels_first=channels_first) for o in specs]
-        encoders = tuple(codec.ObservationEncoder(o, compress=s.png) for o, s in zip(wire_specs, b.sensors))
+        encoders = tuple(ObservationEncoder(o, compress=s.png) for o, s in zip(wire_specs, b.sensors))
         ScenePlayer._fill_agent_infos(output.rl_output.agentInfos[name].value, batch, encoders)  # the player's own encoding
         steps = {}
         for which, rows in (("decision", ~done), ("terminal", done)):
@@ -1230,38 +1236,19 @@ def build_messages(recipe: MessageRecipe) -> BuiltMessages:
     first, expected_first = _message(recipe, rng, True)
     second, expected_second = _message(recipe, rng, False)
     return BuiltMessages(first.SerializeToString(), second.SerializeToString(), expected_first, expected_second,
-                         codec.channels_first_for_package(recipe.package_version))  # fmt: skip
-
-
-def read_handshake(init: pb.UnityRLInitializationOutputProto) -> bool:
-    """What :class:`~gym_unity_il.link.session.UnitySession` reads from Unity's first message
-    (names, versions, capabilities; the same checks in the same order). Returns whether
-    images come CHW.
-
-    Raises:
-        UnityVersionError: an incompatible communication version.
-    """
-    caps = init.capabilities
-    _ = (init.name, init.package_version, {f.name: bool(getattr(caps, f.name)) for f in caps.DESCRIPTOR.fields})
-    if not versions_compatible(init.communication_version):
-        raise UnityVersionError(f"communication API {init.communication_version[:40]!r} is not compatible")
-    channels_first = codec.channels_first_for_package(init.package_version)
-    _ = codec.parse_version(init.communication_version) < (1, 3, 0)
-    return channels_first
+                         channels_first_for_package(recipe.package_version))  # fmt: skip
 
 
 def decode_message(data: bytes, specs: dict[str, BehaviorSpec], *, handshake: bool, channels_first: bool,
                    image_format: ImageFormat) -> tuple[dict[str, object], bool]:  # fmt: skip
-    """Decodes one message the way the session does: parse, the handshake fields (first
-    message), agent data (adding announced behaviors to ``specs``), side channels.
-    Returns the steps and the channels-first setting for the next messages."""
-    message = codec.parse_unity_message(data)
+    """Decodes one message the way the session does: parse, the handshake (first message,
+    with the session's own function), agent data (adding announced behaviors to ``specs``),
+    side channels. Returns the steps and the channels-first setting for the next messages."""
+    message = parse_unity_message(data)
     output = message.unity_output
     if handshake:
-        if not output.HasField("rl_initialization_output"):
-            raise UnityVersionError("the first message has no initialization output")
-        channels_first = read_handshake(output.rl_initialization_output)
-    steps = codec.decode_unity_output(output, specs, channels_first=channels_first, image_format=image_format)
+        channels_first = read_handshake(message).channels_first
+    steps = decode_unity_output(output, specs, channels_first=channels_first, image_format=image_format)
     stats = StatsSideChannel()
     if output.rl_output.side_channel:
         manager = SideChannelManager([EngineConfigurationChannel(), EnvironmentParametersChannel(), stats])
@@ -1413,6 +1400,100 @@ def link_cases(draw: st.DrawFn, *, extra: int = 0) -> list[Case]:
     return cases
 
 
+# ---------------------------------------------------------------------------------- one agent, both roads
+
+#: Changes to the one agent decoded on both roads.
+AGENT_MUTATIONS = ("agent", "agent", "agent", "image")
+
+
+def demo_of_agent_infos(spec: BehaviorSpec, infos: Sequence[pb.AgentInfoProto]) -> bytes:
+    """A closed 4.x `.demo` file whose records hold ``infos`` (each with a zero action of ``spec``)."""
+    act = spec.action_spec
+    action = pb.AgentActionProto(continuous_actions=[0.0] * act.continuous_size, discrete_actions=[0] * act.discrete_size)
+    records = tuple(pb.AgentInfoActionPairProto(agent_info=info, action_info=action).SerializeToString() for info in infos)
+    meta = _meta("agents", len(records), 1 + sum(info.done for info in infos), 0.0)
+    brain = brain_parameters_to_proto(spec, is_training=False).SerializeToString()
+    return join_demo(DemoParts(meta, brain, records, meta, False))[0]
+
+
+def _verdict(decode: Callable[[], dict[str, object]]) -> dict[str, object] | GymUnityILError:
+    try:
+        return decode()
+    except GymUnityILError as exc:
+        return exc
+
+
+def _run_agents(case: Case, workdir: Path) -> None:
+    """Decodes the second agent of the message's behavior as the link does and as the `.demo`
+    reader does (a file of the behavior's first two agents); raises WrongResult unless both
+    give the same arrays or both an error (then the link's error)."""
+    image_format: ImageFormat = case.options.get("image_format", "hwc_uint8")  # type: ignore[assignment]
+    output = parse_unity_message(case.data).unity_output
+    brain = output.rl_initialization_output.brain_parameters[0]
+    first, agent = output.rl_output.agentInfos[brain.brain_name].value
+    spec = behavior_spec_from_proto(brain, first)  # as the reader builds it from the first record
+    path = workdir / "agents.demo"
+    path.write_bytes(demo_of_agent_infos(spec, [first, agent]))
+    agent.group_reward = 0.0  # the reader reads no group reward
+
+    def on_the_link() -> dict[str, object]:
+        decision, terminal = decode_agent_infos([agent], spec, image_format)
+        batch = terminal if len(terminal) else decision
+        return {"obs": tuple(o[0] for o in batch.obs), "reward": batch.reward[0], "agent_id": batch.agent_id[0]}
+
+    def in_a_file() -> dict[str, object]:
+        demo = read_demo(path, image_format=image_format)
+        return {"obs": tuple(o[1] for o in demo.observations), "reward": demo.rewards[1], "agent_id": demo.agent_ids[1]}
+
+    link, demo = _verdict(on_the_link), _verdict(in_a_file)
+    if isinstance(link, GymUnityILError) != isinstance(demo, GymUnityILError):
+        raise WrongResult(f"the link gives {link!r}, the .demo reader {demo!r}")
+    if isinstance(link, GymUnityILError):
+        raise link
+    pairs = zip(link["obs"], demo["obs"])  # type: ignore[index]
+    same = [np.array_equal(a, b) and np.asarray(a).dtype == np.asarray(b).dtype for a, b in pairs]
+    if not all(same) or link["reward"] != demo["reward"] or link["agent_id"] != demo["agent_id"]:  # type: ignore[index]
+        raise WrongResult(f"the link decodes {link!r}, the .demo reader {demo!r}")
+
+
+def _agents_case(built: BuiltMessages, muts: Sequence[Mutation], image_format: str) -> Case:
+    """The first message of ``built`` with the first two agents of its first behavior, the
+    second one mutated."""
+    message = pb.UnityMessageProto.FromString(built.first)
+    output = message.unity_output
+    del output.rl_initialization_output.brain_parameters[1:]
+    name = output.rl_initialization_output.brain_parameters[0].brain_name
+    for other in [n for n in output.rl_output.agentInfos if n != name]:
+        del output.rl_output.agentInfos[other]
+    infos = output.rl_output.agentInfos[name].value
+    del infos[2:]
+    for kind, a, b, payload in muts:
+        mutate_agent(infos[1], a, b, payload) if kind == "agent" else mutate_image(infos[1].observations, a, b, payload)
+    origin = f"mutations {[(k, a, b, p.hex()) for k, a, b, p in muts]}" if muts else "valid agent"
+    return Case("agents", message.SerializeToString(), origin, {"image_format": image_format})
+
+
+_TWO_AGENTS = st.builds(BehaviorRecipe, _SENSORS_ON_THE_WIRE, st.integers(0, 3), st.lists(st.integers(1, 4), max_size=3).map(tuple),
+                        st.integers(2, 4), st.just(0), st.booleans())  # fmt: skip
+AGENT_RECIPES = st.builds(MessageRecipe, _TWO_AGENTS.map(lambda b: (b,)), st.sampled_from(["2.3.0", "3.0.0"]), st.just(0),
+                          st.integers(0, 2**16))  # fmt: skip
+_AGENT_MUTATION_LISTS = mutations(AGENT_MUTATIONS, min_size=0)
+
+
+@st.composite
+def agent_cases(draw: st.DrawFn, *, extra: int = 0) -> list[Case]:
+    """One agent of a message of Unity, mutated or not, for both roads (:func:`_run_agents`):
+    the link's decoding and the `.demo` reader must agree on it. One case drawn by hypothesis,
+    then ``extra`` with numpy-drawn mutations."""
+    built = build_messages(draw(AGENT_RECIPES))
+    cases = [_agents_case(built, draw(_AGENT_MUTATION_LISTS), draw(_IMAGE_FORMATS))]
+    if extra:
+        rng = np.random.default_rng(draw(_INTS))
+        formats = ("hwc_uint8", "chw_float")
+        cases += [_agents_case(built, random_mutations(rng, AGENT_MUTATIONS), formats[rng.integers(2)]) for _ in range(extra)]
+    return cases
+
+
 # ---------------------------------------------------------------------------------- side channels
 
 SIDE_MUTATIONS = ("int32", "int32", "length", "cut", "append", "flip", "insert", "delete", "truncate")
@@ -1499,21 +1580,16 @@ def side_channel_cases(draw: st.DrawFn, *, extra: int = 0) -> list[Case]:
 # ---------------------------------------------------------------------------------- hostile messages
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field, as protobuf writes it."""
-    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
-
-
 def message_bytes(announce: Sequence[bytes], agents: dict[bytes, Sequence[bytes]], *, handshake: bool = False) -> bytes:
     """A UnityMessageProto (status 200) from serialized BrainParametersProtos and, per behavior
     name, serialized AgentInfoProtos, with the handshake's fields when ``handshake``: built
     from bytes, since protobuf objects for a million agents take long to make."""
-    rl_output = b"".join(_field(2, _field(1, name) + _field(2, b"".join(_field(1, a) for a in infos))) for name, infos in agents.items())
-    init = b"".join(_field(5, b) for b in announce)  # brain_parameters
+    rl_output = b"".join(delimited(2, delimited(1, name) + delimited(2, b"".join(delimited(1, a) for a in infos))) for name, infos in agents.items())
+    init = b"".join(delimited(5, b) for b in announce)  # brain_parameters
     if handshake:
-        init = _field(2, COMMUNICATION_VERSION.encode()) + _field(7, b"3.0.0") + init  # communication and package versions
-    output = _field(1, rl_output) + (_field(2, init) if init else b"")
-    return b"\x0a\x03\x08\xc8\x01" + _field(2, output)  # header { status: 200 }, unity_output
+        init = delimited(2, COMMUNICATION_VERSION.encode()) + delimited(7, b"3.0.0") + init  # communication and package versions
+    output = delimited(1, rl_output) + (delimited(2, init) if init else b"")
+    return HEADER_OK + delimited(2, output)  # header { status: 200 }, unity_output
 
 
 def brain_bytes(name: str, *, continuous: int = 1, branches: Sequence[int] = ()) -> bytes:
@@ -1529,14 +1605,14 @@ def agent_bytes(ids: Sequence[int], sensors: Sequence[int] = (1,)) -> list[bytes
     """Serialized AgentInfoProtos with these ids and vector sensors of the given sizes (zeros)."""
     info = pb.AgentInfoProto()
     for size in sensors:
-        info.observations.add(shape=[size]).float_data.CopyFrom(codec.float_data_from_array(np.zeros(size, np.float32)))
+        info.observations.add(shape=[size]).float_data.CopyFrom(float_data_from_array(np.zeros(size, np.float32)))
     rest = info.SerializeToString()
     return [b"\x50" + encode_varint(i) + rest for i in ids]  # id: field 10, then the sensors
 
 
 def _one_sensor(shape: Sequence[int], values: int) -> list[bytes]:
     info = pb.AgentInfoProto()
-    info.observations.add(shape=shape).float_data.CopyFrom(codec.float_data_from_array(np.zeros(values, np.float32)))
+    info.observations.add(shape=shape).float_data.CopyFrom(float_data_from_array(np.zeros(values, np.float32)))
     return [info.SerializeToString()]
 
 

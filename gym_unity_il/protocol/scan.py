@@ -1,16 +1,17 @@
-"""The protobuf wire format, read with numpy for many messages at once.
+"""The protobuf wire format read with numpy, for many messages at once.
 
 A `.demo` file holds thousands of small messages of one schema. Parsing each with
 protobuf and then pulling every field out in Python costs several microseconds per
 record; scanning all records of a chunk together, one field position at a time, with
 numpy turns that into a few array operations per field and lets packed floats be copied
 straight from the file bytes. This module knows nothing of ML-Agents: it frames
-length-delimited messages and finds their fields, and the reader
-(:mod:`gym_unity_il.demo.reader`) gives them meaning.
+length-delimited messages and finds their fields by the rules of
+:mod:`gym_unity_il.protocol.wire`, and the `.demo` reader
+(:mod:`gym_unity_il.demo.records`) gives them meaning.
 
-Every function checks bounds and raises :class:`WireError` (with the index of the
-offending message and the byte offset) on malformed input; it never reads outside the
-ranges it is given.
+Every function checks bounds and raises :class:`~gym_unity_il.protocol.wire.WireError`
+(with the index of the offending message and the byte offset) on malformed input; it
+never reads outside the ranges it is given.
 """
 
 from __future__ import annotations
@@ -19,54 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
-_VALID_WIRE_TYPE = np.array([True, True, True, False, False, True, False, False])
+from gym_unity_il.protocol.wire import FIXED32, FIXED64, LEN, VALID_WIRE_TYPES, VARINT, WireError, read_varint
+
+_VALID_WIRE_TYPE = np.isin(np.arange(8), VALID_WIRE_TYPES)
 #: One-byte tags (below 0x80) that are invalid: a group wire type or field number 0.
 _BAD_TAG_BYTE = ~_VALID_WIRE_TYPE[np.arange(256) & 7] | (np.arange(256) < 8)
 _U7F = np.uint8(0x7F)
-
-
-class WireError(Exception):
-    """Malformed protobuf bytes: ``message`` is the index of the message being scanned,
-    ``offset`` the position in the scanned buffer, ``what`` a short description."""
-
-    def __init__(self, message: int, offset: int, what: str) -> None:
-        super().__init__(f"{what} (message {message}, offset {offset})")
-        self.message = message
-        self.offset = offset
-        self.what = what
-
-
-def encode_varint(value: int) -> bytes:
-    """The base-128 varint of a non-negative integer."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def read_varint(data: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[int, int]:
-    """One varint at ``data[pos:end]``: returns ``(value, position after it)``.
-
-    Raises:
-        WireError: the varint runs past ``end`` (``what`` starts with "truncated") or is
-            longer than 10 bytes.
-    """
-    value = shift = 0
-    start = pos
-    while True:
-        if pos >= end:
-            raise WireError(0, start, "truncated varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift >= 70:
-            raise WireError(0, start, "varint longer than 10 bytes")
 
 
 def _varints(buf: np.ndarray, pos: np.ndarray, end: np.ndarray, msg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,37 +60,6 @@ def _varints(buf: np.ndarray, pos: np.ndarray, end: np.ndarray, msg: np.ndarray)
         live = live[(byte & 0x80) != 0]
         shift += 7
     return val, nxt
-
-
-def fields_of(data: bytes) -> list[tuple[int, int, int, int]]:
-    """The top-level fields of one message, read one after the other (for the few single
-    messages of a file header; :func:`scan` reads many messages at once with the same rules).
-
-    Returns:
-        ``(field number, wire type, varint value or payload start, end of the field)`` per field.
-
-    Raises:
-        WireError: as :func:`scan` (``message`` is 0).
-    """
-    fields = []
-    pos, end = 0, len(data)
-    while pos < end:
-        tag, at = read_varint(data, pos, end)
-        num, wire_type = (0 if tag >> 32 else tag >> 3), tag & 7
-        if not _VALID_WIRE_TYPE[wire_type] or num == 0:
-            raise WireError(0, pos, f"invalid field tag (field {num}, wire type {wire_type})")
-        if wire_type == VARINT:
-            value, nxt = read_varint(data, at, end)
-        elif wire_type == LEN:
-            length, value = read_varint(data, at, end)
-            nxt = value + length
-        else:
-            value, nxt = at, at + (8 if wire_type == FIXED64 else 4)
-        if nxt > end:
-            raise WireError(0, pos, f"field {num} runs past the end of its message")
-        fields.append((num, wire_type, value, nxt))
-        pos = nxt
-    return fields
 
 
 def _leading_repeats(column: bytes) -> int:
@@ -337,7 +265,12 @@ def gather(buf: np.ndarray, start: np.ndarray, size: np.ndarray) -> np.ndarray:
         return buf[s : s + total].copy()
     width = int(size[0])
     if width and np.all(size == width):
-        # Equal ranges (the usual case: one sensor of many records): copy rows of a window view.
+        # Equal ranges (the usual case: one sensor of many records). Records of one length lie
+        # at a fixed stride, and a strided view copies faster than rows picked by index.
+        step = start[1:] - start[:-1]
+        if step[0] > 0 and np.all(step == step[0]) and start[-1] + width <= buf.size:
+            rows = np.lib.stride_tricks.as_strided(buf[start[0] :], (start.size, width), (int(step[0]), 1), writeable=False)
+            return rows.copy().reshape(-1)
         return np.lib.stride_tricks.sliding_window_view(buf, width)[start].reshape(-1)
     shift = start - (np.cumsum(size) - size)
     return buf[np.repeat(shift, size) + np.arange(total)]

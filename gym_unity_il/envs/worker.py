@@ -1,0 +1,249 @@
+"""One Unity session driving the agent slots of N of its behaviors.
+
+* :class:`SessionWorker`: one :class:`~gym_unity_il.link.session.UnitySession` and the
+  :class:`~gym_unity_il.envs.slots.AgentSlots` of the behaviors it drives; takes and returns
+  numpy arrays only, so it runs where its Unity process runs: on a thread of the learner
+  or in a Ray actor (:mod:`gym_unity_il.envs.local_backend`, :mod:`gym_unity_il.envs.ray_backend`).
+  The VecEnv drives one behavior per process with it, the PettingZoo env every behavior
+  of its process, a teacher and its students two;
+* :func:`resolve_behavior`: the behavior a user names, as Unity announced it;
+* :func:`first_decisions`, :func:`exchange_until_ready`: the exchange loop with Unity.
+
+This module imports neither Stable-Baselines3 nor torch, so Ray actors start quickly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gym_unity_il.envs.slots import VACANT_AFTER, AgentSlots, SlotBatch
+from gym_unity_il.errors import AgentNeverDecidesError, ConfigError
+from gym_unity_il.link.session import Steps, UnitySession
+from gym_unity_il.protocol.channels import StatsAggregationMethod
+from gym_unity_il.spec import BehaviorSpec
+
+#: Messages a step may take before the env gives up on an agent that never decides.
+MAX_MESSAGES = 10_000
+
+Stats = dict[str, list[tuple[float, StatsAggregationMethod]]]
+
+
+def resolve_behavior(specs: Mapping[str, BehaviorSpec], behavior_name: str | None, *, exclude: Collection[str] = ()) -> str:
+    """The fully qualified name of the behavior to control: ``behavior_name`` (with or
+    without ``?team=N``), or the first behavior Unity announced that is not in ``exclude``.
+
+    Raises:
+        ConfigError: no behavior was announced, ``behavior_name`` is not among them, or
+            every one is excluded.
+    """
+    names = list(specs)
+    if not names:
+        raise ConfigError("Unity announced no behavior after the reset: does the scene contain an Agent?")
+    if behavior_name is None:
+        free = [name for name in names if name not in exclude]
+        if not free:
+            raise ConfigError(f"every behavior of the scene ({names}) is taken already; the scene needs one more behavior")
+        return free[0]
+    for name in names:
+        if behavior_name in (name, specs[name].behavior_name):
+            return name
+    raise ConfigError(f"behavior_name={behavior_name!r} is not in the scene; its behaviors are {names}")
+
+
+def first_decisions(session: UnitySession, steps: Steps, *, max_messages: int = MAX_MESSAGES) -> Steps:
+    """After a reset, lets the scene run (zero actions) until some agent asks for a decision;
+    returns that message.
+
+    Raises:
+        AgentNeverDecidesError: no agent asked within ``max_messages`` messages.
+    """
+    for _ in range(max_messages):
+        if any(len(decision) for decision, _ in steps.values()):
+            return dict(steps)
+        steps = session.step()
+    raise AgentNeverDecidesError(f"no agent asked for a decision in {max_messages} messages after the reset")
+
+
+def exchange_until_ready(session: UnitySession, slots: Mapping[str, AgentSlots], *, max_messages: int = MAX_MESSAGES) -> None:
+    """Answers Unity's last message with the slots' actions and absorbs the next one, until
+    every slot is ready (at least one exchange).
+
+    Raises:
+        AgentNeverDecidesError: some slot's agent did not decide within ``max_messages`` messages.
+    """
+    for _ in range(max_messages):
+        actions = {name: a for name, s in slots.items() if (a := s.actions()) is not None}
+        steps = session.step(actions)
+        for name, s in slots.items():
+            s.absorb(*steps[name])
+        if all(s.ready() for s in slots.values()):
+            return
+    waiting = {name: s.unready_agents() for name, s in slots.items() if not s.ready()}
+    raise AgentNeverDecidesError(
+        f"agents {waiting} sent no decision in {max_messages} messages from Unity: were they disabled without ending "
+        "their episode? Call reset()."
+    )
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a :class:`SessionWorker` drives: its behaviors' specs and slots (in the order
+    of ``behaviors``), and its process."""
+
+    specs: dict[str, BehaviorSpec]
+    num_agents: dict[str, int]
+    port: int
+    process_id: int | None
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """What a :class:`SessionWorker` reports after a reset or a step.
+
+    Attributes:
+        batches: behavior -> what its slots report.
+        stats: what Unity's StatsRecorder sent during the call (empty without ``take_stats``).
+    """
+
+    batches: dict[str, SlotBatch]
+    stats: Stats
+
+
+class SessionWorker:
+    """One Unity session and the agent slots of the behaviors it drives.
+
+    Args:
+        session: a live session; the worker owns it (closes it, also when the constructor fails).
+        behaviors: the behaviors to drive, each with or without ``?team=N``; ``None`` in
+            the list: the first behavior Unity announced that is not driven already.
+            ``behaviors=None``: every behavior with a deciding agent after each reset.
+        fixed_slots: True (VecEnv, teacher and students): the agents deciding after the
+            first reset get the slots for the worker's life, an agent that ends an episode
+            goes on in its slot and newcomers take over freed slots. False (PettingZoo):
+            every reset gives the slots anew to the agents deciding first, and an agent
+            leaves its slot at its episode end.
+        vacant_after: see :class:`~gym_unity_il.envs.slots.AgentSlots`.
+        max_messages: the most messages one reset or step may take.
+        take_stats: True: each result carries what the scene's StatsRecorder sent during
+            the call (taken from the session); False: it stays for ``session.take_stats()``.
+
+    Raises:
+        ConfigError: a behavior is not in the scene, or named twice.
+        AgentNeverDecidesError: no agent of a behavior asked for a decision after the reset.
+    """
+
+    def __init__(
+        self,
+        session: UnitySession,
+        *,
+        behaviors: Sequence[str | None] | None = (None,),
+        fixed_slots: bool = True,
+        vacant_after: int = VACANT_AFTER,
+        max_messages: int = MAX_MESSAGES,
+        take_stats: bool = True,
+    ) -> None:
+        self._slot_options: dict[str, Any] = {"auto_reset": fixed_slots, "adopt": fixed_slots, "vacant_after": vacant_after}
+        self.session = session
+        self.fixed_slots = fixed_slots
+        self.max_messages = max_messages
+        self.take_stats = take_stats
+        try:
+            steps = first_decisions(session, session.reset(), max_messages=max_messages)
+            self._behaviors = None if behaviors is None else self._resolve(behaviors)
+            self.slots = self._slots_for(steps)
+            if not fixed_slots:
+                self._absorb_reset(steps)
+        except BaseException:
+            session.close()
+            raise
+
+    @classmethod
+    def open(cls, session_kwargs: Mapping[str, Any], **options: Any) -> SessionWorker:
+        """Starts a session with ``session_kwargs`` and a worker on it with ``options``."""
+        return cls(UnitySession(**session_kwargs), **options)
+
+    @property
+    def behaviors(self) -> list[str]:
+        """The behaviors driven now (fully qualified), in order."""
+        return list(self.slots)
+
+    def describe(self) -> WorkerInfo:
+        return WorkerInfo(
+            specs={name: s.spec for name, s in self.slots.items()},
+            num_agents={name: len(s) for name, s in self.slots.items()},
+            port=self.session.port,
+            process_id=self.session.process_id,
+        )
+
+    def reset(self, seed: int | None = None, env_parameters: Mapping[str, float] | None = None) -> WorkerResult:
+        """Resets every agent of the process and waits for every slot's first decision."""
+        steps = self.session.reset(seed=seed, env_parameters=env_parameters)
+        if not self.fixed_slots:
+            steps = first_decisions(self.session, steps, max_messages=self.max_messages)
+            self.slots = self._slots_for(steps)
+        self._absorb_reset(steps)
+        if not all(s.ready() for s in self.slots.values()):
+            exchange_until_ready(self.session, self.slots, max_messages=self.max_messages)
+        return self._result()
+
+    def step(self, actions: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> WorkerResult:
+        """Applies ``(continuous [n, c], discrete [n, d])`` per slot of every driven behavior
+        and runs until every slot has its next decision."""
+        for name, slots in self.slots.items():
+            slots.begin_step(*actions[name])
+        exchange_until_ready(self.session, self.slots, max_messages=self.max_messages)
+        return self._result()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _resolve(self, behaviors: Sequence[str | None]) -> list[str]:
+        chosen: list[str] = []
+        for wanted in behaviors:
+            name = resolve_behavior(self.session.behavior_specs, wanted, exclude=chosen)
+            if name in chosen:
+                raise ConfigError(f"behavior {name!r} is named twice; each behavior is driven once")
+            chosen.append(name)
+        return chosen
+
+    def _slots_for(self, steps: Steps) -> dict[str, AgentSlots]:
+        """Slots for the agents deciding in ``steps``, per driven behavior."""
+        names = self._behaviors if self._behaviors is not None else [name for name, (decision, _) in steps.items() if len(decision)]
+        slots = {}
+        for name in names:
+            decision, _ = steps[name]
+            if not len(decision):
+                raise AgentNeverDecidesError(f"no agent of {name!r} asked for a decision after the reset, so the env has no slot for it")
+            slots[name] = AgentSlots(
+                spec=self.session.behavior_specs[name], agent_ids=decision.agent_id, image_format=self.session.image_format, **self._slot_options
+            )
+        return slots
+
+    def _absorb_reset(self, steps: Steps) -> None:
+        for name, slots in self.slots.items():
+            slots.begin_reset()
+            slots.absorb(*steps[name])
+
+    def _result(self) -> WorkerResult:
+        return WorkerResult({name: s.result() for name, s in self.slots.items()}, self.session.take_stats() if self.take_stats else {})
+
+
+def restart_worker(old: SessionWorker | None, kwargs: Mapping[str, Any], reset_args: tuple[Any, ...]) -> tuple[SessionWorker, WorkerResult]:
+    """Closes ``old`` (its process may be gone already), starts a new worker with
+    :meth:`SessionWorker.open` ``(**kwargs)`` and resets it with ``reset_args``
+    (``(seed, env_parameters)``); returns it and the reset's result. A new worker that
+    fails is closed before the error propagates."""
+    if old is not None:
+        old.close()
+    worker = SessionWorker.open(**kwargs)
+    try:
+        return worker, worker.reset(*reset_args)
+    except BaseException:
+        worker.close()
+        raise

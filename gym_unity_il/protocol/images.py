@@ -1,0 +1,210 @@
+"""PNG images to arrays and back, the way ML-Agents sends them.
+
+Unity sends a camera as one PNG, or as several PNGs back to back when it has more than
+three channels (``compressed_channel_mapping`` then says which decoded channel is which).
+PNGs are written unfiltered with zlib, and unfiltered PNGs are read back with zlib and
+numpy; other PNGs (Unity's are filtered) go through Pillow. What a PNG's header declares
+is checked against what the caller expects before anything is inflated.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from gym_unity_il.errors import UnityProtocolError, quote
+from gym_unity_il.spec import ImageFormat
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_end(data: bytes, start: int) -> int:
+    """Offset just past the IEND chunk of the PNG that starts at ``start``."""
+    pos = start + 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4 : pos + 8]
+        pos += 12 + length
+        if kind == b"IEND":
+            return pos
+    raise UnityProtocolError(f"PNG observation data is truncated (no IEND chunk after offset {start})")
+
+
+#: PNG colour types read without Pillow, by their number of channels: grey, RGB, RGBA.
+_PNG_CHANNELS = {0: 1, 2: 3, 6: 4}
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    """One PNG chunk: its length, kind, payload and CRC."""
+    crc = zlib.crc32(payload, zlib.crc32(kind))
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def _png_from_rgb(rgb: np.ndarray) -> bytes:
+    """uint8 ``(H, W, 3)`` as an 8-bit RGB PNG: every row with filter type 0 (none), zlib level 1.
+
+    Unfiltered rows cost no per-pixel work on either side (see :func:`_unfiltered_png_pixels`)."""
+    h, w, _ = rgb.shape
+    rows = np.zeros((h, 1 + 3 * w), np.uint8)  # each row: its filter type byte (0), then its pixels
+    rows[:, 1:] = rgb.reshape(h, 3 * w)
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # size, bit depth 8, colour type RGB, no interlace
+    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + png_chunk(b"IEND", b"")
+
+
+def _unfiltered_png_pixels(png: bytes) -> np.ndarray | None:
+    """The pixels of one PNG read with numpy and zlib alone, when it is 8-bit grey, RGB or RGBA,
+    not interlaced, and every row has filter type 0 (as :func:`encode_png` writes them); else None,
+    and Pillow decodes it. Both ways give the same array."""
+    if len(png) < 33 or png[12:16] != b"IHDR":
+        return None
+    w, h, depth, colour, _, _, interlace = struct.unpack_from(">IIBBBBB", png, 16)
+    channels = _PNG_CHANNELS.get(colour)
+    if channels is None or depth != 8 or interlace != 0:
+        return None
+    compressed = []
+    pos = 33  # after the signature and the IHDR chunk
+    while pos + 8 <= len(png):
+        (length,) = struct.unpack_from(">I", png, pos)
+        if png[pos + 4 : pos + 8] == b"IDAT":
+            compressed.append(png[pos + 8 : pos + 8 + length])
+        pos += 12 + length
+    size = h * (1 + w * channels)
+    inflate = zlib.decompressobj()
+    try:
+        first = inflate.decompress(b"".join(compressed), 1)  # the filter type of the first row
+        if first != b"\x00":
+            return None  # filtered rows, as most encoders (Unity's too) write them
+        # Never more than the header's size: a stream that inflates further (a zlib bomb) stops here.
+        raw = first + inflate.decompress(inflate.unconsumed_tail, max(size - 1, 1))
+    except zlib.error:
+        return None
+    if len(raw) != size:
+        return None
+    rows = np.frombuffer(raw, np.uint8).reshape(h, 1 + w * channels)
+    if rows[:, 0].any():
+        return None
+    return rows[:, 1:].reshape(h, w, channels)
+
+
+def decode_png_images(data: bytes, *, max_pixels: int = Image.MAX_IMAGE_PIXELS) -> list[np.ndarray]:
+    """Every PNG in ``data`` (several may follow one another) as uint8 ``(H, W, C)`` arrays.
+
+    Raises:
+        UnityProtocolError: not PNG data, a damaged PNG, or one whose header declares more
+            than ``max_pixels`` pixels (checked before anything is decoded).
+    """
+    images = []
+    start = 0
+    while True:
+        if data[start : start + 8] != PNG_SIGNATURE:
+            raise UnityProtocolError(f"compressed observation is not PNG data (bytes at offset {start}: {data[start:start + 8]!r})")
+        end = _png_end(data, start)
+        png = data[start:end]
+        if png[12:16] == b"IHDR" and len(png) >= 24:
+            w, h = struct.unpack_from(">II", png, 16)
+            if w * h > max_pixels:
+                raise UnityProtocolError(f"the PNG observation at offset {start} declares {w}x{h} pixels, more than the {max_pixels} expected")
+        arr = _unfiltered_png_pixels(png)
+        if arr is None:
+            try:
+                with Image.open(io.BytesIO(png)) as img:
+                    if img.mode not in ("L", "RGB", "RGBA"):
+                        img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+                    arr = np.asarray(img)
+            except Exception as exc:  # Pillow raises many kinds (OSError, SyntaxError, EOFError, ...) on damaged data
+                raise UnityProtocolError(f"cannot decode the PNG observation at offset {start}: {exc}") from exc
+        images.append(arr[:, :, None] if arr.ndim == 2 else arr)
+        nxt = data.find(PNG_SIGNATURE, end)
+        if nxt < 0:
+            return images
+        start = nxt
+
+
+def stack_channels(images: list[np.ndarray]) -> np.ndarray:
+    """Decoded images of one size stacked along the channel axis (the first one itself when alone)."""
+    return images[0] if len(images) == 1 else np.concatenate(images, axis=2)
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """All PNGs in ``data`` stacked along the channel axis: uint8 ``(H, W, sum of channels)``."""
+    return stack_channels(decode_png_images(data))
+
+
+def encode_png(hwc: np.ndarray) -> tuple[bytes, list[int]]:
+    """uint8 ``(H, W, C)`` as PNG bytes the way Unity sends them, and the channel mapping
+    (empty unless C > 3). Grayscale goes out as an RGB PNG of equal channels, as Unity does."""
+    c = hwc.shape[2]
+    if c == 1:
+        hwc = np.repeat(hwc, 3, axis=2)
+    groups = [hwc[:, :, i : i + 3] for i in range(0, hwc.shape[2], 3)]
+    mapping: list[int] = []
+    pngs = []
+    for gi, group in enumerate(groups):
+        n = group.shape[2]
+        if n < 3:
+            group = np.concatenate([group, np.zeros(group.shape[:2] + (3 - n,), np.uint8)], axis=2)
+        pngs.append(_png_from_rgb(group))
+        mapping += [gi * 3 + k if k < n else -1 for k in range(3)]
+    return b"".join(pngs), (mapping if c > 3 else [])
+
+
+
+def png_hwc(data: bytes, mapping: list[int], shape: tuple[int, int, int], name: str) -> np.ndarray:
+    """The PNG data of the observation ``name`` of HWC ``shape``, reduced to its channels as
+    ML-Agents does (``mapping``: the channel each decoded channel belongs to, averaged; empty:
+    the first channels, or the mean of the first image's for one channel). uint8, or float32
+    on the 0..255 scale when channels are averaged.
+
+    Raises:
+        UnityProtocolError: as :func:`decode_png_images` (no image may have more pixels than
+            ``shape``), a mapping that does not fit, or data that decodes to another shape.
+    """
+    h, w, c = shape
+    images = decode_png_images(data, max_pixels=h * w)
+    if mapping:
+        stacked = stack_channels(images)
+        if len(mapping) != stacked.shape[2]:
+            raise UnityProtocolError(
+                f"observation {quote(name)}: channel mapping has {len(mapping)} entries for {stacked.shape[2]} decoded channels"
+            )
+        out = np.empty(stacked.shape[:2] + (c,), np.float32)
+        for k in range(c):
+            chosen = [i for i, m in enumerate(mapping) if m == k]
+            if not chosen:
+                raise UnityProtocolError(f"observation {quote(name)}: channel mapping {quote(mapping)} leaves channel {k} empty")
+            out[:, :, k] = stacked[:, :, chosen].mean(axis=2)
+        hwc: np.ndarray = out
+    elif c == 1:
+        first = images[0]
+        hwc = first if first.shape[2] == 1 else first.mean(axis=2, dtype=np.float32)[:, :, None]
+    else:
+        hwc = stack_channels(images)[:, :, :c]
+    if hwc.shape != shape:
+        raise UnityProtocolError(f"observation {quote(name)}: PNG data decodes to {hwc.shape}, but its shape says {shape} (HWC)")
+    return hwc
+
+
+def image_out(hwc: np.ndarray, image_format: ImageFormat) -> np.ndarray:
+    """``hwc`` (uint8, or float32 on the 0..255 scale) in the env's output format."""
+    if image_format == "hwc_uint8":
+        return hwc if hwc.dtype == np.uint8 else np.clip(np.rint(hwc), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+
+
+def raw_image_out(image: np.ndarray, channels_first: bool, image_format: ImageFormat) -> np.ndarray:
+    """A raw float image (values 0..1, finite, in its wire layout) in the env's output format."""
+    hwc = image.transpose(1, 2, 0) if channels_first else image
+    if image_format == "hwc_uint8":
+        return np.rint(np.clip(hwc, 0.0, 1.0) * 255.0).astype(np.uint8)  # clipped first: a float32 near its maximum would overflow
+    return np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32)
+
+
+def hwc_uint8(image: np.ndarray, image_format: ImageFormat) -> np.ndarray:
+    """An image in the env's output format as uint8 ``(H, W, C)``, what goes into a PNG."""
+    if image_format == "chw_float":
+        return np.clip(np.rint(image.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+    return image.astype(np.uint8, copy=False)

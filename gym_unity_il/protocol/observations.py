@@ -1,0 +1,176 @@
+"""One sensor's ObservationProto to a numpy array and back, and the rule on NaN and infinities.
+
+Observations come out exactly as ``UnityIL-v0`` returns them (see :mod:`gym_unity_il.spec`
+for the layouts), whether they arrive on the live link or are read from a `.demo` file.
+Packed float fields are copied with ``np.frombuffer``, without a Python float per value;
+:class:`ObservationEncoder` serializes many agents' vector observations without a protobuf
+object per agent.
+
+NaN and infinite values: an observation or a reward holding one is refused, on the link
+(:class:`~gym_unity_il.errors.UnityProtocolError`) and in `.demo` files
+(:class:`~gym_unity_il.errors.DemoFormatError`) alike, by :func:`first_not_finite`:
+a policy trained on them learns nothing, and they never come from a healthy scene. Image
+pixels decoded from PNG are bytes, always finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gym_unity_il.errors import UnityProtocolError, quote
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.images import encode_png, hwc_uint8, image_out, png_hwc, raw_image_out
+from gym_unity_il.protocol.wire import delimited, delimited_header, leading_payload
+from gym_unity_il.spec import ImageFormat, ObservationSpec, check_image_format
+
+#: Field numbers: ObservationProto.float_data, FloatData.data (packed floats).
+FLOAT_DATA_FIELD, FLOAT_VALUES_FIELD = 4, 1
+#: Up to this many values are checked in Python (their sum as doubles is finite exactly when
+#: each is); numpy's fixed cost only pays off for more.
+_FEW_VALUES = 64
+
+
+def first_not_finite(values: np.ndarray) -> int | None:
+    """The index of the first row of ``values`` (float32, ``[n, ...]``) that holds a NaN or an
+    infinity, else None. The one check of the observations and rewards of the link and of
+    `.demo` files (see the module docstring)."""
+    if values.size <= _FEW_VALUES:
+        if math.isfinite(sum(values.ravel().tolist())):
+            return None
+    else:
+        # The sum of squares is finite when every value is (it overflows only for values beyond
+        # 1e19, which the exact check below then clears) and needs no array as large as the values.
+        with np.errstate(all="ignore"):
+            if np.isfinite(np.vdot(values, values)):
+                return None
+    bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+    return int(bad[0]) if bad.size else None
+
+
+def float_payload(float_data: pb.ObservationProto.FloatData) -> bytes:
+    """The raw little-endian float32 bytes of a FloatData message (copied once, no Python floats).
+    Protobuf writes its one known field, packed, before any unknown ones."""
+    return leading_payload(float_data.SerializeToString(), FLOAT_VALUES_FIELD)
+
+
+def float_data_from_array(array: np.ndarray) -> pb.ObservationProto.FloatData:
+    """A FloatData message holding ``array`` (any shape) as float32, built from bytes."""
+    payload = np.ascontiguousarray(array, dtype="<f4").tobytes()
+    return pb.ObservationProto.FloatData.FromString(delimited(FLOAT_VALUES_FIELD, payload) if payload else b"")
+
+
+def float_data_header(count: int) -> bytes:
+    """The bytes of an ObservationProto's ``float_data`` that precede its ``count`` float32
+    values (the field, then FloatData's packed field holding only them): after these, a
+    serialized observation holds the values as they are in memory."""
+    packed = delimited_header(FLOAT_VALUES_FIELD, 4 * count)
+    return delimited_header(FLOAT_DATA_FIELD, len(packed) + 4 * count) + packed
+
+
+def _floats(obs: pb.ObservationProto, spec: ObservationSpec) -> np.ndarray:
+    """The float32 values of ``obs``, as many as ``spec`` declares and finite, in the spec's
+    shape (a vector's in a writable array of its own: it is handed out as it is)."""
+    payload = float_payload(obs.float_data)
+    data = np.frombuffer(payload if spec.is_visual else bytearray(payload), dtype="<f4")
+    image = "image " if spec.is_visual else ""
+    if data.size != math.prod(spec.shape):
+        raise UnityProtocolError(f"observation {quote(obs.name)}: {data.size} floats for {image}shape {spec.shape}")
+    if first_not_finite(data) is not None:
+        kind = "a raw float image" if spec.is_visual else "its vector"
+        raise UnityProtocolError(f"observation {quote(obs.name)}: {kind} holds NaN or infinite values")
+    return data.reshape(spec.shape)
+
+
+def decode_observation(obs: pb.ObservationProto, spec: ObservationSpec, image_format: ImageFormat = "hwc_uint8") -> np.ndarray:
+    """One sensor's data as the env returns it (see :mod:`gym_unity_il.spec` for the layouts).
+
+    Raises:
+        UnityProtocolError: data that does not fit the spec, a damaged PNG, NaN or infinite values.
+    """
+    if not spec.is_visual:
+        return _floats(obs, spec)
+    if obs.compression_type == pb.PNG or obs.WhichOneof("observation_data") == "compressed_data":
+        return image_out(png_hwc(obs.compressed_data, list(obs.compressed_channel_mapping), spec.hwc, obs.name), image_format)
+    return raw_image_out(_floats(obs, spec), spec.channels_first, image_format)
+
+
+def _header(spec: ObservationSpec) -> pb.ObservationProto:
+    """The fields of an ObservationProto that depend only on the sensor's spec."""
+    return pb.ObservationProto(
+        shape=spec.shape,
+        dimension_properties=[int(p) for p in spec.dimension_property],
+        observation_type=int(spec.observation_type),
+        name=spec.name,
+    )
+
+
+def encode_observation(
+    array: np.ndarray, spec: ObservationSpec, *, image_format: ImageFormat = "hwc_uint8", compress: bool = True
+) -> pb.ObservationProto:
+    """One sensor's data (in the env's output layout) as the ObservationProto Unity would send.
+
+    Images are PNG-compressed when ``compress`` (else raw floats, value / 255) and declared in
+    the spec's wire layout (``spec.channels_first``) with Unity's dimension properties.
+    """
+    check_image_format(image_format)
+    obs = _header(spec)
+    if not spec.is_visual:
+        obs.float_data.CopyFrom(float_data_from_array(array))
+        return obs
+    arr = np.asarray(array)
+    if arr.shape != spec.output_shape(image_format):
+        raise ValueError(f"observation {spec.name!r}: got an array of shape {arr.shape}, expected {spec.output_shape(image_format)}")
+    hwc = hwc_uint8(arr, image_format)
+    if compress:
+        data, mapping = encode_png(hwc)
+        obs.compression_type = pb.PNG
+        obs.compressed_data = data
+        obs.compressed_channel_mapping.extend(mapping)
+        return obs
+    floats = hwc.astype(np.float32) / np.float32(255.0)
+    obs.float_data.CopyFrom(float_data_from_array(floats.transpose(2, 0, 1) if spec.channels_first else floats))
+    return obs
+
+
+class ObservationEncoder:
+    """Serializes one sensor's observations of many agents, as :func:`encode_observation` would.
+
+    Built once per sensor; :meth:`encode` then turns ``values [n, ...]`` (in the env's output
+    layout) into ``n`` serialized ObservationProtos, ready for ``MergeFromString``. For
+    non-image sensors the fields that depend only on the spec are serialized once and each
+    agent adds just its floats, so no protobuf object is built per agent; images are
+    encoded one by one with :func:`encode_observation`.
+
+    Args:
+        spec: the sensor's spec in its wire layout.
+        image_format: the layout of image values passed to :meth:`encode`.
+        compress: PNG-compress images (else raw floats).
+    """
+
+    def __init__(self, spec: ObservationSpec, *, image_format: ImageFormat = "hwc_uint8", compress: bool = True) -> None:
+        check_image_format(image_format)
+        self.spec = spec
+        self.image_format: ImageFormat = image_format
+        self.compress = compress
+        count = math.prod(spec.shape)
+        self._row_bytes = 4 * count
+        # The spec's fields, then float_data: each agent's floats follow.
+        self._prefix = b"" if spec.is_visual else _header(spec).SerializeToString() + float_data_header(count)
+
+    def encode(self, values: np.ndarray) -> list[bytes]:
+        """One serialized ObservationProto per row of ``values``.
+
+        Raises:
+            ValueError: a row does not have the sensor's shape.
+        """
+        values = np.asarray(values)
+        spec = self.spec
+        if spec.is_visual:
+            return [encode_observation(v, spec, image_format=self.image_format, compress=self.compress).SerializeToString() for v in values]
+        if values.shape[1:] != spec.shape:
+            raise ValueError(f"observation {spec.name!r}: got rows of shape {values.shape[1:]}, expected {spec.shape}")
+        data = np.ascontiguousarray(values, dtype="<f4").tobytes()
+        size = self._row_bytes
+        return [self._prefix + data[start : start + size] for start in range(0, len(data), size)] if size else [self._prefix] * len(values)
