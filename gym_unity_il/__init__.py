@@ -7,6 +7,9 @@ Importing the package registers the ``UnityIL-v0`` env id with gymnasium::
 
     env = gym.make("UnityIL-v0")                      # the default built-in scene
     env = gym.make("UnityIL-v0", file_name="Builds/MyGame.x86_64")
+
+How a Unity process is launched (build or Editor, ports, timeout, ...) is one
+:class:`LaunchSettings`, which every env takes as ``launch=`` or as its fields.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from gym_unity_il.errors import (
     EnvClosedError,
     ExportParityError,
     GymUnityILError,
+    MissingExtraError,
     ModelContractError,
     NoAsyncCallError,
     OutputError,
@@ -32,9 +36,9 @@ from gym_unity_il.errors import (
     UnityVersionError,
 )
 from gym_unity_il._plugin import ENV_ID, register_envs
+from gym_unity_il.link.launch import LaunchSettings
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, CameraResolution, ObservationSpec
-
-__version__ = "0.1.0"
+from gym_unity_il.version import __version__
 
 register_envs()
 
@@ -50,6 +54,8 @@ __all__ = [
     "EnvClosedError",
     "ExportParityError",
     "GymUnityILError",
+    "MissingExtraError",
+    "LaunchSettings",
     "ModelContractError",
     "NoAsyncCallError",
     "ObservationSpec",

@@ -2,6 +2,7 @@
 
 Kept free of package imports so that it works whichever of ``gymnasium`` and
 ``gym_unity_il`` is imported first (gymnasium 0.29 calls it while importing itself).
+The scenes the env serves are registered by name in :mod:`gym_unity_il.scenes.registry`.
 """
 
 from __future__ import annotations

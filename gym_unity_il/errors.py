@@ -143,3 +143,8 @@ class OutputError(GymUnityILError, OSError):
         made = cls(f"cannot write {path}: {reason}. {left + ' ' if left else ''}Fix: {fix}.")
         made.errno = error.errno
         return made
+
+
+class MissingExtraError(GymUnityILError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the
+    extra of this package that installs it (``pip install 'gym_unity_il[train]'``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,36 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real Unity recordings, beside the checkout when present (never on a user's machine).
 REAL_DEMOS = REPO_ROOT.parent / "shared" / "real-demos"
+#: Whether imitation (the ``train`` extra) is installed: the core install runs without it.
+HAS_IMITATION = importlib.util.find_spec("imitation") is not None
+
+
+#: Test modules that train, run many processes or start Ray (most of their tests take over ten
+#: seconds): marked ``slow``, so ``pytest -m "not slow"`` is the quick tier. CI runs everything.
+SLOW_MODULES = {
+    "tests/test_documented_flows.py",
+    "tests/examples/test_main_job.py",
+    "tests/envs/test_ppo_smoke.py",
+    "tests/envs/test_ray_vec_env.py",
+    "tests/envs/test_vec_env_learning.py",
+    "tests/train/test_cli_signals.py",
+    "tests/train/test_end_to_end.py",
+    "tests/train/test_interrupts.py",
+    "tests/train/test_restarts.py",
+    "tests/train/test_trainer_matrix.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(REPO_ROOT).as_posix() in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``imitation`` are skipped where only the core install is (the lighter CI run)."""
+    if item.get_closest_marker("imitation") is not None and not HAS_IMITATION:
+        pytest.skip("needs imitation, the train extra: pip install 'gym_unity_il[train]'")
 
 
 @pytest.fixture

@@ -27,7 +27,15 @@ def test_any_import_order_works(first: str) -> None:
     assert _run(f"import {first}; import gymnasium, gym_unity_il; print('UnityIL-v0' in gymnasium.registry)") == "True"
 
 
-def test_gymnasium_plugin_registers_without_importing_the_package() -> None:
+def test_gymnasium_finds_the_env_without_importing_the_package_first() -> None:
+    """gymnasium 0.29 loads the package's entry point; gymnasium 1.x has no plugins, and
+    ``gym.make("gym_unity_il:UnityIL-v0")`` imports the package (as the README says)."""
+    import gymnasium
+
+    if int(gymnasium.__version__.split(".")[0]) >= 1:
+        code = "import gymnasium; env = gymnasium.make('gym_unity_il:UnityIL-v0'); print(type(env.unwrapped).__name__); env.close()"
+        assert _run(code).splitlines()[-1] == "UnityILEnv"
+        return
     plugins = [e for e in metadata.entry_points(group="gymnasium.envs") if e.value.startswith("gym_unity_il")]
     if not plugins:
         pytest.skip("the package is not installed with its entry points (pip install -e .)")

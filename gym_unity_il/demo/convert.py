@@ -38,10 +38,14 @@ from gymnasium import spaces
 
 from gym_unity_il.demo.reader import Demonstration, read_demo
 from gym_unity_il.errors import DemoFormatError, SpecMismatchError
+from gym_unity_il.extras import require
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ImageFormat
 
-if TYPE_CHECKING:  # imitation (and torch) load on first use, not on import
+if TYPE_CHECKING:  # imitation (and torch) load on first use, not on import; SB3 buffers need neither
     from imitation.data import types
+
+#: What the trajectory converters say when imitation is missing.
+_IMITATION = "converting demonstrations to imitation trajectories or transitions"
 
 HybridActions = Literal["error", "continuous", "discrete"]
 
@@ -117,11 +121,10 @@ def _load(path_or_demo: str | Path | Demonstration, image_format: ImageFormat) -
 
 
 def _observations(demo: Demonstration, rows: np.ndarray) -> np.ndarray | types.DictObs:
-    from imitation.data import types
-
     if len(demo.observations) == 1:
         return demo.observations[0][rows]
-    return types.DictObs({k: o[rows] for k, o in zip(demo.behavior_spec.observation_keys, demo.observations)})
+    dict_obs = require("imitation.data.types", "train", _IMITATION).DictObs
+    return dict_obs({k: o[rows] for k, o in zip(demo.behavior_spec.observation_keys, demo.observations)})
 
 
 def demo_to_trajectories(
@@ -145,9 +148,9 @@ def demo_to_trajectories(
     Raises:
         DemoFormatError: a file cannot be read.
         SpecMismatchError: hybrid actions with ``hybrid_actions="error"``.
+        MissingExtraError: imitation is not installed (the ``train`` extra).
     """
-    from imitation.data import types
-
+    trajectory = require("imitation.data.types", "train", _IMITATION).TrajectoryWithRew
     demo = _load(path_or_demo, image_format)
     act_spec = _action_spec(demo.behavior_spec.action_spec, hybrid_actions)
     if len(demo) and not demo.observations:
@@ -157,7 +160,7 @@ def demo_to_trajectories(
     for ep in split_episodes(demo):
         after = ep.rows[1:]
         trajectories.append(
-            types.TrajectoryWithRew(
+            trajectory(
                 obs=_observations(demo, ep.rows),
                 acts=_actions(demo, after, act_spec),
                 infos=None,
@@ -180,9 +183,9 @@ def demo_to_transitions(
     Raises:
         DemoFormatError: a file cannot be read, or the demonstration holds no transition.
         SpecMismatchError: hybrid actions with ``hybrid_actions="error"``.
+        MissingExtraError: imitation is not installed (the ``train`` extra).
     """
-    from imitation.data import rollout
-
+    rollout = require("imitation.data.rollout", "train", _IMITATION)
     demo = _load(path_or_demo, image_format)
     trajectories = demo_to_trajectories(demo, hybrid_actions=hybrid_actions)
     if not trajectories:

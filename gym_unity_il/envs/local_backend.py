@@ -62,10 +62,10 @@ class LocalBackend:
 
     def start(self, worker_kwargs: Sequence[Mapping[str, Any]]) -> list[WorkerInfo]:
         """Starts every worker at once; if one fails, closes them all and raises its error."""
-        self._timeout = max(float(k["session_kwargs"].get("timeout_wait", 60.0)) for k in worker_kwargs) + 10.0
         self._threads = [None] + [_WorkerThread(f"unity-worker-{i}") for i in range(1, len(worker_kwargs))]
         outcomes = self._run_all([(_open_worker, (kwargs,)) for kwargs in worker_kwargs])
         self._workers = [w if isinstance(w, SessionWorker) else None for w in outcomes]
+        self._timeout = max((w.session.timeout_wait for w in self._workers if w is not None), default=60.0) + 10.0
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         if errors:
             self.close()

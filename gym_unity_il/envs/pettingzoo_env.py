@@ -37,7 +37,6 @@ agent's action space's ``sample(mask)`` takes it, so that
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -47,6 +46,7 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from gym_unity_il.envs.slots import SlotBatch
+from gym_unity_il.envs.source import open_session
 from gym_unity_il.envs.worker import MAX_MESSAGES, SessionWorker
 from gym_unity_il.errors import EnvClosedError, ResetNeededError, SpecMismatchError
 from gym_unity_il.link.session import UnitySession
@@ -59,15 +59,17 @@ class UnityParallelEnv(ParallelEnv):
     See the module docstring for how Unity's agents become PettingZoo agents.
 
     Args:
-        file_name: path of a Unity player build.
-        scene: a built-in scene: name, ``"module:Class"`` or Scene subclass (default ``"ball"``).
+        scene: a built-in scene: name, ``"module:Class"`` or Scene subclass (default
+            ``"ball"`` when the launch settings name neither a build nor the Editor).
         scene_kwargs: constructor arguments of the built-in scene.
-        editor: connect to the Unity Editor (press Play).
         seed: the seed sent to Unity at the handshake.
         image_format: ``"hwc_uint8"`` or ``"chw_float"`` for image observations.
         max_messages: the most messages one step may take before an error.
-        **session_kwargs: any other :class:`~gym_unity_il.link.session.UnitySession`
-            argument (``worker_id``, ``base_port``, ``auto_port``, ``timeout_wait``, ...).
+        **session_kwargs: ``launch=LaunchSettings(...)`` and/or its fields
+            (:class:`~gym_unity_il.link.launch.LaunchSettings`: ``file_name``,
+            ``editor``, ``worker_id``, ``timeout_wait``, ...), and the other arguments
+            of :class:`~gym_unity_il.link.session.UnitySession` (``num_areas``,
+            ``env_parameters``, ``side_channels``).
 
     Raises:
         the errors of :class:`~gym_unity_il.link.session.UnitySession`.
@@ -78,10 +80,8 @@ class UnityParallelEnv(ParallelEnv):
     def __init__(
         self,
         *,
-        file_name: str | os.PathLike[str] | None = None,
         scene: str | type | None = None,
         scene_kwargs: Mapping[str, Any] | None = None,
-        editor: bool = False,
         seed: int = 0,
         image_format: ImageFormat = "hwc_uint8",
         max_messages: int = MAX_MESSAGES,
@@ -99,9 +99,7 @@ class UnityParallelEnv(ParallelEnv):
         self._behavior_of: dict[str, str] = {}  # every agent seen -> behavior
         self._observation_spaces: dict[str, gym.Space] = {}  # per behavior: one object for all its agents
         self._action_spaces: dict[str, gym.Space] = {}
-        session = UnitySession(
-            file_name=file_name, scene=scene, scene_kwargs=scene_kwargs, editor=editor, seed=seed, image_format=image_format, **session_kwargs
-        )
+        session = open_session(scene=scene, scene_kwargs=scene_kwargs, seed=seed, image_format=image_format, **session_kwargs)
         self._worker = SessionWorker(session, behaviors=None, fixed_slots=False, max_messages=max_messages, take_stats=False)
         self._begin_episode({name: slots.result() for name, slots in self._worker.slots.items()})
 

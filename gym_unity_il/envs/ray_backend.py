@@ -19,6 +19,7 @@ import numpy as np
 
 from gym_unity_il.envs.worker import SessionWorker, WorkerInfo, WorkerResult, restart_worker
 from gym_unity_il.errors import ConfigError, EnvClosedError
+from gym_unity_il.extras import require
 from gym_unity_il.link.session import UnitySession
 
 #: Seconds ``close()`` waits for an actor to close its Unity process before killing the actor.
@@ -69,14 +70,11 @@ class RayBackend:
         actor_options: options for ``ActorClass.options(...)``, e.g. ``{"num_cpus": 1}``.
 
     Raises:
-        ConfigError: Ray is not installed.
+        MissingExtraError: Ray is not installed (the ray extra).
     """
 
     def __init__(self, *, actor_options: Mapping[str, Any] | None = None) -> None:
-        try:
-            import ray
-        except ImportError as exc:
-            raise ConfigError("ray=True needs Ray: pip install 'gym_unity_il[ray]'") from exc
+        ray = require("ray", "ray", "ray=True")
         self._ray = ray
         self._actor_class = ray.remote(WorkerHost).options(**dict(actor_options or {}))
         self._actors: list[Any] = []

@@ -9,25 +9,28 @@ Registered as ``UnityIL-v0``::
     env = gym.make("UnityIL-v0", scene="grid")                    # another built-in scene
     env = gym.make("UnityIL-v0", file_name="Builds/MyGame.x86_64")  # a Unity build
     env = gym.make("UnityIL-v0", editor=True)                     # the Editor: press Play
+
+The launch settings (``file_name``, ``editor``, ``worker_id``, ``timeout_wait``, ...) are
+the fields of :class:`~gym_unity_il.link.launch.LaunchSettings`, given as keywords or as
+``launch=LaunchSettings(...)``.
 """
 
 from __future__ import annotations
 
-import inspect
-import os
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from gym_unity_il.envs.source import open_session
 from gym_unity_il.envs.worker import MAX_MESSAGES, resolve_behavior
 from gym_unity_il.errors import AgentNeverDecidesError, ConfigError, EnvClosedError, ResetNeededError
-from gym_unity_il.link.session import UnitySession, scene_target
-from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES
+from gym_unity_il.link.launch import LaunchSettings
+from gym_unity_il.link.session import UnitySession
 from gym_unity_il.protocol.agents import StepBatch
-from gym_unity_il.protocol.channels import EngineConfig, StatsAggregationMethod
+from gym_unity_il.protocol.channels import StatsAggregationMethod
 from gym_unity_il.spec import BehaviorSpec, ImageFormat
 
 _RESET_OPTIONS = ("env_parameters",)
@@ -55,33 +58,25 @@ class UnityILEnv(gym.Env):
     ``action_mask`` (flattened over branches, True = allowed; see :meth:`action_masks`).
 
     Args:
-        file_name: path of a Unity player build (platform suffix optional).
         scene: a built-in scene: a name of ``gym_unity_il.scenes.SCENES``, ``"module:Class"``
             or a Scene subclass. With neither ``file_name``, ``scene`` nor ``editor``,
             the scene ``"ball"`` runs.
         scene_kwargs: constructor arguments of the built-in scene.
-        editor: connect to the Unity Editor (press Play after creating the env).
         behavior_name: the behavior to control, with or without ``?team=N``; default: the
             first one Unity announces.
-        worker_id: added to ``base_port``; give simultaneous envs different ids.
-        base_port: default 5005 (builds), 5004 (Editor).
-        auto_port: let the OS pick a free port. None: yes for built-in scenes, no for builds.
-        no_graphics: run the build with ``-nographics -batchmode`` (no cameras rendered).
-        additional_args: extra command-line arguments for the build, verbatim.
-        log_folder: folder for ``Player-<worker_id>.log`` (None: a temporary folder).
-        timeout_wait: seconds to wait for Unity's first and every later message.
         seed: seed sent to Unity at the handshake.
         image_format: ``"hwc_uint8"`` (uint8 HWC images) or ``"chw_float"`` (float32 CHW in [0, 1]).
-        engine_config: :class:`~gym_unity_il.protocol.channels.EngineConfig` or a dict
-            such as ``{"time_scale": 20}``.
         env_parameters: environment parameters set before the first reset.
         render_mode: None or ``"rgb_array"``: :meth:`render` returns the built-in scene's
             picture of the controlled agent's area, or for a Unity build its first camera
             observation.
         render_size: ``(height, width)`` of a built-in scene's picture.
-        host: address the trainer's server binds.
-        max_message_bytes: the largest gRPC message accepted or sent (1 KiB to 2 GiB - 1;
-            default 256 MiB).
+        launch: the :class:`~gym_unity_il.link.launch.LaunchSettings`: which build
+            (``file_name``) or the Editor (``editor=True``: press Play after creating the
+            env), ``worker_id``, ``base_port``, ``auto_port``, ``no_graphics``,
+            ``additional_args``, ``log_folder``, ``timeout_wait``, ``host``,
+            ``engine_config``, ``max_message_bytes``.
+        **launch_fields: those fields as keywords (they replace the values of ``launch``).
 
     Raises:
         UnityExecutableNotFoundError, PortInUseError, UnityTimeoutError,
@@ -96,57 +91,31 @@ class UnityILEnv(gym.Env):
     def __init__(
         self,
         *,
-        file_name: str | os.PathLike[str] | None = None,
         scene: str | type | None = None,
         scene_kwargs: Mapping[str, Any] | None = None,
-        editor: bool = False,
         behavior_name: str | None = None,
-        worker_id: int = 0,
-        base_port: int | None = None,
-        auto_port: bool | None = None,
-        no_graphics: bool = True,
-        additional_args: Sequence[str] = (),
-        log_folder: str | os.PathLike[str] | None = None,
-        timeout_wait: float = 60.0,
         seed: int = 0,
         image_format: ImageFormat = "hwc_uint8",
-        engine_config: EngineConfig | Mapping[str, float] | None = None,
         env_parameters: Mapping[str, float] | None = None,
         render_mode: str | None = None,
         render_size: tuple[int, int] = (160, 160),
-        host: str = "127.0.0.1",
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        launch: LaunchSettings | None = None,
+        **launch_fields: Any,
     ) -> None:
         self._session: UnitySession | None = None
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ConfigError(f"render_mode={render_mode!r} is not supported; use None or 'rgb_array'")
-        if file_name is None and scene is None and not editor:
-            from gym_unity_il.scenes import DEFAULT_SCENE
-
-            scene = DEFAULT_SCENE
-        scene_kwargs = dict(scene_kwargs or {})
-        if scene is not None and "num_agents" not in scene_kwargs and _takes_num_agents(scene):
-            scene_kwargs["num_agents"] = 1
+        launch = LaunchSettings.from_kwargs(launch, **launch_fields)
         self.render_mode = render_mode
         self.render_size = (int(render_size[0]), int(render_size[1]))
         self.image_format: ImageFormat = image_format
-        self._session = UnitySession(
-            file_name=file_name,
+        self._session = open_session(
             scene=scene,
             scene_kwargs=scene_kwargs,
-            editor=editor,
-            worker_id=worker_id,
-            base_port=base_port,
-            auto_port=auto_port,
-            no_graphics=no_graphics,
-            additional_args=additional_args,
-            log_folder=log_folder,
-            timeout_wait=timeout_wait,
+            scene_defaults={"num_agents": 1},  # the env drives one agent
+            launch=launch,
             seed=seed,
-            host=host,
-            max_message_bytes=max_message_bytes,
             image_format=image_format,
-            engine_config=engine_config,
             env_parameters=env_parameters,
         )
         try:
@@ -340,11 +309,3 @@ def _row_of(batch: StepBatch, agent_id: int | None, guess: int) -> int | None:
         return guess
     rows = np.flatnonzero(batch.agent_id == agent_id)
     return int(rows[0]) if rows.size else None
-
-
-def _takes_num_agents(scene: str | type) -> bool:
-    """Whether a built-in scene's constructor has a ``num_agents`` argument."""
-    from gym_unity_il.scenes.player import resolve_scene
-
-    cls = resolve_scene(scene_target(scene))
-    return "num_agents" in inspect.signature(cls).parameters

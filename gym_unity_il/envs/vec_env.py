@@ -81,6 +81,7 @@ drives the slots (:mod:`gym_unity_il.envs.slots`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import weakref
@@ -105,6 +106,7 @@ from gym_unity_il.errors import (
     UnityProtocolError,
     UnityTimeoutError,
 )
+from gym_unity_il.link.launch import LaunchSettings
 from gym_unity_il.link.session import UnitySession
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
 
@@ -186,8 +188,10 @@ class UnityVecEnv(VecEnv):
     map onto slots.
 
     Args:
-        sessions: one mapping of :class:`~gym_unity_il.link.session.UnitySession` keyword
-            arguments per Unity process (each with its own ``worker_id`` or ``auto_port``).
+        sessions: one mapping of session arguments per Unity process, as
+            :func:`~gym_unity_il.envs.source.open_session` takes them: ``scene``,
+            ``scene_kwargs``, ``seed``, ``launch=LaunchSettings(...)`` and/or its fields
+            (each process with its own ``worker_id`` or ``auto_port``), ...
         behavior_name: the behavior to control, with or without ``?team=N``; default: the
             first one Unity announces. Every process must have it, with one spec.
         image_format: ``"hwc_uint8"`` or ``"chw_float"`` for image observations.
@@ -242,9 +246,10 @@ class UnityVecEnv(VecEnv):
         for i, kwargs in enumerate(sessions):
             if kwargs.get("image_format", image_format) != image_format:
                 raise ConfigError(f"sessions[{i}] has image_format={kwargs['image_format']!r}; pass image_format to the VecEnv instead")
+            launch, options = LaunchSettings.take(kwargs)  # one LaunchSettings, which a restart adjusts
             worker_kwargs.append(
                 {
-                    "session_kwargs": {**kwargs, "image_format": image_format},
+                    "session_kwargs": {**options, "launch": launch, "image_format": image_format},
                     "behaviors": (behavior_name,),
                     "vacant_after": vacant_after,
                     "max_messages": max_messages,
@@ -449,8 +454,9 @@ class UnityVecEnv(VecEnv):
         kwargs = dict(self._worker_kwargs[process])
         session = dict(kwargs["session_kwargs"])
         session["seed"] = int(session.get("seed", 0)) + r * self.num_processes
-        if session.get("log_folder") is not None:
-            session["log_folder"] = os.path.join(session["log_folder"], f"restart-{r}")
+        launch: LaunchSettings = session["launch"]
+        if launch.log_folder is not None:
+            session["launch"] = dataclasses.replace(launch, log_folder=os.path.join(launch.log_folder, f"restart-{r}"))
         kwargs["session_kwargs"] = session
         cut = reset_args is None
         seed, given = (None, None) if reset_args is None else reset_args
@@ -514,9 +520,6 @@ def make_unity_vec_env(
     behavior_name: str | None = None,
     seed: int = 0,
     image_format: ImageFormat = "hwc_uint8",
-    worker_id: int = 0,
-    base_port: int | None = None,
-    auto_port: bool | None = None,
     render_mode: str | None = None,
     vacant_after: int = VACANT_AFTER,
     ray: bool = False,
@@ -539,10 +542,6 @@ def make_unity_vec_env(
         behavior_name: the behavior to control (default: the first announced).
         seed: process ``p`` gets the handshake seed ``seed + p``.
         image_format: ``"hwc_uint8"`` or ``"chw_float"``.
-        worker_id: process ``p`` gets ``worker_id + p`` (its port is ``base_port`` plus that
-            unless ``auto_port``; its log ``Player-<worker_id + p>.log``).
-        base_port: default 5005.
-        auto_port: let the OS pick each port. None: yes for built-in scenes, no for builds.
         render_mode: None or ``"rgb_array"``.
         vacant_after: see :class:`UnityVecEnv`.
         ray: host the processes in Ray actors.
@@ -550,9 +549,14 @@ def make_unity_vec_env(
         max_restarts: failures of a Unity process survived by restarting it (see
             :class:`UnityVecEnv`); 0 closes everything at the first one.
         n_envs: the former name of ``num_processes``, still accepted.
-        **session_kwargs: any other :class:`~gym_unity_il.link.session.UnitySession`
-            argument (``no_graphics``, ``additional_args``, ``log_folder``,
-            ``timeout_wait``, ``engine_config``, ``env_parameters``, ``host``, ...).
+        **session_kwargs: ``launch=LaunchSettings(...)`` and/or its fields
+            (:class:`~gym_unity_il.link.launch.LaunchSettings`: ``worker_id``,
+            ``base_port``, ``auto_port``, ``no_graphics``, ``additional_args``,
+            ``log_folder``, ``timeout_wait``, ``engine_config``, ``host``, ...; process
+            ``p`` gets ``worker_id + p``, so its port is ``base_port`` plus that unless
+            ``auto_port``, and its log ``Player-<worker_id + p>.log``), and the other
+            arguments of :class:`~gym_unity_il.link.session.UnitySession`
+            (``env_parameters``, ...).
 
     Raises:
         ConfigError: bad arguments (``num_processes`` below 1, both it and ``n_envs``, the
@@ -563,18 +567,18 @@ def make_unity_vec_env(
     argument, count = ("n_envs", n_envs) if n_envs is not None else ("num_processes", 1 if num_processes is None else num_processes)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ConfigError(f"{argument} must be a whole number of Unity processes >= 1, got {count!r}")
-    if session_kwargs.get("editor"):
+    launch, options = LaunchSettings.take(session_kwargs)
+    if file_name is not None:
+        launch = dataclasses.replace(launch, file_name=file_name)
+    if launch.editor:
         raise ConfigError("make_unity_vec_env starts processes; for the Unity Editor use UnityVecEnv(sessions=[{'editor': True}])")
     sessions = [
         {
-            "file_name": file_name,
             "scene": scene,
             "scene_kwargs": dict(scene_kwargs or {}),
             "seed": seed + p,
-            "worker_id": worker_id + p,
-            "base_port": base_port,
-            "auto_port": auto_port,
-            **session_kwargs,
+            **options,
+            "launch": dataclasses.replace(launch, worker_id=launch.worker_id + p),
         }
         for p in range(count)
     ]

@@ -14,13 +14,14 @@ This module imports neither Stable-Baselines3 nor torch, so Ray actors start qui
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gym_unity_il.envs.slots import VACANT_AFTER, AgentSlots, SlotBatch
+from gym_unity_il.envs.source import open_session
 from gym_unity_il.errors import AgentNeverDecidesError, ConfigError
 from gym_unity_il.link.session import Steps, UnitySession
 from gym_unity_il.protocol.channels import StatsAggregationMethod
@@ -121,6 +122,9 @@ class SessionWorker:
         behaviors: the behaviors to drive, each with or without ``?team=N``; ``None`` in
             the list: the first behavior Unity announced that is not driven already.
             ``behaviors=None``: every behavior with a deciding agent after each reset.
+            A function instead gets the behaviors Unity announced after the first reset
+            and returns that list: for a caller that chooses, or refuses in its own terms
+            (a teacher and its students), by what the scene announced.
         fixed_slots: True (VecEnv, teacher and students): the agents deciding after the
             first reset get the slots for the worker's life, an agent that ends an episode
             goes on in its slot and newcomers take over freed slots. False (PettingZoo):
@@ -132,7 +136,7 @@ class SessionWorker:
             the call (taken from the session); False: it stays for ``session.take_stats()``.
 
     Raises:
-        ConfigError: a behavior is not in the scene, or named twice.
+        ConfigError: a behavior is not in the scene, named twice, or none is free for a ``None``.
         AgentNeverDecidesError: no agent of a behavior asked for a decision after the reset.
     """
 
@@ -140,7 +144,7 @@ class SessionWorker:
         self,
         session: UnitySession,
         *,
-        behaviors: Sequence[str | None] | None = (None,),
+        behaviors: Sequence[str | None] | Callable[[Mapping[str, BehaviorSpec]], Sequence[str | None]] | None = (None,),
         fixed_slots: bool = True,
         vacant_after: int = VACANT_AFTER,
         max_messages: int = MAX_MESSAGES,
@@ -153,6 +157,8 @@ class SessionWorker:
         self.take_stats = take_stats
         try:
             steps = first_decisions(session, session.reset(), max_messages=max_messages)
+            if callable(behaviors):
+                behaviors = behaviors(session.behavior_specs)
             self._behaviors = None if behaviors is None else self._resolve(behaviors)
             self.slots = self._slots_for(steps)
             if not fixed_slots:
@@ -163,8 +169,9 @@ class SessionWorker:
 
     @classmethod
     def open(cls, session_kwargs: Mapping[str, Any], **options: Any) -> SessionWorker:
-        """Starts a session with ``session_kwargs`` and a worker on it with ``options``."""
-        return cls(UnitySession(**session_kwargs), **options)
+        """Starts a session with ``session_kwargs`` (the arguments of
+        :func:`~gym_unity_il.envs.source.open_session`) and a worker on it with ``options``."""
+        return cls(open_session(**session_kwargs), **options)
 
     @property
     def behaviors(self) -> list[str]:

@@ -1,1 +1,1 @@
-"""Everything that touches gRPC and processes: server, launcher, session (the messages themselves: :mod:`gym_unity_il.protocol`)."""
+"""Everything that touches gRPC and processes: server, launch settings, launcher, session (the messages themselves: :mod:`gym_unity_il.protocol`)."""

@@ -1,4 +1,4 @@
-"""Launching a Unity executable (or a built-in scene) the way Unity's own trainer does.
+"""Launching a Unity executable (or another player) the way Unity's own trainer does.
 
 The argument vector follows protocol.md §3::
 
@@ -175,7 +175,7 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 class ChildProcess:
-    """A launched Unity executable or built-in scene that ends with its owner.
+    """A launched Unity executable or other player that ends with its owner.
 
     Args:
         args: the full argument vector (executable first).

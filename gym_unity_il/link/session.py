@@ -1,7 +1,8 @@
 """One live connection to a Unity process: server, launch, handshake, exchanges, close.
 
 :class:`UnitySession` is what every env of this package stands on. It starts the gRPC
-server, launches a Unity build or a built-in scene (or waits for the Unity Editor), runs
+server, launches a Unity build or a :class:`~gym_unity_il.link.launch.PlayerCommand` (or
+waits for the Unity Editor), as its :class:`~gym_unity_il.link.launch.LaunchSettings` say, runs
 the two-call handshake with the version check of protocol.md §5.1, learns behaviors as
 Unity announces them (§6.3), and turns each RESET or STEP into one exchange carrying the
 actions of all agents of all behaviors at once. Failures become errors of
@@ -10,7 +11,7 @@ already closed itself (child ended, port free).
 
 Example::
 
-    with UnitySession(scene="ball", auto_port=True) as session:
+    with UnitySession(file_name="Builds/3DBall.x86_64", auto_port=True) as session:
         steps = session.reset()
         name = next(iter(session.behavior_specs))
         decision, terminal = steps[name]
@@ -20,16 +21,13 @@ Example::
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import os
 import shutil
-import sys
 import tempfile
 import time
 import types
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +40,9 @@ from gym_unity_il.errors import (
     UnityProtocolError,
     UnityTimeoutError,
 )
-from gym_unity_il.link.launcher import ChildProcess, OwnershipUnknown, environment_with_import_path, find_executable, unity_arguments
-from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, STATUS_OK, ExchangeServer, check_max_message_bytes, peer_address
+from gym_unity_il.link.launch import LaunchSettings, PlayerCommand
+from gym_unity_il.link.launcher import ChildProcess, OwnershipUnknown, find_executable, unity_arguments
+from gym_unity_il.link.server import STATUS_OK, ExchangeServer, peer_address
 from gym_unity_il.link.transport import make_exchange_server
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.actions import encode_action_list
@@ -51,7 +50,6 @@ from gym_unity_il.protocol.agents import StepBatch, decode_unity_output
 from gym_unity_il.protocol.channels import (
     SEED_MODULUS,
     SEED_PARAMETER,
-    EngineConfig,
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
     ScenePictureChannel,
@@ -62,13 +60,10 @@ from gym_unity_il.protocol.handshake import UnityInfo, handshake_response, read_
 from gym_unity_il.protocol.messages import encode_trainer_message
 from gym_unity_il.protocol.side_channels import SideChannel, SideChannelManager
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
+from gym_unity_il.version import __version__
 
 logger = logging.getLogger(__name__)
 
-#: Default base port when launching an executable or a built-in scene (Unity's trainer: 5005).
-BUILD_BASE_PORT = 5005
-#: Default port of the Unity Editor's ML-Agents connection.
-EDITOR_BASE_PORT = 5004
 #: How often a wait for Unity checks whether the launched process is still alive, in seconds.
 _POLL_INTERVAL = 0.1
 _LOG_TAIL_LINES = 20
@@ -80,20 +75,6 @@ NOT_THE_LAUNCHED_PLAYER = (
 
 #: Per behavior, ``(decision steps, terminal steps)`` of one message from Unity.
 Steps = dict[str, tuple[StepBatch, StepBatch]]
-
-
-def scene_target(scene: str | type) -> str:
-    """The command-line form of a built-in scene: its name, or ``module:Class`` for a class."""
-    if isinstance(scene, str):
-        return scene
-    if isinstance(scene, type):
-        if scene.__module__ == "__main__":
-            raise ConfigError(
-                f"scene class {scene.__qualname__} is defined in __main__, which the scene process cannot import; "
-                "move it to a module and pass the class or 'module:Class'"
-            )
-        return f"{scene.__module__}:{scene.__qualname__}"
-    raise ConfigError(f"scene must be a scene name, 'module:Class' or a Scene subclass, got {scene!r}")
 
 
 def _log_tail(log_file: Path | None) -> str:
@@ -137,41 +118,28 @@ def _check_launched_peer(child: ChildProcess, port: int, describe: str, peer: st
 
 
 class UnitySession:
-    """A live connection to one Unity player, Unity Editor or built-in scene.
+    """A live connection to one Unity player, Unity Editor or other player.
 
-    Exactly one of ``file_name``, ``scene`` or ``editor`` selects the other side; with none
-    of them the built-in scene ``"ball"`` runs. The constructor returns once the handshake
-    is done; the first call is normally :meth:`reset`.
+    The launch settings (``launch=LaunchSettings(...)`` or its fields as keywords) select
+    the other side: ``file_name`` (a Unity build) or ``editor=True``; or else ``player``, a
+    command that starts a player (the envs make one for each built-in scene). The
+    constructor returns once the handshake is done; the first call is normally :meth:`reset`.
 
-    A launched build or scene is the only program the session serves: a handshake from a
+    A launched player is the only program the session serves: a handshake from a
     connection that neither the launched process nor one of its descendants holds is
     refused (see "One peer per session" in docs/reliability.md). With the Editor, which the
     session does not launch, the first valid handshake is served.
 
     Args:
-        file_name: path of a Unity player build (platform suffix optional).
-        scene: a built-in scene: its name in ``gym_unity_il.scenes.SCENES``, a
-            ``"module:Class"`` path, or a :class:`~gym_unity_il.scenes.base.Scene` subclass
-            importable from a module (the scene process gets this interpreter's import path).
-        scene_kwargs: keyword arguments of the scene's constructor (JSON-serialisable).
-        editor: wait for the Unity Editor to connect (press Play) instead of launching.
-        worker_id: offset added to ``base_port``; give each simultaneous env its own.
-        base_port: first port; default 5005 for builds and scenes, 5004 for the Editor.
-        auto_port: let the OS pick a free port (never collides). None (default) means
-            True for built-in scenes and False for builds; not possible with the Editor.
-        no_graphics: pass ``-nographics -batchmode`` to the build (ignored by scenes).
-        additional_args: extra command-line arguments for the build, passed verbatim.
-        log_folder: folder of the player log ``Player-<worker_id>.log``; None uses a
-            temporary folder, deleted at :meth:`close` unless an error pointed to it.
-        timeout_wait: seconds to wait for each message from Unity (the first included).
+        launch: the :class:`~gym_unity_il.link.launch.LaunchSettings` (ports, timeout,
+            log folder, ...); fields given as keywords replace its values.
+        player: the command that starts the player, instead of ``file_name`` or ``editor``.
         seed: the seed sent in the handshake (Unity's ``Random.InitState``; scenes' RNG).
         num_areas: training-area copies for scenes using Unity's TrainingAreaReplicator.
-        host: address the server binds; keep loopback unless Unity runs on another machine.
         image_format: ``"hwc_uint8"`` or ``"chw_float"`` for visual observations.
-        engine_config: engine settings sent with the first RESET.
         env_parameters: environment parameters sent with the first RESET.
         side_channels: extra side channels (ids must differ from the built-in ones).
-        max_message_bytes: the largest gRPC message accepted or sent (1 KiB to 2 GiB - 1).
+        **launch_fields: fields of :class:`~gym_unity_il.link.launch.LaunchSettings`.
 
     Raises:
         UnityExecutableNotFoundError: ``file_name`` names no executable (raised before any wait).
@@ -179,82 +147,47 @@ class UnitySession:
         UnityTimeoutError: nothing connected within ``timeout_wait``; names the log file.
         UnityProcessExitedError: the process exited before the handshake finished.
         UnityVersionError: Unity speaks an incompatible communication API version.
-        ConfigError: contradictory or invalid arguments.
+        ConfigError: contradictory or invalid arguments, an unknown keyword.
     """
 
     def __init__(
         self,
         *,
-        file_name: str | os.PathLike[str] | None = None,
-        scene: str | type | None = None,
-        scene_kwargs: Mapping[str, object] | None = None,
-        editor: bool = False,
-        worker_id: int = 0,
-        base_port: int | None = None,
-        auto_port: bool | None = None,
-        no_graphics: bool = True,
-        additional_args: Sequence[str] = (),
-        log_folder: str | os.PathLike[str] | None = None,
-        timeout_wait: float = 60.0,
+        launch: LaunchSettings | None = None,
+        player: PlayerCommand | None = None,
         seed: int = 0,
         num_areas: int = 1,
-        host: str = "127.0.0.1",
         image_format: ImageFormat = "hwc_uint8",
-        engine_config: EngineConfig | Mapping[str, float] | None = None,
         env_parameters: Mapping[str, float] | None = None,
         side_channels: Iterable[SideChannel] = (),
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        **launch_fields: object,
     ) -> None:
         self._closed = True  # until the constructor succeeds, close() has nothing to do
         check_image_format(image_format)
-        if sum([file_name is not None, scene is not None, bool(editor)]) > 1:
-            raise ConfigError("give only one of file_name (a Unity build), scene (a built-in scene) or editor=True")
-        if file_name is None and scene is None and not editor:
-            from gym_unity_il.scenes import DEFAULT_SCENE
+        launch = LaunchSettings.from_kwargs(launch, **launch_fields)
+        if player is not None and (launch.file_name is not None or launch.editor):
+            raise ConfigError("give only one of file_name (a Unity build), player (a command that starts one) or editor=True")
+        if player is None and launch.file_name is None and not launch.editor:
+            raise ConfigError("nothing to connect to: give file_name (a Unity build), player (a command that starts one) or editor=True")
+        executable = find_executable(launch.file_name) if launch.file_name is not None else None
 
-            scene = DEFAULT_SCENE
-        max_message_bytes = check_max_message_bytes(max_message_bytes)
-        if timeout_wait <= 0:
-            raise ConfigError(f"timeout_wait must be positive seconds, got {timeout_wait}")
-        if worker_id < 0:
-            raise ConfigError(f"worker_id must be >= 0, got {worker_id}")
-        if editor and worker_id != 0:
-            raise ConfigError(f"the Unity Editor listens on one port: use worker_id=0 (got {worker_id}) and set base_port instead")
-        if editor and auto_port:
-            raise ConfigError("auto_port=True cannot reach the Unity Editor, which connects to the port set in its settings (default 5004)")
-        if isinstance(engine_config, Mapping):
-            engine_config = EngineConfig.from_mapping(engine_config)
-
-        executable = find_executable(file_name) if file_name is not None else None
-        target = scene_target(scene) if scene is not None else None
-        if target is not None:
-            from gym_unity_il.scenes.player import check_scene_kwargs, resolve_scene
-
-            # An unknown scene or argument fails here, before any process starts.
-            check_scene_kwargs(resolve_scene(target), dict(scene_kwargs or {}))
-        try:
-            kwargs_json = json.dumps(dict(scene_kwargs or {}))
-        except TypeError as exc:
-            raise ConfigError(f"scene_kwargs must be JSON-serialisable: {exc}") from exc
-        if scene_kwargs and target is None:
-            raise ConfigError("scene_kwargs only apply to built-in scenes (scene=...)")
-
-        self.timeout_wait = float(timeout_wait)
+        #: The settings this session was launched with.
+        self.launch = launch
+        self.timeout_wait = float(launch.timeout_wait)
         self.image_format: ImageFormat = image_format
-        self.worker_id = worker_id
-        if auto_port is None:
-            auto_port = target is not None
-        port = 0 if auto_port else (base_port if base_port is not None else EDITOR_BASE_PORT if editor else BUILD_BASE_PORT) + worker_id
+        self.worker_id = launch.worker_id
+        port = launch.port(auto_port=player is not None and player.auto_port)
 
         self._engine_channel = EngineConfigurationChannel()
         self._parameters_channel = EnvironmentParametersChannel()
         self._stats_channel = StatsSideChannel()
-        #: Pictures of a built-in scene on request (``request()``, then ``pictures``); None for Unity.
-        self.scene_pictures: ScenePictureChannel | None = ScenePictureChannel() if target is not None else None
+        #: Pictures the player draws on request (``request()``, then ``pictures``): a player
+        #: whose command says ``draws_pictures`` (built-in scenes); None for Unity.
+        self.scene_pictures: ScenePictureChannel | None = ScenePictureChannel() if player is not None and player.draws_pictures else None
         builtin = [self._engine_channel, self._parameters_channel, self._stats_channel, *([self.scene_pictures] if self.scene_pictures is not None else [])]
         self._side_channels = SideChannelManager([*builtin, *side_channels])
-        if engine_config is not None:
-            self._engine_channel.set_configuration(engine_config)
+        if launch.engine_config is not None:
+            self._engine_channel.set_configuration(launch.engine_config)  # type: ignore[arg-type]  # a mapping became an EngineConfig
         for key, value in (env_parameters or {}).items():
             self._parameters_channel.set_float_parameter(key, value)
 
@@ -270,23 +203,23 @@ class UnitySession:
         self._temp_log_folder: str | None = None
         self.log_file: Path | None = None
 
-        self._server = make_exchange_server(port=port, host=host, max_message_bytes=max_message_bytes)
+        self._server = make_exchange_server(port=port, host=launch.host, max_message_bytes=launch.max_message_bytes)
         self.port: int = self._server.port
         self._closed = False
         self._finalizer = weakref.finalize(self, _release, self._server, None, 0.0, None)
-        self._describe = "the Unity Editor" if editor else f"built-in scene {target!r}" if target else f"Unity executable {executable}"
+        self._describe = "the Unity Editor" if launch.editor else player.description if player is not None else f"Unity executable {executable}"
         try:
-            if not editor:
-                if log_folder is None:
+            if not launch.editor:
+                if launch.log_folder is None:
                     self._temp_log_folder = tempfile.mkdtemp(prefix="gym_unity_il-")
-                folder = Path(log_folder if log_folder is not None else self._temp_log_folder)  # type: ignore[arg-type]
+                folder = Path(launch.log_folder if launch.log_folder is not None else self._temp_log_folder)  # type: ignore[arg-type]
                 folder.mkdir(parents=True, exist_ok=True)
                 flags = unity_arguments(
-                    port=self.port, worker_id=worker_id, no_graphics=no_graphics, log_folder=folder, additional_args=additional_args
-                )
-                if target is not None:
-                    args = [sys.executable, "-m", "gym_unity_il.scenes", target, "--scene-kwargs", kwargs_json, *flags]
-                    self._child = ChildProcess(args=args, env=environment_with_import_path())
+                    port=self.port, worker_id=launch.worker_id, no_graphics=launch.no_graphics, log_folder=folder,
+                    additional_args=launch.additional_args,
+                )  # fmt: skip
+                if player is not None:
+                    self._child = ChildProcess(args=[*player.argv, *flags], env=player.environment)
                 else:
                     self._child = ChildProcess(args=[str(executable), *flags])
                 self.log_file = self._child.log_file
@@ -479,8 +412,6 @@ class UnitySession:
         )
 
     def _handshake(self, *, seed: int, num_areas: int) -> None:
-        from gym_unity_il import __version__
-
         first = self._receive("the first message (handshake)")  # the server returns only a handshake here
         self._server.respond(handshake_response(seed=seed, package_version=__version__, num_areas=num_areas).SerializeToString())
         self._receive("the second message of the handshake")

@@ -18,6 +18,8 @@ scene draws a picture of an agent's area for people (``Scene.render``), which th
 trainer asks for on :class:`~gym_unity_il.protocol.channels.ScenePictureChannel`.
 
 Use :func:`make_scene` to build one and :func:`expert_policy` for its scripted expert.
+The table of scenes and the command that starts one in its own process are in
+:mod:`gym_unity_il.scenes.registry`.
 """
 
 from __future__ import annotations
@@ -27,21 +29,16 @@ from typing import Any
 
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.scenes.academy import SEED_PARAMETER
-from gym_unity_il.scenes.ball import BallExpert, BallScene
+from gym_unity_il.scenes.ball import BallExpert
 from gym_unity_il.scenes.base import AgentBatch, Scene
 from gym_unity_il.scenes.expert import ScriptedPolicy
-from gym_unity_il.scenes.grid import GridExpert, GridScene
-from gym_unity_il.scenes.hybrid import HybridExpert, HybridScene
+from gym_unity_il.scenes.grid import GridExpert
+from gym_unity_il.scenes.hybrid import HybridExpert
+from gym_unity_il.scenes.registry import DEFAULT_SCENE, SCENES
 from gym_unity_il.spec import ImageFormat, check_image_format
-
-#: The built-in scenes by name.
-SCENES: dict[str, type[Scene]] = {"ball": BallScene, "grid": GridScene, "hybrid": HybridScene}
 
 #: The scripted expert of each built-in scene.
 EXPERTS: dict[str, type[ScriptedPolicy]] = {"ball": BallExpert, "grid": GridExpert, "hybrid": HybridExpert}
-
-#: The scene ``gymnasium.make("UnityIL-v0")`` serves when no executable is given.
-DEFAULT_SCENE = "ball"
 
 
 def _scene_class(name: str) -> type[Scene]:

@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import inspect
 import json
 import logging
 import os
@@ -79,6 +77,7 @@ from gym_unity_il.protocol.observations import ObservationEncoder
 from gym_unity_il.protocol.side_channels import frame_messages, split_messages
 from gym_unity_il.protocol.specs import brain_parameters_to_proto
 from gym_unity_il.scenes.base import AgentBatch, Scene
+from gym_unity_il.scenes.registry import check_scene_kwargs, resolve_scene
 from gym_unity_il.spec import BehaviorSpec, DimensionProperty, ObservationSpec
 
 logger = logging.getLogger("gym_unity_il.scenes.player")
@@ -91,48 +90,6 @@ UNITY_PACKAGE_VERSION = "3.0.0"
 CONNECT_TIMEOUT = 60.0
 _TE = DimensionProperty.TRANSLATIONAL_EQUIVARIANCE
 _NONE = DimensionProperty.NONE
-
-
-def resolve_scene(target: str) -> type[Scene]:
-    """The Scene class for a built-in scene name or a ``module:Class`` path.
-
-    Raises:
-        ConfigError: unknown name, module or class, or a class that is not a Scene.
-    """
-    if ":" in target:
-        module_name, _, qualname = target.partition(":")
-        try:
-            obj: object = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot load scene {target!r}: {exc}; pass 'module:Class' with an importable module") from exc
-    else:
-        from gym_unity_il import scenes
-
-        table: dict[str, type[Scene]] = getattr(scenes, "SCENES", {})
-        if target not in table:
-            raise ConfigError(f"unknown built-in scene {target!r}; choose one of {sorted(table)} or pass 'module:Class'")
-        obj = table[target]
-    if not (isinstance(obj, type) and issubclass(obj, Scene)):
-        raise ConfigError(f"scene {target!r} is {obj!r}, not a subclass of gym_unity_il.scenes.base.Scene")
-    return obj
-
-
-def check_scene_kwargs(scene_class: type[Scene], kwargs: dict[str, object]) -> None:
-    """Raises :class:`ConfigError` naming the keyword arguments ``scene_class`` does not take.
-
-    ``seed`` is not allowed either: the player passes the env's seed itself.
-    """
-    if "seed" in kwargs:
-        raise ConfigError("scene_kwargs must not contain 'seed': pass seed= to the env or session, or reset(seed=...)")
-    params = inspect.signature(scene_class).parameters
-    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(kwargs) - set(params))
-    if unknown:
-        accepted = sorted(name for name in params if name != "seed")
-        raise ConfigError(f"scene {scene_class.__name__} does not take {unknown}; its arguments are {accepted}")
 
 
 def wire_observation_spec(spec: ObservationSpec, *, channels_first: bool) -> ObservationSpec:

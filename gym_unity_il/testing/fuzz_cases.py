@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import io
 import json
 import math
@@ -1094,9 +1095,11 @@ def _demo_recipes(draw: st.DrawFn) -> DemoRecipe:
 
 #: Recipes of valid `.demo` files of every era (images first, then one vector, in 0.10 / 0.11).
 DEMO_RECIPES = _demo_recipes()
+#: The APIs a demo case is read with; converting to imitation trajectories needs imitation (the train extra).
+READ_MODES = ("read_demo", "iter_records", "batches", "read", *(("convert",) if importlib.util.find_spec("imitation") else ()))
 #: How a demo case is read: the API, the image layout and the batch size.
 DEMO_OPTIONS = st.fixed_dictionaries({
-    "mode": st.sampled_from(["read_demo", "iter_records", "batches", "read", "convert"]),
+    "mode": st.sampled_from(READ_MODES),
     "image_format": st.sampled_from(["hwc_uint8", "chw_float"]),
     "batch_size": st.sampled_from([1, 2, 3, 4096]),
 })  # fmt: skip
@@ -1109,7 +1112,7 @@ def random_mutations(rng: np.random.Generator, kinds: Sequence[str], max_size: i
 
 
 def _random_demo_options(rng: np.random.Generator) -> dict[str, object]:
-    return {"mode": str(rng.choice(["read_demo", "iter_records", "batches", "read", "convert"])),
+    return {"mode": str(rng.choice(READ_MODES)),
             "image_format": str(rng.choice(["hwc_uint8", "chw_float"])), "batch_size": int(rng.choice([1, 2, 3, 4096]))}  # fmt: skip
 
 

@@ -15,16 +15,21 @@
 * every trainer runs through one sequence (:mod:`.runner`), picked from :data:`.run.TRAINERS`.
 """
 
-from gym_unity_il.export.saved import TrainedPolicy, load_policy
-from gym_unity_il.scenes.evaluate import Evaluation, RandomPolicy
-from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config, parse_config
-from gym_unity_il.train.dagger import run_dagger, train_dagger
-from gym_unity_il.train.env import make_training_env
-from gym_unity_il.train.evaluation import evaluate, plot_learning_curve
-from gym_unity_il.train.online import OnlineBC, TeacherBuffer, train_online
-from gym_unity_il.train.run import train
-from gym_unity_il.train.runner import RunResult
-from gym_unity_il.train.teacher import HumanTeacher, make_teacher
+from gym_unity_il.extras import require
+
+# Training needs imitation, which pins gymnasium and SB3 versions of its own: it is an extra.
+require("imitation", "train", "training (gym_unity_il.train)")
+
+from gym_unity_il.export.saved import TrainedPolicy, load_policy  # noqa: E402
+from gym_unity_il.scenes.evaluate import Evaluation, RandomPolicy  # noqa: E402
+from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config, parse_config  # noqa: E402
+from gym_unity_il.train.dagger import run_dagger, train_dagger  # noqa: E402
+from gym_unity_il.train.env import make_training_env  # noqa: E402
+from gym_unity_il.train.evaluation import evaluate, plot_learning_curve  # noqa: E402
+from gym_unity_il.train.online import OnlineBC, TeacherBuffer, train_online  # noqa: E402
+from gym_unity_il.train.run import train  # noqa: E402
+from gym_unity_il.train.runner import RunResult  # noqa: E402
+from gym_unity_il.train.teacher import HumanTeacher, make_teacher  # noqa: E402
 
 __all__ = [
     "Evaluation",

@@ -19,7 +19,8 @@ In the spirit of ML-Agents' trainer configs::
 A behavior's settings are the ``default`` section overlaid with the behavior's own section
 (nested sections merge key by key). Unknown keys and values of the wrong type are
 :class:`~gym_unity_il.errors.ConfigError`\\ s that name the section and the key, and so are
-numbers that are not finite or outside their range (:data:`NUMERIC_RANGES`).
+numbers that are not finite or outside their range (:data:`NUMERIC_RANGES`). A key's former
+name (:data:`FORMER_KEYS`) is still read, with a logged note naming the current one.
 
 A config is data: a UTF-8 text file of at most :data:`MAX_CONFIG_BYTES`, read with YAML's
 safe loader, without anchors and aliases (``&name``, ``*name``), which would let a tiny
@@ -29,6 +30,7 @@ file expand into gigabytes.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import types
 import typing
@@ -40,6 +42,8 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from gym_unity_il.errors import ConfigError, quote
+
+logger = logging.getLogger(__name__)
 
 TrainerType = Literal["offline_bc", "gail", "bc_then_ppo", "bc_then_sac", "online_bc", "dagger"]
 TRAINER_TYPES: tuple[str, ...] = get_args(TrainerType)
@@ -136,8 +140,9 @@ class TrainerSettings:
     num_layers: int = 2
     normalize: bool = False
     summary_freq: int = 1000
-    #: Unity processes of the training VecEnv (each brings every agent of the behavior)
-    num_envs: int = 1
+    #: Unity processes of the training VecEnv (each brings every agent of the behavior, so
+    #: the VecEnv's ``num_envs`` is the number of agents); ``num_envs`` is its former name
+    num_processes: int = 1
     #: Unity process failures survived by restarting the process (0: the first one ends the run)
     max_restarts: int = 0
     #: episodes of the evaluation written beside the trained model
@@ -254,12 +259,33 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {quote(value)} ({type(value).__name__})")
 
 
+#: Keys of a config file that were renamed, former name -> current name. The former name is
+#: still read, with a logged note; giving both in one section is a ConfigError.
+FORMER_KEYS: dict[str, str] = {"num_envs": "num_processes"}
+
+
+def _current_names(values: Mapping[str, Any], known: set[str], where: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """``values`` with former key names (:data:`FORMER_KEYS`) replaced by the current ones,
+    and current -> former name of each key replaced (errors name a key as the file wrote it)."""
+    current_values, written = dict(values), {}
+    for former, current in FORMER_KEYS.items():
+        if former not in current_values or current not in known:
+            continue
+        if current in current_values:
+            raise ConfigError(f"{where}: {former} and {current} are both given; {former} is the former name of {current}: keep {current}")
+        logger.warning("%s: %s is the former name of %s; write %s instead (%s is still read)", where, former, current, current, former)
+        current_values[current] = current_values.pop(former)
+        written[current] = former
+    return current_values, written
+
+
 def _build(cls: type, values: Mapping[str, Any], where: str, base: Any = None) -> Any:
     """An instance of the settings dataclass ``cls`` from ``values`` overlaid on ``base``."""
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: expected a mapping of settings, got {quote(values)}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
+    values, written = _current_names(values, known, where)
     unknown = [key for key in values if key not in known]
     if unknown:
         raise ConfigError(f"{where}: unknown key {quote(unknown[0])}; known keys are {sorted(known)}")
@@ -274,9 +300,9 @@ def _build(cls: type, values: Mapping[str, Any], where: str, base: Any = None) -
         if dataclasses.is_dataclass(tp):
             out[f.name] = _build(tp, values[f.name] or {}, f"{where}.{f.name}", current)
         else:
-            out[f.name] = _coerce(values[f.name], tp, f"{where}.{f.name}")
+            out[f.name] = _coerce(values[f.name], tp, f"{where}.{written.get(f.name, f.name)}")
     settings = cls(**out)
-    _validate(settings, where)
+    _validate(settings, where, written)
     return settings
 
 
@@ -293,7 +319,7 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool]] = {
     "hidden_units": (1, 4096, False),
     "num_layers": (0, 32, False),
     "summary_freq": (1, 10**12, False),
-    "num_envs": (1, 256, False),
+    "num_processes": (1, 256, False),
     "max_restarts": (0, 1_000_000, False),
     "eval_episodes": (1, 1_000_000, False),
     "ent_weight": (0.0, 1.0e6, False),
@@ -319,8 +345,9 @@ def _range_text(low: float, high: float, open_low: bool, integer: bool) -> str:
     return f"a finite number {'>' if open_low else '>='} {low:g} and <= {high:g}"
 
 
-def _validate(settings: Any, where: str) -> None:
-    """Every numeric setting is finite and within :data:`NUMERIC_RANGES`."""
+def _validate(settings: Any, where: str, written: Mapping[str, str]) -> None:
+    """Every numeric setting is finite and within :data:`NUMERIC_RANGES` (``written``: the
+    name a key has in the file, where it is a former one)."""
     for f in fields(settings):
         value = getattr(settings, f.name)
         if f.name not in NUMERIC_RANGES or value is None or isinstance(value, bool):
@@ -329,7 +356,8 @@ def _validate(settings: Any, where: str) -> None:
         integer = isinstance(value, int)
         inside = (math.isfinite(value) if not integer else True) and (low < value if open_low else low <= value) and value <= high
         if not inside:
-            raise ConfigError(f"{where}.{f.name}: {quote(value)} is out of range; accepted: {_range_text(low, high, open_low, integer)}")
+            key, accepted = written.get(f.name, f.name), _range_text(low, high, open_low, integer)
+            raise ConfigError(f"{where}.{key}: {quote(value)} is out of range; accepted: {accepted}")
 
 
 def parse_config(data: Mapping[str, Any] | None, *, source: str = "<memory>") -> RunConfig:

@@ -198,7 +198,7 @@ class DaggerTrainer(TeacherTrainer):
 
     def start(self, run: Run) -> Training:
         request = run.request
-        venv, spec = make_training_env(**request.env_source, behavior_name=request.behavior_name, num_envs=1, seed=request.seed)
+        venv, spec = make_training_env(**request.env_source, behavior_name=request.behavior_name, seed=request.seed)
         with contextlib.ExitStack() as teaching:
             try:
                 settings, where = request.config.for_behavior(spec.name), request.where(spec.name)

@@ -41,7 +41,7 @@ class DemoTrainer:
 
     def start(self, run: Run) -> Training:
         request, first = run.request, run.request.settings
-        venv, spec = make_training_env(**request.env_source, behavior_name=request.behavior_name, num_envs=first.num_envs, seed=request.seed,
+        venv, spec = make_training_env(**request.env_source, behavior_name=request.behavior_name, num_processes=first.num_processes, seed=request.seed,
                                        max_restarts=first.max_restarts)  # fmt: skip
         try:
             return self._setup(run, venv, spec)

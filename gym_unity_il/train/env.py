@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +9,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from gym_unity_il.envs.vec_env import make_unity_vec_env
+from gym_unity_il.link.launch import LaunchSettings
 from gym_unity_il.spec import BehaviorSpec
 
 #: The logger key of the number of Unity process restarts so far.
@@ -41,15 +41,16 @@ class RestartLog(VecEnvWrapper):
 
 def make_training_env(
     *,
-    file_name: str | os.PathLike[str] | None = None,
     scene: str | None = None,
     scene_kwargs: Mapping[str, Any] | None = None,
     behavior_name: str | None = None,
-    num_envs: int = 1,
+    num_processes: int = 1,
     seed: int = 0,
     max_restarts: int = 0,
+    launch: LaunchSettings | None = None,
+    **launch_fields: Any,
 ) -> tuple[VecEnv, BehaviorSpec]:
-    """Every agent of the behavior in ``num_envs`` Unity processes as one VecEnv
+    """Every agent of the behavior in ``num_processes`` Unity processes as one VecEnv
     (:func:`~gym_unity_il.envs.make_unity_vec_env`), wrapped in SB3's ``VecMonitor`` so
     episode returns are logged, and the behavior's spec.
 
@@ -59,11 +60,14 @@ def make_training_env(
     Unity process is restarted up to that many times in all (its agents' episodes end
     there, cut), and a :class:`RestartLog` sits under the ``VecMonitor``: give it the
     run's logger (``unwrap_vec_wrapper(venv, RestartLog).logger = logger``) to log the count.
+    The Unity build (``file_name``) and the other launch settings come as
+    ``launch=LaunchSettings(...)`` or as its fields (:class:`~gym_unity_il.link.launch.LaunchSettings`).
 
     Raises:
         ConfigError, GymUnityILError: see :class:`~gym_unity_il.envs.vec_env.UnityVecEnv`.
     """
     venv = make_unity_vec_env(
-        file_name, scene=scene, n_envs=num_envs, scene_kwargs=scene_kwargs, behavior_name=behavior_name, seed=seed, max_restarts=max_restarts
-    )
+        scene=scene, num_processes=num_processes, scene_kwargs=scene_kwargs, behavior_name=behavior_name, seed=seed, max_restarts=max_restarts,
+        launch=LaunchSettings.from_kwargs(launch, **launch_fields),
+    )  # fmt: skip
     return VecMonitor(RestartLog(venv) if max_restarts else venv), venv.behavior_spec

@@ -1,6 +1,7 @@
 """Online behavioral cloning: a teacher plays while students learn from it, live, in one scene.
 
-In one running scene (one :class:`~gym_unity_il.link.session.UnitySession`) the agents of
+In one running scene (one :class:`~gym_unity_il.link.session.UnitySession`, driven by one
+:class:`~gym_unity_il.envs.worker.SessionWorker`: :func:`teacher_student_worker`) the agents of
 the teacher behavior (``brain_to_imitate``) are driven by a teacher (a scripted policy, a
 saved model, or a human at the keyboard: :mod:`gym_unity_il.train.teacher`) and the
 agents of the student behavior by the student policy. Every step, the teacher's
@@ -36,10 +37,9 @@ from gymnasium import spaces
 from imitation.algorithms.bc import BehaviorCloningLossCalculator
 from imitation.data import types
 
-from gym_unity_il.envs.slots import AgentSlots, SlotBatch, split_batch_actions
-from gym_unity_il.envs.worker import exchange_until_ready, first_decisions, resolve_behavior
+from gym_unity_il.envs.slots import SlotBatch, split_batch_actions
+from gym_unity_il.envs.worker import SessionWorker, resolve_behavior
 from gym_unity_il.errors import ConfigError
-from gym_unity_il.link.session import UnitySession
 from gym_unity_il.scenes.evaluate import Predictor
 from gym_unity_il.spec import BehaviorSpec
 from gym_unity_il.train.config import RunConfig, TrainerSettings
@@ -140,81 +140,42 @@ def observation_of(arrays: tuple[np.ndarray, ...], spec: BehaviorSpec) -> Any:
     return collections.OrderedDict(zip(spec.observation_keys, arrays))
 
 
-class TeacherStudentLink:
-    """Every agent of a teacher behavior and of a student behavior of one Unity process.
+def teacher_student_worker(session_kwargs: Mapping[str, Any], *, teacher_behavior: str,
+                           student_behavior: str | None = None) -> SessionWorker:  # fmt: skip
+    """A worker (:meth:`SessionWorker.open <gym_unity_il.envs.worker.SessionWorker.open>`)
+    driving every agent of a teacher behavior and of a student behavior of one Unity
+    process: ``worker.behaviors`` is ``[teacher, student]`` (fully qualified).
 
     Each behavior's agents sit in fixed slots (as in :class:`~gym_unity_il.envs.UnityVecEnv`:
-    an agent whose episode ends goes on in its slot with its next episode); one
-    :meth:`step` takes one action per slot of each behavior and runs until every slot
-    has its next decision.
+    an agent whose episode ends goes on in its slot with its next episode); one step takes
+    one action per slot of each behavior and runs until every slot has its next decision.
 
     Args:
-        session: a live session (the link closes it).
-        teacher_behavior: the teacher's behavior, with or without ``?team=N``.
+        session_kwargs: the session's arguments (the scene or build, seed, ...).
+        teacher_behavior: the teacher's behavior (``brain_to_imitate``), with or without ``?team=N``.
         student_behavior: the students' behavior (None: the first other behavior).
 
     Raises:
         ConfigError: a behavior is not in the scene, or the two are the same.
+        AgentNeverDecidesError: no agent of one of them asked for a decision after the reset.
     """
 
-    def __init__(self, *, session: UnitySession, teacher_behavior: str, student_behavior: str | None = None) -> None:
-        self.session = session
+    def teacher_and_student(specs: Mapping[str, BehaviorSpec]) -> list[str]:
         try:
-            steps = first_decisions(session, session.reset())
-            specs = session.behavior_specs
-            try:
-                self.teacher = resolve_behavior(specs, teacher_behavior)
-            except ConfigError:
-                raise ConfigError(
-                    f"brain_to_imitate={teacher_behavior!r} is not a behavior of the scene, whose behaviors are {list(specs)}; "
-                    "name the teacher's behavior (the built-in 'ball' has Teacher and Student with scene_kwargs {\"teacher_student\": true})"
-                ) from None
-            others = [name for name in specs if name != self.teacher]
-            if student_behavior is None:
-                if not others:
-                    raise ConfigError(f"the scene has only the teacher behavior {self.teacher!r}: online BC needs a student behavior too")
-                self.student = others[0]
-            else:
-                self.student = resolve_behavior(specs, student_behavior)
-            if self.student == self.teacher:
-                raise ConfigError(f"the student behavior {self.student!r} is the teacher's (brain_to_imitate): choose another behavior to train")
-            self.slots: dict[str, AgentSlots] = {}
-            for name in (self.teacher, self.student):
-                decision, _ = steps[name]
-                if not len(decision):
-                    raise ConfigError(f"no agent of behavior {name!r} asked for a decision after the reset")
-                self.slots[name] = AgentSlots(spec=specs[name], agent_ids=decision.agent_id, image_format=session.image_format)
-        except BaseException:
-            session.close()
-            raise
+            teacher = resolve_behavior(specs, teacher_behavior)
+        except ConfigError:
+            raise ConfigError(
+                f"brain_to_imitate={teacher_behavior!r} is not a behavior of the scene, whose behaviors are {list(specs)}; "
+                "name the teacher's behavior (the built-in 'ball' has Teacher and Student with scene_kwargs {\"teacher_student\": true})"
+            ) from None
+        if student_behavior is None and len(specs) == 1:
+            raise ConfigError(f"the scene has only the teacher behavior {teacher!r}: online BC needs a student behavior too")
+        student = resolve_behavior(specs, student_behavior, exclude=[teacher])
+        if student == teacher:
+            raise ConfigError(f"the student behavior {student!r} is the teacher's (brain_to_imitate): choose another behavior to train")
+        return [teacher, student]
 
-    @property
-    def teacher_spec(self) -> BehaviorSpec:
-        return self.slots[self.teacher].spec
-
-    @property
-    def student_spec(self) -> BehaviorSpec:
-        return self.slots[self.student].spec
-
-    def reset(self, seed: int | None = None) -> tuple[SlotBatch, SlotBatch]:
-        """Resets every agent; returns the teacher's and the students' first decisions."""
-        steps = self.session.reset(seed=seed)
-        for name, slots in self.slots.items():
-            slots.begin_reset()
-            slots.absorb(*steps[name])
-        if not all(s.ready() for s in self.slots.values()):
-            exchange_until_ready(self.session, self.slots)
-        return self.slots[self.teacher].result(), self.slots[self.student].result()
-
-    def step(self, teacher_actions: tuple[np.ndarray, np.ndarray], student_actions: tuple[np.ndarray, np.ndarray]) -> tuple[SlotBatch, SlotBatch]:
-        """Applies ``(continuous, discrete)`` actions per slot of each behavior; returns what each reports next."""
-        self.slots[self.teacher].begin_step(*teacher_actions)
-        self.slots[self.student].begin_step(*student_actions)
-        exchange_until_ready(self.session, self.slots)
-        return self.slots[self.teacher].result(), self.slots[self.student].result()
-
-    def close(self) -> None:
-        self.session.close()
+    return SessionWorker.open(session_kwargs, behaviors=teacher_and_student)
 
 
 class EpisodeReturns:
@@ -242,7 +203,8 @@ class OnlineBC:
     """The online loop: teacher acts and is recorded, students act and learn, every step.
 
     Args:
-        link: the scene's teacher and student agents.
+        worker: drives the scene's teacher and student agents, teacher first
+            (:func:`teacher_student_worker`).
         teacher: drives the teacher agents (SB3's ``predict`` on a batch of env observations).
         policy: the students' SB3 ``ActorCriticPolicy``, trained in place.
         adapter: turns env observations into the policy's (:class:`~gym_unity_il.train.policies.ObservationAdapter`).
@@ -258,7 +220,7 @@ class OnlineBC:
     def __init__(
         self,
         *,
-        link: TeacherStudentLink,
+        worker: SessionWorker,
         teacher: Predictor,
         policy: Any,
         adapter: Any,
@@ -267,19 +229,21 @@ class OnlineBC:
         seed: int = 0,
         logger: Any = None,
     ) -> None:
-        self.link = link
+        self.worker = worker
+        self.teacher_behavior, self.student_behavior = worker.behaviors
+        teacher_slots, student_slots = worker.slots[self.teacher_behavior], worker.slots[self.student_behavior]
         self.teacher = teacher
         self.policy = policy
         self.adapter = adapter
         self.settings = settings
-        spec = link.teacher_spec
-        self.buffer = buffer or TeacherBuffer(observation_space=spec.observation_space(link.session.image_format), action_space=spec.action_space())
+        spec, session = teacher_slots.spec, worker.session
+        self.buffer = buffer or TeacherBuffer(observation_space=spec.observation_space(session.image_format), action_space=spec.action_space())
         attach = getattr(teacher, "attach", None)
         if callable(attach):
             attach(self.buffer)  # the teacher's window gets the R and C keys
         show_scene = getattr(teacher, "show_scene", None)
-        if callable(show_scene) and link.session.scene_pictures is not None:
-            show_scene(link.session.scene_pictures, int(link.slots[link.teacher].agent[0]))  # the window shows the scene
+        if callable(show_scene) and session.scene_pictures is not None:
+            show_scene(session.scene_pictures, int(teacher_slots.agent[0]))  # the window shows the scene
         self.rng = np.random.default_rng(seed)
         self.seed = seed
         self.logger = logger
@@ -287,8 +251,8 @@ class OnlineBC:
         self.optimizer = th.optim.Adam(policy.parameters(), lr=settings.learning_rate)
         self.steps = 0
         self.batches = 0
-        self.student_returns = EpisodeReturns(len(link.slots[link.student]))
-        self.teacher_returns = EpisodeReturns(len(link.slots[link.teacher]))
+        self.student_returns = EpisodeReturns(len(student_slots))
+        self.teacher_returns = EpisodeReturns(len(teacher_slots))
         self.last_loss = float("nan")
 
     def train_batch(self) -> float:
@@ -311,8 +275,10 @@ class OnlineBC:
         """
         settings = self.settings
         per_step = settings.batches_per_epoch if settings.batches_per_epoch is not None else 1
-        teacher_batch, student_batch = self.link.reset(seed=self.seed)
-        t_spec, s_spec = self.link.teacher_spec, self.link.student_spec
+        t_name, s_name = self.teacher_behavior, self.student_behavior
+        t_spec, s_spec = self.worker.slots[t_name].spec, self.worker.slots[s_name].spec
+        batches = self.worker.reset(seed=self.seed).batches
+        teacher_batch, student_batch = batches[t_name], batches[s_name]
         bar = recorder.bar(self.name, total=settings.max_steps, initial=self.steps, unit="step") if recorder is not None else None
         try:
             while self.steps < settings.max_steps:
@@ -325,8 +291,10 @@ class OnlineBC:
                     self.buffer.add(teacher_obs, teacher_actions)
                 elif live.any():
                     self.buffer.add(_rows(teacher_obs, live), np.asarray(teacher_actions)[live])
-                n_t, n_s = len(teacher_batch.agent_id), len(student_batch.agent_id)
-                teacher_batch, student_batch = self.link.step(split_batch_actions(teacher_actions, t_spec, n_t), split_batch_actions(student_actions, s_spec, n_s))
+                actions = {t_name: split_batch_actions(teacher_actions, t_spec, len(teacher_batch.agent_id)),
+                           s_name: split_batch_actions(student_actions, s_spec, len(student_batch.agent_id))}  # fmt: skip
+                batches = self.worker.step(actions).batches
+                teacher_batch, student_batch = batches[t_name], batches[s_name]
                 self.teacher_returns.add(teacher_batch)
                 self.student_returns.add(student_batch)
                 if len(self.buffer):
@@ -383,35 +351,37 @@ class OnlineTrainer(TeacherTrainer):
     def start(self, run: Run) -> Training:
         request, first = run.request, run.request.settings
         self.check(first, request.where())  # the settings the run starts with name the teacher's behavior
-        session = UnitySession(**request.env_source, seed=request.seed)
         with contextlib.ExitStack() as teaching:
-            link = TeacherStudentLink(session=session, teacher_behavior=first.brain_to_imitate or "", student_behavior=request.behavior_name)
-            teaching.callback(link.close)
-            settings, where = request.config.for_behavior(link.student), request.where(link.student)
+            worker = teacher_student_worker({**request.env_source, "seed": request.seed}, teacher_behavior=first.brain_to_imitate or "",
+                                            student_behavior=request.behavior_name)  # fmt: skip
+            teaching.callback(worker.close)
+            teacher_behavior, student = worker.behaviors
+            teacher_spec, student_spec = worker.slots[teacher_behavior].spec, worker.slots[student].spec
+            settings, where = request.config.for_behavior(student), request.where(student)
             self.check(settings, where)
-            check_actions(settings, link.student_spec, where)
-            if link.teacher_spec.observation_specs != link.student_spec.observation_specs or link.teacher_spec.action_spec != link.student_spec.action_spec:
+            check_actions(settings, student_spec, where)
+            if teacher_spec.observation_specs != student_spec.observation_specs or teacher_spec.action_spec != student_spec.action_spec:
                 raise ConfigError(
-                    f"{where}: the teacher {link.teacher_spec.describe()} and the students {link.student_spec.describe()} must see and act alike "
+                    f"{where}: the teacher {teacher_spec.describe()} and the students {student_spec.describe()} must see and act alike "
                     "for the students to learn from the teacher"
                 )
-            teacher = self.open_teacher(settings, link.teacher_spec, scene=request.scene, where=where, teaching=teaching)
-            venv, _ = make_training_env(**request.env_source, behavior_name=link.student, seed=request.seed + 1)
+            teacher = self.open_teacher(settings, teacher_spec, scene=request.scene, where=where, teaching=teaching)
+            venv, _ = make_training_env(**request.env_source, behavior_name=student, seed=request.seed + 1)
             try:
                 adapter = ObservationAdapter(venv.observation_space)
                 policy_venv = adapter.wrap(venv)
                 model = make_model(settings, policy_venv, adapter, seed=request.seed, logger=run.logger)
-                online = OnlineBC(link=link, teacher=teacher, policy=model.policy, adapter=adapter, settings=settings, seed=request.seed,
-                                  logger=run.logger)  # fmt: skip
+                online = OnlineBC(worker=worker, teacher=teacher, policy=model.policy, adapter=adapter, settings=settings,
+                                  seed=request.seed, logger=run.logger)  # fmt: skip
             except BaseException:
                 venv.close()
                 raise
 
             def summary() -> dict[str, Any]:
-                return {"teacher_behavior": link.teacher, "env_steps": online.steps, "teacher_pairs": online.buffer.total_added,
+                return {"teacher_behavior": teacher_behavior, "env_steps": online.steps, "teacher_pairs": online.buffer.total_added,
                         "gradient_batches": online.batches, "teacher_return": online.teacher_returns.mean}  # fmt: skip
 
-            return Training(link.student, settings, model, policy_venv, adapter.observation_layout, [online], summary, teaching.pop_all())
+            return Training(student, settings, model, policy_venv, adapter.observation_layout, [online], summary, teaching.pop_all())
 
 
 def train_online(

@@ -28,6 +28,7 @@ import numpy as np
 
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.export.saved import load_policy
+from gym_unity_il.extras import require
 from gym_unity_il.scenes import EXPERTS, expert_policy
 from gym_unity_il.scenes.evaluate import Predictor
 from gym_unity_il.spec import ActionSpec, BehaviorSpec
@@ -84,14 +85,12 @@ class HumanTeacher:
         title: the window's title.
 
     Raises:
-        ConfigError: pygame is missing, an unknown key name, R or C mapped, an index or value outside the spec.
+        MissingExtraError: pygame is missing (the human extra).
+        ConfigError: an unknown key name, R or C mapped, an index or value outside the spec.
     """
 
     def __init__(self, *, action_spec: ActionSpec, key_map: Mapping[str, tuple[int, float]] | None = None, fps: float = 30.0, title: str = "gym_unity_il teacher") -> None:
-        try:
-            import pygame
-        except ImportError as exc:
-            raise ConfigError("the human teacher needs pygame: pip install 'gym_unity_il[human]'") from exc
+        pygame = require("pygame", "human", "the human teacher")
         if action_spec.is_hybrid:
             raise ConfigError("the human teacher maps keys to continuous or to discrete actions, not both (hybrid)")
         self._pg = pygame

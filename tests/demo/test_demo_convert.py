@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from gymnasium import spaces
-from imitation.data import types
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 
 from demo_helpers import image, spec_of, vector, write_episodes
 from gym_unity_il.demo import DemoWriter, demo_to_trajectories, demo_to_transitions, fill_replay_buffer, flat_action_space, read_demo
-from gym_unity_il.errors import DemoFormatError, SpecMismatchError
+from gym_unity_il.errors import DemoFormatError, MissingExtraError, SpecMismatchError
 
 # 5 records ended by the task, 4 cut by the step limit, 1 record alone (no transition), 3 still open
 EPISODES = [(5, "done"), (4, "max_step"), (1, "done"), (3, "open")]
 
 
+@pytest.mark.imitation
 def test_episodes_terminal_flags_and_causal_pairing(tmp_path: Path) -> None:
     path = tmp_path / "eps.demo"
     written = write_episodes(path, spec_of(vector(3), continuous=2), EPISODES)
@@ -35,6 +36,7 @@ def test_episodes_terminal_flags_and_causal_pairing(tmp_path: Path) -> None:
         assert traj.acts.dtype == np.float32 and traj.rews.dtype == np.float32 and traj.infos is None
 
 
+@pytest.mark.imitation
 def test_transitions_flatten_the_same_data(tmp_path: Path) -> None:
     path = tmp_path / "eps.demo"
     write_episodes(path, spec_of(vector(3), continuous=2), EPISODES)
@@ -49,6 +51,7 @@ def test_transitions_flatten_the_same_data(tmp_path: Path) -> None:
         demo_to_transitions(empty)
 
 
+@pytest.mark.imitation
 def test_action_forms(tmp_path: Path) -> None:
     one = tmp_path / "one.demo"
     written = write_episodes(one, spec_of(vector(2), branches=(4,)), [(4, "done")])
@@ -72,7 +75,10 @@ def test_action_forms(tmp_path: Path) -> None:
     assert isinstance(flat_action_space(spec, hybrid_actions="continuous"), spaces.Box)
 
 
+@pytest.mark.imitation
 def test_dict_observations_and_agents_kept_apart(tmp_path: Path) -> None:
+    from imitation.data import types
+
     spec = spec_of(image(4, 3, 3, name="cam"), vector(2, "speed"), branches=(2,))
     path = tmp_path / "agents.demo"
     rng = np.random.default_rng(3)
@@ -121,9 +127,26 @@ def test_dict_replay_buffer(tmp_path: Path) -> None:
     assert buffer.actions[:3, 0, 0].tolist() == [written.continuous[i, 0] for i in (1, 2, 4)]
 
 
+@pytest.mark.imitation
 def test_demonstration_objects_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "eps.demo"
     write_episodes(path, spec_of(image(2, 2, 3), continuous=1), EPISODES)
     demo = read_demo(path, image_format="chw_float")
     (first, *_) = demo_to_trajectories(demo)
     assert first.obs.shape == (5, 3, 2, 2) and first.obs.dtype == np.float32
+
+
+def test_without_imitation_the_converters_name_the_extra_and_buffers_still_fill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core install has no imitation: trajectories need the train extra, SB3 buffers do not."""
+    spec = spec_of(vector(3), continuous=2)
+    path = tmp_path / "core.demo"
+    with DemoWriter(path, behavior_spec=spec) as writer:
+        for t in range(4):
+            writer.write([np.full(3, t, np.float32)], done=t == 3, stored_continuous_action=[t, -t])
+    for name in ("imitation", "imitation.data", "imitation.data.types", "imitation.data.rollout"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing it raises ImportError
+    for convert in (demo_to_trajectories, demo_to_transitions):
+        with pytest.raises(MissingExtraError, match=r"needs imitation, which cannot be imported .*Fix: pip install 'gym_unity_il\[train\]'"):
+            convert(path)
+    buffer = ReplayBuffer(8, spaces.Box(-np.inf, np.inf, (3,), np.float32), spaces.Box(-1, 1, (2,), np.float32))
+    assert fill_replay_buffer(buffer, path) == 3 and buffer.size() == 3

@@ -184,6 +184,7 @@ def test_streaming_gives_the_same_records(real_demos_dir: Path) -> None:
     assert (records[i].reward, records[i].done, records[i].agent_id) == (float(whole.rewards[i]), bool(whole.done[i]), int(whole.agent_ids[i]))
 
 
+@pytest.mark.imitation
 def test_directory_reads_files_in_sorted_order(real_demos_dir: Path, tmp_path: Path) -> None:
     shutil.copy(real_demos_dir / "v4_racing_RevLeft.demo", tmp_path / "b.demo")
     shutil.copy(real_demos_dir / "v4_racing_Demo.demo", tmp_path / "a.demo")
@@ -209,6 +210,7 @@ def test_directory_with_two_behaviors_is_a_mismatch(real_demos_dir: Path, tmp_pa
         read_demo(tmp_path)
 
 
+@pytest.mark.imitation
 def test_real_episodes_become_trajectories(real_demos_dir: Path) -> None:
     demo = read_demo(real_demos_dir / "v1_unity_test.demo")
     trajectories = demo_to_trajectories(demo)

@@ -74,6 +74,7 @@ def _cartpole_expert(obs: np.ndarray) -> int:
     return int(3 * obs[2] + obs[3] > 0)
 
 
+@pytest.mark.imitation
 def test_cartpole_records_unity_timing(tmp_path: Path) -> None:
     path = tmp_path / "cartpole.demo"
     env = DemoRecorder(gym.make("CartPole-v1", max_episode_steps=30), path)
@@ -101,6 +102,7 @@ def test_cartpole_records_unity_timing(tmp_path: Path) -> None:
     assert demo.stored_discrete_actions[0, 0] == 0 and demo.max_step_reached[30] and demo.done[30]
 
 
+@pytest.mark.imitation
 def test_pendulum_continuous_actions_are_kept_raw(tmp_path: Path) -> None:
     path = tmp_path / "pendulum.demo"
     env = DemoRecorder(gym.make("Pendulum-v1", max_episode_steps=5), path)
@@ -113,6 +115,7 @@ def test_pendulum_continuous_actions_are_kept_raw(tmp_path: Path) -> None:
     assert np.array_equal(traj.acts, np.stack(actions)) and not traj.terminal
 
 
+@pytest.mark.imitation
 def test_dict_env_with_masks(tmp_path: Path) -> None:
     path = tmp_path / "rover.demo"
     env = DemoRecorder(RoverEnv(), path)
@@ -155,6 +158,7 @@ def test_spaces_a_demo_cannot_hold() -> None:
     assert (hybrid.action_spec.continuous_size, hybrid.action_spec.discrete_branches) == (2, (3, 4))
 
 
+@pytest.mark.imitation
 def test_pause_resume_never_joins_across_the_gap(tmp_path: Path) -> None:
     path = tmp_path / "pause.demo"
     env = DemoRecorder(RoverEnv(length=10), path)
@@ -177,6 +181,7 @@ def test_pause_resume_never_joins_across_the_gap(tmp_path: Path) -> None:
     assert (len(after), after.obs.get("state")[:, 0].tolist()) == (2, [5, 6, 7])
 
 
+@pytest.mark.imitation
 def test_mark_and_discard(tmp_path: Path) -> None:
     path = tmp_path / "discard.demo"
     env = DemoRecorder(RoverEnv(length=10), path)
@@ -202,6 +207,7 @@ def test_mark_and_discard(tmp_path: Path) -> None:
     assert not any(t.terminal for t in trajectories)
 
 
+@pytest.mark.imitation
 def test_bc_learns_from_a_recorded_scripted_policy(tmp_path: Path) -> None:
     """A scripted CartPole controller, acting with 30 % random actions so the demonstrations
     cover off-balance states, is recorded; BC trained on the file balances like the script."""

@@ -12,6 +12,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
 from gym_unity_il.envs.unity_env import UnityILEnv, _row_of
 from gym_unity_il.errors import ConfigError, EnvClosedError, ResetNeededError, UnityProcessExitedError
+from gym_unity_il.link.launch import LaunchSettings
 from gym_unity_il.protocol.agents import StepBatch
 from gym_unity_il.protocol.channels import StatsAggregationMethod
 from gym_unity_il.scenes import SCENES
@@ -229,6 +230,18 @@ def test_the_controlled_agent_is_found_at_its_row_or_anywhere_else() -> None:
     assert _row_of(batch([7, 4, 9]), 7, 1) == 0  # moved: found by search
     assert _row_of(batch([4, 9]), 7, 5) is None  # absent, the guess out of range
     assert _row_of(batch([]), 7, 0) is None
+
+
+def test_launch_settings_come_as_one_object_or_as_keywords_checked_before_anything_starts(make_env) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(ConfigError, match=r"unknown keyword argument\(s\) \['timeout'\].*'timeout_wait'"):
+        gym.make("UnityIL-v0", scene="ball", timeout=20)
+    with pytest.raises(ConfigError, match="only one of file_name"):
+        UnityILEnv(scene="ball", launch=LaunchSettings(editor=True))
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+    env = make_env(scene="ball", launch=LaunchSettings(worker_id=3, timeout_wait=30, no_graphics=False))  # the keyword (20 s) wins
+    assert (env.session.worker_id, env.session.timeout_wait, env.session.launch.no_graphics) == (3, 20.0, False)
+    assert env.reset(seed=0)[0].shape == (8,)
 
 
 def test_max_message_bytes_reaches_the_session_and_is_checked_before_anything_starts(make_env) -> None:

@@ -11,7 +11,7 @@ import gym_unity_il
 from gym_unity_il import demo, errors
 from gym_unity_il.envs.worker import SessionWorker, resolve_behavior
 from gym_unity_il.errors import AgentNeverDecidesError, ConfigError, EnvClosedError, GymUnityILError, NoAsyncCallError, ResetNeededError
-from gym_unity_il.link.session import UnitySession
+from gym_unity_il.envs.source import open_session
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
 
 SCENE = {"scene": "ball", "scene_kwargs": {"teacher_student": True, "num_agents": 3, "max_steps": 0}, "timeout_wait": 20}
@@ -65,8 +65,34 @@ def test_one_worker_drives_a_teacher_and_its_students(assert_released) -> None:
 
 
 def test_a_behavior_named_twice_is_refused_and_the_session_closed(assert_released) -> None:
-    session = UnitySession(**SCENE)
+    session = open_session(**SCENE)
     with pytest.raises(ConfigError, match="named twice"):
         SessionWorker(session, behaviors=["Student", "Student?team=0"])
+    assert session.closed
+    assert_released(session.port)
+
+
+def test_a_function_chooses_the_behaviors_by_what_the_scene_announced(assert_released) -> None:
+    announced: list[list[str]] = []
+
+    def students_first(specs) -> list[str]:
+        announced.append(list(specs))
+        return [name for name in specs if name.startswith("Student")] + [None]
+
+    worker = SessionWorker.open(SCENE, behaviors=students_first)
+    try:
+        assert announced == [["Teacher?team=0", "Student?team=0"]]
+        assert worker.behaviors == ["Student?team=0", "Teacher?team=0"]
+        assert [len(batch.agent_id) for batch in worker.reset(seed=2).batches.values()] == [3, 1]
+    finally:
+        worker.close()
+    assert_released(worker.session.port)
+
+    def refuse(specs) -> list[str]:
+        raise ConfigError(f"nothing to drive among {list(specs)}")
+
+    session = open_session(**SCENE)
+    with pytest.raises(ConfigError, match=r"nothing to drive among \['Teacher\?team=0', 'Student\?team=0'\]"):
+        SessionWorker(session, behaviors=refuse)
     assert session.closed
     assert_released(session.port)

@@ -34,6 +34,7 @@ from gym_unity_il.cli import main
 from gym_unity_il.demo import DemoFormatWarning, read_demo
 from gym_unity_il.demo.writer import DemoWriter
 from gym_unity_il.errors import UnityProcessExitedError, UnityProtocolError
+from gym_unity_il.envs.source import open_session
 from gym_unity_il.link.session import UnitySession
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
 
@@ -56,7 +57,7 @@ def _raises_the_fault(error: type[Exception], match: str, call: Callable[[], Any
 
 
 def _fault_session(tmp_path: Path, fault: str, **kwargs: Any) -> UnitySession:
-    return UnitySession(scene="ball", scene_kwargs={"num_agents": 1}, additional_args=["--fault", fault], timeout_wait=TIMEOUT,
+    return open_session(scene="ball", scene_kwargs={"num_agents": 1}, additional_args=["--fault", fault], timeout_wait=TIMEOUT,
                         log_folder=tmp_path, **kwargs)  # fmt: skip
 
 
@@ -104,7 +105,7 @@ def test_crash_during_the_handshake_names_the_handshake_and_keeps_the_log(free_p
     error = _raises_the_fault(
         UnityProcessExitedError,
         r"exited with code 3 while the trainer was waiting for the second message of the handshake; see the log file",
-        lambda: UnitySession(scene="ball", additional_args=["--fault", "crash-in-handshake"], base_port=free_port, auto_port=False,
+        lambda: open_session(scene="ball", additional_args=["--fault", "crash-in-handshake"], base_port=free_port, auto_port=False,
                              timeout_wait=TIMEOUT),  # fmt: skip
     )
     log = Path(re.search(r"see the log file (\S+\.log)", str(error)).group(1))  # type: ignore[union-attr]
@@ -329,7 +330,7 @@ def _loopback(ip: str) -> bool:
 
 
 def test_the_server_listens_on_loopback_only_by_default(assert_released) -> None:
-    session = UnitySession(scene="ball", timeout_wait=TIMEOUT)
+    session = open_session(scene="ball", timeout_wait=TIMEOUT)
     try:
         listening = [address for address in _listening(psutil.Process()) if address.port == session.port]
     finally:

@@ -17,7 +17,8 @@ from gym_unity_il.link.server import METHOD_NAME, SERVICE_NAME
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.handshake import handshake_response
 from gym_unity_il.scenes import SCENES
-from gym_unity_il.scenes.player import Faults, resolve_scene, wire_observation_spec
+from gym_unity_il.scenes.player import Faults, wire_observation_spec
+from gym_unity_il.scenes.registry import resolve_scene
 from gym_unity_il.spec import DimensionProperty, ObservationSpec
 
 

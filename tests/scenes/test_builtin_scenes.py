@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from imitation.data import rollout
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from gym_unity_il.errors import ConfigError
@@ -154,7 +153,10 @@ def test_random_policy_samples_the_action_space():
     assert actions.shape == (6,) and len(set(actions.tolist())) > 1
 
 
+@pytest.mark.imitation
 def test_expert_drives_imitation_rollouts(in_process_env):
+    from imitation.data import rollout
+
     venv = DummyVecEnv([lambda i=i: in_process_env("grid", seed=i, image_format="chw_float") for i in range(2)])
     trajectories = rollout.generate_trajectories(
         expert_policy("grid", image_format="chw_float"),

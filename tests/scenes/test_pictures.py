@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gym_unity_il.link.session import UnitySession
+from gym_unity_il.envs.source import open_session
 from gym_unity_il.scenes import SCENES, make_scene
 from gym_unity_il.scenes.ball import ARROW_COLOUR, BALL_COLOUR, ROLL_DIRECTION, VIEW
 from gym_unity_il.scenes.grid import AGENT, COLOURS, KIND_COLOUR, TARGET_FRAME
@@ -98,7 +98,7 @@ def test_the_picture_crosses_the_process_boundary(assert_released) -> None:
     reference = make_scene("ball", seed=5, **kwargs)  # the same scene, simulated here
     reference.reset()  # as the player does at the first RESET
     actions = np.array([[0.5, -1.0], [-1.0, 0.2], [1.0, 1.0]], np.float32)
-    with UnitySession(scene="ball", scene_kwargs=kwargs, seed=5, timeout_wait=20) as session:
+    with open_session(scene="ball", scene_kwargs=kwargs, seed=5, timeout_wait=20) as session:
         pictures = session.scene_pictures
         pictures.request(behavior="3DBall", size=(64, 80))  # -1: the first deciding agent
         session.reset()

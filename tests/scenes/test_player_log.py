@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from gym_unity_il.link.launcher import environment_with_import_path
-from gym_unity_il.link.session import UnitySession
+from gym_unity_il.envs.source import open_session
 
 
 def _run_player(*args: str) -> subprocess.CompletedProcess[str]:
@@ -36,7 +36,7 @@ def test_an_unwritable_log_file_falls_back_to_stderr(tmp_path: Path) -> None:
 def test_a_session_runs_with_the_log_in_a_new_folder(tmp_path: Path, assert_released) -> None:
     log = tmp_path / "new" / "Player-7.log"
     # The last -logFile wins, as in Unity: the player logs where the extra arguments say.
-    with UnitySession(scene="ball", scene_kwargs={"num_agents": 1}, additional_args=["-logFile", str(log)], timeout_wait=20) as session:
+    with open_session(scene="ball", scene_kwargs={"num_agents": 1}, additional_args=["-logFile", str(log)], timeout_wait=20) as session:
         decision, _ = session.reset()["3DBall?team=0"]
         assert len(decision) == 1
         port = session.port

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import tracemalloc
 import typing
@@ -58,9 +59,9 @@ def test_empty_config_gives_defaults() -> None:
         ({"default": {"learning_rate": -1.0}}, r"\.learning_rate: -1\.0 is out of range; accepted: a finite number > 0 and <= 10"),
         ({"default": {"gail": 5}}, r"\.gail: expected a mapping"),
         ({"default": {"max_steps": True}}, r"\.max_steps: expected int"),
-        ({"default": {"num_envs": 0}}, r"section 'default'\.num_envs: 0 is out of range; accepted: an integer from 1 to 256"),
+        ({"default": {"num_processes": 0}}, r"section 'default'\.num_processes: 0 is out of range; accepted: an integer from 1 to 256"),
         ({"default": {"eval_episodes": -2}}, r"\.eval_episodes: -2 is out of range"),
-        ({"default": {"num_envs": 1.5}}, r"\.num_envs: expected int"),
+        ({"default": {"num_processes": 1.5}}, r"\.num_processes: expected int"),
         ({"Ball": {"gail": {"demo_batch_size": 0}}}, r"section 'Ball'\.gail\.demo_batch_size: 0 is out of range"),
         ({"default": {"gail": {"n_disc_updates_per_round": 0}}}, r"\.gail\.n_disc_updates_per_round: 0 is out of range"),
         ({"default": {"gail": {"gen_replay_buffer_capacity": 0}}}, r"\.gail\.gen_replay_buffer_capacity: 0 is out of range"),
@@ -84,6 +85,23 @@ def test_empty_config_gives_defaults() -> None:
 def test_every_validation_error_names_section_and_key(data: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(data, source="cfg.yaml")
+
+
+def test_num_envs_is_read_as_num_processes_with_a_note(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "old.yaml").write_text("default:\n  num_envs: 3\nBall:\n  num_processes: 2\n")
+    with caplog.at_level(logging.WARNING, logger="gym_unity_il.train.config"):
+        config = load_config(tmp_path / "old.yaml")
+    assert config.default.num_processes == 3 and config.for_behavior("Ball").num_processes == 2
+    assert "num_envs" not in config.to_dict()["default"] and config.to_dict()["default"]["num_processes"] == 3
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 1
+    assert re.search(r"old\.yaml: section 'default': num_envs is the former name of num_processes; write num_processes", notes[0])
+    with pytest.raises(ConfigError, match=r"section 'Ball': num_envs and num_processes are both given; num_envs is the former name of"):
+        parse_config({"Ball": {"num_processes": 2, "num_envs": 2}}, source="c.yaml")
+    with pytest.raises(ConfigError, match=r"section 'default'\.num_envs: 0 is out of range; accepted: an integer from 1 to 256"):
+        parse_config({"default": {"num_envs": 0}}, source="c.yaml")
+    with pytest.raises(ConfigError, match=r"section 'default'\.num_envs: expected int"):
+        parse_config({"default": {"num_envs": 1.5}}, source="c.yaml")
 
 
 def test_yaml_scientific_strings_and_relative_demo_path(tmp_path: Path) -> None:

@@ -15,10 +15,9 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from gym_unity_il.errors import ConfigError
-from gym_unity_il.link.session import UnitySession
 from gym_unity_il.scenes import expert_policy
 from gym_unity_il.train import parse_config
-from gym_unity_il.train.online import OnlineBC, TeacherBuffer, TeacherStudentLink, train_online
+from gym_unity_il.train.online import OnlineBC, TeacherBuffer, teacher_student_worker, train_online
 from gym_unity_il.train.policies import ObservationAdapter
 
 LAYOUT = {"teacher_student": True, "num_agents": 3, "max_steps": 300}
@@ -99,20 +98,20 @@ class _ScriptedHelper:
 
 
 def test_recording_toggle_and_clear_in_a_live_run() -> None:
-    session = UnitySession(scene="ball", scene_kwargs=LAYOUT, seed=3)
-    link = TeacherStudentLink(session=session, teacher_behavior="Teacher")
+    worker = teacher_student_worker({"scene": "ball", "scene_kwargs": LAYOUT, "seed": 3}, teacher_behavior="Teacher")
     try:
-        assert (link.teacher, link.student) == ("Teacher?team=0", "Student?team=0")
-        assert len(link.slots[link.teacher]) == 1 and len(link.slots[link.student]) == 3
-        space = link.student_spec.observation_space()
+        assert worker.behaviors == ["Teacher?team=0", "Student?team=0"]
+        teacher_slots, student_slots = worker.slots["Teacher?team=0"], worker.slots["Student?team=0"]
+        assert len(teacher_slots) == 1 and len(student_slots) == 3
+        space = student_slots.spec.observation_space()
         adapter = ObservationAdapter(space)
-        policy = ActorCriticPolicy(space, link.student_spec.action_space(), lambda _: 1e-3, net_arch=[16])
+        policy = ActorCriticPolicy(space, student_slots.spec.action_space(), lambda _: 1e-3, net_arch=[16])
         teacher = _ScriptedHelper({20: "pause", 40: "resume", 50: "clear"})
         settings = parse_config({"default": _online(max_steps=70, summary_freq=1000)}).default
-        online = OnlineBC(link=link, teacher=teacher, policy=policy, adapter=adapter, settings=settings, seed=0)
+        online = OnlineBC(worker=worker, teacher=teacher, policy=policy, adapter=adapter, settings=settings, seed=0)
         online.run()
     finally:
-        link.close()
+        worker.close()
     sizes = teacher.sizes  # the buffer's size when the teacher decided at step i
     assert sizes[20] == 20 and sizes[40] == 20  # paused from step 20 to 39: the teacher acted, nothing was kept
     assert sizes[41] == 21 and sizes[50] == 30 and sizes[51] == 1  # recording again; cleared at step 50
@@ -148,3 +147,9 @@ def test_refusals(tmp_path: Path, section: dict[str, Any], scene_kwargs: dict[st
     with pytest.raises(ConfigError, match=message):
         train_online(config, run_id="r", results_dir=tmp_path, scene="ball", scene_kwargs=scene_kwargs, progress=False)
     assert not (tmp_path / "r" / "model.zip").exists()
+
+
+def test_a_scene_of_the_teacher_alone_is_refused(tmp_path: Path) -> None:
+    config = parse_config({"default": _online(brain_to_imitate="3DBall")}, source="online.yaml")
+    with pytest.raises(ConfigError, match=r"the scene has only the teacher behavior '3DBall\?team=0': online BC needs a student"):
+        train_online(config, run_id="r", results_dir=tmp_path, scene="ball", scene_kwargs={"max_steps": 300}, progress=False)

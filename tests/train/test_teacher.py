@@ -17,7 +17,7 @@ from gym_unity_il.errors import ConfigError  # noqa: E402
 from gym_unity_il.spec import ActionSpec  # noqa: E402
 from gym_unity_il.train import parse_config  # noqa: E402
 from gym_unity_il.train.online import TeacherBuffer, train_online  # noqa: E402
-from gym_unity_il.link.session import UnitySession  # noqa: E402
+from gym_unity_il.envs.source import open_session  # noqa: E402
 from gym_unity_il.scenes import make_scene  # noqa: E402
 from gym_unity_il.train.teacher import PICTURE_SIZE, VIEW_SIZE, WINDOW_SIZE, HumanTeacher, default_key_map, make_teacher  # noqa: E402
 
@@ -162,7 +162,7 @@ def test_the_window_shows_the_scene_picture_and_the_status(window, assert_releas
     reference = make_scene("ball", seed=3, **kwargs)  # the same scene, simulated here
     reference.reset()
     scale = VIEW_SIZE // PICTURE_SIZE[0]
-    with UnitySession(scene="ball", scene_kwargs=kwargs, seed=3, timeout_wait=20) as session:
+    with open_session(scene="ball", scene_kwargs=kwargs, seed=3, timeout_wait=20) as session:
         teacher.show_scene(session.scene_pictures, agent_id=0)
         steps = session.reset()
         for step in range(3):
