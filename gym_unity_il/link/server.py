@@ -65,7 +65,7 @@ import psutil
 
 from gym_unity_il.errors import ConfigError, PortInUseError, UnityProtocolError
 from gym_unity_il.proto import communicator_pb2 as pb
-from gym_unity_il.protocol.messages import parse_unity_message
+from gym_unity_il.protocol.messages import STATUS_CLOSING, STATUS_OK, parse_unity_message
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +78,6 @@ EXCHANGE_PATH = f"/{SERVICE_NAME}/{METHOD_NAME}"
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 #: The range of ``max_message_bytes``: 1 KiB (a handshake fits) to 2 GiB - 1 (gRPC's limit is an int32).
 MESSAGE_BYTES_RANGE = (1 << 10, (1 << 31) - 1)
-
-STATUS_OK = 200
-STATUS_CLOSING = 400
 
 #: Seconds past the grace period that :meth:`ExchangeServer.close` waits for gRPC's stop.
 STOP_MARGIN = 10.0

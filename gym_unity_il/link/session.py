@@ -42,7 +42,7 @@ from gym_unity_il.errors import (
 )
 from gym_unity_il.link.launch import LaunchSettings, PlayerCommand
 from gym_unity_il.link.launcher import ChildProcess, OwnershipUnknown, find_executable, unity_arguments
-from gym_unity_il.link.server import STATUS_OK, ExchangeServer, peer_address
+from gym_unity_il.link.server import ExchangeServer, peer_address
 from gym_unity_il.link.transport import make_exchange_server
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.actions import encode_action_list
@@ -57,7 +57,7 @@ from gym_unity_il.protocol.channels import (
     StatsSideChannel,
 )
 from gym_unity_il.protocol.handshake import UnityInfo, handshake_response, read_handshake
-from gym_unity_il.protocol.messages import encode_trainer_message
+from gym_unity_il.protocol.messages import STATUS_OK, encode_trainer_message
 from gym_unity_il.protocol.side_channels import SideChannel, SideChannelManager
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
 from gym_unity_il.version import __version__

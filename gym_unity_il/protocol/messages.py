@@ -15,8 +15,10 @@ from gym_unity_il.errors import UnityProtocolError
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.wire import VARINT, delimited, delimited_header, encode_varint, tag
 
-#: ``header.status`` of every message of a live exchange; another one closes it (400: quitting).
+#: ``header.status`` of every message of a live exchange; another one closes it.
 STATUS_OK = 200
+#: ``header.status`` of the message that says its sender is closing (Unity quitting, or the trainer).
+STATUS_CLOSING = 400
 #: ``header { status: 200 }``, serialized: the start of every message of the trainer.
 HEADER_OK = delimited(1, tag(1, VARINT) + encode_varint(STATUS_OK))
 

@@ -26,11 +26,10 @@ from typing import ClassVar
 import numpy as np
 
 from gym_unity_il.errors import UnityProtocolError
+from gym_unity_il.protocol.channels import SEED_PARAMETER
 from gym_unity_il.scenes.base import AgentBatch, Scene
 from gym_unity_il.spec import BehaviorSpec
 
-#: The environment parameter that re-seeds a built-in scene (applied at the next reset).
-SEED_PARAMETER = "gym_unity_il.seed"
 
 
 def require_int(scene: str, label: str, value: object, low: int | None) -> int:

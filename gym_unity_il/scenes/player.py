@@ -56,7 +56,7 @@ import grpc
 import numpy as np
 
 from gym_unity_il.errors import ConfigError, UnityProtocolError
-from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, EXCHANGE_PATH, STATUS_CLOSING, STATUS_OK
+from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, EXCHANGE_PATH
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.actions import decode_actions
 from gym_unity_il.protocol.channels import (
@@ -72,7 +72,8 @@ from gym_unity_il.protocol.channels import (
     ScenePictureChannel,
     StatsSideChannel,
 )
-from gym_unity_il.protocol.handshake import channels_first_for_package
+from gym_unity_il.protocol.handshake import COMMUNICATION_VERSION, channels_first_for_package
+from gym_unity_il.protocol.messages import STATUS_CLOSING, STATUS_OK
 from gym_unity_il.protocol.observations import ObservationEncoder
 from gym_unity_il.protocol.side_channels import frame_messages, split_messages
 from gym_unity_il.protocol.specs import brain_parameters_to_proto
@@ -84,7 +85,6 @@ logger = logging.getLogger("gym_unity_il.scenes.player")
 
 #: Unity's own trainer (mlagents_envs) sends its settings on this channel; players only read them for analytics.
 TRAINING_ANALYTICS_CHANNEL_ID = uuid.UUID("b664a4a9-d86f-5a5f-95cb-e8353a7e8356")
-UNITY_COMMUNICATION_VERSION = "1.5.0"
 UNITY_PACKAGE_VERSION = "3.0.0"
 #: Seconds the player waits for the trainer to accept its first call.
 CONNECT_TIMEOUT = 60.0
@@ -190,7 +190,7 @@ class ScenePlayer:
         scene_class: type[Scene],
         scene_kwargs: dict[str, object],
         port: int,
-        communication_version: str = UNITY_COMMUNICATION_VERSION,
+        communication_version: str = COMMUNICATION_VERSION,
         package_version: str = UNITY_PACKAGE_VERSION,
         faults: Faults = Faults(),
     ) -> None:
@@ -443,7 +443,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-nographics", action="store_true", help="accepted and ignored")
     parser.add_argument("-batchmode", action="store_true", help="accepted and ignored")
     parser.add_argument("--fault", action="append", default=[], help="test aid, repeatable: see the module docstring")
-    parser.add_argument("--communication-version", default=UNITY_COMMUNICATION_VERSION, help="test aid: API version to report")
+    parser.add_argument("--communication-version", default=COMMUNICATION_VERSION, help="test aid: API version to report")
     parser.add_argument("--package-version", default=UNITY_PACKAGE_VERSION, help="test aid: com.unity.ml-agents version to report")
     return parser
 
