@@ -24,17 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0clegacy.proto\x12\x1bgym_unity_il.legacy_objects\"D\n\x0fResolutionProto\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x12\x12\n\ngray_scale\x18\x03 \x01(\x08\"\xe2\x02\n\x14\x42rainParametersProto\x12\x1f\n\x17vector_observation_size\x18\x01 \x01(\x05\x12\'\n\x1fnum_stacked_vector_observations\x18\x02 \x01(\x05\x12\x1a\n\x12vector_action_size\x18\x03 \x03(\x05\x12H\n\x12\x63\x61mera_resolutions\x18\x04 \x03(\x0b\x32,.gym_unity_il.legacy_objects.ResolutionProto\x12\"\n\x1avector_action_descriptions\x18\x05 \x03(\t\x12M\n\x18vector_action_space_type\x18\x06 \x01(\x0e\x32+.gym_unity_il.legacy_objects.SpaceTypeProto\x12\x12\n\nbrain_name\x18\x07 \x01(\t\x12\x13\n\x0bis_training\x18\x08 \x01(\x08\"\x86\x01\n\x1a\x43ompressedObservationProto\x12\r\n\x05shape\x18\x01 \x03(\x05\x12K\n\x10\x63ompression_type\x18\x02 \x01(\x0e\x32\x31.gym_unity_il.legacy_objects.CompressionTypeProto\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x18\n\x16\x43ustomObservationProto\"\xbd\x03\n\x0e\x41gentInfoProto\x12\"\n\x1astacked_vector_observation\x18\x01 \x03(\x02\x12\x1b\n\x13visual_observations\x18\x02 \x03(\x0c\x12\x18\n\x10text_observation\x18\x03 \x01(\t\x12\x1d\n\x15stored_vector_actions\x18\x04 \x03(\x02\x12\x1b\n\x13stored_text_actions\x18\x05 \x01(\t\x12\x10\n\x08memories\x18\x06 \x03(\x02\x12\x0e\n\x06reward\x18\x07 \x01(\x02\x12\x0c\n\x04\x64one\x18\x08 \x01(\x08\x12\x18\n\x10max_step_reached\x18\t \x01(\x08\x12\n\n\x02id\x18\n \x01(\x05\x12\x13\n\x0b\x61\x63tion_mask\x18\x0b \x03(\x08\x12O\n\x12\x63ustom_observation\x18\x0c \x01(\x0b\x32\x33.gym_unity_il.legacy_objects.CustomObservationProto\x12X\n\x17\x63ompressed_observations\x18\r \x03(\x0b\x32\x37.gym_unity_il.legacy_objects.CompressedObservationProto\"a\n\x10\x41gentActionProto\x12\x16\n\x0evector_actions\x18\x01 \x03(\x02\x12\x14\n\x0ctext_actions\x18\x02 \x01(\t\x12\x10\n\x08memories\x18\x03 \x03(\x02\x12\r\n\x05value\x18\x04 \x01(\x02*.\n\x0eSpaceTypeProto\x12\x0c\n\x08\x64iscrete\x10\x00\x12\x0e\n\ncontinuous\x10\x01*)\n\x14\x43ompressionTypeProto\x12\x08\n\x04NONE\x10\x00\x12\x07\n\x03PNG\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0clegacy.proto\x12\x1bgym_unity_il.legacy_objects\"D\n\x0fResolutionProto\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x12\x12\n\ngray_scale\x18\x03 \x01(\x08\"\xe2\x02\n\x14\x42rainParametersProto\x12\x1f\n\x17vector_observation_size\x18\x01 \x01(\x05\x12\'\n\x1fnum_stacked_vector_observations\x18\x02 \x01(\x05\x12\x1a\n\x12vector_action_size\x18\x03 \x03(\x05\x12H\n\x12\x63\x61mera_resolutions\x18\x04 \x03(\x0b\x32,.gym_unity_il.legacy_objects.ResolutionProto\x12\"\n\x1avector_action_descriptions\x18\x05 \x03(\t\x12M\n\x18vector_action_space_type\x18\x06 \x01(\x0e\x32+.gym_unity_il.legacy_objects.SpaceTypeProto\x12\x12\n\nbrain_name\x18\x07 \x01(\t\x12\x13\n\x0bis_training\x18\x08 \x01(\x08\"\x86\x01\n\x1a\x43ompressedObservationProto\x12\r\n\x05shape\x18\x01 \x03(\x05\x12K\n\x10\x63ompression_type\x18\x02 \x01(\x0e\x32\x31.gym_unity_il.legacy_objects.CompressionTypeProto\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x18\n\x16\x43ustomObservationProto\"\xbd\x03\n\x0e\x41gentInfoProto\x12\"\n\x1astacked_vector_observation\x18\x01 \x03(\x02\x12\x1b\n\x13visual_observations\x18\x02 \x03(\x0c\x12\x18\n\x10text_observation\x18\x03 \x01(\t\x12\x1d\n\x15stored_vector_actions\x18\x04 \x03(\x02\x12\x1b\n\x13stored_text_actions\x18\x05 \x01(\t\x12\x10\n\x08memories\x18\x06 \x03(\x02\x12\x0e\n\x06reward\x18\x07 \x01(\x02\x12\x0c\n\x04\x64one\x18\x08 \x01(\x08\x12\x18\n\x10max_step_reached\x18\t \x01(\x08\x12\n\n\x02id\x18\n \x01(\x05\x12\x13\n\x0b\x61\x63tion_mask\x18\x0b \x03(\x08\x12O\n\x12\x63ustom_observation\x18\x0c \x01(\x0b\x32\x33.gym_unity_il.legacy_objects.CustomObservationProto\x12X\n\x17\x63ompressed_observations\x18\r \x03(\x0b\x32\x37.gym_unity_il.legacy_objects.CompressedObservationProto\"\xa8\x01\n\x10\x41gentActionProto\x12\x16\n\x0evector_actions\x18\x01 \x03(\x02\x12\x14\n\x0ctext_actions\x18\x02 \x01(\t\x12\x10\n\x08memories\x18\x03 \x03(\x02\x12\r\n\x05value\x18\x04 \x01(\x02\x12\x45\n\rcustom_action\x18\x05 \x01(\x0b\x32..gym_unity_il.legacy_objects.CustomActionProto\"\x13\n\x11\x43ustomActionProto\".\n\x0bHeaderProto\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xd5\x01\n\x11UnityMessageProto\x12\x38\n\x06header\x18\x01 \x01(\x0b\x32(.gym_unity_il.legacy_objects.HeaderProto\x12\x43\n\x0cunity_output\x18\x02 \x01(\x0b\x32-.gym_unity_il.legacy_objects.UnityOutputProto\x12\x41\n\x0bunity_input\x18\x03 \x01(\x0b\x32,.gym_unity_il.legacy_objects.UnityInputProto\"\xb7\x01\n\x10UnityOutputProto\x12\x42\n\trl_output\x18\x01 \x01(\x0b\x32/.gym_unity_il.legacy_objects.UnityRLOutputProto\x12_\n\x18rl_initialization_output\x18\x02 \x01(\x0b\x32=.gym_unity_il.legacy_objects.UnityRLInitializationOutputProto\"\xb2\x01\n\x0fUnityInputProto\x12@\n\x08rl_input\x18\x01 \x01(\x0b\x32..gym_unity_il.legacy_objects.UnityRLInputProto\x12]\n\x17rl_initialization_input\x18\x02 \x01(\x0b\x32<.gym_unity_il.legacy_objects.UnityRLInitializationInputProto\"/\n\x1fUnityRLInitializationInputProto\x12\x0c\n\x04seed\x18\x01 \x01(\x05\"\xf9\x01\n UnityRLInitializationOutputProto\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08log_path\x18\x03 \x01(\t\x12K\n\x10\x62rain_parameters\x18\x05 \x03(\x0b\x32\x31.gym_unity_il.legacy_objects.BrainParametersProto\x12W\n\x16\x65nvironment_parameters\x18\x06 \x01(\x0b\x32\x37.gym_unity_il.legacy_objects.EnvironmentParametersProto\"\x1c\n\x1a\x43ustomResetParametersProto\"\x96\x02\n\x1a\x45nvironmentParametersProto\x12\x66\n\x10\x66loat_parameters\x18\x01 \x03(\x0b\x32L.gym_unity_il.legacy_objects.EnvironmentParametersProto.FloatParametersEntry\x12X\n\x17\x63ustom_reset_parameters\x18\x02 \x01(\x0b\x32\x37.gym_unity_il.legacy_objects.CustomResetParametersProto\x1a\x36\n\x14\x46loatParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\xe6\x03\n\x11UnityRLInputProto\x12W\n\ragent_actions\x18\x01 \x03(\x0b\x32@.gym_unity_il.legacy_objects.UnityRLInputProto.AgentActionsEntry\x12W\n\x16\x65nvironment_parameters\x18\x02 \x01(\x0b\x32\x37.gym_unity_il.legacy_objects.EnvironmentParametersProto\x12\x13\n\x0bis_training\x18\x03 \x01(\x08\x12:\n\x07\x63ommand\x18\x04 \x01(\x0e\x32).gym_unity_il.legacy_objects.CommandProto\x1aT\n\x14ListAgentActionProto\x12<\n\x05value\x18\x01 \x03(\x0b\x32-.gym_unity_il.legacy_objects.AgentActionProto\x1ax\n\x11\x41gentActionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12R\n\x05value\x18\x02 \x01(\x0b\x32\x43.gym_unity_il.legacy_objects.UnityRLInputProto.ListAgentActionProto:\x02\x38\x01\"\xc7\x02\n\x12UnityRLOutputProto\x12\x13\n\x0bglobal_done\x18\x01 \x01(\x08\x12S\n\nagentInfos\x18\x02 \x03(\x0b\x32?.gym_unity_il.legacy_objects.UnityRLOutputProto.AgentInfosEntry\x1aP\n\x12ListAgentInfoProto\x12:\n\x05value\x18\x01 \x03(\x0b\x32+.gym_unity_il.legacy_objects.AgentInfoProto\x1au\n\x0f\x41gentInfosEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12Q\n\x05value\x18\x02 \x01(\x0b\x32\x42.gym_unity_il.legacy_objects.UnityRLOutputProto.ListAgentInfoProto:\x02\x38\x01*.\n\x0eSpaceTypeProto\x12\x0c\n\x08\x64iscrete\x10\x00\x12\x0e\n\ncontinuous\x10\x01*)\n\x14\x43ompressionTypeProto\x12\x08\n\x04NONE\x10\x00\x12\x07\n\x03PNG\x10\x01*-\n\x0c\x43ommandProto\x12\x08\n\x04STEP\x10\x00\x12\t\n\x05RESET\x10\x01\x12\x08\n\x04QUIT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'legacy_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SPACETYPEPROTO']._serialized_start=1182
-  _globals['_SPACETYPEPROTO']._serialized_end=1228
-  _globals['_COMPRESSIONTYPEPROTO']._serialized_start=1230
-  _globals['_COMPRESSIONTYPEPROTO']._serialized_end=1271
+  _globals['_ENVIRONMENTPARAMETERSPROTO_FLOATPARAMETERSENTRY']._loaded_options = None
+  _globals['_ENVIRONMENTPARAMETERSPROTO_FLOATPARAMETERSENTRY']._serialized_options = b'8\001'
+  _globals['_UNITYRLINPUTPROTO_AGENTACTIONSENTRY']._loaded_options = None
+  _globals['_UNITYRLINPUTPROTO_AGENTACTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_UNITYRLOUTPUTPROTO_AGENTINFOSENTRY']._loaded_options = None
+  _globals['_UNITYRLOUTPUTPROTO_AGENTINFOSENTRY']._serialized_options = b'8\001'
+  _globals['_SPACETYPEPROTO']._serialized_start=3337
+  _globals['_SPACETYPEPROTO']._serialized_end=3383
+  _globals['_COMPRESSIONTYPEPROTO']._serialized_start=3385
+  _globals['_COMPRESSIONTYPEPROTO']._serialized_end=3426
+  _globals['_COMMANDPROTO']._serialized_start=3428
+  _globals['_COMMANDPROTO']._serialized_end=3473
   _globals['_RESOLUTIONPROTO']._serialized_start=45
   _globals['_RESOLUTIONPROTO']._serialized_end=113
   _globals['_BRAINPARAMETERSPROTO']._serialized_start=116
@@ -45,6 +53,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CUSTOMOBSERVATIONPROTO']._serialized_end=633
   _globals['_AGENTINFOPROTO']._serialized_start=636
   _globals['_AGENTINFOPROTO']._serialized_end=1081
-  _globals['_AGENTACTIONPROTO']._serialized_start=1083
-  _globals['_AGENTACTIONPROTO']._serialized_end=1180
+  _globals['_AGENTACTIONPROTO']._serialized_start=1084
+  _globals['_AGENTACTIONPROTO']._serialized_end=1252
+  _globals['_CUSTOMACTIONPROTO']._serialized_start=1254
+  _globals['_CUSTOMACTIONPROTO']._serialized_end=1273
+  _globals['_HEADERPROTO']._serialized_start=1275
+  _globals['_HEADERPROTO']._serialized_end=1321
+  _globals['_UNITYMESSAGEPROTO']._serialized_start=1324
+  _globals['_UNITYMESSAGEPROTO']._serialized_end=1537
+  _globals['_UNITYOUTPUTPROTO']._serialized_start=1540
+  _globals['_UNITYOUTPUTPROTO']._serialized_end=1723
+  _globals['_UNITYINPUTPROTO']._serialized_start=1726
+  _globals['_UNITYINPUTPROTO']._serialized_end=1904
+  _globals['_UNITYRLINITIALIZATIONINPUTPROTO']._serialized_start=1906
+  _globals['_UNITYRLINITIALIZATIONINPUTPROTO']._serialized_end=1953
+  _globals['_UNITYRLINITIALIZATIONOUTPUTPROTO']._serialized_start=1956
+  _globals['_UNITYRLINITIALIZATIONOUTPUTPROTO']._serialized_end=2205
+  _globals['_CUSTOMRESETPARAMETERSPROTO']._serialized_start=2207
+  _globals['_CUSTOMRESETPARAMETERSPROTO']._serialized_end=2235
+  _globals['_ENVIRONMENTPARAMETERSPROTO']._serialized_start=2238
+  _globals['_ENVIRONMENTPARAMETERSPROTO']._serialized_end=2516
+  _globals['_ENVIRONMENTPARAMETERSPROTO_FLOATPARAMETERSENTRY']._serialized_start=2462
+  _globals['_ENVIRONMENTPARAMETERSPROTO_FLOATPARAMETERSENTRY']._serialized_end=2516
+  _globals['_UNITYRLINPUTPROTO']._serialized_start=2519
+  _globals['_UNITYRLINPUTPROTO']._serialized_end=3005
+  _globals['_UNITYRLINPUTPROTO_LISTAGENTACTIONPROTO']._serialized_start=2799
+  _globals['_UNITYRLINPUTPROTO_LISTAGENTACTIONPROTO']._serialized_end=2883
+  _globals['_UNITYRLINPUTPROTO_AGENTACTIONSENTRY']._serialized_start=2885
+  _globals['_UNITYRLINPUTPROTO_AGENTACTIONSENTRY']._serialized_end=3005
+  _globals['_UNITYRLOUTPUTPROTO']._serialized_start=3008
+  _globals['_UNITYRLOUTPUTPROTO']._serialized_end=3335
+  _globals['_UNITYRLOUTPUTPROTO_LISTAGENTINFOPROTO']._serialized_start=3136
+  _globals['_UNITYRLOUTPUTPROTO_LISTAGENTINFOPROTO']._serialized_end=3216
+  _globals['_UNITYRLOUTPUTPROTO_AGENTINFOSENTRY']._serialized_start=3218
+  _globals['_UNITYRLOUTPUTPROTO_AGENTINFOSENTRY']._serialized_end=3335
 # @@protoc_insertion_point(module_scope)

@@ -16,10 +16,19 @@ class CompressionTypeProto(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     NONE: _ClassVar[CompressionTypeProto]
     PNG: _ClassVar[CompressionTypeProto]
+
+class CommandProto(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STEP: _ClassVar[CommandProto]
+    RESET: _ClassVar[CommandProto]
+    QUIT: _ClassVar[CommandProto]
 discrete: SpaceTypeProto
 continuous: SpaceTypeProto
 NONE: CompressionTypeProto
 PNG: CompressionTypeProto
+STEP: CommandProto
+RESET: CommandProto
+QUIT: CommandProto
 
 class ResolutionProto(_message.Message):
     __slots__ = ("width", "height", "gray_scale")
@@ -96,13 +105,136 @@ class AgentInfoProto(_message.Message):
     def __init__(self, stacked_vector_observation: _Optional[_Iterable[float]] = ..., visual_observations: _Optional[_Iterable[bytes]] = ..., text_observation: _Optional[str] = ..., stored_vector_actions: _Optional[_Iterable[float]] = ..., stored_text_actions: _Optional[str] = ..., memories: _Optional[_Iterable[float]] = ..., reward: _Optional[float] = ..., done: _Optional[bool] = ..., max_step_reached: _Optional[bool] = ..., id: _Optional[int] = ..., action_mask: _Optional[_Iterable[bool]] = ..., custom_observation: _Optional[_Union[CustomObservationProto, _Mapping]] = ..., compressed_observations: _Optional[_Iterable[_Union[CompressedObservationProto, _Mapping]]] = ...) -> None: ...
 
 class AgentActionProto(_message.Message):
-    __slots__ = ("vector_actions", "text_actions", "memories", "value")
+    __slots__ = ("vector_actions", "text_actions", "memories", "value", "custom_action")
     VECTOR_ACTIONS_FIELD_NUMBER: _ClassVar[int]
     TEXT_ACTIONS_FIELD_NUMBER: _ClassVar[int]
     MEMORIES_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_ACTION_FIELD_NUMBER: _ClassVar[int]
     vector_actions: _containers.RepeatedScalarFieldContainer[float]
     text_actions: str
     memories: _containers.RepeatedScalarFieldContainer[float]
     value: float
-    def __init__(self, vector_actions: _Optional[_Iterable[float]] = ..., text_actions: _Optional[str] = ..., memories: _Optional[_Iterable[float]] = ..., value: _Optional[float] = ...) -> None: ...
+    custom_action: CustomActionProto
+    def __init__(self, vector_actions: _Optional[_Iterable[float]] = ..., text_actions: _Optional[str] = ..., memories: _Optional[_Iterable[float]] = ..., value: _Optional[float] = ..., custom_action: _Optional[_Union[CustomActionProto, _Mapping]] = ...) -> None: ...
+
+class CustomActionProto(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HeaderProto(_message.Message):
+    __slots__ = ("status", "message")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    status: int
+    message: str
+    def __init__(self, status: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class UnityMessageProto(_message.Message):
+    __slots__ = ("header", "unity_output", "unity_input")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    UNITY_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    UNITY_INPUT_FIELD_NUMBER: _ClassVar[int]
+    header: HeaderProto
+    unity_output: UnityOutputProto
+    unity_input: UnityInputProto
+    def __init__(self, header: _Optional[_Union[HeaderProto, _Mapping]] = ..., unity_output: _Optional[_Union[UnityOutputProto, _Mapping]] = ..., unity_input: _Optional[_Union[UnityInputProto, _Mapping]] = ...) -> None: ...
+
+class UnityOutputProto(_message.Message):
+    __slots__ = ("rl_output", "rl_initialization_output")
+    RL_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    RL_INITIALIZATION_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    rl_output: UnityRLOutputProto
+    rl_initialization_output: UnityRLInitializationOutputProto
+    def __init__(self, rl_output: _Optional[_Union[UnityRLOutputProto, _Mapping]] = ..., rl_initialization_output: _Optional[_Union[UnityRLInitializationOutputProto, _Mapping]] = ...) -> None: ...
+
+class UnityInputProto(_message.Message):
+    __slots__ = ("rl_input", "rl_initialization_input")
+    RL_INPUT_FIELD_NUMBER: _ClassVar[int]
+    RL_INITIALIZATION_INPUT_FIELD_NUMBER: _ClassVar[int]
+    rl_input: UnityRLInputProto
+    rl_initialization_input: UnityRLInitializationInputProto
+    def __init__(self, rl_input: _Optional[_Union[UnityRLInputProto, _Mapping]] = ..., rl_initialization_input: _Optional[_Union[UnityRLInitializationInputProto, _Mapping]] = ...) -> None: ...
+
+class UnityRLInitializationInputProto(_message.Message):
+    __slots__ = ("seed",)
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    seed: int
+    def __init__(self, seed: _Optional[int] = ...) -> None: ...
+
+class UnityRLInitializationOutputProto(_message.Message):
+    __slots__ = ("name", "version", "log_path", "brain_parameters", "environment_parameters")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOG_PATH_FIELD_NUMBER: _ClassVar[int]
+    BRAIN_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    log_path: str
+    brain_parameters: _containers.RepeatedCompositeFieldContainer[BrainParametersProto]
+    environment_parameters: EnvironmentParametersProto
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., log_path: _Optional[str] = ..., brain_parameters: _Optional[_Iterable[_Union[BrainParametersProto, _Mapping]]] = ..., environment_parameters: _Optional[_Union[EnvironmentParametersProto, _Mapping]] = ...) -> None: ...
+
+class CustomResetParametersProto(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EnvironmentParametersProto(_message.Message):
+    __slots__ = ("float_parameters", "custom_reset_parameters")
+    class FloatParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    FLOAT_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_RESET_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    float_parameters: _containers.ScalarMap[str, float]
+    custom_reset_parameters: CustomResetParametersProto
+    def __init__(self, float_parameters: _Optional[_Mapping[str, float]] = ..., custom_reset_parameters: _Optional[_Union[CustomResetParametersProto, _Mapping]] = ...) -> None: ...
+
+class UnityRLInputProto(_message.Message):
+    __slots__ = ("agent_actions", "environment_parameters", "is_training", "command")
+    class ListAgentActionProto(_message.Message):
+        __slots__ = ("value",)
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        value: _containers.RepeatedCompositeFieldContainer[AgentActionProto]
+        def __init__(self, value: _Optional[_Iterable[_Union[AgentActionProto, _Mapping]]] = ...) -> None: ...
+    class AgentActionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: UnityRLInputProto.ListAgentActionProto
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[UnityRLInputProto.ListAgentActionProto, _Mapping]] = ...) -> None: ...
+    AGENT_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    IS_TRAINING_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    agent_actions: _containers.MessageMap[str, UnityRLInputProto.ListAgentActionProto]
+    environment_parameters: EnvironmentParametersProto
+    is_training: bool
+    command: CommandProto
+    def __init__(self, agent_actions: _Optional[_Mapping[str, UnityRLInputProto.ListAgentActionProto]] = ..., environment_parameters: _Optional[_Union[EnvironmentParametersProto, _Mapping]] = ..., is_training: _Optional[bool] = ..., command: _Optional[_Union[CommandProto, str]] = ...) -> None: ...
+
+class UnityRLOutputProto(_message.Message):
+    __slots__ = ("global_done", "agentInfos")
+    class ListAgentInfoProto(_message.Message):
+        __slots__ = ("value",)
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        value: _containers.RepeatedCompositeFieldContainer[AgentInfoProto]
+        def __init__(self, value: _Optional[_Iterable[_Union[AgentInfoProto, _Mapping]]] = ...) -> None: ...
+    class AgentInfosEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: UnityRLOutputProto.ListAgentInfoProto
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[UnityRLOutputProto.ListAgentInfoProto, _Mapping]] = ...) -> None: ...
+    GLOBAL_DONE_FIELD_NUMBER: _ClassVar[int]
+    AGENTINFOS_FIELD_NUMBER: _ClassVar[int]
+    global_done: bool
+    agentInfos: _containers.MessageMap[str, UnityRLOutputProto.ListAgentInfoProto]
+    def __init__(self, global_done: _Optional[bool] = ..., agentInfos: _Optional[_Mapping[str, UnityRLOutputProto.ListAgentInfoProto]] = ...) -> None: ...

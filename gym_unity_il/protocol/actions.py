@@ -160,6 +160,18 @@ def decode_actions(actions: Sequence[pb.AgentActionProto], spec: ActionSpec) -> 
     Raises:
         UnityProtocolError: an action that does not fit ``spec``, or holds no value.
     """
+    c, d = spec.continuous_size, spec.discrete_size
+    typed_c: list[float] = []
+    typed_d: list[int] = []
+    for action in actions:  # the usual case, on every step of the scene player: typed as the spec says
+        values_c, values_d = action.continuous_actions, action.discrete_actions
+        if len(values_c) != c or len(values_d) != d or not c + d:
+            break
+        typed_c.extend(values_c)
+        typed_d.extend(values_d)
+    else:
+        n = len(actions)
+        return np.array(typed_c, np.float32).reshape(n, c), np.array(typed_d, np.int32).reshape(n, d)
     try:
         continuous, discrete, stored = action_arrays(ActionValues.of(actions), spec)
     except ActionError as exc:

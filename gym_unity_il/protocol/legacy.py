@@ -1,0 +1,427 @@
+"""The seed-era protocol (ML-Agents 0.10 / 0.11, communication API ``API-10`` / ``API-11``) as pure functions.
+
+The facts come from protocol-legacy.md; section numbers below are that document's. Messages
+are those of ``protos/legacy.proto``; what comes out is what the modern path gives: a
+:class:`~gym_unity_il.spec.BehaviorSpec` per brain and ``(decision, terminal)``
+:class:`~gym_unity_il.protocol.agents.StepBatch` pairs, decoded by the same primitives
+(:mod:`~gym_unity_il.protocol.images` for PNGs, the limits of
+:mod:`~gym_unity_il.protocol.specs` and :mod:`~gym_unity_il.protocol.agents`, the one rule on
+NaN and infinities). Older eras (``API-4`` ... ``API-9``) are refused: this module carries the
+field tables of API-10 and API-11 only.
+
+One codec per era, behind one interface (proposed; the link does not use this module yet).
+The session parses Unity's first message as today (the version string is field 2 of the
+initialization output in every era) and asks :func:`detect_era`: None means the modern
+codec, a :class:`LegacyEra` this one. Each codec then answers the same five questions:
+
+* ``handshake_response(seed) -> bytes``: the answer to Unity's first call;
+* ``read_handshake(first) -> handshake``: the announced behaviors, which of them take
+  actions, the reset parameters (here :func:`read_legacy_handshake`);
+* ``decode_output(data, specs, image_format) -> {name: (decision, terminal)}``: one message
+  of Unity, new behaviors added to ``specs`` (here :func:`decode_legacy_output`);
+* ``encode_step(actions, specs) -> bytes`` and ``encode_reset(parameters, train_mode) -> bytes``
+  (here :func:`encode_legacy_step`, :func:`encode_legacy_reset`);
+
+plus the facts the link needs (:attr:`LegacyEra.method_path`, :attr:`LegacyEra.editor_port`).
+Side channels, engine settings and the seed parameter exist only in the modern codec.
+
+Brains become behaviors: the brain name is the behavior name; sensors are the cameras first
+(0.10: ``camera_resolutions``; 0.11: the first agent's compressed-observation shapes; each
+``height x width x (1 if gray else 3)``, uint8 HWC, PNG decoded, gray as the mean of the
+RGB channels as the era did), then the stacked vector observation of
+``vector_observation_size x num_stacked_vector_observations`` floats (the stack as Unity sends
+it, oldest frame first), when not empty: the order the `.demo` reader gives the same brain.
+Memories and text observations are ignored. Actions are continuous, or discrete with one
+index per branch; ``action_mask`` (true = not allowed) is read only when its length is the
+sum of the branches, as the era's library did.
+
+Episodes (§7.1): a done agent is reset *before* its info is collected, so its done info
+carries the reward of its last action, ``max_step_reached``, and already the **first
+observation of the next episode**; the agent's last observation is never sent. Such an info
+is decoded into both batches: a terminal step (the reward, ``interrupted`` =
+``max_step_reached``, and that next-episode observation as the only one there is) and a
+decision step (reward 0, the same observation), because Unity wants an action for every
+info it sent, done or not, in order (§5.2): the next action is the new episode's first.
+Whoever fills ``terminal_observation`` must know it is the next episode's start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gym_unity_il.errors import UnityProtocolError, UnityVersionError, quote
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.proto import legacy_pb2 as lpb
+from gym_unity_il.protocol.agents import (
+    AGENT_COST,
+    DECODE_BYTES_PER_BYTE,
+    DECODE_FIXED_BYTES,
+    MAX_DECODED_BYTES,
+    SENSOR_COST,
+    StepBatch,
+)
+from gym_unity_il.protocol.handshake import COMMUNICATION_VERSION
+from gym_unity_il.protocol.images import image_out, png_hwc
+from gym_unity_il.protocol.messages import encode_trainer_message
+from gym_unity_il.protocol.observations import first_not_finite
+from gym_unity_il.protocol.specs import MAX_BEHAVIORS, MAX_SENSORS, action_spec_from_proto, check_spec_sizes
+from gym_unity_il.protocol.wire import delimited
+from gym_unity_il.spec import ActionSpec, BehaviorSpec, CameraResolution, ImageFormat, ObservationSpec
+
+#: The command numbers of ``UnityRLInput.command`` (§1).
+STEP, RESET = lpb.STEP, lpb.RESET
+_INT32 = 1 << 31
+
+
+@dataclass(frozen=True)
+class LegacyEra:
+    """What differs between the seed eras (§2).
+
+    Attributes:
+        version: the exact API string the build sends and its library required.
+        method_path: the HTTP/2 path of the Exchange RPC the build calls.
+        editor_port: the port the Editor (or ``mlagents-learn`` without a build) uses.
+        brains_at_handshake: 0.10 announces every brain in the handshake; 0.11 announces each
+            with the first message holding its agents.
+        compressed_images: images arrive as ``compressed_observations`` (field 13, 0.11)
+            rather than ``visual_observations`` (field 2, 0.10).
+    """
+
+    version: str
+    method_path: str
+    editor_port: int
+    brains_at_handshake: bool
+    compressed_images: bool
+
+
+API_10 = LegacyEra("API-10", "/communicator_objects.UnityToExternal/Exchange", 5005, True, False)
+API_11 = LegacyEra("API-11", "/communicator_objects.UnityToExternalProto/Exchange", 5004, False, True)
+#: The legacy eras this module speaks, by their exact version string.
+LEGACY_ERAS = {era.version: era for era in (API_10, API_11)}
+
+
+def detect_era(version: str, *, who: str = "Unity") -> LegacyEra | None:
+    """The legacy era of a handshake's version string, or None for a modern version (not ``API-...``).
+
+    The check is exact string equality, as each era's library did (§2).
+
+    Raises:
+        UnityVersionError: an ``API-...`` string other than the supported ones (``API-4`` ...
+            ``API-9`` included: their messages are not implemented); the text names the build's
+            version and the supported ones.
+    """
+    if not version.startswith("API-"):
+        return None
+    era = LEGACY_ERAS.get(version)
+    if era is None:
+        raise UnityVersionError(
+            f"{who} speaks ML-Agents communication API {quote(version)}; gym_unity_il speaks exactly "
+            f"{', '.join(LEGACY_ERAS)} (ML-Agents 0.10 / 0.11 builds) and {COMMUNICATION_VERSION} (communication API 1.x). "
+            "Rebuild the scene with one of those ML-Agents releases."
+        )
+    return era
+
+
+def parse_legacy_message(data: bytes) -> lpb.UnityMessageProto:
+    """A legacy era's message from its bytes.
+
+    Raises:
+        UnityProtocolError: the bytes are not a legacy UnityMessage.
+    """
+    try:
+        return lpb.UnityMessageProto.FromString(data)
+    except Exception as exc:  # protobuf's DecodeError, or its nesting limit on garbage
+        raise UnityProtocolError(f"Unity sent {len(data)} bytes that are not an ML-Agents 0.10/0.11 message ({exc})") from exc
+
+
+def legacy_handshake_response(seed: int) -> bytes:
+    """The answer to Unity's first call: ``unity_input.rl_initialization_input{seed}`` (§4 step 2).
+
+    Raises:
+        ValueError: ``seed`` is not an int32.
+    """
+    if not -_INT32 <= seed < _INT32:
+        raise ValueError(f"seed {seed} does not fit the int32 the 0.10/0.11 handshake carries; pass a seed below 2**31")
+    message = lpb.UnityMessageProto(header=lpb.HeaderProto(status=200))
+    message.unity_input.rl_initialization_input.seed = seed
+    return message.SerializeToString()
+
+
+def behavior_spec_from_brain(brain: lpb.BrainParametersProto, cameras: Sequence[CameraResolution]) -> BehaviorSpec:
+    """A brain's spec: ``cameras`` (HWC uint8 images), then the stacked vector when not empty.
+
+    Raises:
+        UnityProtocolError: a negative size, more sensors or values than the limits of
+            :mod:`~gym_unity_il.protocol.specs`.
+    """
+    name = brain.brain_name
+    if len(cameras) >= MAX_SENSORS:
+        raise UnityProtocolError(f"brain {quote(name)} declares {len(cameras)} cameras, more than the {MAX_SENSORS - 1} accepted")
+    size, stack = brain.vector_observation_size, brain.num_stacked_vector_observations
+    if size < 0 or stack < 0:
+        raise UnityProtocolError(f"brain {quote(name)} declares a vector observation of {size} x {stack} stacked floats; sizes are not negative")
+    images = [ObservationSpec(shape=(c.height, c.width, c.channels)) for c in cameras]
+    vectors = [ObservationSpec(shape=(size * max(stack, 1),))] if size else []
+    as_modern = pb.BrainParametersProto.FromString(brain.SerializeToString())  # fields 3, 6, 7 are the modern deprecated ones
+    try:
+        spec = BehaviorSpec(name=name, observation_specs=tuple(images + vectors), action_spec=action_spec_from_proto(as_modern))
+    except ValueError as exc:  # branches of size 0 or less
+        raise UnityProtocolError(f"brain {quote(name)} is announced with {quote(str(exc))}; the data is damaged or not from ML-Agents") from None
+    check_spec_sizes(spec)
+    return spec
+
+
+def _camera(height: int, width: int, channels: int, brain: str) -> CameraResolution:
+    if channels not in (1, 3) or height <= 0 or width <= 0:
+        raise UnityProtocolError(f"brain {quote(brain)} declares a camera of {height}x{width}x{channels}; cameras are positive, 1 or 3 channels")
+    return CameraResolution(height, width, grayscale=channels == 1)
+
+
+def cameras_of(brain: lpb.BrainParametersProto, first: lpb.AgentInfoProto | None, era: LegacyEra) -> list[CameraResolution]:
+    """The brain's cameras: 0.10 from ``camera_resolutions``, 0.11 from the first agent's
+    compressed-observation shapes ``[height, width, channels]`` (§4).
+
+    Raises:
+        UnityProtocolError: a camera that is not positive with 1 or 3 channels, a shape that is not of rank 3.
+    """
+    source = first.compressed_observations if era.compressed_images and first is not None else brain.camera_resolutions
+    if len(source) >= MAX_SENSORS:
+        raise UnityProtocolError(f"brain {quote(brain.brain_name)} declares {len(source)} cameras, more than the {MAX_SENSORS - 1} accepted")
+    if not era.compressed_images:
+        return [_camera(r.height, r.width, 1 if r.gray_scale else 3, brain.brain_name) for r in brain.camera_resolutions]
+    cameras = []
+    for obs in (first.compressed_observations if first is not None else ()):
+        if len(obs.shape) != 3:
+            raise UnityProtocolError(f"brain {quote(brain.brain_name)}: a compressed observation of shape {quote(list(obs.shape))}, not [height, width, channels]")
+        cameras.append(_camera(*obs.shape, brain.brain_name))
+    return cameras
+
+
+@dataclass(frozen=True)
+class LegacyHandshake:
+    """What the trainer takes from a 0.10 / 0.11 build's first message.
+
+    Attributes:
+        era: the build's era.
+        name: the Academy's name.
+        log_path: the build's log path (may be empty).
+        specs: the behaviors announced (0.10: every brain of the hub; 0.11: none yet).
+        trained: names of the brains that take actions from the trainer (0.10: the brains with
+            ``is_training``), or None: every brain, as it is announced (0.11).
+        reset_parameters: the Academy's reset parameters and their defaults.
+    """
+
+    era: LegacyEra
+    name: str
+    log_path: str
+    specs: Mapping[str, BehaviorSpec]
+    trained: frozenset[str] | None
+    reset_parameters: Mapping[str, float]
+
+
+def read_legacy_handshake(first: lpb.UnityMessageProto, *, who: str = "Unity") -> LegacyHandshake:
+    """Reads a legacy build's first message (§4) and checks its version exactly.
+
+    Raises:
+        UnityProtocolError: no initialization output, more brains than a session accepts,
+            brains that do not make a spec.
+        UnityVersionError: not ``API-10`` / ``API-11`` (see :func:`detect_era`).
+    """
+    if not first.unity_output.HasField("rl_initialization_output"):
+        raise UnityProtocolError(f"{who} opened without an initialization output; the first message must be a handshake (protocol-legacy.md §4)")
+    init = first.unity_output.rl_initialization_output
+    era = detect_era(init.version, who=who)
+    if era is None:
+        raise UnityVersionError(f"{who} speaks communication API {quote(init.version)}, not one of {', '.join(LEGACY_ERAS)}")
+    brains = init.brain_parameters
+    if len(brains) > MAX_BEHAVIORS:
+        raise UnityProtocolError(f"{who} announces {len(brains)} brains, more than the {MAX_BEHAVIORS} a session accepts")
+    specs = {b.brain_name: behavior_spec_from_brain(b, cameras_of(b, None, era)) for b in brains} if era.brains_at_handshake else {}
+    if len(specs) != len(brains) and era.brains_at_handshake:
+        raise UnityProtocolError(f"{who} announces two brains of one name; brain names must be unique")
+    trained = frozenset(b.brain_name for b in brains if b.is_training) if era.brains_at_handshake else None
+    return LegacyHandshake(era, init.name, init.log_path, specs, trained, dict(init.environment_parameters.float_parameters))
+
+
+def _announce(output: lpb.UnityOutputProto, specs: MutableMapping[str, BehaviorSpec], era: LegacyEra) -> None:
+    """0.11: registers each brain announced with agents in the same output (§4)."""
+    if era.brains_at_handshake or not output.HasField("rl_initialization_output"):
+        return
+    brains = output.rl_initialization_output.brain_parameters
+    if len(brains) > MAX_BEHAVIORS:
+        raise UnityProtocolError(f"the message announces {len(brains)} brains, more than the {MAX_BEHAVIORS} a session accepts")
+    infos = output.rl_output.agentInfos
+    for brain in brains:
+        name = brain.brain_name
+        if name not in infos or not infos[name].value:
+            continue  # the reference ignores a brain announced without agents
+        spec = behavior_spec_from_brain(brain, cameras_of(brain, infos[name].value[0], era))
+        known = specs.get(name)
+        if known is None:
+            if len(specs) >= MAX_BEHAVIORS:
+                raise UnityProtocolError(f"brain {quote(name)} would be the session's behavior number {len(specs) + 1}, more than {MAX_BEHAVIORS}")
+            specs[name] = spec
+        elif known != spec:
+            raise UnityProtocolError(f"brain {quote(name)} was announced again with another spec: {quote(known.describe())}, now {quote(spec.describe())}")
+
+
+def _decoded_bytes(spec: BehaviorSpec, image_format: ImageFormat) -> int:
+    """Bytes of arrays one agent of ``spec`` decodes to, in both batches at most."""
+    sensors = sum(math.prod(o.output_shape(image_format)) * o.output_dtype(image_format).itemsize for o in spec.observation_specs)
+    return 2 * (sensors + sum(spec.action_spec.discrete_branches) + 24)
+
+
+def _images(infos: Sequence[lpb.AgentInfoProto], j: int, o: ObservationSpec, era: LegacyEra, image_format: ImageFormat, brain: str) -> np.ndarray:
+    out = np.empty((len(infos), *o.output_shape(image_format)), o.output_dtype(image_format))
+    name = f"{brain} camera {j}"
+    for i, info in enumerate(infos):
+        if era.compressed_images:
+            compressed = info.compressed_observations[j]
+            if tuple(compressed.shape) != o.shape:
+                raise UnityProtocolError(f"{name}: agent {info.id} sent an image of shape {quote(list(compressed.shape))}, the brain's is {list(o.shape)}")
+            data = compressed.data  # the era's library decodes PNG whatever compression_type says
+        else:
+            data = info.visual_observations[j]
+        out[i] = image_out(png_hwc(data, [], o.hwc, name), image_format)
+    return out
+
+
+def _decode_brain(infos: Sequence[lpb.AgentInfoProto], spec: BehaviorSpec, era: LegacyEra, image_format: ImageFormat) -> tuple[StepBatch, StepBatch]:
+    name = spec.name
+    if not infos:
+        return StepBatch.empty(spec, image_format), StepBatch.empty(spec, image_format)
+    cameras = [o for o in spec.observation_specs if o.is_visual]
+    vector = spec.observation_specs[-1] if len(cameras) < len(spec.observation_specs) else None
+    width = vector.shape[0] if vector is not None else 0
+    for info in infos:
+        images = len(info.compressed_observations if era.compressed_images else info.visual_observations)
+        if images != len(cameras) or len(info.stacked_vector_observation) != width:
+            raise UnityProtocolError(
+                f"agent {info.id} of brain {quote(name)} sent {images} images and {len(info.stacked_vector_observation)} vector floats; "
+                f"the brain has {len(cameras)} cameras and {width} floats"
+            )
+    ids = [info.id for info in infos]
+    if len(set(ids)) != len(ids):
+        raise UnityProtocolError(f"an agent of brain {quote(name)} appears twice in one message; each agent sends one info per step")
+    obs = [_images(infos, j, o, era, image_format, name) for j, o in enumerate(cameras)]
+    if vector is not None:
+        values = np.array([list(info.stacked_vector_observation) for info in infos], np.float32).reshape(len(infos), width)
+        if first_not_finite(values) is not None:
+            raise UnityProtocolError(f"brain {quote(name)} sent a NaN or infinite vector observation; fix the scene so it stays finite")
+        obs.append(values)
+    reward = np.array([info.reward for info in infos], np.float32)
+    if first_not_finite(reward) is not None:
+        raise UnityProtocolError(f"brain {quote(name)} sent a NaN or infinite reward; fix the scene so it stays finite")
+    done = np.array([info.done for info in infos], bool)
+    interrupted = np.array([info.max_step_reached for info in infos], bool)
+    branches = spec.action_spec.discrete_branches
+    mask = None
+    if branches:
+        total = sum(branches)
+        mask = np.ones((len(infos), total), bool)
+        for i, info in enumerate(infos):
+            if len(info.action_mask) == total:
+                mask[i] = ~np.fromiter(info.action_mask, bool, total)
+    agent_id = np.array(ids, np.int32)
+    zeros_i, zeros_f = np.zeros(len(infos), np.int32), np.zeros(len(infos), np.float32)
+    # Every info asks for a decision (§5.2); a done one's reward belongs to the episode it ended.
+    decision = StepBatch(agent_id, tuple(obs), np.where(done, np.float32(0), reward), np.zeros(len(infos), bool), mask, zeros_i, zeros_f)
+    if not done.any():
+        return decision, StepBatch.empty(spec, image_format)
+    rows = np.flatnonzero(done)
+    terminal = StepBatch(agent_id[rows], tuple(o[rows] for o in obs), reward[rows], interrupted[rows], None, zeros_i[rows], zeros_f[rows])
+    return decision, terminal
+
+
+def decode_legacy_output(
+    output: lpb.UnityOutputProto, specs: MutableMapping[str, BehaviorSpec], era: LegacyEra, *, image_format: ImageFormat = "hwc_uint8"
+) -> dict[str, tuple[StepBatch, StepBatch]]:
+    """The agents of one message of a legacy build as ``(decision, terminal)`` per behavior of
+    ``specs`` (empty batches for brains without agents; see the module docstring for episodes).
+
+    0.11 brains announced with their first agents are added to ``specs``. Counts and sizes are
+    checked before anything is built from them, with the limits of the modern path.
+
+    Raises:
+        UnityProtocolError: agents of a brain never announced, data that does not fit its
+            brain, damaged PNGs, NaN or infinite values, more than the limits.
+    """
+    infos_by_name = output.rl_output.agentInfos
+    if len(infos_by_name) > MAX_BEHAVIORS:
+        raise UnityProtocolError(f"the message carries {len(infos_by_name)} brains, more than the {MAX_BEHAVIORS} a session accepts")
+    _announce(output, specs, era)
+    work = []
+    cost = decoded = 0
+    for name, infos in infos_by_name.items():
+        spec = specs.get(name)
+        if spec is None:
+            if infos.value:
+                raise UnityProtocolError(f"agents of brain {quote(name)} arrived before the brain was announced (protocol-legacy.md §4)")
+            continue
+        n = len(infos.value)
+        decoded += n * _decoded_bytes(spec, image_format)
+        if decoded > MAX_DECODED_BYTES:
+            raise UnityProtocolError(f"brain {quote(name)}: {n} agents would decode to more than {MAX_DECODED_BYTES >> 20} MB of arrays")
+        cost += n * (AGENT_COST + SENSOR_COST * len(spec.observation_specs))
+        work.append((name, infos.value, spec))
+    if cost > DECODE_FIXED_BYTES and cost > DECODE_FIXED_BYTES + DECODE_BYTES_PER_BYTE * output.ByteSize():
+        raise UnityProtocolError(f"the message carries too many agents for its {output.ByteSize()} bytes; the data is damaged or not from ML-Agents")
+    done = {name: _decode_brain(values, spec, era, image_format) for name, values, spec in work}
+    return {name: done.get(name) or _decode_brain((), spec, era, image_format) for name, spec in specs.items()}
+
+
+def _action_list(continuous: np.ndarray, discrete: np.ndarray, spec: ActionSpec, name: str) -> bytes:
+    """A serialized ListAgentActionProto: per agent, ``vector_actions`` = continuous values or
+    one index per branch, as floats (§6.5)."""
+    c, d = spec.continuous_size, spec.discrete_size
+    continuous, discrete = np.asarray(continuous, np.float32), np.asarray(discrete, np.int32)
+    n = len(continuous) if continuous.ndim == 2 else len(discrete)
+    if continuous.shape != (n, c) or discrete.shape != (n, d):
+        raise ValueError(f"actions for brain {name!r}: shapes {continuous.shape} and {discrete.shape}, the spec wants ({n}, {c}) and ({n}, {d})")
+    rows = np.concatenate([continuous, discrete.astype(np.float32)], axis=1).astype("<f4").tobytes()
+    size = 4 * (c + d)
+    return b"".join(delimited(1, delimited(1, rows[i * size : (i + 1) * size]) if size else b"") for i in range(n))
+
+
+def encode_legacy_step(
+    actions: Mapping[str, tuple[np.ndarray, np.ndarray]], specs: Mapping[str, BehaviorSpec], trained: frozenset[str] | None
+) -> bytes:
+    """A STEP message (§5.2): per trained brain, ``(continuous [n, c], discrete [n, d])`` with
+    one row per info that brain sent last, in its order (done agents included). ``trained``:
+    :attr:`LegacyHandshake.trained` (None: every brain of ``specs``).
+
+    Raises:
+        ValueError: a brain that is unknown or not trained (its decisions are Unity's), or
+            arrays that do not fit its spec.
+    """
+    lists = {}
+    for name, (continuous, discrete) in actions.items():
+        if name not in specs or (trained is not None and name not in trained):
+            raise ValueError(f"brain {name!r} does not take actions from the trainer (trained brains: {sorted(trained or specs)})")
+        lists[name] = _action_list(continuous, discrete, specs[name].action_spec, name)
+    return encode_trainer_message(command=STEP, actions=lists)  # agent_actions (1) and command (4) are the modern numbers
+
+
+def encode_legacy_reset(parameters: Mapping[str, float], *, train_mode: bool, announced: Mapping[str, float]) -> bytes:
+    """A RESET message (§5.1): the reset parameters (only those the build announced, finite
+    numbers) and ``is_training``.
+
+    Raises:
+        ValueError: a parameter the build did not announce, or a value that is not a finite number.
+    """
+    message = lpb.UnityMessageProto(header=lpb.HeaderProto(status=200))
+    rl_input = message.unity_input.rl_input
+    rl_input.command = RESET
+    rl_input.is_training = train_mode
+    floats = rl_input.environment_parameters.float_parameters
+    for key, value in parameters.items():
+        if key not in announced:
+            raise ValueError(f"reset parameter {key!r} is not one the build announced: {sorted(announced)}")
+        if isinstance(value, (str, bytes)) or not isinstance(value, (int, float, np.number)) or not math.isfinite(float(value)):
+            raise ValueError(f"reset parameter {key!r} = {value!r} is not a finite number")
+        floats[key] = float(value)
+    return message.SerializeToString()

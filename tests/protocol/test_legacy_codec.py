@@ -1,0 +1,312 @@
+"""The 0.10 / 0.11 codec (protocol/legacy.py): versions, brains to specs, agent infos to batches, actions and resets to bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gym_unity_il.errors import UnityProtocolError, UnityVersionError
+from gym_unity_il.proto import legacy_pb2 as lpb
+from gym_unity_il.protocol import legacy
+from gym_unity_il.protocol.agents import MAX_DECODED_BYTES
+from gym_unity_il.protocol.images import encode_png
+from gym_unity_il.protocol.specs import MAX_BEHAVIORS
+from gym_unity_il.spec import CameraResolution
+
+RNG = np.random.default_rng(7)
+
+
+def _png(hwc: np.ndarray) -> bytes:
+    return encode_png(hwc)[0]
+
+
+def _brain(name: str = "Learner", *, training: bool = True, cameras=((8, 6, False), (4, 5, True)), size=3, stack=2,
+           branches=(3, 2), continuous: int = 0) -> lpb.BrainParametersProto:  # fmt: skip
+    brain = lpb.BrainParametersProto(brain_name=name, is_training=training, vector_observation_size=size, num_stacked_vector_observations=stack)
+    if continuous:
+        brain.vector_action_size.append(continuous)
+        brain.vector_action_space_type = lpb.continuous
+    else:
+        brain.vector_action_size.extend(branches)
+        brain.vector_action_space_type = lpb.discrete
+    for h, w, gray in cameras:
+        brain.camera_resolutions.add(height=h, width=w, gray_scale=gray)
+    return brain
+
+
+def _handshake_10(*brains: lpb.BrainParametersProto) -> lpb.UnityMessageProto:
+    message = lpb.UnityMessageProto(header=lpb.HeaderProto(status=200))
+    init = message.unity_output.rl_initialization_output
+    init.name, init.version, init.log_path = "Academy", "API-10", "/tmp/player.log"
+    init.brain_parameters.extend(brains)
+    init.environment_parameters.float_parameters["gravity"] = 9.81
+    return message
+
+
+def _images(k: int) -> tuple[np.ndarray, np.ndarray]:
+    colour = np.random.default_rng(k).integers(0, 256, (8, 6, 3), dtype=np.uint8)
+    gray = np.full((4, 5, 1), 10 * k, np.uint8)
+    return colour, gray
+
+
+def test_exact_version_checks() -> None:
+    assert legacy.detect_era("API-10") is legacy.API_10
+    assert legacy.detect_era("API-11") is legacy.API_11
+    assert legacy.detect_era("1.5.0") is None  # the modern codec's
+    for version in ("API-4", "API-9", "API-12", "API-10 ", "API-10.1", "API-1"):
+        with pytest.raises(UnityVersionError) as info:
+            legacy.detect_era(version)
+        assert repr(version) in str(info.value) and "API-10, API-11" in str(info.value) and "1.5.0" in str(info.value)
+    first = _handshake_10(_brain())
+    first.unity_output.rl_initialization_output.version = "API-9"
+    with pytest.raises(UnityVersionError, match="'API-9'"):
+        legacy.read_legacy_handshake(first)
+    with pytest.raises(UnityProtocolError, match="initialization output"):
+        legacy.read_legacy_handshake(lpb.UnityMessageProto())
+
+
+def test_era_facts() -> None:
+    assert legacy.API_10.method_path == "/communicator_objects.UnityToExternal/Exchange" and legacy.API_10.editor_port == 5005
+    assert legacy.API_11.method_path == "/communicator_objects.UnityToExternalProto/Exchange" and legacy.API_11.editor_port == 5004
+
+
+def test_spaces_equal_camera_resolutions_and_stacked_vector() -> None:
+    first = legacy.parse_legacy_message(_handshake_10(_brain(), _brain("Teacher", training=False, cameras=(), continuous=2)).SerializeToString())
+    hs = legacy.read_legacy_handshake(first)
+    assert hs.era is legacy.API_10 and hs.name == "Academy" and hs.log_path == "/tmp/player.log"
+    assert hs.trained == {"Learner"} and hs.reset_parameters == pytest.approx({"gravity": 9.81})
+    learner, teacher = hs.specs["Learner"], hs.specs["Teacher"]
+    assert learner.name == "Learner"
+    cameras = [o.camera_resolution for o in learner.observation_specs if o.is_visual]
+    assert cameras == [CameraResolution(8, 6, False), CameraResolution(4, 5, True)]
+    shapes = [o.space().shape for o in learner.observation_specs]
+    assert shapes == [(8, 6, 3), (4, 5, 1), (6,)]  # cameras first, then 3 floats x 2 stacked
+    assert [o.space().dtype for o in learner.observation_specs[:2]] == [np.uint8, np.uint8]
+    assert learner.action_spec.discrete_branches == (3, 2) and learner.action_space().nvec.tolist() == [3, 2]
+    assert teacher.action_spec.continuous_size == 2 and [o.shape for o in teacher.observation_specs] == [(6,)]
+
+
+def _info_10(k: int, *, done: bool = False, max_step: bool = False, mask=None) -> lpb.AgentInfoProto:
+    colour, gray = _images(k)
+    info = lpb.AgentInfoProto(id=k, reward=0.5 * k, done=done, max_step_reached=max_step, stacked_vector_observation=[k, 1, 2, 3, 4, 5 + k],
+                              stored_vector_actions=[1.0, 0.0], visual_observations=[_png(colour), _png(gray)])  # fmt: skip
+    if mask is not None:
+        info.action_mask.extend(mask)
+    return info
+
+
+def test_agent_infos_to_batches_with_masks_and_done() -> None:
+    hs = legacy.read_legacy_handshake(_handshake_10(_brain()))
+    specs = dict(hs.specs)
+    output = lpb.UnityOutputProto()
+    infos = output.rl_output.agentInfos["Learner"].value
+    infos.extend([_info_10(0, mask=[False, True, False, True, False]), _info_10(1, done=True, max_step=True, mask=[True]), _info_10(2, done=True)])
+    data = output.SerializeToString()
+    batches = legacy.decode_legacy_output(lpb.UnityOutputProto.FromString(data), specs, legacy.API_10)
+    decision, terminal = batches["Learner"]
+    assert decision.agent_id.tolist() == [0, 1, 2]  # every info asks for an action, in order
+    assert decision.reward.tolist() == [0.0, 0.0, 0.0]  # done agents' rewards end their episode
+    assert terminal.agent_id.tolist() == [1, 2] and terminal.reward.tolist() == [0.5, 1.0]
+    assert terminal.interrupted.tolist() == [True, False] and terminal.action_mask is None
+    for k in range(3):
+        colour, gray = _images(k)
+        np.testing.assert_array_equal(decision.obs[0][k], colour)
+        np.testing.assert_array_equal(decision.obs[1][k], gray)
+    assert decision.obs[0].dtype == np.uint8 and decision.obs[1].shape == (3, 4, 5, 1)
+    np.testing.assert_array_equal(decision.obs[2][2], np.float32([2, 1, 2, 3, 4, 7]))
+    np.testing.assert_array_equal(terminal.obs[2], decision.obs[2][1:])  # the next episode's first observation (§7.1)
+    assert decision.action_mask.tolist()[0] == [True, False, True, False, True]
+    assert decision.action_mask.tolist()[1] == [True] * 5  # a mask of another length is ignored, as the era did
+    # A brain with no agents in the message: empty batches shaped for its spec.
+    empty = legacy.decode_legacy_output(lpb.UnityOutputProto(), specs, legacy.API_10)["Learner"]
+    assert len(empty[0]) == len(empty[1]) == 0 and empty[0].obs[0].shape == (0, 8, 6, 3)
+
+
+def test_gray_camera_is_the_mean_of_rgb() -> None:
+    hs = legacy.read_legacy_handshake(_handshake_10(_brain(cameras=((2, 2, True),), size=0, branches=(2,))))
+    rgb = np.array([[[0, 30, 60], [90, 90, 90]], [[255, 255, 255], [3, 0, 0]]], np.uint8)
+    output = lpb.UnityOutputProto()
+    output.rl_output.agentInfos["Learner"].value.add(id=4, visual_observations=[_png(rgb)])
+    decision, _ = legacy.decode_legacy_output(output, dict(hs.specs), legacy.API_10)["Learner"]
+    assert decision.obs[0][0, :, :, 0].tolist() == [[30, 90], [255, 1]] and len(decision.obs) == 1
+
+
+def _output_11(announce: bool, *, agents: int = 2) -> lpb.UnityOutputProto:
+    output = lpb.UnityOutputProto()
+    if announce:
+        brain = _brain("Ball", cameras=(), size=4, stack=1, continuous=2)
+        brain.ClearField("camera_resolutions")  # reserved in 0.11
+        output.rl_initialization_output.brain_parameters.append(brain)
+        output.rl_initialization_output.brain_parameters.append(_brain("Silent", cameras=()))  # no agents: ignored
+    for k in range(agents):
+        info = output.rl_output.agentInfos["Ball"].value.add(id=k, reward=1.0, stacked_vector_observation=[k, k, k, k])
+        for shape in ((6, 4, 3), (6, 4, 1)):
+            image = np.full(shape, 40 + k, np.uint8)
+            info.compressed_observations.add(shape=shape, compression_type=lpb.PNG, data=_png(image))
+    return output
+
+
+def test_api_11_brains_are_announced_with_their_first_agents() -> None:
+    first = lpb.UnityMessageProto()
+    first.unity_output.rl_initialization_output.version = "API-11"
+    hs = legacy.read_legacy_handshake(first)
+    assert hs.era is legacy.API_11 and hs.specs == {} and hs.trained is None
+    specs: dict = {}
+    with pytest.raises(UnityProtocolError, match="before the brain was announced"):
+        legacy.decode_legacy_output(_output_11(False), specs, legacy.API_11)
+    decision, terminal = legacy.decode_legacy_output(_output_11(True), specs, legacy.API_11)["Ball"]
+    assert list(specs) == ["Ball"]
+    assert [o.camera_resolution for o in specs["Ball"].observation_specs[:2]] == [CameraResolution(6, 4, False), CameraResolution(6, 4, True)]
+    assert decision.obs[1].shape == (2, 6, 4, 1) and int(decision.obs[0][1].max()) == 41 and len(terminal) == 0
+    assert decision.action_mask is None
+    again = legacy.decode_legacy_output(_output_11(False, agents=1), specs, legacy.API_11)["Ball"][0]
+    np.testing.assert_array_equal(again.obs[2], np.zeros((1, 4), np.float32))
+    bad = _output_11(False)
+    bad.rl_output.agentInfos["Ball"].value[0].compressed_observations[0].shape[:] = [6, 5, 3]
+    with pytest.raises(UnityProtocolError, match="shape"):
+        legacy.decode_legacy_output(bad, specs, legacy.API_11)
+
+
+def test_step_actions_round_trip() -> None:
+    hs = legacy.read_legacy_handshake(_handshake_10(_brain(), _brain("Teacher", training=False, cameras=(), continuous=2)))
+    data = legacy.encode_legacy_step({"Learner": (np.zeros((2, 0)), np.array([[2, 1], [0, 0]]))}, hs.specs, hs.trained)
+    message = lpb.UnityMessageProto.FromString(data)
+    assert message.header.status == 200 and message.unity_input.rl_input.command == lpb.STEP
+    actions = message.unity_input.rl_input.agent_actions
+    assert list(actions) == ["Learner"] and [list(a.vector_actions) for a in actions["Learner"].value] == [[2.0, 1.0], [0.0, 0.0]]
+    with pytest.raises(ValueError, match="Teacher"):
+        legacy.encode_legacy_step({"Teacher": (np.zeros((1, 2)), np.zeros((1, 0)))}, hs.specs, hs.trained)
+    with pytest.raises(ValueError, match="shapes"):
+        legacy.encode_legacy_step({"Learner": (np.zeros((2, 0)), np.zeros((2, 3)))}, hs.specs, hs.trained)
+    cont = np.float32([[0.25, -1.0]])
+    data = legacy.encode_legacy_step({"Teacher": (cont, np.zeros((1, 0)))}, hs.specs, None)  # 0.11: every brain is trained
+    assert list(lpb.UnityMessageProto.FromString(data).unity_input.rl_input.agent_actions["Teacher"].value[0].vector_actions) == [0.25, -1.0]
+
+
+def test_reset_and_handshake_response() -> None:
+    data = legacy.encode_legacy_reset({"gravity": 2.5}, train_mode=False, announced={"gravity": 9.81, "size": 1.0})
+    rl_input = lpb.UnityMessageProto.FromString(data).unity_input.rl_input
+    assert rl_input.command == lpb.RESET and not rl_input.is_training and dict(rl_input.environment_parameters.float_parameters) == {"gravity": 2.5}
+    assert lpb.UnityMessageProto.FromString(legacy.encode_legacy_reset({}, train_mode=True, announced={})).unity_input.rl_input.is_training
+    with pytest.raises(ValueError, match="announced"):
+        legacy.encode_legacy_reset({"wind": 1.0}, train_mode=True, announced={"gravity": 9.81})
+    for value in (float("nan"), "1.0", None):
+        with pytest.raises(ValueError, match="finite number"):
+            legacy.encode_legacy_reset({"gravity": value}, train_mode=True, announced={"gravity": 9.81})
+    assert lpb.UnityMessageProto.FromString(legacy.legacy_handshake_response(-7)).unity_input.rl_initialization_input.seed == -7
+    with pytest.raises(ValueError, match="int32"):
+        legacy.legacy_handshake_response(1 << 31)
+
+
+def test_hostile_sizes_are_refused_before_allocating() -> None:
+    for brain, match in (
+        (_brain(cameras=((100_000, 100_000, False),)), "values accepted"),
+        (_brain(cameras=((4, 4, False),) * 300), "cameras"),
+        (_brain(cameras=((0, 4, False),)), "positive"),
+        (_brain(size=-3), "negative"),
+        (_brain(size=1 << 30, stack=1 << 30), "values accepted"),
+        (_brain(branches=(0, 2)), "announced with"),
+    ):
+        with pytest.raises(UnityProtocolError, match=match):
+            legacy.read_legacy_handshake(_handshake_10(brain))
+    with pytest.raises(UnityProtocolError, match="brains"):
+        legacy.read_legacy_handshake(_handshake_10(*[_brain(f"b{i}") for i in range(MAX_BEHAVIORS + 1)]))
+    hs = legacy.read_legacy_handshake(_handshake_10(_brain(cameras=((2048, 2048, False),), size=0)))
+    output = lpb.UnityOutputProto()
+    output.rl_output.agentInfos["Learner"].value.extend(lpb.AgentInfoProto() for _ in range(MAX_DECODED_BYTES // (2048 * 2048 * 3 * 2) + 1))
+    with pytest.raises(UnityProtocolError, match="MB of arrays"):
+        legacy.decode_legacy_output(output, dict(hs.specs), legacy.API_10)
+    many = lpb.UnityOutputProto()
+    for i in range(MAX_BEHAVIORS + 1):
+        many.rl_output.agentInfos[f"b{i}"].value.add()
+    with pytest.raises(UnityProtocolError, match="brains"):
+        legacy.decode_legacy_output(many, {}, legacy.API_10)
+    small = legacy.read_legacy_handshake(_handshake_10(_brain(cameras=((2, 2, False),), size=1, stack=1)))
+    output = lpb.UnityOutputProto()
+    info = output.rl_output.agentInfos["Learner"].value.add(stacked_vector_observation=[1.0], visual_observations=[_png(np.zeros((64, 64, 3), np.uint8))])
+    with pytest.raises(UnityProtocolError, match="pixels"):  # a PNG larger than its camera is not inflated
+        legacy.decode_legacy_output(output, dict(small.specs), legacy.API_10)
+    info.visual_observations[0] = _png(np.zeros((2, 2, 3), np.uint8))
+    info.stacked_vector_observation.append(float("inf"))
+    with pytest.raises(UnityProtocolError, match="floats"):
+        legacy.decode_legacy_output(output, dict(small.specs), legacy.API_10)
+    info.stacked_vector_observation[:] = [float("nan")]
+    with pytest.raises(UnityProtocolError, match="NaN"):
+        legacy.decode_legacy_output(output, dict(small.specs), legacy.API_10)
+    with pytest.raises(UnityProtocolError, match="not an ML-Agents 0.10/0.11 message"):
+        legacy.parse_legacy_message(b"\x0a\xff\xff\xff\xff\x0f")
+
+
+# -- Cross-check against the seed-era library (mlagents-envs 0.11.0), run in its own interpreter.
+
+SEED_PYTHON = os.environ.get("SEED_ERA_PYTHON", "")
+_SEED_SCRIPT = r"""
+import json, sys
+import numpy as np
+from mlagents.envs.brain import BrainInfo, BrainParameters
+from mlagents.envs.communicator_objects.unity_message_pb2 import UnityMessageProto
+from mlagents.envs.communicator_objects.unity_output_pb2 import UnityOutputProto
+from mlagents.envs.environment import UnityEnvironment
+
+ours = json.load(sys.stdin)
+output = UnityOutputProto.FromString(bytes.fromhex(ours["output"]))
+brain = output.rl_initialization_output.brain_parameters[0]
+infos = output.rl_output.agentInfos[brain.brain_name].value
+params = BrainParameters.from_proto(brain, infos[0])
+info = BrainInfo.from_agent_proto(0, list(infos), params)
+env = UnityEnvironment.__new__(UnityEnvironment)
+env._n_agents = {brain.brain_name: len(infos)}
+n = len(infos)
+step = env._generate_step_input({brain.brain_name: ours["actions"]}, {brain.brain_name: []}, {brain.brain_name: [""] * n}, {},
+                                {brain.brain_name: [None] * n})
+reset = env._generate_reset_input(False, {"gravity": 2.5}, None)
+response = UnityMessageProto.FromString(bytes.fromhex(ours["handshake_response"]))
+our_step = UnityMessageProto.FromString(bytes.fromhex(ours["step"]))
+json.dump({
+    "cameras": [[c.height, c.width, c.num_channels] for c in params.camera_resolutions],
+    "vector": info.vector_observations.tolist(), "visual": [np.array(v).tolist() for v in info.visual_observations],
+    "mask": info.action_masks.tolist(), "rewards": info.rewards, "done": info.local_done, "max": info.max_reached,
+    "step": step.SerializeToString().hex(), "reset": reset.SerializeToString().hex(), "seed": response.unity_input.rl_initialization_input.seed,
+    "our_actions": [list(a.vector_actions) for a in our_step.unity_input.rl_input.agent_actions[brain.brain_name].value],
+}, sys.stdout)
+"""
+
+
+@pytest.mark.skipif(not SEED_PYTHON or not Path(SEED_PYTHON).exists(), reason="set SEED_ERA_PYTHON to a Python with mlagents-envs 0.11.0")
+def test_encoding_matches_the_seed_era_library() -> None:
+    output = lpb.UnityOutputProto()
+    output.rl_initialization_output.brain_parameters.add(brain_name="Grid", vector_observation_size=2, num_stacked_vector_observations=2,
+                                                         vector_action_size=[3, 2], vector_action_space_type=lpb.discrete, is_training=True)  # fmt: skip
+    pictures = [RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8) for _ in range(2)]
+    for k in range(2):
+        info = output.rl_output.agentInfos["Grid"].value.add(id=k, reward=0.25 * k, done=k == 1, max_step_reached=k == 1,
+                                                              stacked_vector_observation=[k, 1, 2, 3], action_mask=[k == 0] * 3 + [False] * 2)  # fmt: skip
+        info.compressed_observations.add(shape=[5, 7, 3], compression_type=lpb.PNG, data=_png(pictures[k]))
+        info.compressed_observations.add(shape=[5, 7, 1], compression_type=lpb.PNG, data=_png(pictures[k]))
+    specs: dict = {}
+    decision, terminal = legacy.decode_legacy_output(output, specs, legacy.API_11)["Grid"]
+    actions = np.array([[2, 1], [0, 1]])
+    step = legacy.encode_legacy_step({"Grid": (np.zeros((2, 0)), actions)}, specs, None)
+    ours = {"output": output.SerializeToString().hex(), "handshake_response": legacy.legacy_handshake_response(1234).hex(), "step": step.hex(),
+            "actions": actions.astype(float).ravel().tolist()}  # fmt: skip
+    env = dict(os.environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")
+    run = subprocess.run([SEED_PYTHON, "-c", _SEED_SCRIPT], input=json.dumps(ours), capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    theirs = json.loads(run.stdout)
+    assert theirs["cameras"] == [list(o.shape) for o in specs["Grid"].observation_specs if o.is_visual]
+    np.testing.assert_array_equal(np.float32(theirs["vector"]), decision.obs[2])
+    for j in range(2):  # theirs: floats in [0, 1], gray as the RGB mean; ours: uint8 of the same pixels
+        np.testing.assert_allclose(np.array(theirs["visual"][j]) * 255.0, decision.obs[j], atol=0.5)
+    np.testing.assert_array_equal(np.array(theirs["mask"]) == 1, decision.action_mask)
+    assert theirs["done"] == [False, True] and theirs["max"] == [False, True]
+    assert theirs["rewards"] == [0.0, 0.25] and terminal.reward.tolist() == [0.25]
+    assert theirs["seed"] == 1234 and theirs["our_actions"] == [[2.0, 1.0], [0.0, 1.0]]
+    ours_step_input = lpb.UnityMessageProto.FromString(step).unity_input.SerializeToString()
+    assert ours_step_input.hex() == theirs["step"]
+    reset = legacy.encode_legacy_reset({"gravity": 2.5}, train_mode=False, announced={"gravity": 1.0})
+    assert lpb.UnityMessageProto.FromString(reset).unity_input.SerializeToString().hex() == theirs["reset"]
