@@ -93,9 +93,15 @@ def _facts(spec: BehaviorSpec, image_format: ImageFormat) -> tuple[StepBatch, in
             _FACTS.clear()
         obs = tuple(np.zeros((0, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in spec.observation_specs)
         empty = StepBatch(np.zeros(0, np.int32), obs, np.zeros(0, np.float32), np.zeros(0, bool), None, np.zeros(0, np.int32), np.zeros(0, np.float32))
-        per_agent = sum(math.prod(o.output_shape(image_format)) * o.output_dtype(image_format).itemsize for o in spec.observation_specs)
-        entry = _FACTS[(id(spec), image_format)] = (empty, per_agent + sum(spec.action_spec.discrete_branches) + 24, spec)
+        entry = _FACTS[(id(spec), image_format)] = (empty, decoded_bytes_per_agent(spec, image_format), spec)
     return entry
+
+
+def decoded_bytes_per_agent(spec: BehaviorSpec, image_format: ImageFormat) -> int:
+    """Bytes of arrays one agent of ``spec`` decodes to in one batch: its observations, its
+    action mask and 24 bytes of id, reward and flags (what the decode budget counts)."""
+    sensors = sum(math.prod(o.output_shape(image_format)) * o.output_dtype(image_format).itemsize for o in spec.observation_specs)
+    return sensors + sum(spec.action_spec.discrete_branches) + 24
 
 
 def _not_finite(behavior: str, what: str) -> UnityProtocolError:

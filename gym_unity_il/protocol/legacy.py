@@ -63,6 +63,7 @@ from gym_unity_il.protocol.agents import (
     MAX_DECODED_BYTES,
     SENSOR_COST,
     StepBatch,
+    decoded_bytes_per_agent,
 )
 from gym_unity_il.protocol.handshake import COMMUNICATION_VERSION
 from gym_unity_il.protocol.images import image_out, png_hwc
@@ -269,12 +270,6 @@ def _announce(output: lpb.UnityOutputProto, specs: MutableMapping[str, BehaviorS
             raise UnityProtocolError(f"brain {quote(name)} was announced again with another spec: {quote(known.describe())}, now {quote(spec.describe())}")
 
 
-def _decoded_bytes(spec: BehaviorSpec, image_format: ImageFormat) -> int:
-    """Bytes of arrays one agent of ``spec`` decodes to, in both batches at most."""
-    sensors = sum(math.prod(o.output_shape(image_format)) * o.output_dtype(image_format).itemsize for o in spec.observation_specs)
-    return 2 * (sensors + sum(spec.action_spec.discrete_branches) + 24)
-
-
 def _images(infos: Sequence[lpb.AgentInfoProto], j: int, o: ObservationSpec, era: LegacyEra, image_format: ImageFormat, brain: str) -> np.ndarray:
     out = np.empty((len(infos), *o.output_shape(image_format)), o.output_dtype(image_format))
     name = f"{brain} camera {j}"
@@ -363,7 +358,7 @@ def decode_legacy_output(
                 raise UnityProtocolError(f"agents of brain {quote(name)} arrived before the brain was announced (protocol-legacy.md §4)")
             continue
         n = len(infos.value)
-        decoded += n * _decoded_bytes(spec, image_format)
+        decoded += 2 * n * decoded_bytes_per_agent(spec, image_format)  # in both batches at most
         if decoded > MAX_DECODED_BYTES:
             raise UnityProtocolError(f"brain {quote(name)}: {n} agents would decode to more than {MAX_DECODED_BYTES >> 20} MB of arrays")
         cost += n * (AGENT_COST + SENSOR_COST * len(spec.observation_specs))
