@@ -339,6 +339,7 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool]] = {
     "strength": (0.0, 1.0e6, False),
 }
 
+
 def _range_text(low: float, high: float, open_low: bool, integer: bool) -> str:
     if integer:
         return f"an integer from {low} to {high}"
