@@ -54,7 +54,7 @@ from gym_unity_il.envs.unity_env import UnityILEnv
 from gym_unity_il.link.launcher import environment_with_import_path
 from gym_unity_il.link.public_server import PublicServer
 from gym_unity_il.link.queue_server import QueueServer
-from gym_unity_il.link.server import EXCHANGE_PATH, METHOD_NAME, SERVICE_NAME, ExchangeServer
+from gym_unity_il.link.server import EXCHANGE_PATH, SERVICES, ExchangeServer
 from gym_unity_il.link.transport import TRANSPORT_VARIABLE
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.actions import encode_action_list
@@ -195,7 +195,7 @@ class PingPong:
             # Parses the request as ExchangeServer.receive() does, and answers with the prebuilt bytes.
             handler = grpc.unary_unary_rpc_method_handler(lambda request, context: self.answer, request_deserializer=pb.UnityMessageProto.FromString)
             self.server = grpc.server(futures.ThreadPoolExecutor(4))
-            self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler}),))
+            self.server.add_generic_rpc_handlers(tuple(grpc.method_handlers_generic_handler(svc, {method: handler}) for svc, method in SERVICES))
             port = self.server.add_insecure_port("127.0.0.1:0")
             self.server.start()
         else:

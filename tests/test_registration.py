@@ -19,7 +19,7 @@ def test_importing_the_package_registers_the_env() -> None:
     import gymnasium
 
     assert gym_unity_il.ENV_ID in gymnasium.registry
-    assert gymnasium.spec("UnityIL-v0").entry_point == "gym_unity_il.envs.unity_env:UnityILEnv"
+    assert gymnasium.spec("UnityIL-v0").entry_point == "gym_unity_il.envs.gym_unity_options:make_unity_env"
 
 
 @pytest.mark.parametrize("first", ["gymnasium", "gym_unity_il", "gym_unity_il.scenes.player"])

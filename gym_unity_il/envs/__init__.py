@@ -1,6 +1,9 @@
 """Gymnasium, SB3 and PettingZoo environments over the link.
 
 * :class:`UnityILEnv` (``UnityIL-v0``): one agent as a Gymnasium env;
+* :func:`make_unity_env` (``UnityIL-v0``'s entry point) and the wrappers
+  :class:`VisualObservations`, :class:`FloatImages` and :class:`FlattenBranched`: the
+  options of gym_unity's ``UnityEnv`` (:mod:`~gym_unity_il.envs.gym_unity_options`);
 * :class:`UnityVecEnv` / :func:`make_unity_vec_env`: every agent of one behavior across
   one or more Unity processes (optionally in Ray actors) as one SB3 VecEnv;
 * :class:`UnityParallelEnv`: every agent of every behavior of one process as a PettingZoo
@@ -21,6 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from gym_unity_il.envs.gym_unity_options import FlattenBranched, FloatImages, VisualObservations, make_unity_env
 from gym_unity_il.envs.unity_env import UnityILEnv
 
 _LAZY = {
@@ -36,4 +40,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["UnityILEnv", "UnityParallelEnv", "UnityVecEnv", "make_unity_vec_env"]
+__all__ = [
+    "FlattenBranched",
+    "FloatImages",
+    "UnityILEnv",
+    "UnityParallelEnv",
+    "UnityVecEnv",
+    "VisualObservations",
+    "make_unity_env",
+    "make_unity_vec_env",
+]

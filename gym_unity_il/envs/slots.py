@@ -48,6 +48,9 @@ class SlotBatch:
         terminal_obs: one array per sensor, ``[k, *output_shape]``: their last observations.
         action_mask: ``bool [n, sum(branches)]`` (True = allowed), or None without discrete actions.
         agent_id: ``int64 [n]`` the agent in each slot (-1: vacant).
+        stored_actions: ``(continuous [n, c], discrete [n, d])``: the action each slot's agent
+            carried out last, as the build reported it (0.x builds; for a behavior the build
+            decides itself, the teacher's actions), else None.
     """
 
     obs: tuple[np.ndarray, ...]
@@ -58,6 +61,7 @@ class SlotBatch:
     terminal_obs: tuple[np.ndarray, ...]
     action_mask: np.ndarray | None
     agent_id: np.ndarray
+    stored_actions: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class AgentSlots:
@@ -100,6 +104,7 @@ class AgentSlots:
         self.obs = [np.zeros((n, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in spec.observation_specs]
         self.terminal_obs = [np.zeros_like(o) for o in self.obs]
         self.mask = np.ones((n, sum(act.discrete_branches)), bool) if act.discrete_branches else None
+        self.stored: tuple[np.ndarray, np.ndarray] | None = None  # the actions the build reports, once it does
         self.reward = np.zeros(n, np.float32)
         self.done = np.zeros(n, bool)
         self.truncated = np.zeros(n, bool)
@@ -172,6 +177,11 @@ class AgentSlots:
                 out[slots] = values[pick]
             if self.mask is not None and decision.action_mask is not None:
                 self.mask[slots] = decision.action_mask[pick]
+            if decision.stored_actions is not None:
+                if self.stored is None:
+                    self.stored = self.zero_actions()
+                for out, values in zip(self.stored, decision.stored_actions):
+                    out[slots] = values[pick]
             self.waiting[slots] = False
             self.decided[slots] |= ~self.pending[slots]
         if self.waiting.any():
@@ -200,6 +210,7 @@ class AgentSlots:
             terminal_obs=tuple(t[rows] for t in self.terminal_obs),
             action_mask=None if self.mask is None else self.mask.copy(),
             agent_id=self.agent.copy(),
+            stored_actions=None if self.stored is None else (self.stored[0].copy(), self.stored[1].copy()),
         )
 
     # ------------------------------------------------------------------ internals
@@ -297,6 +308,7 @@ def join_batches(parts: Sequence[SlotBatch], offsets: np.ndarray) -> SlotBatch:
     if len(parts) == 1:
         return parts[0]
     masks = [p.action_mask for p in parts]
+    stored = [p.stored_actions for p in parts]
     return SlotBatch(
         obs=tuple(np.concatenate(arrays) for arrays in zip(*(p.obs for p in parts))),
         reward=np.concatenate([p.reward for p in parts]),
@@ -306,6 +318,7 @@ def join_batches(parts: Sequence[SlotBatch], offsets: np.ndarray) -> SlotBatch:
         terminal_obs=tuple(np.concatenate(arrays) for arrays in zip(*(p.terminal_obs for p in parts))),
         action_mask=None if masks[0] is None else np.concatenate(masks),  # type: ignore[arg-type]
         agent_id=np.concatenate([p.agent_id for p in parts]),
+        stored_actions=None if any(s is None for s in stored) else tuple(np.concatenate(a) for a in zip(*stored)),  # type: ignore[arg-type]
     )
 
 
@@ -323,6 +336,7 @@ def cut_episodes(first: SlotBatch, last_obs: Sequence[np.ndarray]) -> SlotBatch:
         terminal_obs=tuple(np.array(o) for o in last_obs),
         action_mask=first.action_mask,
         agent_id=first.agent_id,
+        stored_actions=first.stored_actions,
     )
 
 

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from gym_unity_il.envs.source import open_session
-from gym_unity_il.envs.worker import MAX_MESSAGES, resolve_behavior
+from gym_unity_il.envs.worker import MAX_MESSAGES, decided_by_unity, resolve_behavior
 from gym_unity_il.errors import AgentNeverDecidesError, ConfigError, EnvClosedError, ResetNeededError
 from gym_unity_il.link.launch import LaunchSettings
 from gym_unity_il.link.session import UnitySession
@@ -125,7 +125,7 @@ class UnityILEnv(gym.Env):
             self._session.reset()
             #: The channel render() reads, when the scene answered with a picture.
             self._pictures = pictures if pictures is not None and any(p is not None for p in pictures.pictures.values()) else None
-            self._behavior = resolve_behavior(self._session.behavior_specs, behavior_name)
+            self._behavior = resolve_behavior(self._session.behavior_specs, behavior_name, unity_decides=decided_by_unity(self._session))
             self.behavior_spec: BehaviorSpec = self._session.behavior_specs[self._behavior]
             self.observation_space = self.behavior_spec.observation_space(image_format)
             self.action_space = self.behavior_spec.action_space()

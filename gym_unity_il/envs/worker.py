@@ -33,26 +33,41 @@ MAX_MESSAGES = 10_000
 Stats = dict[str, list[tuple[float, StatsAggregationMethod]]]
 
 
-def resolve_behavior(specs: Mapping[str, BehaviorSpec], behavior_name: str | None, *, exclude: Collection[str] = ()) -> str:
+def resolve_behavior(
+    specs: Mapping[str, BehaviorSpec], behavior_name: str | None, *, exclude: Collection[str] = (), unity_decides: Collection[str] = ()
+) -> str:
     """The fully qualified name of the behavior to control: ``behavior_name`` (with or
-    without ``?team=N``), or the first behavior Unity announced that is not in ``exclude``.
+    without ``?team=N``), or the first behavior Unity announced that is in neither ``exclude``
+    nor ``unity_decides`` (behaviors the build decides itself: :func:`decided_by_unity`).
 
     Raises:
-        ConfigError: no behavior was announced, ``behavior_name`` is not among them, or
-            every one is excluded.
+        ConfigError: no behavior was announced, ``behavior_name`` is not among them or is one
+            the build decides itself, or every one is excluded.
     """
     names = list(specs)
     if not names:
         raise ConfigError("Unity announced no behavior after the reset: does the scene contain an Agent?")
     if behavior_name is None:
-        free = [name for name in names if name not in exclude]
+        free = [name for name in names if name not in exclude and name not in unity_decides]
         if not free:
-            raise ConfigError(f"every behavior of the scene ({names}) is taken already; the scene needs one more behavior")
+            taken = f"; the build decides {sorted(unity_decides)} itself" if unity_decides else ""
+            raise ConfigError(f"every behavior of the scene ({names}) is taken already{taken}; the scene needs one more behavior")
         return free[0]
     for name in names:
         if behavior_name in (name, specs[name].behavior_name):
+            if name in unity_decides:
+                raise ConfigError(
+                    f"behavior {name!r} is decided by the build itself (a Player or other brain Python does not control): its "
+                    f"agents take no actions from here. Drive one of {[n for n in names if n not in unity_decides]}, or learn from "
+                    "it with online BC (brain_to_imitate)"
+                )
             return name
     raise ConfigError(f"behavior_name={behavior_name!r} is not in the scene; its behaviors are {names}")
+
+
+def decided_by_unity(session: UnitySession) -> list[str]:
+    """The behaviors announced so far that the build decides itself (0.x Player brains), in order."""
+    return [name for name in session.behavior_specs if not session.takes_actions(name)]
 
 
 def first_decisions(session: UnitySession, steps: Steps, *, max_messages: int = MAX_MESSAGES) -> Steps:
@@ -134,6 +149,10 @@ class SessionWorker:
         max_messages: the most messages one reset or step may take.
         take_stats: True: each result carries what the scene's StatsRecorder sent during
             the call (taken from the session); False: it stays for ``session.take_stats()``.
+        observe_unity_decided: whether ``behaviors`` may name a behavior the build decides
+            itself (a 0.x Player brain): its slots observe, and the actions given for them are
+            not sent (the teacher of online BC). ``None`` entries and ``behaviors=None`` never
+            choose one.
 
     Raises:
         ConfigError: a behavior is not in the scene, named twice, or none is free for a ``None``.
@@ -149,12 +168,14 @@ class SessionWorker:
         vacant_after: int = VACANT_AFTER,
         max_messages: int = MAX_MESSAGES,
         take_stats: bool = True,
+        observe_unity_decided: bool = False,
     ) -> None:
         self._slot_options: dict[str, Any] = {"auto_reset": fixed_slots, "adopt": fixed_slots, "vacant_after": vacant_after}
         self.session = session
         self.fixed_slots = fixed_slots
         self.max_messages = max_messages
         self.take_stats = take_stats
+        self._observe_unity_decided = observe_unity_decided
         try:
             steps = first_decisions(session, session.reset(), max_messages=max_messages)
             if callable(behaviors):
@@ -212,8 +233,10 @@ class SessionWorker:
 
     def _resolve(self, behaviors: Sequence[str | None]) -> list[str]:
         chosen: list[str] = []
+        unity = decided_by_unity(self.session)
         for wanted in behaviors:
-            name = resolve_behavior(self.session.behavior_specs, wanted, exclude=chosen)
+            refused = () if self._observe_unity_decided and wanted is not None else unity
+            name = resolve_behavior(self.session.behavior_specs, wanted, exclude=chosen, unity_decides=refused)
             if name in chosen:
                 raise ConfigError(f"behavior {name!r} is named twice; each behavior is driven once")
             chosen.append(name)
@@ -221,7 +244,10 @@ class SessionWorker:
 
     def _slots_for(self, steps: Steps) -> dict[str, AgentSlots]:
         """Slots for the agents deciding in ``steps``, per driven behavior."""
-        names = self._behaviors if self._behaviors is not None else [name for name, (decision, _) in steps.items() if len(decision)]
+        if self._behaviors is not None:
+            names = self._behaviors
+        else:
+            names = [name for name, (decision, _) in steps.items() if len(decision) and self.session.takes_actions(name)]
         slots = {}
         for name in names:
             decision, _ = steps[name]

@@ -20,10 +20,11 @@ from typing import Any
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.link.server import DEFAULT_MAX_MESSAGE_BYTES, check_max_message_bytes
 from gym_unity_il.protocol.channels import EngineConfig
+from gym_unity_il.protocol.legacy import API_10
 
 #: Default base port when launching a player (Unity's trainer: 5005).
 BUILD_BASE_PORT = 5005
-#: Default port of the Unity Editor's ML-Agents connection.
+#: Default port of the Unity Editor's ML-Agents connection (ML-Agents 0.11 and 1.0 on).
 EDITOR_BASE_PORT = 5004
 
 
@@ -36,7 +37,8 @@ class LaunchSettings:
         file_name: path of a Unity player build (platform suffix optional).
         editor: wait for the Unity Editor to connect (press Play) instead of launching.
         worker_id: offset added to ``base_port``; give each simultaneous env its own.
-        base_port: first port; default 5005 for launched players, 5004 for the Editor.
+        base_port: first port; default 5005 for launched players, 5004 for the Editor (and
+            5005 too when free: the Editor port of ML-Agents 0.10).
         auto_port: let the OS pick a free port (never collides). None (default): the
             player's own default (yes for built-in scenes, no for builds); not possible
             with the Editor.
@@ -119,6 +121,12 @@ class LaunchSettings:
             return 0
         base = self.base_port if self.base_port is not None else EDITOR_BASE_PORT if self.editor else BUILD_BASE_PORT
         return base + self.worker_id
+
+    def extra_ports(self) -> tuple[int, ...]:
+        """Ports the trainer listens on as well, when free: with the Editor and no ``base_port``,
+        the Editor port of ML-Agents 0.10 and older (5005, protocol-legacy.md §3), so that an
+        Editor of any era finds the trainer without settings."""
+        return (API_10.editor_port,) if self.editor and self.base_port is None else ()
 
 
 #: The names of the fields of :class:`LaunchSettings`, in order.

@@ -89,12 +89,14 @@ def unity_arguments(
     log_folder: str | os.PathLike[str] | None = None,
     additional_args: Sequence[object] = (),
 ) -> list[str]:
-    """The flags passed to a Unity player, in the order of protocol.md §3."""
+    """The flags passed to a Unity player, in the order of protocol.md §3. The port goes twice:
+    ``--mlagents-port`` for ML-Agents 1.0 and later, ``--port`` for 0.x players
+    (protocol-legacy.md §3); a player ignores the flag it does not know."""
     extra = [str(a) for a in additional_args]
     args: list[str] = []
     if no_graphics:
         args += ["-nographics", "-batchmode"]
-    args += ["--mlagents-port", str(port)]
+    args += ["--mlagents-port", str(port), "--port", str(port)]
     if log_folder is not None and not any(a.lower() == "-logfile" for a in extra):
         args += ["-logFile", str(Path(log_folder) / f"Player-{worker_id}.log")]
     return args + extra

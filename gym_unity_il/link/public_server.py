@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 
 import grpc
@@ -27,9 +27,8 @@ import grpc
 from gym_unity_il.link.server import (
     CLOSING_MESSAGE,
     DEFAULT_MAX_MESSAGE_BYTES,
-    METHOD_NAME,
     OTHER_PEER,
-    SERVICE_NAME,
+    SERVICES,
     STOP_MARGIN,
     ExchangeServer,
     bind_error,
@@ -101,23 +100,28 @@ class PublicServer(ExchangeServer[_Call]):
 
     transport = "public"
 
-    def __init__(self, *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
-        super().__init__(port=port, host=host, max_message_bytes=max_message_bytes)
+    def __init__(
+        self, *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, extra_ports: Sequence[int] = ()
+    ) -> None:
+        super().__init__(port=port, host=host, max_message_bytes=max_message_bytes, extra_ports=extra_ports)
         self._arrival = threading.Condition()  # notified when a request joins _arrived
         self._threads = HandlerThreads()
         # The handler holds the server weakly, so that a server never closed is collected (and stops).
         handler = grpc.unary_unary_rpc_method_handler(functools.partial(_handle, weakref.ref(self)))
         self._server = grpc.server(
             self._threads,
-            handlers=(grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler}),),
+            handlers=tuple(grpc.method_handlers_generic_handler(service, {method: handler}) for service, method in SERVICES),
             options=channel_options(self.max_message_bytes),
         )
-        try:
-            self.port = self._server.add_insecure_port(format_address(host, port))
-        except RuntimeError:  # grpcio's way to say it cannot listen (older ones return 0)
-            self.port = 0
-        if self.port == 0:
-            raise bind_error(host, port)
+        bound = []
+        for wanted in self.ports:
+            try:
+                bound.append(self._server.add_insecure_port(format_address(host, wanted)))
+            except RuntimeError:  # grpcio's way to say it cannot listen (older ones return 0)
+                bound.append(0)
+            if bound[-1] == 0:
+                raise bind_error(host, wanted)
+        self.port, self.ports = bound[0], tuple(bound)
         self._server.start()
         self._finalizer = weakref.finalize(self, _abandon, self._server, self._threads)
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Sequence
 
 from grpc._cython import cygrpc
 
 from gym_unity_il.link.server import (
     DEFAULT_MAX_MESSAGE_BYTES,
-    EXCHANGE_PATH,
+    EXCHANGE_PATHS,
     MESSAGE_BYTES_RANGE,
     OTHER_PEER,
     STOP_MARGIN,
@@ -38,7 +39,7 @@ from gym_unity_il.link.server import (
 _NEW_CALL = "new call"
 _ENDED = "ended"
 _STOPPED = "stopped"
-_EXCHANGE_PATH_BYTES = EXCHANGE_PATH.encode()
+_EXCHANGE_PATHS_BYTES = frozenset(path.encode() for path in EXCHANGE_PATHS)
 _TIMEOUT = cygrpc.CompletionType.queue_timeout
 _UNIMPLEMENTED = cygrpc.StatusCode.unimplemented
 _REFUSED = cygrpc.StatusCode.permission_denied
@@ -111,16 +112,18 @@ class QueueServer(ExchangeServer["cygrpc.Call"]):
 
     transport = "fast"
 
-    def __init__(self, *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
-        super().__init__(port=port, host=host, max_message_bytes=max_message_bytes)
+    def __init__(
+        self, *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, extra_ports: Sequence[int] = ()
+    ) -> None:
+        super().__init__(port=port, host=host, max_message_bytes=max_message_bytes, extra_ports=extra_ports)
         self._queue = cygrpc.CompletionQueue()
         self._server = cygrpc.Server(channel_options(self.max_message_bytes), False)
         self._server.register_completion_queue(self._queue)
-        bound = self._server.add_http2_port(format_address(host, port).encode())
-        if bound == 0:
+        bound = [self._server.add_http2_port(format_address(host, p).encode()) for p in self.ports]
+        if 0 in bound:
             self._server.destroy()
-            raise bind_error(host, port)
-        self.port = bound
+            raise bind_error(host, self.ports[bound.index(0)])
+        self.port, self.ports = bound[0], tuple(bound)
         self._stopped = False
         # The last deadline polled for (a time.monotonic()) and the same on the wall clock, which the queue takes.
         self._deadline = self._wall_deadline = 0.0
@@ -156,7 +159,7 @@ class QueueServer(ExchangeServer["cygrpc.Call"]):
                 self._server.request_call(self._queue, self._queue, _NEW_CALL)  # be ready for the one after
             if event.success:
                 call = event.call
-                if event.call_details.method == _EXCHANGE_PATH_BYTES:
+                if event.call_details.method in _EXCHANGE_PATHS_BYTES:
                     peer = call.peer().decode(errors="replace")
                     if self._peer is not None and peer != self._peer:
                         self._refuse(call, peer, OTHER_PEER)  # before its message is read

@@ -1,8 +1,9 @@
 """The trainer's end of the Exchange RPC: Unity is the client, so the trainer answers Unity's calls.
 
 Unity calls the one unary method ``/communicator_objects.UnityToExternalProto/Exchange``
-with its data in the request and waits for the trainer's data in the response (protocol.md
-§1.1). An :class:`ExchangeServer` gives each request to the caller (:meth:`ExchangeServer.receive`)
+(``/communicator_objects.UnityToExternal/Exchange`` in ML-Agents 0.10 and older: the server
+answers both, :data:`~gym_unity_il.protocol.eras.EXCHANGE_PATHS`) with its data in the
+request and waits for the trainer's data in the response (protocol.md §1.1). An :class:`ExchangeServer` gives each request to the caller (:meth:`ExchangeServer.receive`)
 and holds the call open until the caller answers it (:meth:`ExchangeServer.respond`).
 
 **Two transports** implement it; :func:`gym_unity_il.link.transport.make_exchange_server` is
@@ -58,20 +59,20 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
-from typing import ClassVar, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
 import psutil
 
 from gym_unity_il.errors import ConfigError, PortInUseError, UnityProtocolError
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.eras import EXCHANGE_PATH, EXCHANGE_PATHS
 from gym_unity_il.protocol.messages import STATUS_CLOSING, STATUS_OK, parse_unity_message
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = "communicator_objects.UnityToExternalProto"
-METHOD_NAME = "Exchange"
-EXCHANGE_PATH = f"/{SERVICE_NAME}/{METHOD_NAME}"
+#: The Exchange RPC's service and method names, one pair per path of :data:`EXCHANGE_PATHS`.
+SERVICES = tuple(sorted(tuple(path.strip("/").split("/")) for path in EXCHANGE_PATHS))
 
 #: Default limit for messages in both directions (Unity's requests carry every agent's
 #: observations: many cameras can make them large).
@@ -107,6 +108,15 @@ def check_max_message_bytes(value: object) -> int:
 def format_address(host: str, port: int) -> str:
     """``host:port``, with brackets around IPv6 addresses."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _is_free(host: str, port: int) -> bool:
+    try:
+        check_port_free(host, port)
+    except PortInUseError:
+        logger.info("port %d of %s is taken; not listening on it", port, host)
+        return False
+    return True
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -228,6 +238,8 @@ class ExchangeServer(abc.ABC, Generic[CallT]):
         port: the port to listen on; 0 picks a free port (read it back from :attr:`port`).
         host: the address to bind; loopback unless the Unity process runs elsewhere.
         max_message_bytes: the largest message accepted or sent, in bytes (1 KiB to 2 GiB - 1).
+        extra_ports: ports to listen on as well, those that are free (the Editor's port of
+            another ML-Agents era); the first handshake on any of them fixes the peer.
 
     Raises:
         PortInUseError: the port is taken.
@@ -237,12 +249,16 @@ class ExchangeServer(abc.ABC, Generic[CallT]):
     #: The transport's name, as ``GYM_UNITY_IL_TRANSPORT`` names it.
     transport: ClassVar[str]
 
-    def __init__(self, *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self, *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, extra_ports: Sequence[int] = ()
+    ) -> None:
         #: The largest message accepted or sent, in bytes.
         self.max_message_bytes = check_max_message_bytes(max_message_bytes)
         if port:
             check_port_free(host, port)
         self.port: int = port  # the transport sets the port it listens on
+        #: Every port listened on: :attr:`port`, then those of ``extra_ports`` that were free.
+        self.ports: tuple[int, ...] = (port, *(p for p in extra_ports if p != port and _is_free(host, p)))
         self.host = host
         # Requests not yet received: (the transport's call, its peer, its message).
         self._arrived: collections.deque[tuple[CallT, str, bytes]] = collections.deque()
@@ -263,6 +279,10 @@ class ExchangeServer(abc.ABC, Generic[CallT]):
         #: fixed: returns None to accept that caller as the peer, or the reason to refuse it.
         #: None accepts the first handshake.
         self.peer_check: Callable[[str], str | None] | None = None
+        #: Parses the peer's messages after the handshake (the session sets its era's codec's
+        #: parser). The handshake itself is read as a modern message: every era puts its
+        #: header, status and version string in the same fields.
+        self.parse: Callable[[bytes], Any] = parse_unity_message
 
     @property
     def peer(self) -> str | None:
@@ -274,8 +294,9 @@ class ExchangeServer(abc.ABC, Generic[CallT]):
         """Whether a received call still waits for :meth:`respond`."""
         return self._pending is not None
 
-    def receive(self, timeout: float) -> pb.UnityMessageProto | None:
-        """Waits for Unity's next call and returns its request, or None after ``timeout`` seconds.
+    def receive(self, timeout: float) -> Any:
+        """Waits for Unity's next call and returns its request (a message, see :attr:`parse`), or
+        None after ``timeout`` seconds.
 
         The call stays open until :meth:`respond` answers it, except a closing message
         (status other than 200), which is answered at once. Before the handshake only a
@@ -312,7 +333,7 @@ class ExchangeServer(abc.ABC, Generic[CallT]):
             self._refuse(call, peer, OTHER_PEER)  # it started before the handshake
         self._pending = call
         try:
-            message = parse_unity_message(data)
+            message = self.parse(data)
         except UnityProtocolError:
             self.respond(CLOSING_MESSAGE)
             raise
@@ -366,7 +387,7 @@ class ExchangeServer(abc.ABC, Generic[CallT]):
     def _seal(self) -> None:
         """Closes the port to every connection but the peer's, below gRPC (:func:`seal_port`)."""
         address = peer_address(self._peer) if self._peer is not None else None
-        self._sealed = address is not None and seal_port(self.port, address) >= 0
+        self._sealed = address is not None and min(seal_port(port, address) for port in self.ports) >= 0
 
     def _refuse(self, call: CallT, peer: str, reason: str) -> None:
         """Ends ``call`` with PERMISSION_DENIED and ``reason``; counts and logs it (:meth:`_count_refusal`)."""

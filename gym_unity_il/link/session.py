@@ -3,9 +3,12 @@
 :class:`UnitySession` is what every env of this package stands on. It starts the gRPC
 server, launches a Unity build or a :class:`~gym_unity_il.link.launch.PlayerCommand` (or
 waits for the Unity Editor), as its :class:`~gym_unity_il.link.launch.LaunchSettings` say, runs
-the two-call handshake with the version check of protocol.md §5.1, learns behaviors as
-Unity announces them (§6.3), and turns each RESET or STEP into one exchange carrying the
-actions of all agents of all behaviors at once. Failures become errors of
+the two-call handshake, learns behaviors as Unity announces them (§6.3), and turns each
+RESET or STEP into one exchange carrying the actions of all agents of all behaviors at once.
+The build's era (ML-Agents 0.10 / 0.11, or communication API 1.x) is read from its
+handshake: it picks the :class:`~gym_unity_il.protocol.codec.Codec` every later message goes
+through (:func:`~gym_unity_il.protocol.eras.open_codec`, with each era's exact version
+check), so that nothing above the session meets the era. Failures become errors of
 :mod:`gym_unity_il.errors` that say what to do; after such an error the session has
 already closed itself (child ended, port free).
 
@@ -20,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import shutil
@@ -35,18 +39,18 @@ import numpy as np
 from gym_unity_il.errors import (
     ConfigError,
     EnvClosedError,
+    GymUnityILError,
     SpecMismatchError,
     UnityProcessExitedError,
     UnityProtocolError,
     UnityTimeoutError,
+    UnityVersionError,
 )
 from gym_unity_il.link.launch import LaunchSettings, PlayerCommand
 from gym_unity_il.link.launcher import ChildProcess, OwnershipUnknown, find_executable, unity_arguments
 from gym_unity_il.link.server import ExchangeServer, peer_address
 from gym_unity_il.link.transport import make_exchange_server
-from gym_unity_il.proto import communicator_pb2 as pb
-from gym_unity_il.protocol.actions import encode_action_list
-from gym_unity_il.protocol.agents import StepBatch, decode_unity_output
+from gym_unity_il.protocol.agents import StepBatch
 from gym_unity_il.protocol.channels import (
     SEED_MODULUS,
     SEED_PARAMETER,
@@ -56,8 +60,10 @@ from gym_unity_il.protocol.channels import (
     StatsAggregationMethod,
     StatsSideChannel,
 )
-from gym_unity_il.protocol.handshake import UnityInfo, handshake_response, read_handshake
-from gym_unity_il.protocol.messages import STATUS_OK, encode_trainer_message
+from gym_unity_il.protocol.codec import RESET, STEP, Codec, Steps
+from gym_unity_il.protocol.eras import open_codec
+from gym_unity_il.protocol.handshake import UnityInfo, handshake_response
+from gym_unity_il.protocol.messages import STATUS_OK
 from gym_unity_il.protocol.side_channels import SideChannel, SideChannelManager
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
 from gym_unity_il.version import __version__
@@ -73,8 +79,7 @@ NOT_THE_LAUNCHED_PLAYER = (
     "leaves that tree (double fork, daemon) is refused too: pass the player executable itself as file_name"
 )
 
-#: Per behavior, ``(decision steps, terminal steps)`` of one message from Unity.
-Steps = dict[str, tuple[StepBatch, StepBatch]]
+__all__ = ["NOT_THE_LAUNCHED_PLAYER", "Steps", "UnitySession"]
 
 
 def _log_tail(log_file: Path | None) -> str:
@@ -137,8 +142,10 @@ class UnitySession:
         seed: the seed sent in the handshake (Unity's ``Random.InitState``; scenes' RNG).
         num_areas: training-area copies for scenes using Unity's TrainingAreaReplicator.
         image_format: ``"hwc_uint8"`` or ``"chw_float"`` for visual observations.
-        env_parameters: environment parameters sent with the first RESET.
-        side_channels: extra side channels (ids must differ from the built-in ones).
+        env_parameters: environment parameters sent with the first RESET (to a 0.x build:
+            reset parameters, only those it announces).
+        side_channels: extra side channels (ids must differ from the built-in ones;
+            communication API 1.x only: a 0.x build has none).
         **launch_fields: fields of :class:`~gym_unity_il.link.launch.LaunchSettings`.
 
     Raises:
@@ -146,8 +153,10 @@ class UnitySession:
         PortInUseError: the port is taken; the message names it and the fix.
         UnityTimeoutError: nothing connected within ``timeout_wait``; names the log file.
         UnityProcessExitedError: the process exited before the handshake finished.
-        UnityVersionError: Unity speaks an incompatible communication API version.
-        ConfigError: contradictory or invalid arguments, an unknown keyword.
+        UnityVersionError: Unity speaks a communication API version of an era this package
+            does not speak (the message names it and the supported ones).
+        ConfigError: contradictory or invalid arguments, an unknown keyword; ``side_channels``
+            or ``num_areas`` with a 0.x build.
     """
 
     def __init__(
@@ -188,8 +197,9 @@ class UnitySession:
         self._side_channels = SideChannelManager([*builtin, *side_channels])
         if launch.engine_config is not None:
             self._engine_channel.set_configuration(launch.engine_config)  # type: ignore[arg-type]  # a mapping became an EngineConfig
-        for key, value in (env_parameters or {}).items():
-            self._parameters_channel.set_float_parameter(key, value)
+        self._user_channels = tuple(side_channels)
+        #: Parameters for the next RESET: every era takes parameters with a RESET.
+        self._parameters: dict[str, float] = dict(env_parameters or {})
 
         self._specs: dict[str, BehaviorSpec] = {}
         self._steps: Steps = {}
@@ -197,13 +207,14 @@ class UnitySession:
         self._failed = False
         self._keep_log = True
         self.unity_info: UnityInfo | None = None
-        self._legacy_actions = False
-        self._channels_first = False
+        self._codec: Codec | None = None
         self._child: ChildProcess | None = None
         self._temp_log_folder: str | None = None
         self.log_file: Path | None = None
 
-        self._server = make_exchange_server(port=port, host=launch.host, max_message_bytes=launch.max_message_bytes)
+        self._server = make_exchange_server(
+            port=port, host=launch.host, max_message_bytes=launch.max_message_bytes, extra_ports=launch.extra_ports()
+        )
         self.port: int = self._server.port
         self._closed = False
         self._finalizer = weakref.finalize(self, _release, self._server, None, 0.0, None)
@@ -261,13 +272,22 @@ class UnitySession:
 
     @property
     def environment_parameters(self) -> EnvironmentParametersChannel:
-        """The channel for samplers and parameters; queued messages travel with the next exchange."""
+        """The channel for samplers and parameters; queued messages travel with the next
+        exchange (communication API 1.x; a 0.x build has no side channels: use
+        :meth:`reset`'s ``env_parameters``)."""
         return self._parameters_channel
 
     @property
     def engine_configuration(self) -> EngineConfigurationChannel:
-        """The engine settings channel; queued messages travel with the next exchange."""
+        """The engine settings channel; queued messages travel with the next exchange
+        (communication API 1.x; a 0.x build takes its train mode from the launch's ``engine_config``)."""
         return self._engine_channel
+
+    def takes_actions(self, behavior: str) -> bool:
+        """Whether the trainer decides for ``behavior``. False for brains a 0.x build decides
+        itself (a Player brain, a brain the Broadcast Hub does not let Python control): their
+        agents are observed, their actions come as ``stored_actions``, and none is sent."""
+        return self._codec is None or self._codec.takes_actions(behavior)
 
     def take_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
         """The stats Unity recorded since the last call: key -> [(value, aggregation), ...]."""
@@ -279,15 +299,18 @@ class UnitySession:
         Args:
             seed: reseeds the scene first, through the environment parameter
                 ``gym_unity_il.seed`` (value ``seed % 2**24``). Built-in scenes honour it;
-                a Unity build honours it if its code reads that parameter.
+                a Unity build honours it if its code reads that parameter (a 0.x build: if
+                its Academy announces it as a reset parameter; else it is not sent, with a warning).
             env_parameters: float environment parameters to set before the reset.
+
+        Raises:
+            ConfigError: a parameter a 0.x build did not announce (the session closes, as after any error).
         """
         self._check_open()
-        for key, value in (env_parameters or {}).items():
-            self._parameters_channel.set_float_parameter(key, value)
+        self._parameters.update(env_parameters or {})
         if seed is not None:
-            self._parameters_channel.set_float_parameter(SEED_PARAMETER, int(seed) % SEED_MODULUS)
-        steps = self._exchange(pb.RESET)
+            self._parameters[SEED_PARAMETER] = int(seed) % SEED_MODULUS
+        steps = self._exchange(RESET)
         self._has_reset = True
         return steps
 
@@ -297,7 +320,8 @@ class UnitySession:
         Args:
             actions: per behavior, ``(continuous float32 [n, c], discrete int32 [n, d])`` for
                 the ``n`` agents of its last decision steps, in their order. Behaviors left
-                out get all-zero actions.
+                out get all-zero actions; behaviors the build decides itself
+                (:meth:`takes_actions`) get none, and what is given for them is not sent.
 
         Raises:
             SpecMismatchError: an unknown behavior or actions of the wrong shape.
@@ -309,10 +333,10 @@ class UnitySession:
         for name in actions:
             if name not in self._specs:
                 raise SpecMismatchError(f"actions for unknown behavior {name!r}; known behaviors: {list(self._specs)}")
-        encoded: dict[str, bytes] = {}
+        chosen: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, (decision, _) in self._steps.items():
             n = len(decision)
-            if n == 0:
+            if n == 0 or not self.takes_actions(name):
                 continue
             act = self._specs[name].action_spec
             if name in actions:
@@ -326,8 +350,8 @@ class UnitySession:
             else:
                 continuous = np.zeros((n, act.continuous_size), np.float32)
                 discrete = np.zeros((n, act.discrete_size), np.int32)
-            encoded[name] = encode_action_list(continuous, discrete, legacy_vector_actions=self._legacy_actions)
-        return self._exchange(pb.STEP, encoded)
+            chosen[name] = (continuous, discrete)
+        return self._exchange(STEP, chosen)
 
     def close(self) -> None:
         """Closes the way Unity expects: status 400 on the pending call, server stopped, process
@@ -401,7 +425,7 @@ class UnitySession:
     def _timeout_message(self, waiting_for: str) -> str:
         if self._child is None:
             return (
-                f"no message from the Unity Editor on port {self.port} within {self.timeout_wait:g} s while waiting for "
+                f"no message from the Unity Editor on port {' or '.join(map(str, self._server.ports))} within {self.timeout_wait:g} s while waiting for "
                 f"{waiting_for}: press Play in the Editor, and check that the Agent's Behavior Type is Default and that "
                 f"ML-Agents' Editor port matches base_port{self._refusal_hint()}"
             )
@@ -413,23 +437,46 @@ class UnitySession:
 
     def _handshake(self, *, seed: int, num_areas: int) -> None:
         first = self._receive("the first message (handshake)")  # the server returns only a handshake here
-        self._server.respond(handshake_response(seed=seed, package_version=__version__, num_areas=num_areas).SerializeToString())
-        self._receive("the second message of the handshake")
-        handshake = read_handshake(first, who=self._describe)  # a refusal answers the second message with status 400
-        self.unity_info = handshake.unity
-        if not handshake.base_capabilities:
-            logger.warning("%s does not report the base RL capabilities; it may not work as expected", self._describe)
-        self._channels_first = handshake.channels_first
-        self._legacy_actions = handshake.legacy_actions
-
-    def _exchange(self, command: int, actions: Mapping[str, bytes] | None = None) -> Steps:
-        """Answers the pending call with ``command``, ``actions`` (serialized per behavior) and
-        the queued side-channel messages, and decodes Unity's next message."""
         try:
-            side_channel = self._side_channels.outgoing_bytes()
-            self._server.respond(encode_trainer_message(command=command, actions=actions, side_channel=side_channel))
-            reply = self._receive("the answer to RESET" if command == pb.RESET else "the next step")
-            self._steps = self._decode(reply.unity_output)
+            codec = open_codec(first, who=self._describe, engine_config=self.launch.engine_config)  # type: ignore[arg-type]
+        except (UnityVersionError, UnityProtocolError):
+            # Refused as the reference trainers do: the handshake is answered, the second message gets status 400.
+            self._server.respond(handshake_response(seed=seed, package_version=__version__, num_areas=num_areas).SerializeToString())
+            with contextlib.suppress(GymUnityILError):
+                self._receive("the second message of the handshake")
+            raise
+        answer = codec.handshake_response(seed=seed, num_areas=num_areas, package_version=__version__)
+        if not codec.side_channels and self._user_channels:
+            raise ConfigError(
+                f"{self._describe} is an ML-Agents {codec.unity.package_version} build, which has no side channels: "
+                "leave side_channels out (reset parameters go with reset(env_parameters=...))"
+            )
+        self._server.respond(answer)
+        self._server.parse = codec.parse
+        self._receive("the second message of the handshake")
+        self.unity_info = codec.unity
+        if codec.side_channels and not codec.unity.capabilities.get("baseRLCapabilities", False):
+            logger.warning("%s does not report the base RL capabilities; it may not work as expected", self._describe)
+        if not codec.side_channels:
+            self.scene_pictures = None  # pictures are asked for on a side channel
+        self._codec = codec
+
+    def _exchange(self, command: int, actions: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Steps:
+        """Answers the pending call with ``command``, ``actions`` (arrays per behavior), the
+        parameters (with a RESET) and the queued side-channel messages, and decodes Unity's next message."""
+        codec = self._codec
+        assert codec is not None
+        try:
+            side_channel = self._side_channels.outgoing_bytes() if codec.side_channels else b""
+            parameters = self._parameters if command == RESET else {}
+            self._server.respond(codec.encode(command, actions or {}, parameters=parameters, side_channel=side_channel))
+            if command == RESET:
+                self._parameters = {}
+            reply = self._receive("the answer to RESET" if command == RESET else "the next step")
+            steps, incoming = codec.decode(reply, self._specs, self.image_format)
+            if incoming:
+                self._side_channels.process_incoming(incoming)
+            self._steps = steps
             return dict(self._steps)  # a new dict per message: the caller may keep it
         except KeyboardInterrupt:
             self._fail(keep_log=False)
@@ -438,8 +485,3 @@ class UnitySession:
             self._fail()
             raise
 
-    def _decode(self, output: pb.UnityOutputProto) -> Steps:
-        steps = decode_unity_output(output, self._specs, channels_first=self._channels_first, image_format=self.image_format)
-        if output.rl_output.side_channel:
-            self._side_channels.process_incoming(output.rl_output.side_channel)
-        return steps

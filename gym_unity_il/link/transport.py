@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Sequence
 
 import grpc
 
@@ -82,12 +83,14 @@ def choose_transport() -> str:
     return "public"
 
 
-def make_exchange_server(*, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> ExchangeServer:
+def make_exchange_server(
+    *, port: int, host: str = "127.0.0.1", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, extra_ports: Sequence[int] = ()
+) -> ExchangeServer:
     """A started :class:`~gym_unity_il.link.server.ExchangeServer` on the transport of
     :func:`choose_transport`; arguments and errors as there, and ConfigError as in
     :func:`choose_transport`."""
     if choose_transport() == "fast":
         from gym_unity_il.link.queue_server import QueueServer  # imported only once the probe passed
 
-        return QueueServer(port=port, host=host, max_message_bytes=max_message_bytes)
-    return PublicServer(port=port, host=host, max_message_bytes=max_message_bytes)
+        return QueueServer(port=port, host=host, max_message_bytes=max_message_bytes, extra_ports=extra_ports)
+    return PublicServer(port=port, host=host, max_message_bytes=max_message_bytes, extra_ports=extra_ports)

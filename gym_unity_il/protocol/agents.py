@@ -56,6 +56,9 @@ class StepBatch:
             discrete behaviors), else None.
         group_id: ``int32 [n]`` multi-agent group (0 = none).
         group_reward: ``float32 [n]``.
+        stored_actions: ``(continuous float32 [n, c], discrete int32 [n, d])``: the action each
+            agent carried out up to this step, when the era sends it (0.x builds; for agents
+            Unity decides for, the teacher's actions), else None.
     """
 
     agent_id: np.ndarray
@@ -65,6 +68,7 @@ class StepBatch:
     action_mask: np.ndarray | None
     group_id: np.ndarray
     group_reward: np.ndarray
+    stored_actions: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.agent_id)

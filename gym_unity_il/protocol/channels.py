@@ -168,7 +168,12 @@ class EnvironmentParametersChannel(SideChannel):
 
     def set_float_parameter(self, key: str, value: float) -> None:
         """Queues ``key = value``; the scene reads it with ``EnvironmentParameters.GetWithDefault``."""
-        self.queue_message(PayloadWriter().write_string(key).write_int32(self._FLOAT).write_float32(value).to_bytes())
+        self.queue_message(self.float_payload(key, value))
+
+    @classmethod
+    def float_payload(cls, key: str, value: float) -> bytes:
+        """The payload of one message setting ``key = value``."""
+        return PayloadWriter().write_string(key).write_int32(cls._FLOAT).write_float32(value).to_bytes()
 
     def set_uniform_sampler_parameters(self, key: str, min_value: float, max_value: float, seed: int) -> None:
         """Queues a parameter drawn uniformly from ``[min_value, max_value]``."""

@@ -9,21 +9,11 @@ are those of ``protos/legacy.proto``; what comes out is what the modern path giv
 NaN and infinities). Older eras (``API-4`` ... ``API-9``) are refused: this module carries the
 field tables of API-10 and API-11 only.
 
-One codec per era, behind one interface (proposed; the link does not use this module yet).
-The session parses Unity's first message as today (the version string is field 2 of the
-initialization output in every era) and asks :func:`detect_era`: None means the modern
-codec, a :class:`LegacyEra` this one. Each codec then answers the same five questions:
-
-* ``handshake_response(seed) -> bytes``: the answer to Unity's first call;
-* ``read_handshake(first) -> handshake``: the announced behaviors, which of them take
-  actions, the reset parameters (here :func:`read_legacy_handshake`);
-* ``decode_output(data, specs, image_format) -> {name: (decision, terminal)}``: one message
-  of Unity, new behaviors added to ``specs`` (here :func:`decode_legacy_output`);
-* ``encode_step(actions, specs) -> bytes`` and ``encode_reset(parameters, train_mode) -> bytes``
-  (here :func:`encode_legacy_step`, :func:`encode_legacy_reset`);
-
-plus the facts the link needs (:attr:`LegacyEra.method_path`, :attr:`LegacyEra.editor_port`).
-Side channels, engine settings and the seed parameter exist only in the modern codec.
+:class:`LegacyCodec` puts these functions behind the one interface of
+:class:`~gym_unity_il.protocol.codec.Codec`; :func:`~gym_unity_il.protocol.eras.open_codec`
+chooses it when the handshake's version string is ``API-10`` or ``API-11``. Side channels,
+engine settings (beyond the train mode, :func:`train_mode_of`) and training-area replication
+do not exist in this era.
 
 Brains become behaviors: the brain name is the behavior name; sensors are the cameras first
 (0.10: ``camera_resolutions``; 0.11: the first agent's compressed-observation shapes; each
@@ -47,13 +37,16 @@ Whoever fills ``terminal_observation`` must know it is the next episode's start.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
+import types
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from gym_unity_il.errors import UnityProtocolError, UnityVersionError, quote
+from gym_unity_il.errors import ConfigError, SpecMismatchError, UnityProtocolError, UnityVersionError, quote
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.proto import legacy_pb2 as lpb
 from gym_unity_il.protocol.agents import (
@@ -65,7 +58,9 @@ from gym_unity_il.protocol.agents import (
     StepBatch,
     decoded_bytes_per_agent,
 )
-from gym_unity_il.protocol.handshake import COMMUNICATION_VERSION
+from gym_unity_il.protocol.channels import SEED_PARAMETER, EngineConfig
+from gym_unity_il.protocol.codec import Actions, Codec, Steps
+from gym_unity_il.protocol.handshake import COMMUNICATION_VERSION, UnityInfo
 from gym_unity_il.protocol.images import image_out, png_hwc
 from gym_unity_il.protocol.messages import encode_trainer_message
 from gym_unity_il.protocol.observations import first_not_finite
@@ -77,6 +72,8 @@ from gym_unity_il.spec import ActionSpec, BehaviorSpec, CameraResolution, ImageF
 STEP, RESET = lpb.STEP, lpb.RESET
 _INT32 = 1 << 31
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class LegacyEra:
@@ -84,6 +81,7 @@ class LegacyEra:
 
     Attributes:
         version: the exact API string the build sends and its library required.
+        release: the ML-Agents release.
         method_path: the HTTP/2 path of the Exchange RPC the build calls.
         editor_port: the port the Editor (or ``mlagents-learn`` without a build) uses.
         brains_at_handshake: 0.10 announces every brain in the handshake; 0.11 announces each
@@ -93,14 +91,15 @@ class LegacyEra:
     """
 
     version: str
+    release: str
     method_path: str
     editor_port: int
     brains_at_handshake: bool
     compressed_images: bool
 
 
-API_10 = LegacyEra("API-10", "/communicator_objects.UnityToExternal/Exchange", 5005, True, False)
-API_11 = LegacyEra("API-11", "/communicator_objects.UnityToExternalProto/Exchange", 5004, False, True)
+API_10 = LegacyEra("API-10", "0.10", "/communicator_objects.UnityToExternal/Exchange", 5005, True, False)
+API_11 = LegacyEra("API-11", "0.11", "/communicator_objects.UnityToExternalProto/Exchange", 5004, False, True)
 #: The legacy eras this module speaks, by their exact version string.
 LEGACY_ERAS = {era.version: era for era in (API_10, API_11)}
 
@@ -323,13 +322,40 @@ def _decode_brain(infos: Sequence[lpb.AgentInfoProto], spec: BehaviorSpec, era: 
                 mask[i] = ~np.fromiter(info.action_mask, bool, total)
     agent_id = np.array(ids, np.int32)
     zeros_i, zeros_f = np.zeros(len(infos), np.int32), np.zeros(len(infos), np.float32)
+    stored = _stored_actions(infos, spec)
     # Every info asks for a decision (§5.2); a done one's reward belongs to the episode it ended.
-    decision = StepBatch(agent_id, tuple(obs), np.where(done, np.float32(0), reward), np.zeros(len(infos), bool), mask, zeros_i, zeros_f)
+    decision = StepBatch(agent_id, tuple(obs), np.where(done, np.float32(0), reward), np.zeros(len(infos), bool), mask, zeros_i, zeros_f, stored)
     if not done.any():
         return decision, StepBatch.empty(spec, image_format)
     rows = np.flatnonzero(done)
-    terminal = StepBatch(agent_id[rows], tuple(o[rows] for o in obs), reward[rows], interrupted[rows], None, zeros_i[rows], zeros_f[rows])
+    terminal = StepBatch(
+        agent_id[rows], tuple(o[rows] for o in obs), reward[rows], interrupted[rows], None, zeros_i[rows], zeros_f[rows],
+        (stored[0][rows], stored[1][rows]),
+    )  # fmt: skip
     return decision, terminal
+
+
+def _stored_actions(infos: Sequence[lpb.AgentInfoProto], spec: BehaviorSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``stored_vector_actions`` (§6.4, §7) as ``(continuous [n, c], discrete [n, d])``: the action each
+    agent carried out up to this info. An info whose list has another length than the brain's
+    actions (none yet: before the first action) counts as all zeros.
+
+    Raises:
+        UnityProtocolError: a discrete value that is not a whole number within its branch, a
+            continuous one that is NaN or infinite.
+    """
+    act = spec.action_spec
+    c, d = act.continuous_size, act.discrete_size
+    values = np.zeros((len(infos), c + d), np.float32)
+    for i, info in enumerate(infos):
+        if len(info.stored_vector_actions) == c + d:
+            values[i] = info.stored_vector_actions
+    if first_not_finite(values) is not None:
+        raise UnityProtocolError(f"brain {quote(spec.name)} sent a NaN or infinite stored action; the data is damaged")
+    discrete = values[:, c:]
+    if d and (np.any(discrete != np.round(discrete)) or np.any(discrete < 0) or np.any(discrete >= np.asarray(act.discrete_branches))):
+        raise UnityProtocolError(f"brain {quote(spec.name)} sent stored discrete actions outside its branches {list(act.discrete_branches)}")
+    return np.ascontiguousarray(values[:, :c]), discrete.astype(np.int32)
 
 
 def decode_legacy_output(
@@ -420,3 +446,131 @@ def encode_legacy_reset(parameters: Mapping[str, float], *, train_mode: bool, an
             raise ValueError(f"reset parameter {key!r} = {value!r} is not a finite number")
         floats[key] = float(value)
     return message.SerializeToString()
+
+
+def train_mode_of(engine_config: EngineConfig | None, *, who: str = "Unity", release: str = "0.10/0.11") -> bool:
+    """What a 0.x build can take of ``engine_config``: its RESET's ``is_training`` (§5.1, §6.7).
+
+    A 0.x Academy takes its engine settings from its inspector's "training" configuration
+    (fast: time scale 100 by default) or its "inference" one (real time), chosen by
+    ``is_training``. So ``time_scale`` 1 (or less) asks for the inference configuration, any
+    other for the training one (the default, as the era's ``train_mode=True``). The other
+    settings cannot be sent to such a build: they are left to the Academy, with a warning.
+    """
+    if engine_config is None:
+        return True
+    ignored = [f"{k}={v}" for k, v in vars(engine_config).items() if v is not None and k != "time_scale"]
+    if ignored:
+        logger.warning(
+            "%s runs ML-Agents %s, which takes its engine settings from its Academy's training or inference configuration: "
+            "%s cannot be sent and are left to the Academy (time_scale chooses the configuration)",
+            who, release, ", ".join(ignored),
+        )  # fmt: skip
+    return engine_config.time_scale is None or engine_config.time_scale > 1
+
+
+class LegacyCodec(Codec):
+    """The codec of a 0.10 / 0.11 build, from its first message (see the module docstring).
+
+    Besides decoding with :func:`decode_legacy_output`, it keeps the last observation each agent
+    sent: a done info carries the next episode's first observation (§7.1), so the terminal
+    step gets the last observation of the ended episode the trainer saw, the one its final
+    action was chosen from (the era never sends the very last one). The first message's done
+    agents, with nothing seen before, keep the info's observation.
+
+    Args:
+        first: the build's first message (parsed as a modern message: the handshake's fields
+            the session reads first have the same numbers).
+        who: how error messages name the build.
+        engine_config: the launch's engine settings (see :func:`train_mode_of`).
+
+    Raises:
+        UnityProtocolError, UnityVersionError: see :func:`read_legacy_handshake`.
+    """
+
+    side_channels = False
+
+    def __init__(self, first: pb.UnityMessageProto, *, who: str = "Unity", engine_config: EngineConfig | None = None) -> None:
+        handshake = read_legacy_handshake(parse_legacy_message(first.SerializeToString()), who=who)
+        self.era = handshake.era
+        self.unity = UnityInfo(name=handshake.name, communication_version=self.era.version, package_version=self.era.release, capabilities={})
+        self.reset_parameters = types.MappingProxyType(dict(handshake.reset_parameters))
+        self.who = who
+        self._announced = handshake.specs
+        self._trained = handshake.trained
+        self._train_mode = train_mode_of(engine_config, who=who, release=self.era.release)
+        self._warned_seed = False
+        self._specs: Mapping[str, BehaviorSpec] = {}
+        # Per brain, the agents seen and their last observations: (ids, obs arrays).
+        self._last: dict[str, tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
+
+    def handshake_response(self, *, seed: int, num_areas: int, package_version: str) -> bytes:
+        if num_areas != 1:
+            raise ConfigError(f"num_areas={num_areas}: {self.who} is an ML-Agents {self.era.release} build, which has no training-area replication")
+        return legacy_handshake_response(seed)
+
+    def parse(self, data: bytes) -> lpb.UnityMessageProto:
+        return parse_legacy_message(data)
+
+    def decode(self, message: object, specs: MutableMapping[str, BehaviorSpec], image_format: ImageFormat) -> tuple[Steps, bytes]:
+        assert isinstance(message, lpb.UnityMessageProto)
+        self._specs = specs
+        for name, spec in self._announced.items():  # 0.10: the brains of the handshake
+            specs.setdefault(name, spec)
+        steps = decode_legacy_output(message.unity_output, specs, self.era, image_format=image_format)
+        return {name: (decision, self._remember(name, decision, terminal)) for name, (decision, terminal) in steps.items()}, b""
+
+    def encode(self, command: int, actions: Actions, *, parameters: Mapping[str, float] | None = None, side_channel: bytes = b"") -> bytes:
+        if command == RESET:
+            return encode_legacy_reset(self._acceptable(parameters or {}), train_mode=self._train_mode, announced=self.reset_parameters)
+        try:
+            return encode_legacy_step(actions, self._specs, self._trained)
+        except ValueError as exc:
+            raise SpecMismatchError(str(exc)) from None
+
+    def takes_actions(self, behavior: str) -> bool:
+        return self._trained is None or behavior in self._trained
+
+    def _acceptable(self, parameters: Mapping[str, float]) -> dict[str, float]:
+        """The parameters a RESET can carry: unknown ones are an error, except the seed, which a
+        build that does not announce it cannot take (a warning, once)."""
+        unknown = sorted(set(parameters) - set(self.reset_parameters) - {SEED_PARAMETER})
+        if unknown:
+            raise ConfigError(
+                f"{self.who} has no reset parameter {', '.join(map(repr, unknown))}: an ML-Agents {self.era.release} build takes "
+                f"only the ones its Academy announces, here {sorted(self.reset_parameters) or 'none'}"
+            )
+        if SEED_PARAMETER in parameters and SEED_PARAMETER not in self.reset_parameters:
+            if not self._warned_seed:
+                self._warned_seed = True
+                logger.warning(
+                    "%s takes its seed at the handshake only (an ML-Agents %s build has no %r reset parameter): the seed of "
+                    "reset(seed=...) is not sent", self.who, self.era.release, SEED_PARAMETER,
+                )  # fmt: skip
+            parameters = {k: v for k, v in parameters.items() if k != SEED_PARAMETER}
+        return dict(parameters)
+
+    def _remember(self, name: str, decision: StepBatch, terminal: StepBatch) -> StepBatch:
+        """Gives ``terminal`` the last observations seen of its agents, and remembers ``decision``'s."""
+        last = self._last.get(name)
+        if len(terminal) and last is not None:
+            ids, obs = last
+            order = np.argsort(ids, kind="stable")
+            pos = np.minimum(np.searchsorted(ids[order], terminal.agent_id), len(ids) - 1)
+            seen = ids[order][pos] == terminal.agent_id
+            if seen.any():
+                rows = order[pos[seen]]
+                new_obs = tuple(t.copy() for t in terminal.obs)
+                for out, values in zip(new_obs, obs):
+                    out[seen] = values[rows]
+                terminal = dataclasses.replace(terminal, obs=new_obs)
+        if len(decision):
+            if last is not None and not np.isin(last[0], decision.agent_id).all():  # agents that did not send this time
+                keep = ~np.isin(last[0], decision.agent_id)
+                self._last[name] = (
+                    np.concatenate([last[0][keep], decision.agent_id]),
+                    tuple(np.concatenate([o[keep], d]) for o, d in zip(last[1], decision.obs)),
+                )
+            else:
+                self._last[name] = (decision.agent_id, decision.obs)
+        return terminal

@@ -11,6 +11,12 @@ agents of the student behavior by the student policy. Every step, the teacher's
 are shown on the progress bar and logged to TensorBoard and ``metrics.csv`` while they
 learn.
 
+The teacher may also be a brain the build decides itself: the Player "Teacher" brain of an
+ML-Agents 0.10 scene (its Broadcast Hub sends that brain's agents without letting Python
+control them), played by a person in the Unity window. Then no action is sent for it: each
+step, the action its agents report having carried out (``stored_actions``) is paired with
+the observation they had before it.
+
 The Teacher Helper's controls, from code or from the teacher's window:
 
 * ``buffer.recording = False`` (key R toggles): the teacher keeps acting, the buffer stops
@@ -41,7 +47,7 @@ from gym_unity_il.envs.slots import SlotBatch, split_batch_actions
 from gym_unity_il.envs.worker import SessionWorker, resolve_behavior
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.scenes.evaluate import Predictor
-from gym_unity_il.spec import BehaviorSpec
+from gym_unity_il.spec import ActionSpec, BehaviorSpec
 from gym_unity_il.train.config import RunConfig, TrainerSettings
 from gym_unity_il.train.env import make_training_env
 from gym_unity_il.train.policies import ObservationAdapter, make_model
@@ -175,7 +181,7 @@ def teacher_student_worker(session_kwargs: Mapping[str, Any], *, teacher_behavio
             raise ConfigError(f"the student behavior {student!r} is the teacher's (brain_to_imitate): choose another behavior to train")
         return [teacher, student]
 
-    return SessionWorker.open(session_kwargs, behaviors=teacher_and_student)
+    return SessionWorker.open(session_kwargs, behaviors=teacher_and_student, observe_unity_decided=True)
 
 
 class EpisodeReturns:
@@ -205,7 +211,8 @@ class OnlineBC:
     Args:
         worker: drives the scene's teacher and student agents, teacher first
             (:func:`teacher_student_worker`).
-        teacher: drives the teacher agents (SB3's ``predict`` on a batch of env observations).
+        teacher: drives the teacher agents (SB3's ``predict`` on a batch of env observations);
+            None when the build decides the teacher's behavior itself (a 0.10 Player brain).
         policy: the students' SB3 ``ActorCriticPolicy``, trained in place.
         adapter: turns env observations into the policy's (:class:`~gym_unity_il.train.policies.ObservationAdapter`).
         settings: ``batch_size``, ``learning_rate``, ``batches_per_epoch`` (default 1),
@@ -221,7 +228,7 @@ class OnlineBC:
         self,
         *,
         worker: SessionWorker,
-        teacher: Predictor,
+        teacher: Predictor | None,
         policy: Any,
         adapter: Any,
         settings: TrainerSettings,
@@ -237,6 +244,16 @@ class OnlineBC:
         self.adapter = adapter
         self.settings = settings
         spec, session = teacher_slots.spec, worker.session
+        if not session.takes_actions(self.student_behavior):
+            raise ConfigError(f"the students' behavior {self.student_behavior!r} is decided by the build itself: choose a behavior Python controls")
+        #: Whether the build decides the teacher's actions (read back as stored actions).
+        self.unity_teacher = not session.takes_actions(self.teacher_behavior)
+        if (teacher is None) != self.unity_teacher:
+            raise ConfigError(
+                f"the teacher behavior {self.teacher_behavior!r} is decided by the build itself: give no teacher"
+                if self.unity_teacher
+                else f"the teacher behavior {self.teacher_behavior!r} needs a teacher to drive it"
+            )
         self.buffer = buffer or TeacherBuffer(observation_space=spec.observation_space(session.image_format), action_space=spec.action_space())
         attach = getattr(teacher, "attach", None)
         if callable(attach):
@@ -284,17 +301,19 @@ class OnlineBC:
             while self.steps < settings.max_steps:
                 teacher_obs = observation_of(teacher_batch.obs, t_spec)
                 student_obs = observation_of(student_batch.obs, s_spec)
-                teacher_actions, _ = self.teacher.predict(teacher_obs, deterministic=True)
                 student_actions, _ = self.policy.predict(self.adapter(student_obs), deterministic=True)
                 live = teacher_batch.agent_id >= 0
-                if live.all():
-                    self.buffer.add(teacher_obs, teacher_actions)
-                elif live.any():
-                    self.buffer.add(_rows(teacher_obs, live), np.asarray(teacher_actions)[live])
-                actions = {t_name: split_batch_actions(teacher_actions, t_spec, len(teacher_batch.agent_id)),
-                           s_name: split_batch_actions(student_actions, s_spec, len(student_batch.agent_id))}  # fmt: skip
+                if self.teacher is None:  # the build decides: its actions are read back after the step
+                    teacher_pair = self.worker.slots[t_name].zero_actions()
+                else:
+                    teacher_actions, _ = self.teacher.predict(teacher_obs, deterministic=True)
+                    self._record(teacher_obs, teacher_actions, live)
+                    teacher_pair = split_batch_actions(teacher_actions, t_spec, len(teacher_batch.agent_id))
+                actions = {t_name: teacher_pair, s_name: split_batch_actions(student_actions, s_spec, len(student_batch.agent_id))}
                 batches = self.worker.step(actions).batches
                 teacher_batch, student_batch = batches[t_name], batches[s_name]
+                if self.teacher is None and teacher_batch.stored_actions is not None:
+                    self._record(teacher_obs, env_actions(teacher_batch.stored_actions, t_spec.action_spec), live)
                 self.teacher_returns.add(teacher_batch)
                 self.student_returns.add(student_batch)
                 if len(self.buffer):
@@ -308,6 +327,13 @@ class OnlineBC:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _record(self, obs: Any, actions: Any, live: np.ndarray) -> None:
+        """Adds the teacher's pairs of the slots with an agent."""
+        if live.all():
+            self.buffer.add(obs, actions)
+        elif live.any():
+            self.buffer.add(_rows(obs, live), np.asarray(actions)[live])
 
     def _summary(self, recorder: RunRecorder | None) -> None:
         student, teacher = self.student_returns.mean, self.teacher_returns.mean
@@ -330,6 +356,17 @@ class OnlineBC:
     def load_state(self, state: dict[str, Any]) -> None:
         self.steps = int(state["steps"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def env_actions(pair: tuple[np.ndarray, np.ndarray], spec: ActionSpec) -> Any:
+    """A batch of ``(continuous [n, c], discrete [n, d])`` actions in the env's action space:
+    the inverse of :func:`~gym_unity_il.envs.slots.split_batch_actions`."""
+    continuous, discrete = pair
+    if spec.is_hybrid:
+        return {"continuous": continuous, "discrete": discrete}
+    if spec.continuous_size:
+        return continuous
+    return discrete[:, 0] if spec.discrete_size == 1 else discrete
 
 
 def _rows(obs: Any, keep: np.ndarray) -> Any:
@@ -365,7 +402,8 @@ class OnlineTrainer(TeacherTrainer):
                     f"{where}: the teacher {teacher_spec.describe()} and the students {student_spec.describe()} must see and act alike "
                     "for the students to learn from the teacher"
                 )
-            teacher = self.open_teacher(settings, teacher_spec, scene=request.scene, where=where, teaching=teaching)
+            unity_teacher = not worker.session.takes_actions(teacher_behavior)  # a 0.10 Player brain plays in the build
+            teacher = None if unity_teacher else self.open_teacher(settings, teacher_spec, scene=request.scene, where=where, teaching=teaching)
             venv, _ = make_training_env(**request.env_source, behavior_name=student, seed=request.seed + 1)
             try:
                 adapter = ObservationAdapter(venv.observation_space)

@@ -67,10 +67,10 @@ def test_a_build_without_execute_permission_says_chmod(tmp_path: Path) -> None:
 
 def test_arguments_follow_the_reference_order(tmp_path: Path) -> None:
     args = unity_arguments(port=5007, worker_id=2, no_graphics=True, log_folder=tmp_path, additional_args=["-screen-width", 100])
-    assert args == ["-nographics", "-batchmode", "--mlagents-port", "5007", "-logFile", str(tmp_path / "Player-2.log"), "-screen-width", "100"]
+    assert args == ["-nographics", "-batchmode", "--mlagents-port", "5007", "--port", "5007", "-logFile", str(tmp_path / "Player-2.log"), "-screen-width", "100"]
     assert log_file_from_arguments(args) == tmp_path / "Player-2.log"
     user_log = unity_arguments(port=5005, no_graphics=False, log_folder=tmp_path, additional_args=["-LOGFILE", "mine.log"])
-    assert user_log == ["--mlagents-port", "5005", "-LOGFILE", "mine.log"]
+    assert user_log == ["--mlagents-port", "5005", "--port", "5005", "-LOGFILE", "mine.log"]
     assert log_file_from_arguments(user_log) == Path("mine.log")
 
 

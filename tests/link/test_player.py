@@ -13,7 +13,7 @@ import pytest
 
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.link.launcher import ChildProcess, environment_with_import_path
-from gym_unity_il.link.server import METHOD_NAME, SERVICE_NAME
+from gym_unity_il.link.server import SERVICES
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.handshake import handshake_response
 from gym_unity_il.scenes import SCENES
@@ -78,7 +78,7 @@ def test_player_quits_when_the_trainer_goes_away(tmp_path: Path, assert_released
         exchange, request_deserializer=pb.UnityMessageProto.FromString, response_serializer=pb.UnityMessageProto.SerializeToString
     )
     server = grpc.server(futures.ThreadPoolExecutor(2))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler}),))
+    server.add_generic_rpc_handlers(tuple(grpc.method_handlers_generic_handler(service, {method: handler}) for service, method in SERVICES))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     log = tmp_path / "Player-0.log"

@@ -310,3 +310,44 @@ def test_encoding_matches_the_seed_era_library() -> None:
     assert ours_step_input.hex() == theirs["step"]
     reset = legacy.encode_legacy_reset({"gravity": 2.5}, train_mode=False, announced={"gravity": 1.0})
     assert lpb.UnityMessageProto.FromString(reset).unity_input.SerializeToString().hex() == theirs["reset"]
+
+
+def _codec(*brains: lpb.BrainParametersProto) -> legacy.LegacyCodec:
+    from gym_unity_il.proto import communicator_pb2 as pb
+
+    return legacy.LegacyCodec(pb.UnityMessageProto.FromString(_handshake_10(*brains).SerializeToString()))
+
+
+def _vector_output(rows) -> lpb.UnityMessageProto:
+    """(id, first float, done, stored actions) per agent of brain "Learner" (3 floats x 2 stacked)."""
+    message = lpb.UnityMessageProto()
+    infos = message.unity_output.rl_output.agentInfos["Learner"].value
+    for agent, value, done, stored in rows:
+        infos.add(id=agent, done=done, stacked_vector_observation=[value, 0, 0, 0, 0, 0], stored_vector_actions=stored)
+    return message
+
+
+def test_the_codec_gives_terminal_steps_the_last_observation_seen_and_reads_stored_actions() -> None:
+    codec = _codec(_brain(cameras=(), branches=(3, 2)))
+    specs: dict = {}
+    steps, side = codec.decode(_vector_output([(0, 1.0, False, []), (1, 2.0, False, [])]), specs, "hwc_uint8")
+    assert side == b"" and list(specs) == ["Learner"]
+    np.testing.assert_array_equal(steps["Learner"][0].stored_actions[1], [[0, 0], [0, 0]])  # nothing carried out yet
+    # Agent 1 sends nothing this time (it decides less often); agent 0's episode ends.
+    steps, _ = codec.decode(_vector_output([(0, 9.0, True, [2, 1])]), specs, "hwc_uint8")
+    decision, terminal = steps["Learner"]
+    assert terminal.obs[0][:, 0].tolist() == [1.0] and decision.obs[0][:, 0].tolist() == [9.0]
+    assert decision.stored_actions[1].tolist() == [[2, 1]] and terminal.stored_actions[1].tolist() == [[2, 1]]
+    steps, _ = codec.decode(_vector_output([(0, 5.0, False, [0, 0]), (1, 4.0, True, [1, 1])]), specs, "hwc_uint8")
+    assert steps["Learner"][1].obs[0][:, 0].tolist() == [2.0]  # agent 1's last observation, from two messages ago
+    with pytest.raises(UnityProtocolError, match="outside its branches"):
+        codec.decode(_vector_output([(0, 1.0, False, [3, 0])]), specs, "hwc_uint8")
+    with pytest.raises(UnityProtocolError, match="outside its branches"):
+        codec.decode(_vector_output([(0, 1.0, False, [0.5, 0])]), specs, "hwc_uint8")
+
+
+def test_train_mode_comes_from_the_time_scale() -> None:
+    from gym_unity_il.protocol.channels import EngineConfig
+
+    assert legacy.train_mode_of(None) and legacy.train_mode_of(EngineConfig(time_scale=20))
+    assert not legacy.train_mode_of(EngineConfig(time_scale=1)) and legacy.train_mode_of(EngineConfig(quality_level=0))

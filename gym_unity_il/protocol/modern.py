@@ -1,0 +1,61 @@
+"""The codec of communication API 1.x (com.unity.ml-agents 2.0 and later; protocol.md).
+
+:class:`ModernCodec` puts the pure functions of this package behind the
+:class:`~gym_unity_il.protocol.codec.Codec` interface: the handshake of
+:mod:`~gym_unity_il.protocol.handshake`, the agents of :mod:`~gym_unity_il.protocol.agents`,
+the actions of :mod:`~gym_unity_il.protocol.actions` and the messages of
+:mod:`~gym_unity_il.protocol.messages`. Reset parameters travel as environment-parameters
+side-channel messages ahead of the RESET's other side-channel messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol.actions import encode_action_list
+from gym_unity_il.protocol.agents import decode_unity_output
+from gym_unity_il.protocol.channels import ENVIRONMENT_PARAMETERS_CHANNEL_ID, EnvironmentParametersChannel
+from gym_unity_il.protocol.codec import Actions, Codec, Steps
+from gym_unity_il.protocol.handshake import handshake_response, read_handshake
+from gym_unity_il.protocol.messages import encode_trainer_message, parse_unity_message
+from gym_unity_il.protocol.side_channels import frame_messages
+from gym_unity_il.spec import BehaviorSpec, ImageFormat
+
+
+class ModernCodec(Codec):
+    """Communication API 1.x, from the build's first message.
+
+    Raises:
+        UnityProtocolError: the first message is not a handshake.
+        UnityVersionError: an incompatible communication version (protocol.md §5.1).
+    """
+
+    side_channels = True
+
+    def __init__(self, first: pb.UnityMessageProto, *, who: str = "Unity") -> None:
+        handshake = read_handshake(first, who=who)
+        self.unity = handshake.unity
+        #: Whether Unity reports the base RL capabilities (the reference trainer warns when not).
+        self.base_capabilities = handshake.base_capabilities
+        self._channels_first = handshake.channels_first
+        self._legacy_actions = handshake.legacy_actions
+
+    def handshake_response(self, *, seed: int, num_areas: int, package_version: str) -> bytes:
+        return handshake_response(seed=seed, package_version=package_version, num_areas=num_areas).SerializeToString()
+
+    def parse(self, data: bytes) -> pb.UnityMessageProto:
+        return parse_unity_message(data)
+
+    def decode(self, message: object, specs: MutableMapping[str, BehaviorSpec], image_format: ImageFormat) -> tuple[Steps, bytes]:
+        assert isinstance(message, pb.UnityMessageProto)
+        output = message.unity_output
+        steps = decode_unity_output(output, specs, channels_first=self._channels_first, image_format=image_format)
+        return steps, output.rl_output.side_channel
+
+    def encode(self, command: int, actions: Actions, *, parameters: Mapping[str, float] | None = None, side_channel: bytes = b"") -> bytes:
+        lists = {name: encode_action_list(c, d, legacy_vector_actions=self._legacy_actions) for name, (c, d) in actions.items()}
+        if parameters:
+            messages = ((ENVIRONMENT_PARAMETERS_CHANNEL_ID, EnvironmentParametersChannel.float_payload(k, v)) for k, v in parameters.items())
+            side_channel = frame_messages(messages) + side_channel
+        return encode_trainer_message(command=command, actions=lists, side_channel=side_channel)
