@@ -8,7 +8,8 @@ ball up to 1.5 from the centre, at rest.
 
 * Behavior ``3DBall?team=0``; with ``teacher_student=True`` two behaviors instead:
   ``Teacher?team=0`` (agent 0) and ``Student?team=0`` (``num_agents`` more agents), for
-  online behavioral cloning.
+  online behavioral cloning. Served as ML-Agents 0.10, the teacher is a Player brain that
+  :class:`BallExpert` drives inside the player (:meth:`BallScene.player_decides`).
 * Observation: one sensor ``VectorSensor_size8``, float32 ``[rot_z, rot_x, ball_x,
   ball_y, ball_z, vel_x, vel_y, vel_z]``: plate angles in radians (rotation about z tilts
   the plate along x), the ball's offset from the plate centre and its velocity.
@@ -31,6 +32,7 @@ from 20 expert episodes matched the expert (100).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -38,7 +40,7 @@ import numpy as np
 from gym_unity_il.scenes import drawing
 from gym_unity_il.scenes.academy import AcademyScene, require_int
 from gym_unity_il.scenes.expert import ScriptedPolicy
-from gym_unity_il.spec import ActionSpec, BehaviorSpec, DimensionProperty, ImageFormat, ObservationSpec
+from gym_unity_il.spec import ActionPair, ActionSpec, BehaviorSpec, DimensionProperty, ImageFormat, ObservationSpec
 
 DT = 0.02
 ROLLING = 5.0 / 7.0
@@ -64,6 +66,7 @@ BALL_COLOUR = (240, 110, 40)
 ARROW_COLOUR = (250, 220, 60)
 
 SENSOR_NAME = "VectorSensor_size8"
+TEACHER = "Teacher?team=0"
 ACTION_SPEC = ActionSpec.create_continuous(2)
 
 
@@ -110,10 +113,24 @@ class BallScene(AcademyScene):
         observation = (_vector_spec(8, SENSOR_NAME),)
         if self.teacher_student:
             return [
-                (BehaviorSpec("Teacher?team=0", observation, ACTION_SPEC), 1),
+                (BehaviorSpec(TEACHER, observation, ACTION_SPEC), 1),
                 (BehaviorSpec("Student?team=0", observation, ACTION_SPEC), self.num_agents - 1),
             ]
         return [(BehaviorSpec("3DBall?team=0", observation, ACTION_SPEC), self.num_agents)]
+
+    def player_decides(self, behavior: str) -> Callable[[list[np.ndarray]], ActionPair] | None:
+        """The ``Teacher``'s policy, :class:`BallExpert` over the agents' observations, standing
+        in for the person at the keyboard of an ML-Agents 0.10 Player brain (the scene player
+        serves the teacher so with ``protocol="0.10"``); None for the other behaviors."""
+        if not self.teacher_student or behavior != TEACHER:
+            return None
+        expert = BallExpert()
+
+        def decide(observations: list[np.ndarray]) -> ActionPair:
+            continuous, _ = expert.predict(observations[0], deterministic=True)
+            return ActionPair(continuous, np.zeros((len(continuous), 0), np.int32))
+
+        return decide
 
     def _begin_episodes(self, agents: np.ndarray) -> None:
         k = len(agents)

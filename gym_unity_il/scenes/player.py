@@ -1,27 +1,40 @@
 """The player process: serves a built-in :class:`~gym_unity_il.scenes.base.Scene` over Unity's protocol.
 
-It behaves like a Unity player built with com.unity.ml-agents 3.0.0: it is a gRPC client
-of the trainer on ``localhost:<--mlagents-port>``, runs the two-call handshake, announces
+By default it behaves like a Unity player built with com.unity.ml-agents 3.0.0: it is a
+gRPC client of the trainer on ``localhost:<port>``, runs the two-call handshake, announces
 each behavior with its BrainParameters the first time one of its agents has data, sends
 visual observations as PNG in CHW order (protocol.md §9.3), applies side-channel messages
 and RESET/STEP commands, and quits when the trainer answers with status 400 or goes away.
+With ``--protocol 0.10`` or ``--protocol 0.11`` it is an ML-Agents 0.10 / 0.11 player
+instead (communication API ``API-10`` / ``API-11``, protocol-legacy.md), whose brains are
+the scene's behaviors: :mod:`gym_unity_il.scenes.legacy_player`. The loop, the scene and its
+parameters, and the test aids below are the same in every era; what differs (method path,
+handshake, reading an input, building an output) is the :class:`Wire` spoken.
 Command line (normally started by the env, not by hand)::
 
-    python -m gym_unity_il.scenes <name or module:Class> --mlagents-port N
-        [--scene-kwargs JSON] [-logFile F] [-nographics] [-batchmode]
+    python -m gym_unity_il.scenes <name or module:Class> (--mlagents-port N | --port N)
+        [--protocol 0.10|0.11 [--stacked-vectors N]] [--scene-kwargs JSON] [-logFile F]
+        [-nographics] [-batchmode]
 
-``-nographics`` and ``-batchmode`` are accepted and ignored, as are unknown arguments.
-``-logFile F`` creates F's folder when it is missing; when F cannot be written the log
-goes to stderr (with a warning saying why), as a Unity player does.
+The port comes from ``--mlagents-port`` (what a player of ML-Agents 1.0 and later reads) or
+``--port`` (what a 0.x player reads); given both, the one of the era spoken wins.
+``--stacked-vectors N`` (0.x only, default 1) makes each agent send its last N vector
+frames. ``-nographics`` and ``-batchmode`` are accepted and ignored, as are unknown
+arguments. ``-logFile F`` creates F's folder when it is missing; when F cannot be written
+the log goes to stderr (with a warning saying why), as a Unity player does.
 
-Environment parameters go to :meth:`Scene.set_parameter` before the next reset; a sampler
-parameter gets a new draw from its own seeded generator at every reset. The reserved
-parameter ``gym_unity_il.seed`` rebuilds the scene with that seed before the RESET that
-follows, which makes ``env.reset(seed=s)`` deterministic. Engine settings are logged
-(scenes are not rendered in real time). A scene may define ``take_stats() -> dict[str, float]``;
-the player sends those values on the stats channel after every step. A request on the
-scene picture channel (:class:`~gym_unity_il.protocol.channels.ScenePictureChannel`)
-is answered in the next output with :meth:`Scene.render` of the state that output shows.
+Environment parameters (side channel; 0.x: a RESET's reset parameters) go to
+:meth:`Scene.set_parameter` before the next reset; a sampler parameter gets a new draw from
+its own seeded generator at every reset. The reserved parameter ``gym_unity_il.seed``
+rebuilds the scene with that seed before the RESET that follows, which makes
+``env.reset(seed=s)`` deterministic. Engine settings are logged (scenes are not rendered in
+real time). A scene may define ``take_stats() -> dict[str, float]``; the player sends those
+values on the stats channel after every step. A request on the scene picture channel
+(:class:`~gym_unity_il.protocol.channels.ScenePictureChannel`) is answered in the next
+output with :meth:`Scene.render` of the state that output shows. A scene may also define
+``player_decides(behavior) -> policy or None``: as ML-Agents 0.10 the behaviors it gives a
+policy for are Player brains (``is_training`` false) decided in the player, such as the
+``Teacher`` of ``BallScene(teacher_student=True)``; other eras ignore it.
 
 Test aids (fault injection, used by the package's own tests):
 
@@ -37,7 +50,8 @@ Test aids (fault injection, used by the package's own tests):
 * ``--fault once:PATH``        the other faults hit only the first process given PATH (it
   creates the file at start); a later one finds the file and runs clean, like a restarted player;
 * ``--communication-version X`` / ``--package-version X``  report other versions in the
-  handshake (``--package-version 2.3.0-exp.3`` also sends images in HWC order, like Release 20).
+  handshake (``--package-version 2.3.0-exp.3`` also sends images in HWC order, like Release 20);
+  not with ``--protocol``.
 """
 
 from __future__ import annotations
@@ -51,6 +65,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import grpc
 import numpy as np
@@ -78,6 +93,7 @@ from gym_unity_il.protocol.observations import ObservationEncoder
 from gym_unity_il.protocol.side_channels import frame_messages, split_messages
 from gym_unity_il.protocol.specs import brain_parameters_to_proto
 from gym_unity_il.scenes.base import AgentBatch, Scene
+from gym_unity_il.scenes.legacy_player import LEGACY_PROTOCOLS, LegacyWire
 from gym_unity_il.scenes.registry import check_scene_kwargs, resolve_scene
 from gym_unity_il.spec import BehaviorSpec, DimensionProperty, ObservationSpec
 
@@ -172,6 +188,168 @@ def _draw(sampler: Sampler, rng: np.random.Generator) -> float:
     return float(rng.uniform(lows[index], highs[index]))
 
 
+class Wire(Protocol):
+    """What differs between the protocol eras a :class:`ScenePlayer` speaks: the method path, the
+    messages, the handshake, how an input is read and how an output is built. The loop, the
+    scene, its parameters and the faults are the player's. :class:`ModernWire` speaks
+    communication API 1.x; :class:`~gym_unity_il.scenes.legacy_player.LegacyWire` ML-Agents 0.10 / 0.11.
+
+    A message holding only a header has the same bytes in every era, so the player sends those
+    as modern messages; what the trainer answers is read by :meth:`parse`.
+    """
+
+    #: The HTTP/2 path of the Exchange call.
+    method_path: str
+
+    def parse(self, data: bytes) -> Any:
+        """The trainer's message from its bytes (an ``UnityMessageProto`` of the era)."""
+
+    def hello(self) -> Any:
+        """The first message of the handshake."""
+
+    def connected(self, first: Any) -> tuple[int, str]:
+        """The seed the trainer's handshake answer ``first`` carries, and a description of the trainer for the log."""
+
+    def scene_built(self, scene: Scene) -> None:
+        """Takes note of a new scene (the first, or one rebuilt with another seed)."""
+
+    def scene_reset(self) -> None:
+        """Takes note that the scene was reset (a RESET command)."""
+
+    def read_input(self, rl_input: Any) -> list[tuple[str, float | Sampler]]:
+        """The environment parameters an input sets, in order; the era's other contents are kept for :meth:`output`."""
+
+    def actions(self, rl_input: Any, scene: Scene) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The actions for :meth:`Scene.act`, per behavior, from a STEP input answering the last output."""
+
+    def output(self, scene: Scene) -> Any:
+        """The message carrying what the scene observes now."""
+
+
+class ModernWire:
+    """The wire of communication API 1.x (protocol.md), as a com.unity.ml-agents player speaks it:
+    behaviors announced with their first agents, observations as ObservationProtos (images PNG,
+    CHW from package 3 on), environment parameters, statistics and pictures on side channels.
+
+    Args:
+        communication_version: the API version reported in the handshake.
+        package_version: the com.unity.ml-agents version reported; below 3 images go out HWC.
+    """
+
+    method_path = EXCHANGE_PATH
+
+    def __init__(self, *, communication_version: str = COMMUNICATION_VERSION, package_version: str = UNITY_PACKAGE_VERSION) -> None:
+        self.communication_version = communication_version
+        self.package_version = package_version
+        self._channels_first = channels_first_for_package(package_version)
+        self._specs: dict[str, BehaviorSpec] = {}
+        self._encoders: dict[str, tuple[ObservationEncoder, ...]] = {}  # per behavior, one per sensor
+        self._announced: set[str] = set()
+        self._deciding: dict[str, int] = {}  # per behavior, agents awaiting a decision in the last output
+        self._picture_requests: list[tuple[str, int, int, int]] = []  # (behavior, agent id, height, width) for the next output
+
+    @staticmethod
+    def parse(data: bytes) -> pb.UnityMessageProto:
+        return pb.UnityMessageProto.FromString(data)
+
+    def hello(self) -> pb.UnityMessageProto:
+        hello = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
+        init = hello.unity_output.rl_initialization_output
+        init.name = "AcademySingleton"
+        init.communication_version = self.communication_version
+        init.package_version = self.package_version
+        for field in init.capabilities.DESCRIPTOR.fields:
+            setattr(init.capabilities, field.name, True)
+        return hello
+
+    @staticmethod
+    def connected(first: pb.UnityMessageProto) -> tuple[int, str]:
+        trainer = first.unity_input.rl_initialization_input
+        return trainer.seed, f"trainer {trainer.package_version} (communication API {trainer.communication_version})"
+
+    def scene_built(self, scene: Scene) -> None:
+        self._specs = dict(scene.behavior_specs())
+        self._encoders = {
+            name: tuple(ObservationEncoder(wire_observation_spec(o, channels_first=self._channels_first)) for o in spec.observation_specs)
+            for name, spec in self._specs.items()
+        }
+
+    def scene_reset(self) -> None:
+        """Nothing to note: a modern output says all there is."""
+
+    def read_input(self, rl_input: pb.UnityRLInputProto) -> list[tuple[str, float | Sampler]]:
+        parameters: list[tuple[str, float | Sampler]] = []
+        for channel_id, payload in split_messages(rl_input.side_channel):
+            if channel_id == ENVIRONMENT_PARAMETERS_CHANNEL_ID:
+                parameters.append(EnvironmentParametersChannel.parse(payload))
+            elif channel_id == SCENE_PICTURE_CHANNEL_ID:
+                self._picture_requests.append(ScenePictureChannel.parse_request(payload))
+            elif channel_id == TRAINING_ANALYTICS_CHANNEL_ID:
+                logger.info("training analytics from the trainer (%d bytes, not used)", len(payload))
+            elif channel_id == ENGINE_CONFIGURATION_CHANNEL_ID:
+                logger.info("engine configuration: %s", EngineConfigurationChannel.parse(payload))
+            else:
+                logger.warning("ignoring a message for unknown side channel %s", channel_id)
+        return parameters
+
+    def actions(self, rl_input: pb.UnityRLInputProto, scene: Scene) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        actions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name, deciding in self._deciding.items():
+            if deciding == 0 or name not in rl_input.agent_actions or not rl_input.agent_actions[name].value:
+                continue
+            received = rl_input.agent_actions[name].value
+            if len(received) < deciding:
+                raise UnityProtocolError(f"behavior {name!r}: {len(received)} actions for {deciding} agents awaiting a decision")
+            actions[name] = decode_actions(received[:deciding], self._specs[name].action_spec)
+        return actions
+
+    def output(self, scene: Scene) -> pb.UnityMessageProto:
+        batches = {name: batch for name, batch in scene.observe().items() if len(batch)}
+        self._deciding = {name: len(batch) - int(np.count_nonzero(batch.done)) for name, batch in batches.items()}
+        message = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
+        rl_output = message.unity_output.rl_output
+        for name, batch in batches.items():
+            if name not in self._specs:
+                raise UnityProtocolError(f"scene {type(scene).__name__} produced agents of undeclared behavior {name!r}")
+            if name not in self._announced:
+                brain = brain_parameters_to_proto(self._specs[name], is_training=True)
+                message.unity_output.rl_initialization_output.brain_parameters.append(brain)
+                self._announced.add(name)
+            ScenePlayer._fill_agent_infos(rl_output.agentInfos[name].value, batch, self._encoders[name])
+        side_messages = []
+        stats = getattr(scene, "take_stats", None)
+        if callable(stats):
+            side_messages += [(STATS_CHANNEL_ID, StatsSideChannel.encode(k, v)) for k, v in stats().items()]
+        side_messages += [(SCENE_PICTURE_CHANNEL_ID, self._picture(scene, batches, *request)) for request in self._picture_requests]
+        self._picture_requests = []
+        if side_messages:
+            rl_output.side_channel = frame_messages(side_messages)
+        return message
+
+    @staticmethod
+    def _picture(scene: Scene, batches: dict[str, AgentBatch], behavior: str, agent_id: int, height: int, width: int) -> bytes:
+        """The answer to one picture request: agent -1 is the first agent of ``behavior``
+        (else of any behavior) asking for a decision in this output."""
+        for name, batch in batches.items():
+            if agent_id >= 0:
+                break
+            deciding = batch.agent_ids[~np.asarray(batch.done, bool)]
+            if behavior in ("", name, name.split("?")[0]) and len(deciding):
+                agent_id = int(deciding[0])
+        picture = scene.render(agent_id, height, width) if agent_id >= 0 else None
+        if picture is not None and (picture.shape != (height, width, 3) or picture.dtype != np.uint8):
+            raise TypeError(f"{type(scene).__name__}.render drew {picture.dtype} {picture.shape}, not uint8 {(height, width, 3)}")
+        return ScenePictureChannel.encode_picture(agent_id, picture)
+
+
+#: A message of a header alone: the same bytes in every era.
+_STATUS_OK_ONLY = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
+
+
+def _serialize(message: Any) -> bytes:
+    return message.SerializeToString()
+
+
 class ScenePlayer:
     """Runs one scene against a trainer, the way a Unity player runs its Academy.
 
@@ -179,8 +357,7 @@ class ScenePlayer:
         scene_class: the scene to build (with ``seed=`` and ``scene_kwargs``).
         scene_kwargs: keyword arguments of the scene's constructor.
         port: the trainer's port on localhost.
-        communication_version: the API version reported in the handshake.
-        package_version: the com.unity.ml-agents version reported; below 3 images go out HWC.
+        wire: the protocol era spoken (default: communication API 1.x, :class:`ModernWire`).
         faults: fault injection for tests.
     """
 
@@ -190,26 +367,18 @@ class ScenePlayer:
         scene_class: type[Scene],
         scene_kwargs: dict[str, object],
         port: int,
-        communication_version: str = COMMUNICATION_VERSION,
-        package_version: str = UNITY_PACKAGE_VERSION,
+        wire: Wire | None = None,
         faults: Faults = Faults(),
     ) -> None:
         self.scene_class = scene_class
         self.scene_kwargs = scene_kwargs
         self.port = port
-        self.communication_version = communication_version
-        self.package_version = package_version
+        self.wire: Wire = wire if wire is not None else ModernWire()
         self.faults = faults
-        self._channels_first = channels_first_for_package(package_version)
         self._scene: Scene | None = None
-        self._specs: dict[str, BehaviorSpec] = {}
-        self._encoders: dict[str, tuple[ObservationEncoder, ...]] = {}  # per behavior, one per sensor
-        self._announced: set[str] = set()
         self._floats: dict[str, float] = {}
         self._samplers: dict[str, tuple[Sampler, np.random.Generator]] = {}
         self._pending_seed: int | None = None
-        self._deciding: dict[str, int] = {}  # per behavior, agents awaiting a decision in the last output
-        self._picture_requests: list[tuple[str, int, int, int]] = []  # (behavior, agent id, height, width) for the next output
         self._steps = 0
         self._resets = 0
 
@@ -225,10 +394,9 @@ class ScenePlayer:
                 ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
             ],
         )
-        exchange = channel.unary_unary(
-            EXCHANGE_PATH, request_serializer=pb.UnityMessageProto.SerializeToString, response_deserializer=pb.UnityMessageProto.FromString
-        )
-        raw_exchange = channel.unary_unary(EXCHANGE_PATH)  # bytes in, bytes out: for the malformed-message fault
+        path = self.wire.method_path
+        exchange = channel.unary_unary(path, request_serializer=_serialize, response_deserializer=self.wire.parse)
+        raw_exchange = channel.unary_unary(path)  # bytes in, bytes out: for the malformed-message fault
         try:
             return self._serve(exchange, raw_exchange)
         except grpc.RpcError as exc:
@@ -239,33 +407,21 @@ class ScenePlayer:
             channel.close()
 
     def _serve(self, exchange: grpc.UnaryUnaryMultiCallable, raw_exchange: grpc.UnaryUnaryMultiCallable) -> int:
-        hello = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
-        init = hello.unity_output.rl_initialization_output
-        init.name = "AcademySingleton"
-        init.communication_version = self.communication_version
-        init.package_version = self.package_version
-        for field in init.capabilities.DESCRIPTOR.fields:
-            setattr(init.capabilities, field.name, True)
-        first = exchange(hello, wait_for_ready=True, timeout=CONNECT_TIMEOUT)
+        first = exchange(self.wire.hello(), wait_for_ready=True, timeout=CONNECT_TIMEOUT)
         if self.faults.crash_in_handshake:
             self._crash("between the two calls of the handshake")
-        second = exchange(pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK)))
+        second = exchange(_STATUS_OK_ONLY)
         if first.header.status != STATUS_OK or second.header.status != STATUS_OK:
             logger.info("the trainer refused the connection during the handshake (versions?); quitting")
             return 0
-        trainer = first.unity_input.rl_initialization_input
-        logger.info(
-            "connected to trainer %s (communication API %s), seed %d, port %d",
-            trainer.package_version,
-            trainer.communication_version,
-            trainer.seed,
-            self.port,
-        )
-        self._build_scene(trainer.seed)
+        seed, trainer = self.wire.connected(first)
+        logger.info("connected to %s, seed %d, port %d", trainer, seed, self.port)
+        self._build_scene(seed)
         rl_input = second.unity_input.rl_input
         has_reset = False
         while True:
-            self._apply_side_channels(rl_input.side_channel)
+            for key, value in self.wire.read_input(rl_input):
+                self._set_parameter(key, value)
             if rl_input.command == pb.QUIT:
                 logger.info("QUIT received; quitting")
                 return 0
@@ -278,8 +434,10 @@ class ScenePlayer:
             else:
                 self._steps += 1
                 self._check_faults(exchange, raw_exchange)
-                self._act(rl_input)
-            response = exchange(self._output())
+                assert self._scene is not None
+                self._scene.act(self.wire.actions(rl_input, self._scene))
+            assert self._scene is not None
+            response = exchange(self.wire.output(self._scene))
             if response.header.status != STATUS_OK:
                 logger.info("the trainer closed the connection (status %d); quitting", response.header.status)
                 return 0
@@ -320,13 +478,9 @@ class ScenePlayer:
 
     def _build_scene(self, seed: int) -> None:
         self._scene = self.scene_class(seed=seed, **self.scene_kwargs)
-        self._specs = dict(self._scene.behavior_specs())
-        self._encoders = {
-            name: tuple(ObservationEncoder(wire_observation_spec(o, channels_first=self._channels_first)) for o in spec.observation_specs)
-            for name, spec in self._specs.items()
-        }
         for key, value in self._floats.items():
             self._scene.set_parameter(key, value)
+        self.wire.scene_built(self._scene)
 
     def _reset(self) -> None:
         if self._pending_seed is not None:
@@ -337,82 +491,23 @@ class ScenePlayer:
         for key, (sampler, rng) in self._samplers.items():
             self._scene.set_parameter(key, _draw(sampler, rng))
         self._scene.reset()
+        self.wire.scene_reset()
 
-    def _act(self, rl_input: pb.UnityRLInputProto) -> None:
-        assert self._scene is not None
-        actions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for name, deciding in self._deciding.items():
-            if deciding == 0 or name not in rl_input.agent_actions or not rl_input.agent_actions[name].value:
-                continue
-            received = rl_input.agent_actions[name].value
-            if len(received) < deciding:
-                raise UnityProtocolError(f"behavior {name!r}: {len(received)} actions for {deciding} agents awaiting a decision")
-            actions[name] = decode_actions(received[:deciding], self._specs[name].action_spec)
-        self._scene.act(actions)
-
-    def _apply_side_channels(self, data: bytes) -> None:
-        for channel_id, payload in split_messages(data):
-            if channel_id == ENVIRONMENT_PARAMETERS_CHANNEL_ID:
-                key, value = EnvironmentParametersChannel.parse(payload)
-                if key == SEED_PARAMETER:
-                    self._pending_seed = int(value) if isinstance(value, float) else None
-                elif isinstance(value, Sampler):
-                    self._samplers[key] = (value, np.random.default_rng(value.seed))
-                    self._floats.pop(key, None)
-                else:
-                    self._floats[key] = value
-                    self._samplers.pop(key, None)
-                    assert self._scene is not None
-                    self._scene.set_parameter(key, value)
-            elif channel_id == SCENE_PICTURE_CHANNEL_ID:
-                self._picture_requests.append(ScenePictureChannel.parse_request(payload))
-            elif channel_id == TRAINING_ANALYTICS_CHANNEL_ID:
-                logger.info("training analytics from the trainer (%d bytes, not used)", len(payload))
-            elif channel_id == ENGINE_CONFIGURATION_CHANNEL_ID:
-                logger.info("engine configuration: %s", EngineConfigurationChannel.parse(payload))
-            else:
-                logger.warning("ignoring a message for unknown side channel %s", channel_id)
+    def _set_parameter(self, key: str, value: float | Sampler) -> None:
+        """An environment parameter from the trainer: the seed for the next reset, a sampler
+        drawn at every reset, or a value passed on to the scene now."""
+        if key == SEED_PARAMETER:
+            self._pending_seed = int(value) if isinstance(value, float) else None
+        elif isinstance(value, Sampler):
+            self._samplers[key] = (value, np.random.default_rng(value.seed))
+            self._floats.pop(key, None)
+        else:
+            self._floats[key] = value
+            self._samplers.pop(key, None)
+            assert self._scene is not None
+            self._scene.set_parameter(key, value)
 
     # ------------------------------------------------------------------ output
-
-    def _output(self) -> pb.UnityMessageProto:
-        assert self._scene is not None
-        batches = {name: batch for name, batch in self._scene.observe().items() if len(batch)}
-        self._deciding = {name: len(batch) - int(np.count_nonzero(batch.done)) for name, batch in batches.items()}
-        message = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
-        rl_output = message.unity_output.rl_output
-        for name, batch in batches.items():
-            if name not in self._specs:
-                raise UnityProtocolError(f"scene {self.scene_class.__name__} produced agents of undeclared behavior {name!r}")
-            if name not in self._announced:
-                brain = brain_parameters_to_proto(self._specs[name], is_training=True)
-                message.unity_output.rl_initialization_output.brain_parameters.append(brain)
-                self._announced.add(name)
-            self._fill_agent_infos(rl_output.agentInfos[name].value, batch, self._encoders[name])
-        side_messages = []
-        stats = getattr(self._scene, "take_stats", None)
-        if callable(stats):
-            side_messages += [(STATS_CHANNEL_ID, StatsSideChannel.encode(k, v)) for k, v in stats().items()]
-        side_messages += [(SCENE_PICTURE_CHANNEL_ID, self._picture(batches, *request)) for request in self._picture_requests]
-        self._picture_requests = []
-        if side_messages:
-            rl_output.side_channel = frame_messages(side_messages)
-        return message
-
-    def _picture(self, batches: dict[str, AgentBatch], behavior: str, agent_id: int, height: int, width: int) -> bytes:
-        """The answer to one picture request: agent -1 is the first agent of ``behavior``
-        (else of any behavior) asking for a decision in this output."""
-        assert self._scene is not None
-        for name, batch in batches.items():
-            if agent_id >= 0:
-                break
-            deciding = batch.agent_ids[~np.asarray(batch.done, bool)]
-            if behavior in ("", name, name.split("?")[0]) and len(deciding):
-                agent_id = int(deciding[0])
-        picture = self._scene.render(agent_id, height, width) if agent_id >= 0 else None
-        if picture is not None and (picture.shape != (height, width, 3) or picture.dtype != np.uint8):
-            raise TypeError(f"{type(self._scene).__name__}.render drew {picture.dtype} {picture.shape}, not uint8 {(height, width, 3)}")
-        return ScenePictureChannel.encode_picture(agent_id, picture)
 
     @staticmethod
     def _fill_agent_infos(out: object, batch: AgentBatch, encoders: tuple[ObservationEncoder, ...]) -> None:
@@ -437,7 +532,10 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument("scene", help="a built-in scene name or module:Class")
-    parser.add_argument("--mlagents-port", type=int, required=True, help="the trainer's port on localhost")
+    parser.add_argument("--mlagents-port", type=int, default=None, help="the trainer's port on localhost (ML-Agents 1.0 and later)")
+    parser.add_argument("--port", type=int, default=None, help="the trainer's port on localhost (ML-Agents 0.x)")
+    parser.add_argument("--protocol", choices=sorted(LEGACY_PROTOCOLS), default=None, help="be an ML-Agents 0.10 or 0.11 player")
+    parser.add_argument("--stacked-vectors", type=int, default=1, help="with --protocol: vector frames each agent sends (default 1)")
     parser.add_argument("--scene-kwargs", default="{}", help="JSON object of keyword arguments for the scene")
     parser.add_argument("-logFile", dest="log_file", default=None, help="write the log here")
     parser.add_argument("-nographics", action="store_true", help="accepted and ignored")
@@ -446,6 +544,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--communication-version", default=COMMUNICATION_VERSION, help="test aid: API version to report")
     parser.add_argument("--package-version", default=UNITY_PACKAGE_VERSION, help="test aid: com.unity.ml-agents version to report")
     return parser
+
+
+def _port(args: argparse.Namespace) -> int:
+    """The trainer's port: the flag of the era spoken, else the other one.
+
+    Raises:
+        ConfigError: neither flag given.
+    """
+    own, other = (args.port, args.mlagents_port) if args.protocol else (args.mlagents_port, args.port)
+    port = own if own is not None else other
+    if port is None:
+        raise ConfigError("give the trainer's port: --mlagents-port N (ML-Agents 1.0 and later) or --port N (ML-Agents 0.x)")
+    return port
 
 
 def _log_to_file(path: str) -> str | None:
@@ -475,15 +586,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         scene_class = resolve_scene(args.scene)
         check_scene_kwargs(scene_class, kwargs)
         faults = Faults.parse(args.fault).first_life()
+        port = _port(args)
+        if args.protocol:
+            wire: Wire = LegacyWire.for_scene(LEGACY_PROTOCOLS[args.protocol], scene_class, kwargs, stacked=args.stacked_vectors)
+        elif args.stacked_vectors != 1:
+            raise ConfigError("--stacked-vectors applies to ML-Agents 0.x only: give --protocol 0.10 or 0.11 with it")
+        else:
+            wire = ModernWire(communication_version=args.communication_version, package_version=args.package_version)
     except (json.JSONDecodeError, ConfigError) as exc:
         logger.error("%s", exc)
         return 2
-    player = ScenePlayer(
-        scene_class=scene_class,
-        scene_kwargs=kwargs,
-        port=args.mlagents_port,
-        communication_version=args.communication_version,
-        package_version=args.package_version,
-        faults=faults,
-    )
+    player = ScenePlayer(scene_class=scene_class, scene_kwargs=kwargs, port=port, wire=wire, faults=faults)
     return player.run()

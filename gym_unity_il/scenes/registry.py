@@ -6,6 +6,7 @@ and its constructor arguments, before any process starts, and turns them into th
 :class:`~gym_unity_il.link.launch.PlayerCommand` a session launches::
 
     python -m gym_unity_il.scenes <name or module:Class> --scene-kwargs <JSON>
+        [--protocol 0.10|0.11 [--stacked-vectors N]]
 
 run by this interpreter with its import path (so ``module:Class`` scenes load), on a port
 the OS picks unless the launch settings say otherwise, answering picture requests. The
@@ -33,6 +34,7 @@ from gym_unity_il.scenes.ball import BallScene
 from gym_unity_il.scenes.base import Scene
 from gym_unity_il.scenes.grid import GridScene
 from gym_unity_il.scenes.hybrid import HybridScene
+from gym_unity_il.scenes.legacy_player import LEGACY_PROTOCOLS
 
 #: The built-in scenes by name.
 SCENES: dict[str, type[Scene]] = {"ball": BallScene, "grid": GridScene, "hybrid": HybridScene}
@@ -110,7 +112,10 @@ def scene_command(
     Args:
         scene: a name of :data:`SCENES`, ``"module:Class"`` or a Scene subclass importable
             from a module (the scene process gets this interpreter's import path).
-        scene_kwargs: keyword arguments of the scene's constructor (JSON-serialisable).
+        scene_kwargs: keyword arguments of the scene's constructor (JSON-serialisable), and
+            two that go to the player instead: ``"protocol"``, ``"0.10"`` or ``"0.11"`` to
+            play an ML-Agents 0.10 / 0.11 Unity player (default: communication API 1.x), and
+            with it ``"stacked_vectors"``, the vector frames each agent sends (default 1).
         launch: the launch settings the command goes with (default: all defaults).
         defaults: constructor arguments the scene gets when it takes them and
             ``scene_kwargs`` leaves them out (``UnityILEnv``: ``{"num_agents": 1}``).
@@ -132,15 +137,41 @@ def scene_command(
     scene_class = resolve_scene(target)
     accepted = inspect.signature(scene_class).parameters
     kwargs = {**{k: v for k, v in (defaults or {}).items() if k in accepted}, **(scene_kwargs or {})}
+    player_args = _player_arguments(kwargs.pop("protocol", None), kwargs.pop("stacked_vectors", None))
     check_scene_kwargs(scene_class, kwargs)  # an unknown argument fails here, before any process starts
     try:
         kwargs_json = json.dumps(kwargs)
     except TypeError as exc:
         raise ConfigError(f"scene_kwargs must be JSON-serialisable: {exc}") from exc
     return PlayerCommand(
-        argv=(sys.executable, "-m", PLAYER_MODULE, target, "--scene-kwargs", kwargs_json),
+        argv=(sys.executable, "-m", PLAYER_MODULE, target, "--scene-kwargs", kwargs_json, *player_args),
         description=f"built-in scene {target!r}",
         environment=environment_with_import_path(),
         auto_port=True,
         draws_pictures=True,
     )
+
+
+def _player_arguments(protocol: object, stacked_vectors: object) -> list[str]:
+    """The player's flags for the ``protocol`` and ``stacked_vectors`` of ``scene_kwargs``.
+
+    Raises:
+        ConfigError: a protocol other than those of
+            :data:`~gym_unity_il.scenes.legacy_player.LEGACY_PROTOCOLS`; ``stacked_vectors``
+            that is not an integer >= 1, or given without a 0.x protocol.
+    """
+    if protocol is not None and (not isinstance(protocol, str) or protocol not in LEGACY_PROTOCOLS):
+        raise ConfigError(
+            f"scene_kwargs protocol={protocol!r} is not one the scene player speaks: give "
+            f"{' or '.join(map(repr, sorted(LEGACY_PROTOCOLS)))} (an ML-Agents 0.10 / 0.11 player), or none for communication API 1.x"
+        )
+    if stacked_vectors is None:
+        return ["--protocol", protocol] if protocol else []
+    if protocol is None:
+        raise ConfigError(
+            "scene_kwargs stacked_vectors applies to ML-Agents 0.x players only (communication API 1.x has no stacked vector "
+            f"observation): give protocol {' or '.join(map(repr, sorted(LEGACY_PROTOCOLS)))} with it"
+        )
+    if isinstance(stacked_vectors, bool) or not isinstance(stacked_vectors, int) or stacked_vectors < 1:
+        raise ConfigError(f"scene_kwargs stacked_vectors must be an integer >= 1, got {stacked_vectors!r}")
+    return ["--protocol", protocol, "--stacked-vectors", str(stacked_vectors)]
