@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -54,6 +55,8 @@ from gym_unity_il.train.policies import ObservationAdapter, make_model
 from gym_unity_il.train.progress import RunRecorder
 from gym_unity_il.train.runner import Run, RunRequest, RunResult, Training, check_actions, run_training
 from gym_unity_il.train.teacher import TeacherTrainer
+
+logger = logging.getLogger(__name__)
 
 #: Pairs a :class:`TeacherBuffer` keeps by default (the oldest are overwritten beyond it).
 BUFFER_CAPACITY = 100_000
@@ -403,6 +406,9 @@ class OnlineTrainer(TeacherTrainer):
                     "for the students to learn from the teacher"
                 )
             unity_teacher = not worker.session.takes_actions(teacher_behavior)  # a 0.10 Player brain plays in the build
+            if unity_teacher:
+                logger.info("%s: the build decides %r itself (a Player brain); the students learn from its actions, teacher: is not used",
+                            where, teacher_behavior)  # fmt: skip
             teacher = None if unity_teacher else self.open_teacher(settings, teacher_spec, scene=request.scene, where=where, teaching=teaching)
             venv, _ = make_training_env(**request.env_source, behavior_name=student, seed=request.seed + 1)
             try:

@@ -57,6 +57,14 @@ def test_dagger_continuous_ball_beats_random(tmp_path: Path) -> None:
     assert any((tmp_path / "tb").iterdir())  # the trainers logged (custom_logger)
 
 
+@pytest.mark.parametrize("era", ["0.10", "0.11"])
+def test_dagger_on_a_seed_era_build(tmp_path: Path, era: str) -> None:
+    scene_kwargs = {"protocol": era, "max_steps": 200}
+    outcome, student, random = _dagger(tmp_path, "ball", scene_kwargs, max_steps=1200, dagger_round_steps=400, num_epoch=4)
+    assert outcome["round_returns"][0] == pytest.approx(20.0, abs=0.5)
+    assert student > random + 5 and student >= 0.9 * 20.0
+
+
 class _ShapesTeacher:
     """Names the target the one-hot vector sensor shows (the scripted teacher of the shapes scene)."""
 

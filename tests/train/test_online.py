@@ -153,3 +153,15 @@ def test_a_scene_of_the_teacher_alone_is_refused(tmp_path: Path) -> None:
     config = parse_config({"default": _online(brain_to_imitate="3DBall")}, source="online.yaml")
     with pytest.raises(ConfigError, match=r"the scene has only the teacher behavior '3DBall\?team=0': online BC needs a student"):
         train_online(config, run_id="r", results_dir=tmp_path, scene="ball", scene_kwargs={"max_steps": 300}, progress=False)
+
+
+def test_students_learn_from_a_player_teacher_brain_of_a_0_10_build(tmp_path: Path) -> None:
+    """The seed's Teacher/Student setup: the build's Player brain plays (here the scene's own expert, standing in
+    for a person at the keyboard); no action is sent for it, its stored actions are what the students learn."""
+    config = parse_config({"Student": _online(teacher="human")}, source="online.yaml")  # the build plays: no window opens
+    layout = {**LAYOUT, "protocol": "0.10"}
+    result = train_online(config, run_id="player", results_dir=tmp_path, scene="ball", scene_kwargs=layout, progress=False)
+    summary = json.loads((result.run_dir / "evaluation.json").read_text())
+    assert result.behavior_name == "Student" and summary["teacher_behavior"] == "Teacher"
+    assert summary["teacher_return"] == pytest.approx(30.0, abs=0.5) and summary["teacher_pairs"] == 1200
+    assert result.evaluation is not None and result.evaluation.mean_return >= 0.9 * summary["teacher_return"]
