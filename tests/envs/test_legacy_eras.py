@@ -175,3 +175,20 @@ def test_reset_parameters_arrive_and_unknown_ones_are_refused(era: str) -> None:
             env.reset(options={"env_parameters": {"wind": 1.0}})
     finally:
         env.close()
+
+
+def test_a_crashed_0_10_process_of_the_vec_env_is_restarted(tmp_path: Path) -> None:
+    venv = make_unity_vec_env(scene="ball", scene_kwargs={"protocol": "0.10", "num_agents": 2}, num_processes=2, timeout_wait=20, max_restarts=1,
+                              additional_args=["--fault", "crash-at-step:2", "--fault", f"once:{tmp_path / 'crashed'}"])  # fmt: skip
+    try:
+        first = list(venv.process_ids)
+        venv.reset()
+        venv.step(np.zeros((4, 2), np.float32))
+        _, _, done, infos = venv.step(np.zeros((4, 2), np.float32))
+        restarted = [i for i, info in enumerate(infos) if info.get("unity_restarted")]
+        assert len(restarted) == 2 and done[restarted].all() and sum(venv.restart_counts) == 1
+        assert venv.process_ids != first
+        _, _, done, _ = venv.step(np.zeros((4, 2), np.float32))
+        assert not done.any()
+    finally:
+        venv.close()

@@ -50,12 +50,14 @@ def _wait_gone(pid: int) -> bool:
     return True
 
 
-def test_ray_actors_give_the_same_steps_as_local_threads(ray_session) -> None:
+@pytest.mark.parametrize("protocol", [None, "0.10"])
+def test_ray_actors_give_the_same_steps_as_local_threads(ray_session, protocol: str | None) -> None:
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, (25, 6, 2)).astype(np.float32)
+    kwargs = KWARGS if protocol is None else {**KWARGS, "scene_kwargs": {**KWARGS["scene_kwargs"], "protocol": protocol}}  # a seed-era build
     runs = []
     for on_ray in (False, True):
-        venv = make_unity_vec_env(ray=on_ray, **KWARGS)
+        venv = make_unity_vec_env(ray=on_ray, **kwargs)
         pids, ports = list(venv.process_ids), list(venv.ports)
         try:
             assert venv.num_envs == 6
