@@ -26,6 +26,9 @@ rounds (the measurements alternate, so a busy machine slows them alike):
 * strays: the env on ``ball`` while another local program floods the port from 20 connections
   (each calling again the moment a call ends), against the same env alone: once the session's
   peer is fixed, the port is sealed and the flood should cost the session nothing (ratio ~1).
+* eras: the env on ``LinkScene`` served as a player of ML-Agents 0.10, 0.11 and of communication
+  API 1.x, against the queue-server ping-pong of the 0.10 messages (a trainer that does no work):
+  the seed eras go through the same link, their own codec (:mod:`gym_unity_il.protocol.legacy`) aside.
 * transports: the link's two transports, fast (the default, above) and public (grpc's public
   server, the fallback on a grpcio whose internals changed: :mod:`gym_unity_il.link.transport`),
   each as a bare ping-pong and under the env on ``LinkScene``.
@@ -45,6 +48,7 @@ import time
 from collections.abc import Callable
 from concurrent import futures
 from functools import partial
+from typing import Any
 from unittest import mock
 
 import grpc
@@ -57,7 +61,9 @@ from gym_unity_il.link.queue_server import QueueServer
 from gym_unity_il.link.server import EXCHANGE_PATH, SERVICES, ExchangeServer
 from gym_unity_il.link.transport import TRANSPORT_VARIABLE
 from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.proto import legacy_pb2 as lpb
 from gym_unity_il.protocol.actions import encode_action_list
+from gym_unity_il.protocol.legacy import API_10
 from gym_unity_il.protocol.observations import encode_observation
 from gym_unity_il.scenes import make_scene
 from gym_unity_il.scenes.base import AgentBatch, Scene
@@ -101,8 +107,15 @@ class LinkScene(Scene):
         pass
 
 
-def step_messages(kind: str) -> tuple[pb.UnityMessageProto, pb.UnityMessageProto]:
-    """One step of the ``"ball"`` or ``"grid"`` scene: Unity's message (one agent) and the trainer's answer."""
+def step_messages(kind: str) -> tuple[Any, Any]:
+    """One step of the ``"ball"`` or ``"grid"`` scene (``"ball-0.10"``: the ball's in ML-Agents 0.10's
+    messages): Unity's message (one agent) and the trainer's answer."""
+    if kind == "ball-0.10":
+        legacy_request = lpb.UnityMessageProto(header=lpb.HeaderProto(status=200))
+        legacy_request.unity_output.rl_output.agentInfos["3DBall"].value.add(id=0, reward=0.1, stacked_vector_observation=np.linspace(-1, 1, 8))
+        legacy_answer = lpb.UnityMessageProto(header=lpb.HeaderProto(status=200))
+        legacy_answer.unity_input.rl_input.agent_actions["3DBall"].value.add(vector_actions=[0.3, -0.7])
+        return legacy_request, legacy_answer
     request = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
     answer = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
     if kind == "ball":
@@ -166,16 +179,17 @@ def ping_client(port: int, kind: str) -> None:
     """The client half of the ping-pong, in its own process like a Unity player: for each
     number N read from stdin, makes N calls and then prints a line."""
     request, _ = step_messages(kind)
+    era = API_10 if kind == "ball-0.10" else None
+    parse = type(request).FromString
     channel = grpc.insecure_channel(f"localhost:{port}")
-    call = channel.unary_unary(
-        EXCHANGE_PATH, request_serializer=pb.UnityMessageProto.SerializeToString, response_deserializer=pb.UnityMessageProto.FromString
-    )
+    call = channel.unary_unary(era.method_path if era is not None else EXCHANGE_PATH)  # bytes in, bytes out
     hello = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
-    hello.unity_output.rl_initialization_output.communication_version = "1.5.0"
-    call(hello, wait_for_ready=True, timeout=30)  # the handshake, which makes this connection the queue server's peer
+    hello.unity_output.rl_initialization_output.communication_version = era.version if era is not None else "1.5.0"
+    call(hello.SerializeToString(), wait_for_ready=True, timeout=30)  # the handshake, which makes this connection the queue server's peer
+    data = request.SerializeToString()
     for line in sys.stdin:
         for _ in range(int(line)):
-            call(request)
+            parse(call(data))
         print("done", flush=True)
     channel.close()
 
@@ -188,18 +202,19 @@ class PingPong:
     link's public transport, :class:`PublicServer`)."""
 
     def __init__(self, kind: str, server: str) -> None:
-        _, answer = step_messages(kind)
+        request, answer = step_messages(kind)
         self.answer = answer.SerializeToString()
         self.exchange: ExchangeServer | None = None
         if server == "grpc":
             # Parses the request as ExchangeServer.receive() does, and answers with the prebuilt bytes.
-            handler = grpc.unary_unary_rpc_method_handler(lambda request, context: self.answer, request_deserializer=pb.UnityMessageProto.FromString)
+            handler = grpc.unary_unary_rpc_method_handler(lambda request, context: self.answer, request_deserializer=type(request).FromString)
             self.server = grpc.server(futures.ThreadPoolExecutor(4))
             self.server.add_generic_rpc_handlers(tuple(grpc.method_handlers_generic_handler(svc, {method: handler}) for svc, method in SERVICES))
             port = self.server.add_insecure_port("127.0.0.1:0")
             self.server.start()
         else:
             self.exchange = QueueServer(port=0) if server == "queue" else PublicServer(port=0)
+            self.exchange.parse = type(request).FromString  # the era's messages, as a session parses them
             port = self.exchange.port
         self.client = subprocess.Popen(
             [sys.executable, __file__, "--ping-client", str(port), "--kind", kind],
@@ -344,6 +359,24 @@ def compare_transports(steps: int, rounds: int) -> None:
     )
 
 
+def compare_eras(steps: int, rounds: int) -> None:
+    """The env on the link scene served as a player of each protocol era, against the bare queue-server
+    ping-pong of the 0.10 messages (the floor: a trainer that does no work), interleaved."""
+    pong = PingPong("ball-0.10", "queue")
+    envs = {era: make_env(LINK_SCENE, **({"protocol": era} if era != "modern" else {})) for era in ("modern", "0.11", "0.10")}
+    try:
+        rate = interleaved({"pong": pong.rate} | {era: partial(env_rate, env) for era, env in envs.items()}, steps, rounds)
+    finally:
+        for closing in (*envs.values(), pong):
+            closing.close()
+    floor = rate["pong"]
+    figures = " | ".join(f"{era} {rate[era]:5.0f} ({rate[era] / floor:4.2f})" for era in envs)
+    print(
+        f"eras (link scene, ball messages): ping-pong of the 0.10 bytes (queue server, no work) {floor:5.0f} round trips/s; "
+        f"env steps/s (ratio to it): {figures}; 0.10 / modern {rate['0.10'] / rate['modern']:4.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500, help="round trips per round")
@@ -382,6 +415,7 @@ def main() -> None:
     compare_images(args.steps, max(3, args.rounds // 2))
     compare_strays(args.steps, args.rounds)
     compare_transports(args.steps, args.rounds)
+    compare_eras(args.steps, args.rounds)
 
 
 if __name__ == "__main__":

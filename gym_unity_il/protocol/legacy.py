@@ -565,7 +565,8 @@ class LegacyCodec(Codec):
                     out[seen] = values[rows]
                 terminal = dataclasses.replace(terminal, obs=new_obs)
         if len(decision):
-            if last is not None and not np.isin(last[0], decision.agent_id).all():  # agents that did not send this time
+            if last is not None and not np.array_equal(last[0], decision.agent_id) and not np.isin(last[0], decision.agent_id).all():
+                # agents that did not send this time keep their last observation
                 keep = ~np.isin(last[0], decision.agent_id)
                 self._last[name] = (
                     np.concatenate([last[0][keep], decision.agent_id]),
