@@ -77,6 +77,10 @@ class ScriptedPolicy(abc.ABC):
         keys = list(self.observation_ranks)
         if isinstance(observation, Mapping):
             missing = [k for k in keys if k not in observation]
+            unnamed = [f"obs_{i}" for i in range(len(keys))]
+            if missing and list(observation) == unnamed:  # sensors without names (0.x builds, old .demo files), in the scene's order
+                observation = dict(zip(keys, observation.values()))
+                missing = []
             if missing:
                 raise ValueError(f"observation dict lacks the keys {missing}; this expert reads {keys}")
             arrays = {k: np.asarray(observation[k]) for k in keys}

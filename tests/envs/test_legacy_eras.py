@@ -192,3 +192,12 @@ def test_a_crashed_0_10_process_of_the_vec_env_is_restarted(tmp_path: Path) -> N
         assert not done.any()
     finally:
         venv.close()
+
+
+def test_the_grid_expert_plays_a_0_10_grid_from_its_unnamed_sensors(tmp_path: Path) -> None:
+    env = gym.make("UnityIL-v0", scene="grid", scene_kwargs={"protocol": "0.10", "camera_height": 36, "camera_width": 36})
+    expert = expert_policy("grid")
+    path, returns = record_episodes(env, lambda obs: expert.predict(obs, deterministic=True)[0], tmp_path / "grid.demo", episodes=3)
+    assert min(returns) > 0.9  # the expert reaches the goal: it read the camera and the goal by their order
+    demo = read_demo(path)
+    assert demo.behavior_spec.observation_keys == ("obs_0", "obs_1") and demo.observations[0].shape[1:] == (36, 36, 3)
