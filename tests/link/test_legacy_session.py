@@ -11,7 +11,6 @@ import logging
 from collections.abc import Sequence
 from concurrent import futures
 
-import grpc
 import numpy as np
 import pytest
 
@@ -21,9 +20,7 @@ from gym_unity_il.proto import legacy_pb2 as lpb
 from gym_unity_il.protocol import legacy
 from gym_unity_il.protocol.channels import SEED_PARAMETER, EngineConfig
 from gym_unity_il.protocol.side_channels import SideChannel
-
-CLOSE = bytes.fromhex("0A 03 08 90 03")
-
+from hand_unity import CLOSE, play_unity
 
 def _brain(name: str, *, training: bool, size: int = 2) -> lpb.BrainParametersProto:
     brain = lpb.BrainParametersProto(brain_name=name, is_training=training, vector_observation_size=size, num_stacked_vector_observations=1)
@@ -56,25 +53,6 @@ def _output(agents: dict[str, list[tuple[int, list[float], float, bool, list[flo
     return message
 
 
-def _play(pool: futures.ThreadPoolExecutor, port: int, path: str, messages: Sequence[lpb.UnityMessageProto]) -> futures.Future[list[bytes]]:
-    """Sends ``messages`` like a 0.x Unity on ``path`` (each after the previous answer); returns the raw answers."""
-
-    def run() -> list[bytes]:
-        channel = grpc.insecure_channel(f"localhost:{port}", options=[("grpc.initial_reconnect_backoff_ms", 50)])
-        call = channel.unary_unary(path)
-        answers: list[bytes] = []
-        try:
-            for message in messages:
-                answers.append(call(message.SerializeToString(), wait_for_ready=True, timeout=30))
-                if answers[-1] == CLOSE:
-                    break
-        finally:
-            channel.close()
-        return answers
-
-    return pool.submit(run)
-
-
 def _inputs(answers: list[bytes]) -> list[lpb.UnityRLInputProto]:
     return [lpb.UnityMessageProto.FromString(a).unity_input.rl_input for a in answers]
 
@@ -90,7 +68,7 @@ def test_a_0_10_build_with_a_player_teacher_brain(free_port: int, assert_release
         _ok(),
     ]
     with futures.ThreadPoolExecutor(1) as pool:
-        unity = _play(pool, free_port, legacy.API_10.method_path, messages)
+        unity = play_unity(pool, free_port, path=legacy.API_10.method_path, messages=messages)
         session = UnitySession(editor=True, base_port=free_port, timeout_wait=20, seed=7, env_parameters={"gravity": 3.0})
         assert session.unity_info is not None and session.unity_info.communication_version == "API-10"
         assert session.scene_pictures is None  # no side channels in 0.x
@@ -126,7 +104,7 @@ def test_a_0_11_build_announces_its_brains_with_their_first_agents(free_port: in
     brain = _brain("Ball", training=True)
     messages = [_hello("API-11"), _ok(), _output({"Ball": [(0, [1, 2], 0.0, False, [])]}, announce=[brain]), _output({"Ball": [(0, [1, 3], 0.5, False, [0.1, 0.2])]}), _ok()]
     with futures.ThreadPoolExecutor(1) as pool:
-        unity = _play(pool, free_port, legacy.API_11.method_path, messages)
+        unity = play_unity(pool, free_port, path=legacy.API_11.method_path, messages=messages)
         config = EngineConfig(time_scale=1.0, width=80, height=60)
         with caplog.at_level(logging.WARNING):
             session = UnitySession(editor=True, base_port=free_port, timeout_wait=20, engine_config=config)
@@ -151,7 +129,7 @@ def test_a_0_11_build_announces_its_brains_with_their_first_agents(free_port: in
 @pytest.mark.parametrize("version", ["API-4", "API-9", "API-12"])
 def test_an_era_not_spoken_is_a_version_error_naming_both(free_port: int, assert_released, version: str) -> None:
     with futures.ThreadPoolExecutor(1) as pool:
-        unity = _play(pool, free_port, legacy.API_10.method_path, [_hello(version, [_brain("B", training=True)]), _ok()])
+        unity = play_unity(pool, free_port, path=legacy.API_10.method_path, messages=[_hello(version, [_brain("B", training=True)]), _ok()])
         with pytest.raises(UnityVersionError, match=rf"'{version}'.*API-10, API-11.*1\.5\.0"):
             UnitySession(editor=True, base_port=free_port, timeout_wait=20)
         answers = unity.result(timeout=20)
@@ -161,7 +139,7 @@ def test_an_era_not_spoken_is_a_version_error_naming_both(free_port: int, assert
 
 def test_an_unknown_reset_parameter_and_side_channels_are_refused(free_port: int, assert_released) -> None:
     with futures.ThreadPoolExecutor(1) as pool:
-        unity = _play(pool, free_port, legacy.API_10.method_path, [_hello("API-10", [_brain("B", training=True)]), _ok()])
+        unity = play_unity(pool, free_port, path=legacy.API_10.method_path, messages=[_hello("API-10", [_brain("B", training=True)]), _ok()])
         session = UnitySession(editor=True, base_port=free_port, timeout_wait=20)
         with pytest.raises(ConfigError, match=r"'wind'.*\['gravity'\]"):
             session.reset(env_parameters={"wind": 1.0})
@@ -176,7 +154,7 @@ def test_an_unknown_reset_parameter_and_side_channels_are_refused(free_port: int
             pass
 
     with futures.ThreadPoolExecutor(1) as pool:
-        unity = _play(pool, free_port, legacy.API_10.method_path, [_hello("API-10", [_brain("B", training=True)]), _ok()])
+        unity = play_unity(pool, free_port, path=legacy.API_10.method_path, messages=[_hello("API-10", [_brain("B", training=True)]), _ok()])
         with pytest.raises(ConfigError, match="no side channels"):
             UnitySession(editor=True, base_port=free_port, timeout_wait=20, side_channels=[Channel()])
         unity.result(timeout=20)
@@ -197,7 +175,7 @@ def test_the_editor_is_awaited_on_the_port_of_every_era(assert_released) -> None
     except Exception as exc:  # another program holds a default port on this machine
         pytest.skip(f"the Editor's default ports are taken here: {exc}")
     with futures.ThreadPoolExecutor(1) as pool:
-        unity = _play(pool, 5005, legacy.API_10.method_path, [_hello("API-10", [_brain("B", training=True)]), _ok(), _ok()])
+        unity = play_unity(pool, 5005, path=legacy.API_10.method_path, messages=[_hello("API-10", [_brain("B", training=True)]), _ok(), _ok()])
         session = UnitySession(editor=True, timeout_wait=20)
         assert session.unity_info.communication_version == "API-10"
         session.close()

@@ -17,11 +17,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from concurrent import futures
 from pathlib import Path
 
-import grpc
 import numpy as np
 import psutil
 import pytest
@@ -39,7 +37,6 @@ from gym_unity_il.errors import (
 from gym_unity_il.envs.source import open_session
 from gym_unity_il.link.launch import LaunchSettings, PlayerCommand
 from gym_unity_il.link.launcher import environment_with_import_path
-from gym_unity_il.link.server import EXCHANGE_PATH
 from gym_unity_il.link.session import UnitySession
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.channels import EngineConfig, StatsAggregationMethod
@@ -47,9 +44,9 @@ from gym_unity_il.protocol.handshake import handshake_response, versions_compati
 from gym_unity_il.protocol.observations import encode_observation
 from gym_unity_il.protocol.specs import brain_parameters_to_proto
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
+from hand_unity import CLOSE, play_unity
 
 ECHO = "echo_scene:EchoScene"
-CLOSE = bytes.fromhex("0A 03 08 90 03")
 # protocol.md §11 "Handshake response #1" with package_version "1.1.0".
 HANDSHAKE_1_1_0 = bytes.fromhex(
     "0A 03 08 C8 01 1A 22 12 20 12 05 31 2E 35 2E 30 1A 05 31 2E 31 2E 30 22 0E 08 01 10 01 18 01 20 01 28 01 30 01 38 01 28 01"
@@ -92,27 +89,6 @@ def _ball_output(announce: bool) -> pb.UnityMessageProto:
     return message
 
 
-def _play_unity(pool: futures.ThreadPoolExecutor, port: int, messages: Sequence[pb.UnityMessageProto]) -> futures.Future[list[bytes]]:
-    """Sends ``messages`` one after the other like Unity (each after the previous answer) and
-    returns the raw answers; stops after a status-400 answer."""
-
-    def run() -> list[bytes]:
-        # Unity starts before the trainer listens: retry the connection quickly.
-        channel = grpc.insecure_channel(f"localhost:{port}", options=[("grpc.initial_reconnect_backoff_ms", 50)])
-        call = channel.unary_unary(EXCHANGE_PATH)
-        answers: list[bytes] = []
-        try:
-            for message in messages:
-                answers.append(call(message.SerializeToString(), wait_for_ready=True, timeout=30))
-                if answers[-1] == CLOSE:
-                    break
-        finally:
-            channel.close()
-        return answers
-
-    return pool.submit(run)
-
-
 def test_handshake_response_reproduces_the_spec_bytes() -> None:
     assert handshake_response(seed=0, package_version="1.1.0", num_areas=1).SerializeToString() == HANDSHAKE_1_1_0
 
@@ -120,7 +96,7 @@ def test_handshake_response_reproduces_the_spec_bytes() -> None:
 @pytest.mark.parametrize(("version", "step_bytes"), [("1.2.0", STEP_LEGACY), ("1.5.0", STEP_MODERN)])
 def test_wire_bytes_of_a_whole_session(free_port: int, assert_released, version: str, step_bytes: bytes) -> None:
     with futures.ThreadPoolExecutor(1) as pool:
-        unity = _play_unity(pool, free_port, [_hello(version), _ok(), _ball_output(True), _ball_output(False)])
+        unity = play_unity(pool, free_port, [_hello(version), _ok(), _ball_output(True), _ball_output(False)])
         session = UnitySession(editor=True, base_port=free_port, timeout_wait=20, engine_config=EngineConfig(time_scale=20.0))
         assert session.unity_info is not None and session.unity_info.communication_version == version
         decision, terminal = session.reset()[BALL]
@@ -138,7 +114,7 @@ def test_wire_bytes_of_a_whole_session(free_port: int, assert_released, version:
 @pytest.mark.parametrize("version", ["2.0.0", "0.15.0", "banana"])
 def test_incompatible_version_is_refused_with_status_400(free_port: int, assert_released, version: str) -> None:
     with futures.ThreadPoolExecutor(1) as pool:
-        unity = _play_unity(pool, free_port, [_hello(version), _ok()])
+        unity = play_unity(pool, free_port, [_hello(version), _ok()])
         with pytest.raises(UnityVersionError, match=rf"'{version}'.*1\.5\.0"):
             UnitySession(editor=True, base_port=free_port, timeout_wait=20)
         answers = unity.result(timeout=20)
@@ -154,7 +130,7 @@ def test_version_rule_of_the_spec() -> None:
 def test_unity_closing_mid_session_is_a_process_exited_error(free_port: int, assert_released) -> None:
     closing = pb.UnityMessageProto(header=pb.HeaderProto(status=400))
     with futures.ThreadPoolExecutor(1) as pool:
-        unity = _play_unity(pool, free_port, [_hello(), _ok(), closing])
+        unity = play_unity(pool, free_port, [_hello(), _ok(), closing])
         session = UnitySession(editor=True, base_port=free_port, timeout_wait=20)
         with pytest.raises(UnityProcessExitedError, match="closed the connection.*status 400"):
             session.reset()
