@@ -304,13 +304,19 @@ class UnitySession:
             env_parameters: float environment parameters to set before the reset.
 
         Raises:
-            ConfigError: a parameter a 0.x build did not announce (the session closes, as after any error).
+            ConfigError: a parameter a 0.x build did not announce; nothing is sent, and the
+                parameters given in this call are dropped.
         """
         self._check_open()
+        queued = dict(self._parameters)
         self._parameters.update(env_parameters or {})
         if seed is not None:
             self._parameters[SEED_PARAMETER] = int(seed) % SEED_MODULUS
-        steps = self._exchange(RESET)
+        try:
+            steps = self._exchange(RESET)
+        except ConfigError:
+            self._parameters = queued
+            raise
         self._has_reset = True
         return steps
 
@@ -436,9 +442,11 @@ class UnitySession:
         )
 
     def _handshake(self, *, seed: int, num_areas: int) -> None:
-        first = self._receive("the first message (handshake)")  # the server returns only a handshake here
+        self._receive("the first message (handshake)")  # the server returns only a handshake here, and keeps its bytes
+        data = self._server.handshake_data
+        assert data is not None
         try:
-            codec = open_codec(first, who=self._describe, engine_config=self.launch.engine_config)  # type: ignore[arg-type]
+            codec = open_codec(data, who=self._describe, engine_config=self.launch.engine_config)  # type: ignore[arg-type]
         except (UnityVersionError, UnityProtocolError):
             # Refused as the reference trainers do: the handshake is answered, the second message gets status 400.
             self._server.respond(handshake_response(seed=seed, package_version=__version__, num_areas=num_areas).SerializeToString())
@@ -466,10 +474,12 @@ class UnitySession:
         parameters (with a RESET) and the queued side-channel messages, and decodes Unity's next message."""
         codec = self._codec
         assert codec is not None
+        # What the build cannot take (0.x: a parameter it did not announce) is refused while
+        # encoding, before anything is sent: the session goes on.
+        side_channel = self._side_channels.outgoing_bytes() if codec.side_channels else b""
+        message = codec.encode(command, actions or {}, parameters=self._parameters if command == RESET else {}, side_channel=side_channel)
         try:
-            side_channel = self._side_channels.outgoing_bytes() if codec.side_channels else b""
-            parameters = self._parameters if command == RESET else {}
-            self._server.respond(codec.encode(command, actions or {}, parameters=parameters, side_channel=side_channel))
+            self._server.respond(message)
             if command == RESET:
                 self._parameters = {}
             reply = self._receive("the answer to RESET" if command == RESET else "the next step")

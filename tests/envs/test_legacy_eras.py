@@ -173,6 +173,8 @@ def test_reset_parameters_arrive_and_unknown_ones_are_refused(era: str) -> None:
         assert np.abs(obs[5:8]).max() > 0.01
         with pytest.raises(ConfigError, match=r"'wind'.*announces"):
             env.reset(options={"env_parameters": {"wind": 1.0}})
+        obs, _ = env.reset(seed=0)  # nothing was lost: the env goes on
+        assert env.observation_space.contains(obs)
     finally:
         env.close()
 
