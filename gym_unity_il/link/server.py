@@ -283,6 +283,9 @@ class ExchangeServer(abc.ABC, Generic[CallT]):
         #: parser). The handshake itself is read as a modern message: every era puts its
         #: header, status and version string in the same fields.
         self.parse: Callable[[bytes], Any] = parse_unity_message
+        #: The handshake's bytes as they came (None before it): the era's codec reads them with
+        #: its own messages, which a modern parse would have re-encoded (ML-Agents 0.4 / 0.5 brains).
+        self.handshake_data: bytes | None = None
 
     @property
     def peer(self) -> str | None:
@@ -326,6 +329,7 @@ class ExchangeServer(abc.ABC, Generic[CallT]):
                     continue
                 self._peer = peer
                 self._pending = call
+                self.handshake_data = data
                 self._seal()
                 return message
             if peer == self._peer:

@@ -17,6 +17,13 @@ class CompressionTypeProto(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NONE: _ClassVar[CompressionTypeProto]
     PNG: _ClassVar[CompressionTypeProto]
 
+class BrainTypeProto(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    Player: _ClassVar[BrainTypeProto]
+    Heuristic: _ClassVar[BrainTypeProto]
+    External: _ClassVar[BrainTypeProto]
+    Internal: _ClassVar[BrainTypeProto]
+
 class CommandProto(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STEP: _ClassVar[CommandProto]
@@ -26,6 +33,10 @@ discrete: SpaceTypeProto
 continuous: SpaceTypeProto
 NONE: CompressionTypeProto
 PNG: CompressionTypeProto
+Player: BrainTypeProto
+Heuristic: BrainTypeProto
+External: BrainTypeProto
+Internal: BrainTypeProto
 STEP: CommandProto
 RESET: CommandProto
 QUIT: CommandProto
@@ -59,6 +70,48 @@ class BrainParametersProto(_message.Message):
     brain_name: str
     is_training: bool
     def __init__(self, vector_observation_size: _Optional[int] = ..., num_stacked_vector_observations: _Optional[int] = ..., vector_action_size: _Optional[_Iterable[int]] = ..., camera_resolutions: _Optional[_Iterable[_Union[ResolutionProto, _Mapping]]] = ..., vector_action_descriptions: _Optional[_Iterable[str]] = ..., vector_action_space_type: _Optional[_Union[SpaceTypeProto, str]] = ..., brain_name: _Optional[str] = ..., is_training: _Optional[bool] = ...) -> None: ...
+
+class BrainParameters4Proto(_message.Message):
+    __slots__ = ("vector_observation_size", "num_stacked_vector_observations", "vector_action_size", "camera_resolutions", "vector_action_descriptions", "vector_action_space_type", "vector_observation_space_type", "brain_name", "brain_type")
+    VECTOR_OBSERVATION_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NUM_STACKED_VECTOR_OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_ACTION_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_RESOLUTIONS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_ACTION_DESCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_ACTION_SPACE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_OBSERVATION_SPACE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BRAIN_NAME_FIELD_NUMBER: _ClassVar[int]
+    BRAIN_TYPE_FIELD_NUMBER: _ClassVar[int]
+    vector_observation_size: int
+    num_stacked_vector_observations: int
+    vector_action_size: int
+    camera_resolutions: _containers.RepeatedCompositeFieldContainer[ResolutionProto]
+    vector_action_descriptions: _containers.RepeatedScalarFieldContainer[str]
+    vector_action_space_type: SpaceTypeProto
+    vector_observation_space_type: SpaceTypeProto
+    brain_name: str
+    brain_type: BrainTypeProto
+    def __init__(self, vector_observation_size: _Optional[int] = ..., num_stacked_vector_observations: _Optional[int] = ..., vector_action_size: _Optional[int] = ..., camera_resolutions: _Optional[_Iterable[_Union[ResolutionProto, _Mapping]]] = ..., vector_action_descriptions: _Optional[_Iterable[str]] = ..., vector_action_space_type: _Optional[_Union[SpaceTypeProto, str]] = ..., vector_observation_space_type: _Optional[_Union[SpaceTypeProto, str]] = ..., brain_name: _Optional[str] = ..., brain_type: _Optional[_Union[BrainTypeProto, str]] = ...) -> None: ...
+
+class BrainParameters5Proto(_message.Message):
+    __slots__ = ("vector_observation_size", "num_stacked_vector_observations", "vector_action_size", "camera_resolutions", "vector_action_descriptions", "vector_action_space_type", "brain_name", "brain_type")
+    VECTOR_OBSERVATION_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NUM_STACKED_VECTOR_OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_ACTION_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_RESOLUTIONS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_ACTION_DESCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_ACTION_SPACE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BRAIN_NAME_FIELD_NUMBER: _ClassVar[int]
+    BRAIN_TYPE_FIELD_NUMBER: _ClassVar[int]
+    vector_observation_size: int
+    num_stacked_vector_observations: int
+    vector_action_size: _containers.RepeatedScalarFieldContainer[int]
+    camera_resolutions: _containers.RepeatedCompositeFieldContainer[ResolutionProto]
+    vector_action_descriptions: _containers.RepeatedScalarFieldContainer[str]
+    vector_action_space_type: SpaceTypeProto
+    brain_name: str
+    brain_type: BrainTypeProto
+    def __init__(self, vector_observation_size: _Optional[int] = ..., num_stacked_vector_observations: _Optional[int] = ..., vector_action_size: _Optional[_Iterable[int]] = ..., camera_resolutions: _Optional[_Iterable[_Union[ResolutionProto, _Mapping]]] = ..., vector_action_descriptions: _Optional[_Iterable[str]] = ..., vector_action_space_type: _Optional[_Union[SpaceTypeProto, str]] = ..., brain_name: _Optional[str] = ..., brain_type: _Optional[_Union[BrainTypeProto, str]] = ...) -> None: ...
 
 class CompressedObservationProto(_message.Message):
     __slots__ = ("shape", "compression_type", "data")
@@ -238,3 +291,31 @@ class UnityRLOutputProto(_message.Message):
     global_done: bool
     agentInfos: _containers.MessageMap[str, UnityRLOutputProto.ListAgentInfoProto]
     def __init__(self, global_done: _Optional[bool] = ..., agentInfos: _Optional[_Mapping[str, UnityRLOutputProto.ListAgentInfoProto]] = ...) -> None: ...
+
+class LegacyHandshakeProto(_message.Message):
+    __slots__ = ("header", "unity_output")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    UNITY_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    header: HeaderProto
+    unity_output: LegacyHandshakeOutputProto
+    def __init__(self, header: _Optional[_Union[HeaderProto, _Mapping]] = ..., unity_output: _Optional[_Union[LegacyHandshakeOutputProto, _Mapping]] = ...) -> None: ...
+
+class LegacyHandshakeOutputProto(_message.Message):
+    __slots__ = ("rl_initialization_output",)
+    RL_INITIALIZATION_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    rl_initialization_output: LegacyHandshakeInitializationProto
+    def __init__(self, rl_initialization_output: _Optional[_Union[LegacyHandshakeInitializationProto, _Mapping]] = ...) -> None: ...
+
+class LegacyHandshakeInitializationProto(_message.Message):
+    __slots__ = ("name", "version", "log_path", "brain_parameters", "environment_parameters")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOG_PATH_FIELD_NUMBER: _ClassVar[int]
+    BRAIN_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    log_path: str
+    brain_parameters: _containers.RepeatedScalarFieldContainer[bytes]
+    environment_parameters: EnvironmentParametersProto
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., log_path: _Optional[str] = ..., brain_parameters: _Optional[_Iterable[bytes]] = ..., environment_parameters: _Optional[_Union[EnvironmentParametersProto, _Mapping]] = ...) -> None: ...

@@ -1,10 +1,12 @@
-"""PNG images to arrays and back, the way ML-Agents sends them.
+"""PNG images to arrays and back, the way ML-Agents sends them (and JPEG, as ML-Agents 0.4 did).
 
 Unity sends a camera as one PNG, or as several PNGs back to back when it has more than
 three channels (``compressed_channel_mapping`` then says which decoded channel is which).
 PNGs are written unfiltered with zlib, and unfiltered PNGs are read back with zlib and
 numpy; other PNGs (Unity's are filtered) go through Pillow. What a PNG's header declares
-is checked against what the caller expects before anything is inflated.
+is checked against what the caller expects before anything is inflated. An ML-Agents 0.4
+build sends each camera as one JPEG instead (:func:`jpeg_hwc`), bounded the same way: its
+header must declare the camera's size before it is decoded.
 """
 
 from __future__ import annotations
@@ -185,6 +187,47 @@ def png_hwc(data: bytes, mapping: list[int], shape: tuple[int, int, int], name: 
         hwc = stack_channels(images)[:, :, :c]
     if hwc.shape != shape:
         raise UnityProtocolError(f"observation {quote(name)}: PNG data decodes to {hwc.shape}, but its shape says {shape} (HWC)")
+    return hwc
+
+
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+#: The quality of Unity's ``Texture2D.EncodeToJPG()`` without an argument.
+UNITY_JPEG_QUALITY = 75
+
+
+def encode_jpeg(hwc: np.ndarray, quality: int = UNITY_JPEG_QUALITY) -> bytes:
+    """uint8 ``(H, W, 1 or 3)`` as an RGB JPEG, as an ML-Agents 0.4 camera sends it (gray too:
+    Unity encodes its RGB24 texture)."""
+    rgb = np.repeat(hwc, 3, axis=2) if hwc.shape[2] == 1 else hwc
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, np.uint8), "RGB").save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def jpeg_hwc(data: bytes, shape: tuple[int, int, int], name: str) -> np.ndarray:
+    """The JPEG of the observation ``name`` of HWC ``shape``: uint8 RGB, or for one channel the
+    mean of the RGB channels (float32 on the 0..255 scale), as ML-Agents 0.4's library read it.
+
+    Raises:
+        UnityProtocolError: not a JPEG, a header that declares another size than ``shape``'s
+            (checked before anything is decoded), or a damaged JPEG.
+    """
+    h, w, c = shape
+    if data[:3] != JPEG_SIGNATURE:
+        raise UnityProtocolError(f"observation {quote(name)} is not JPEG data (it starts with {data[:8]!r}); an ML-Agents 0.4 camera sends JPEG")
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as img:
+            if img.size != (w, h):
+                declared = f"{img.size[0]}x{img.size[1]}"
+                raise UnityProtocolError(f"observation {quote(name)}: the JPEG declares {declared} pixels, the camera is {w}x{h}")
+            rgb = np.asarray(img.convert("RGB") if img.mode != "RGB" else img)
+    except UnityProtocolError:
+        raise
+    except Exception as exc:  # Pillow raises many kinds (OSError, SyntaxError, ...) on damaged data
+        raise UnityProtocolError(f"cannot decode the JPEG observation {quote(name)}: {exc}") from exc
+    hwc = rgb.mean(axis=2, dtype=np.float32)[:, :, None] if c == 1 else rgb
+    if hwc.shape != shape:
+        raise UnityProtocolError(f"observation {quote(name)}: JPEG data decodes to {hwc.shape}, but its shape says {shape} (HWC)")
     return hwc
 
 

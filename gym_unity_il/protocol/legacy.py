@@ -1,29 +1,36 @@
-"""The seed-era protocol (ML-Agents 0.10 / 0.11, communication API ``API-10`` / ``API-11``) as pure functions.
+"""The legacy protocol (ML-Agents 0.4 ... 0.11, communication API ``API-4`` ... ``API-11``) as pure functions.
 
 The facts come from protocol-legacy.md; section numbers below are that document's. Messages
 are those of ``protos/legacy.proto``; what comes out is what the modern path gives: a
 :class:`~gym_unity_il.spec.BehaviorSpec` per brain and ``(decision, terminal)``
 :class:`~gym_unity_il.protocol.agents.StepBatch` pairs, decoded by the same primitives
-(:mod:`~gym_unity_il.protocol.images` for PNGs, the limits of
+(:mod:`~gym_unity_il.protocol.images` for PNGs and 0.4's JPEGs, the limits of
 :mod:`~gym_unity_il.protocol.specs` and :mod:`~gym_unity_il.protocol.agents`, the one rule on
-NaN and infinities). Older eras (``API-4`` ... ``API-9``) are refused: this module carries the
-field tables of API-10 and API-11 only.
+NaN and infinities).
+
+The eras differ in few places, each a field of :class:`LegacyEra` that the one codec reads
+(§2, §9): the method path and Editor port, when brains are announced, the layout of the
+handshake's BrainParametersProto (API-4, API-5, API-6 on: :func:`read_brain`), JPEG or PNG
+images, action masks (API-5 on), ``global_done`` (through API-9), whether an agent's reset
+keeps its stored action (from 0.8.2) and whether the first RESET's parameters are applied
+(from 0.5).
 
 :class:`LegacyCodec` puts these functions behind the one interface of
 :class:`~gym_unity_il.protocol.codec.Codec`; :func:`~gym_unity_il.protocol.eras.open_codec`
-chooses it when the handshake's version string is ``API-10`` or ``API-11``. Side channels,
+chooses it when the handshake's version string is one of :data:`LEGACY_ERAS`. Side channels,
 engine settings (beyond the train mode, :func:`train_mode_of`) and training-area replication
-do not exist in this era.
+do not exist in these eras.
 
 Brains become behaviors: the brain name is the behavior name; sensors are the cameras first
-(0.10: ``camera_resolutions``; 0.11: the first agent's compressed-observation shapes; each
-``height x width x (1 if gray else 3)``, uint8 HWC, PNG decoded, gray as the mean of the
-RGB channels as the era did), then the stacked vector observation of
+(through 0.10: ``camera_resolutions``; 0.11: the first agent's compressed-observation shapes;
+each ``height x width x (1 if gray else 3)``, uint8 HWC, PNG (0.4: JPEG) decoded, gray as the
+mean of the RGB channels as the era did), then the stacked vector observation of
 ``vector_observation_size x num_stacked_vector_observations`` floats (the stack as Unity sends
-it, oldest frame first), when not empty: the order the `.demo` reader gives the same brain.
-Memories and text observations are ignored. Actions are continuous, or discrete with one
-index per branch; ``action_mask`` (true = not allowed) is read only when its length is the
-sum of the branches, as the era's library did.
+it, oldest frame first; a 0.4 brain with a discrete vector observation space sends 1 float,
+the state index, per frame), when not empty: the order the `.demo` reader gives the same
+brain. Memories and text observations are ignored. Actions are continuous, or discrete with
+one index per branch (0.4: one branch); ``action_mask`` (true = not allowed; API-5 on) is
+read only when its length is the sum of the branches, as the era's library did.
 
 Episodes (§7.1): a done agent is reset *before* its info is collected, so its done info
 carries the reward of its last action, ``max_step_reached``, and already the **first
@@ -33,6 +40,14 @@ is decoded into both batches: a terminal step (the reward, ``interrupted`` =
 decision step (reward 0, the same observation), because Unity wants an action for every
 info it sent, done or not, in order (§5.2): the next action is the new episode's first.
 Whoever fills ``terminal_observation`` must know it is the next episode's start.
+
+``global_done`` (API-4 ... API-9, §9.1, §9.2): Unity sets it when its Academy is done (its
+Max Steps, or ``Academy.Done()`` in scene code). By then the Academy has marked every agent
+done (with ``max_step_reached`` for Max Steps), reset itself and let its agents reset, so every
+info of that output is decoded as done, as above, with ``max_step_reached`` as the info says.
+UNCONFIRMED: the spec states the agents' side of it for 0.4 (§9.2) and that 0.5 ... 0.9 set and
+read ``global_done`` (§9.1); that their Academy marks every agent done with it too is taken
+from 0.4 (an info it left undone is decoded as done all the same).
 """
 
 from __future__ import annotations
@@ -61,7 +76,7 @@ from gym_unity_il.protocol.agents import (
 from gym_unity_il.protocol.channels import SEED_PARAMETER, EngineConfig
 from gym_unity_il.protocol.codec import Actions, Codec, Steps
 from gym_unity_il.protocol.handshake import COMMUNICATION_VERSION, UnityInfo
-from gym_unity_il.protocol.images import image_out, png_hwc
+from gym_unity_il.protocol.images import image_out, jpeg_hwc, png_hwc
 from gym_unity_il.protocol.messages import encode_trainer_message
 from gym_unity_il.protocol.observations import first_not_finite
 from gym_unity_il.protocol.specs import MAX_BEHAVIORS, MAX_SENSORS, action_spec_from_proto, check_spec_sizes
@@ -77,17 +92,28 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LegacyEra:
-    """What differs between the seed eras (§2).
+    """What differs between the legacy eras (§2, §9).
 
     Attributes:
         version: the exact API string the build sends and its library required.
-        release: the ML-Agents release.
+        release: the ML-Agents release (minor version).
         method_path: the HTTP/2 path of the Exchange RPC the build calls.
         editor_port: the port the Editor (or ``mlagents-learn`` without a build) uses.
-        brains_at_handshake: 0.10 announces every brain in the handshake; 0.11 announces each
-            with the first message holding its agents.
+        brains_at_handshake: through 0.10 every brain is announced in the handshake, and those
+            Python does not train (Player brains ...) are visible; 0.11 announces each brain
+            with the first message holding its agents, every one trained.
         compressed_images: images arrive as ``compressed_observations`` (field 13, 0.11)
-            rather than ``visual_observations`` (field 2, 0.10).
+            rather than ``visual_observations`` (field 2).
+        brain_layout: the handshake's BrainParametersProto: 4 (``BrainParameters4Proto``), 5
+            (``BrainParameters5Proto``; both with a ``brain_type``, Python trains External
+            brains) or 6 (``BrainParametersProto``, ``is_training``); see :func:`read_brain`.
+        jpeg_images: ``visual_observations`` are JPEG (0.4) rather than PNG.
+        action_masks: agents may send ``action_mask`` (API-5 on).
+        global_done: Unity sets ``UnityRLOutput.global_done`` when its Academy is done (through API-9).
+        keeps_stored_actions: whether an agent's reset keeps its stored action (from 0.8.2),
+            rather than replacing it by zeros; None when the version string cannot tell
+            (API-8: 0.8.0 and 0.8.1 zero it, 0.8.2 keeps it).
+        applies_first_reset: whether the Academy applies the first RESET's parameters (not in 0.4).
     """
 
     version: str
@@ -96,12 +122,34 @@ class LegacyEra:
     editor_port: int
     brains_at_handshake: bool
     compressed_images: bool
+    brain_layout: int
+    jpeg_images: bool
+    action_masks: bool
+    global_done: bool
+    keeps_stored_actions: bool | None
+    applies_first_reset: bool
 
 
-API_10 = LegacyEra("API-10", "0.10", "/communicator_objects.UnityToExternal/Exchange", 5005, True, False)
-API_11 = LegacyEra("API-11", "0.11", "/communicator_objects.UnityToExternalProto/Exchange", 5004, False, True)
-#: The legacy eras this module speaks, by their exact version string.
-LEGACY_ERAS = {era.version: era for era in (API_10, API_11)}
+API_10 = LegacyEra(
+    version="API-10", release="0.10", method_path="/communicator_objects.UnityToExternal/Exchange", editor_port=5005,
+    brains_at_handshake=True, compressed_images=False, brain_layout=6, jpeg_images=False, action_masks=True,
+    global_done=False, keeps_stored_actions=True, applies_first_reset=True,
+)  # fmt: skip
+API_11 = dataclasses.replace(
+    API_10, version="API-11", release="0.11", method_path="/communicator_objects.UnityToExternalProto/Exchange", editor_port=5004,
+    brains_at_handshake=False, compressed_images=True,
+)  # fmt: skip
+# Each older era as what changed in the next one (§9.3 ... §9.7); all share API-10's path and port.
+API_9 = dataclasses.replace(API_10, version="API-9", release="0.9", global_done=True)
+API_8 = dataclasses.replace(API_9, version="API-8", release="0.8", keeps_stored_actions=None)
+API_7 = dataclasses.replace(API_8, version="API-7", release="0.7", keeps_stored_actions=False)
+API_6 = dataclasses.replace(API_7, version="API-6", release="0.6")
+API_5 = dataclasses.replace(API_6, version="API-5", release="0.5", brain_layout=5)
+API_4 = dataclasses.replace(
+    API_5, version="API-4", release="0.4", brain_layout=4, jpeg_images=True, action_masks=False, applies_first_reset=False
+)
+#: The legacy eras this module speaks, by their exact version string, oldest first.
+LEGACY_ERAS = {era.version: era for era in (API_4, API_5, API_6, API_7, API_8, API_9, API_10, API_11)}
 
 
 def detect_era(version: str, *, who: str = "Unity") -> LegacyEra | None:
@@ -110,9 +158,8 @@ def detect_era(version: str, *, who: str = "Unity") -> LegacyEra | None:
     The check is exact string equality, as each era's library did (§2).
 
     Raises:
-        UnityVersionError: an ``API-...`` string other than the supported ones (``API-4`` ...
-            ``API-9`` included: their messages are not implemented); the text names the build's
-            version and the supported ones.
+        UnityVersionError: an ``API-...`` string other than those of :data:`LEGACY_ERAS`; the
+            text names the build's version and the supported ones.
     """
     if not version.startswith("API-"):
         return None
@@ -120,7 +167,7 @@ def detect_era(version: str, *, who: str = "Unity") -> LegacyEra | None:
     if era is None:
         raise UnityVersionError(
             f"{who} speaks ML-Agents communication API {quote(version)}; gym_unity_il speaks exactly "
-            f"{', '.join(LEGACY_ERAS)} (ML-Agents 0.10 / 0.11 builds) and {COMMUNICATION_VERSION} (communication API 1.x). "
+            f"{', '.join(LEGACY_ERAS)} (ML-Agents 0.4 ... 0.11 builds) and {COMMUNICATION_VERSION} (communication API 1.x). "
             "Rebuild the scene with one of those ML-Agents releases."
         )
     return era
@@ -135,7 +182,7 @@ def parse_legacy_message(data: bytes) -> lpb.UnityMessageProto:
     try:
         return lpb.UnityMessageProto.FromString(data)
     except Exception as exc:  # protobuf's DecodeError, or its nesting limit on garbage
-        raise UnityProtocolError(f"Unity sent {len(data)} bytes that are not an ML-Agents 0.10/0.11 message ({exc})") from exc
+        raise UnityProtocolError(f"Unity sent {len(data)} bytes that are not an ML-Agents 0.x message ({exc})") from exc
 
 
 def legacy_handshake_response(seed: int) -> bytes:
@@ -145,10 +192,68 @@ def legacy_handshake_response(seed: int) -> bytes:
         ValueError: ``seed`` is not an int32.
     """
     if not -_INT32 <= seed < _INT32:
-        raise ValueError(f"seed {seed} does not fit the int32 the 0.10/0.11 handshake carries; pass a seed below 2**31")
+        raise ValueError(f"seed {seed} does not fit the int32 the 0.x handshake carries; pass a seed below 2**31")
     message = lpb.UnityMessageProto(header=lpb.HeaderProto(status=200))
     message.unity_input.rl_initialization_input.seed = seed
     return message.SerializeToString()
+
+
+#: The BrainParametersProto fields of every layout, by name (their numbers differ: ``brain_name``).
+_SHARED_BRAIN_FIELDS = (
+    "vector_observation_size", "num_stacked_vector_observations", "camera_resolutions", "vector_action_descriptions",
+    "vector_action_space_type", "brain_name",
+)  # fmt: skip
+
+
+def read_brain(data: bytes, era: LegacyEra) -> lpb.BrainParametersProto:
+    """A handshake brain of ``era`` (its BrainParametersProto's bytes) in the API-6 layout, whose
+    ``is_training`` says whether Python trains it: API-4 / API-5 when its ``brain_type`` is
+    External (§9.2, §9.3; Player, Heuristic and Internal brains are decided in Unity), API-6 on
+    when the build says ``is_training`` (the BroadcastHub's Control box).
+
+    API-4 brains become API-6 ones: the action size becomes the one branch (discrete) or the
+    continuous size, and a discrete vector observation space 1 float (the state index) per
+    stacked frame, whatever ``vector_observation_size`` (the number of states) says.
+
+    Raises:
+        UnityProtocolError: bytes that are not a BrainParametersProto.
+    """
+    try:
+        if era.brain_layout == 6:
+            return lpb.BrainParametersProto.FromString(data)
+        old = (lpb.BrainParameters4Proto if era.brain_layout == 4 else lpb.BrainParameters5Proto).FromString(data)
+    except Exception as exc:  # protobuf's DecodeError
+        raise UnityProtocolError(f"a brain of the {era.version} handshake is not a BrainParametersProto ({exc})") from exc
+    shared = {field: getattr(old, field) for field in _SHARED_BRAIN_FIELDS}
+    brain = lpb.BrainParametersProto(is_training=old.brain_type == lpb.External, **shared)
+    if isinstance(old, lpb.BrainParameters4Proto):
+        brain.vector_action_size.append(old.vector_action_size)
+        if old.vector_observation_space_type == lpb.discrete:
+            brain.vector_observation_size = 1
+    else:
+        brain.vector_action_size.extend(old.vector_action_size)
+    return brain
+
+
+def write_brain(brain: lpb.BrainParametersProto, era: LegacyEra) -> bytes:
+    """``brain`` (API-6 layout, ``is_training`` = trained by Python) as ``era``'s handshake carries
+    it: the inverse of :func:`read_brain`. API-4 / API-5: ``brain_type`` External when trained, else
+    Player; API-4: a continuous vector observation space.
+
+    Raises:
+        ValueError: an API-4 brain with more than one discrete branch.
+    """
+    if era.brain_layout == 6:
+        return brain.SerializeToString()
+    common = {field: getattr(brain, field) for field in _SHARED_BRAIN_FIELDS}
+    common["brain_type"] = lpb.External if brain.is_training else lpb.Player
+    if era.brain_layout == 5:
+        return lpb.BrainParameters5Proto(vector_action_size=brain.vector_action_size, **common).SerializeToString()
+    if len(brain.vector_action_size) != 1:
+        raise ValueError(f"brain {brain.brain_name!r} has action sizes {list(brain.vector_action_size)}; an ML-Agents 0.4 brain has one")
+    return lpb.BrainParameters4Proto(
+        vector_action_size=brain.vector_action_size[0], vector_observation_space_type=lpb.continuous, **common
+    ).SerializeToString()
 
 
 def behavior_spec_from_brain(brain: lpb.BrainParametersProto, cameras: Sequence[CameraResolution]) -> BehaviorSpec:
@@ -182,7 +287,7 @@ def _camera(height: int, width: int, channels: int, brain: str) -> CameraResolut
 
 
 def cameras_of(brain: lpb.BrainParametersProto, first: lpb.AgentInfoProto | None, era: LegacyEra) -> list[CameraResolution]:
-    """The brain's cameras: 0.10 from ``camera_resolutions``, 0.11 from the first agent's
+    """The brain's cameras: through 0.10 from ``camera_resolutions``, 0.11 from the first agent's
     compressed-observation shapes ``[height, width, channels]`` (§4).
 
     Raises:
@@ -203,15 +308,15 @@ def cameras_of(brain: lpb.BrainParametersProto, first: lpb.AgentInfoProto | None
 
 @dataclass(frozen=True)
 class LegacyHandshake:
-    """What the trainer takes from a 0.10 / 0.11 build's first message.
+    """What the trainer takes from a 0.x build's first message.
 
     Attributes:
         era: the build's era.
         name: the Academy's name.
         log_path: the build's log path (may be empty).
-        specs: the behaviors announced (0.10: every brain of the hub; 0.11: none yet).
-        trained: names of the brains that take actions from the trainer (0.10: the brains with
-            ``is_training``), or None: every brain, as it is announced (0.11).
+        specs: the behaviors announced (through 0.10: every brain of the handshake; 0.11: none yet).
+        trained: names of the brains that take actions from the trainer (through 0.10: see
+            :func:`read_brain`), or None: every brain, as it is announced (0.11).
         reset_parameters: the Academy's reset parameters and their defaults.
     """
 
@@ -223,27 +328,36 @@ class LegacyHandshake:
     reset_parameters: Mapping[str, float]
 
 
-def read_legacy_handshake(first: lpb.UnityMessageProto, *, who: str = "Unity") -> LegacyHandshake:
-    """Reads a legacy build's first message (§4) and checks its version exactly.
+def read_legacy_handshake(data: bytes, *, who: str = "Unity") -> LegacyHandshake:
+    """Reads a legacy build's first message (§4, §9), its bytes as they came, and checks its version exactly.
+
+    The bytes, not a message parsed already: the brains are read in the era's layout
+    (:func:`read_brain`), which a parse with another era's classes would have re-encoded.
 
     Raises:
-        UnityProtocolError: no initialization output, more brains than a session accepts,
-            brains that do not make a spec.
-        UnityVersionError: not ``API-10`` / ``API-11`` (see :func:`detect_era`).
+        UnityProtocolError: not a message, no initialization output, more brains than a session
+            accepts, brains that do not make a spec.
+        UnityVersionError: not a version of :data:`LEGACY_ERAS` (see :func:`detect_era`).
     """
+    try:
+        first = lpb.LegacyHandshakeProto.FromString(data)
+    except Exception as exc:  # protobuf's DecodeError
+        raise UnityProtocolError(f"{who} opened with {len(data)} bytes that are not an ML-Agents 0.x handshake ({exc})") from exc
     if not first.unity_output.HasField("rl_initialization_output"):
         raise UnityProtocolError(f"{who} opened without an initialization output; the first message must be a handshake (protocol-legacy.md §4)")
     init = first.unity_output.rl_initialization_output
     era = detect_era(init.version, who=who)
     if era is None:
         raise UnityVersionError(f"{who} speaks communication API {quote(init.version)}, not one of {', '.join(LEGACY_ERAS)}")
-    brains = init.brain_parameters
-    if len(brains) > MAX_BEHAVIORS:
-        raise UnityProtocolError(f"{who} announces {len(brains)} brains, more than the {MAX_BEHAVIORS} a session accepts")
-    specs = {b.brain_name: behavior_spec_from_brain(b, cameras_of(b, None, era)) for b in brains} if era.brains_at_handshake else {}
-    if len(specs) != len(brains) and era.brains_at_handshake:
+    if len(init.brain_parameters) > MAX_BEHAVIORS:
+        raise UnityProtocolError(f"{who} announces {len(init.brain_parameters)} brains, more than the {MAX_BEHAVIORS} a session accepts")
+    if not era.brains_at_handshake:
+        return LegacyHandshake(era, init.name, init.log_path, {}, None, dict(init.environment_parameters.float_parameters))
+    brains = [read_brain(raw, era) for raw in init.brain_parameters]
+    specs = {b.brain_name: behavior_spec_from_brain(b, cameras_of(b, None, era)) for b in brains}
+    if len(specs) != len(brains):
         raise UnityProtocolError(f"{who} announces two brains of one name; brain names must be unique")
-    trained = frozenset(b.brain_name for b in brains if b.is_training) if era.brains_at_handshake else None
+    trained = frozenset(b.brain_name for b in brains if b.is_training)
     return LegacyHandshake(era, init.name, init.log_path, specs, trained, dict(init.environment_parameters.float_parameters))
 
 
@@ -280,11 +394,14 @@ def _images(infos: Sequence[lpb.AgentInfoProto], j: int, o: ObservationSpec, era
             data = compressed.data  # the era's library decodes PNG whatever compression_type says
         else:
             data = info.visual_observations[j]
-        out[i] = image_out(png_hwc(data, [], o.hwc, name), image_format)
+        out[i] = image_out(jpeg_hwc(data, o.hwc, name) if era.jpeg_images else png_hwc(data, [], o.hwc, name), image_format)
     return out
 
 
-def _decode_brain(infos: Sequence[lpb.AgentInfoProto], spec: BehaviorSpec, era: LegacyEra, image_format: ImageFormat) -> tuple[StepBatch, StepBatch]:
+def _decode_brain(
+    infos: Sequence[lpb.AgentInfoProto], spec: BehaviorSpec, era: LegacyEra, image_format: ImageFormat, global_done: bool = False
+) -> tuple[StepBatch, StepBatch]:
+    """One brain's infos as ``(decision, terminal)``; ``global_done``: every info ends its episode."""
     name = spec.name
     if not infos:
         return StepBatch.empty(spec, image_format), StepBatch.empty(spec, image_format)
@@ -310,7 +427,7 @@ def _decode_brain(infos: Sequence[lpb.AgentInfoProto], spec: BehaviorSpec, era: 
     reward = np.array([info.reward for info in infos], np.float32)
     if first_not_finite(reward) is not None:
         raise UnityProtocolError(f"brain {quote(name)} sent a NaN or infinite reward; fix the scene so it stays finite")
-    done = np.array([info.done for info in infos], bool)
+    done = np.array([info.done or global_done for info in infos], bool)
     interrupted = np.array([info.max_step_reached for info in infos], bool)
     branches = spec.action_spec.discrete_branches
     mask = None
@@ -318,7 +435,7 @@ def _decode_brain(infos: Sequence[lpb.AgentInfoProto], spec: BehaviorSpec, era: 
         total = sum(branches)
         mask = np.ones((len(infos), total), bool)
         for i, info in enumerate(infos):
-            if len(info.action_mask) == total:
+            if era.action_masks and len(info.action_mask) == total:
                 mask[i] = ~np.fromiter(info.action_mask, bool, total)
     agent_id = np.array(ids, np.int32)
     zeros_i, zeros_f = np.zeros(len(infos), np.int32), np.zeros(len(infos), np.float32)
@@ -338,7 +455,8 @@ def _decode_brain(infos: Sequence[lpb.AgentInfoProto], spec: BehaviorSpec, era: 
 def _stored_actions(infos: Sequence[lpb.AgentInfoProto], spec: BehaviorSpec) -> tuple[np.ndarray, np.ndarray]:
     """``stored_vector_actions`` (§6.4, §7) as ``(continuous [n, c], discrete [n, d])``: the action each
     agent carried out up to this info. An info whose list has another length than the brain's
-    actions (none yet: before the first action) counts as all zeros.
+    actions (none yet: before the first action) counts as all zeros. Before 0.8.2 a done info
+    carries zeros too: the agent's reset replaced its action (§9.2).
 
     Raises:
         UnityProtocolError: a discrete value that is not a whole number within its branch, a
@@ -362,7 +480,8 @@ def decode_legacy_output(
     output: lpb.UnityOutputProto, specs: MutableMapping[str, BehaviorSpec], era: LegacyEra, *, image_format: ImageFormat = "hwc_uint8"
 ) -> dict[str, tuple[StepBatch, StepBatch]]:
     """The agents of one message of a legacy build as ``(decision, terminal)`` per behavior of
-    ``specs`` (empty batches for brains without agents; see the module docstring for episodes).
+    ``specs`` (empty batches for brains without agents; see the module docstring for episodes
+    and ``global_done``).
 
     0.11 brains announced with their first agents are added to ``specs``. Counts and sizes are
     checked before anything is built from them, with the limits of the modern path.
@@ -391,7 +510,8 @@ def decode_legacy_output(
         work.append((name, infos.value, spec))
     if cost > DECODE_FIXED_BYTES and cost > DECODE_FIXED_BYTES + DECODE_BYTES_PER_BYTE * output.ByteSize():
         raise UnityProtocolError(f"the message carries too many agents for its {output.ByteSize()} bytes; the data is damaged or not from ML-Agents")
-    done = {name: _decode_brain(values, spec, era, image_format) for name, values, spec in work}
+    global_done = era.global_done and output.rl_output.global_done
+    done = {name: _decode_brain(values, spec, era, image_format, global_done) for name, values, spec in work}
     return {name: done.get(name) or _decode_brain((), spec, era, image_format) for name, spec in specs.items()}
 
 
@@ -448,7 +568,7 @@ def encode_legacy_reset(parameters: Mapping[str, float], *, train_mode: bool, an
     return message.SerializeToString()
 
 
-def train_mode_of(engine_config: EngineConfig | None, *, who: str = "Unity", release: str = "0.10/0.11") -> bool:
+def train_mode_of(engine_config: EngineConfig | None, *, who: str = "Unity", release: str = "0.x") -> bool:
     """What a 0.x build can take of ``engine_config``: its RESET's ``is_training`` (§5.1, §6.7).
 
     A 0.x Academy takes its engine settings from its inspector's "training" configuration
@@ -470,7 +590,7 @@ def train_mode_of(engine_config: EngineConfig | None, *, who: str = "Unity", rel
 
 
 class LegacyCodec(Codec):
-    """The codec of a 0.10 / 0.11 build, from its first message (see the module docstring).
+    """The codec of a 0.4 ... 0.11 build, from its first message (see the module docstring).
 
     Besides decoding with :func:`decode_legacy_output`, it keeps the last observation each agent
     sent: a done info carries the next episode's first observation (§7.1), so the terminal
@@ -478,9 +598,23 @@ class LegacyCodec(Codec):
     action was chosen from (the era never sends the very last one). The first message's done
     agents, with nothing seen before, keep the info's observation.
 
+    Where eras behave differently:
+
+    * ``global_done`` (through API-9) ends every agent's episode in that message (see the
+      module docstring). The era's library then refused ``step()`` until ``reset()``; this
+      codec does not, and the session goes on with STEP: Unity has already reset its Academy
+      and its agents, every info asks for the new episode's first action, and a RESET would
+      only start those episodes once more.
+    * Stored actions before 0.8.2 (API-4 ... API-7, and API-8 builds of 0.8.0 / 0.8.1): the
+      agent's reset replaces its stored action by zeros, so a done info's stored action is
+      zeros. The action that ended an episode is therefore lost for brains Unity decides
+      itself (a Player teacher's last action of each episode); for the others it is the one
+      the trainer sent.
+    * API-4 does not apply the first RESET's parameters (its Academy's first reset does not
+      read them); a warning names them, and they take effect when a later RESET carries them.
+
     Args:
-        first: the build's first message (parsed as a modern message: the handshake's fields
-            the session reads first have the same numbers).
+        first: the build's first message, its bytes as they came (see :func:`read_legacy_handshake`).
         who: how error messages name the build.
         engine_config: the launch's engine settings (see :func:`train_mode_of`).
 
@@ -490,8 +624,8 @@ class LegacyCodec(Codec):
 
     side_channels = False
 
-    def __init__(self, first: pb.UnityMessageProto, *, who: str = "Unity", engine_config: EngineConfig | None = None) -> None:
-        handshake = read_legacy_handshake(parse_legacy_message(first.SerializeToString()), who=who)
+    def __init__(self, first: bytes, *, who: str = "Unity", engine_config: EngineConfig | None = None) -> None:
+        handshake = read_legacy_handshake(first, who=who)
         self.era = handshake.era
         self.unity = UnityInfo(name=handshake.name, communication_version=self.era.version, package_version=self.era.release, capabilities={})
         self.reset_parameters = types.MappingProxyType(dict(handshake.reset_parameters))
@@ -500,6 +634,7 @@ class LegacyCodec(Codec):
         self._trained = handshake.trained
         self._train_mode = train_mode_of(engine_config, who=who, release=self.era.release)
         self._warned_seed = False
+        self._reset_sent = False
         self._specs: Mapping[str, BehaviorSpec] = {}
         # Per brain, the agents seen and their last observations: (ids, obs arrays).
         self._last: dict[str, tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
@@ -515,14 +650,16 @@ class LegacyCodec(Codec):
     def decode(self, message: object, specs: MutableMapping[str, BehaviorSpec], image_format: ImageFormat) -> tuple[Steps, bytes]:
         assert isinstance(message, lpb.UnityMessageProto)
         self._specs = specs
-        for name, spec in self._announced.items():  # 0.10: the brains of the handshake
+        for name, spec in self._announced.items():  # through 0.10: the brains of the handshake
             specs.setdefault(name, spec)
         steps = decode_legacy_output(message.unity_output, specs, self.era, image_format=image_format)
         return {name: (decision, self._remember(name, decision, terminal)) for name, (decision, terminal) in steps.items()}, b""
 
     def encode(self, command: int, actions: Actions, *, parameters: Mapping[str, float] | None = None, side_channel: bytes = b"") -> bytes:
         if command == RESET:
-            return encode_legacy_reset(self._acceptable(parameters or {}), train_mode=self._train_mode, announced=self.reset_parameters)
+            parameters = self._acceptable(parameters or {})
+            self._warn_first_reset(parameters)
+            return encode_legacy_reset(parameters, train_mode=self._train_mode, announced=self.reset_parameters)
         try:
             return encode_legacy_step(actions, self._specs, self._trained)
         except ValueError as exc:
@@ -549,6 +686,18 @@ class LegacyCodec(Codec):
                 )  # fmt: skip
             parameters = {k: v for k, v in parameters.items() if k != SEED_PARAMETER}
         return dict(parameters)
+
+    def _warn_first_reset(self, parameters: Mapping[str, float]) -> None:
+        """Warns when the first RESET carries parameters a 0.4 Academy does not apply (§9.2). The
+        seed parameter is left out: no 0.4 Academy announces it, only the built-in scenes' player,
+        which takes it at every reset."""
+        first, self._reset_sent = not self._reset_sent, True
+        ignored = sorted(key for key in parameters if key != SEED_PARAMETER)
+        if first and ignored and not self.era.applies_first_reset:
+            logger.warning(
+                "%s is an ML-Agents %s build, whose Academy does not apply the first reset's parameters (%s): they take effect "
+                "only when a later reset carries them", self.who, self.era.release, ", ".join(ignored),
+            )  # fmt: skip
 
     def _remember(self, name: str, decision: StepBatch, terminal: StepBatch) -> StepBatch:
         """Gives ``terminal`` the last observations seen of its agents, and remembers ``decision``'s."""

@@ -1,39 +1,53 @@
-"""The scene player's seed-era wire: a built-in scene served as an ML-Agents 0.10 or 0.11 Unity player.
+"""The scene player's legacy wire: a built-in scene served as an ML-Agents 0.4 ... 0.11 Unity player.
 
 :class:`LegacyWire` is what :class:`~gym_unity_il.scenes.player.ScenePlayer` speaks with
-``--protocol 0.10`` (communication API ``API-10``) or ``--protocol 0.11`` (``API-11``), so the
+``--protocol 0.4`` ... ``--protocol 0.11`` (communication API ``API-4`` ... ``API-11``), so the
 trainer's support of those builds is tested without Unity. The facts are protocol-legacy.md's
 (section numbers below); :mod:`gym_unity_il.protocol.legacy` is the trainer's codec that reads
-what this wire sends. What a 0.x player does and this one does too:
+what this wire sends, and its :class:`~gym_unity_il.protocol.legacy.LegacyEra` says what
+differs between eras. What a 0.x player does and this one does too:
 
-* Handshake (§4): version ``API-10`` / ``API-11`` on the era's method path; 0.10 lists every
-  brain in it, 0.11 none (each brain is announced, ``is_training`` true, in the first output
-  holding its agents). The reset parameters are the scene's ``parameter_defaults`` and
-  ``gym_unity_il.seed``, announced as NaN, which means "keep the seed": the era's library
-  sends back every announced parameter at every reset, and a finite seed rebuilds the scene.
+* Handshake (§4, §9): the era's version string on the era's method path; through 0.10 it lists
+  every brain in the era's BrainParametersProto layout (0.4 / 0.5: with a ``brain_type``,
+  External or Player; 0.6 on: ``is_training``), 0.11 none (each brain is announced,
+  ``is_training`` true, in the first output holding its agents). The reset parameters are the
+  scene's ``parameter_defaults`` and ``gym_unity_il.seed``, announced as NaN, which means
+  "keep the seed": the era's library sends back every announced parameter at every reset, and
+  a finite seed rebuilds the scene.
 * Brains: a behavior is the brain named by the part of its name before ``?`` (0.x brains
-  have no team). Its image sensors are the cameras (PNG, HWC; a gray camera as an RGB PNG of
-  equal channels, which the era's library averages back to one); the other sensors, flattened
-  and concatenated in their order, make the vector observation, of which each info carries the
-  last ``stacked`` frames, oldest first (a reset zeroes the stack before the new episode's
-  first frame goes in). Hybrid actions have no 0.x brain.
-* RESET (§5.1) applies ``environment_parameters.float_parameters``, then resets the scene;
-  STEP (§5.2) takes one ``AgentActionProto`` per info of the last output, in order:
-  continuous values, or one branch index per branch as a float.
+  have no team). Its image sensors are the cameras (HWC; PNG, 0.4: JPEG of quality 75; a gray
+  camera as an RGB image of equal channels, which the era's library averages back to one); the
+  other sensors, flattened and concatenated in their order, make the vector observation (0.4:
+  a continuous vector observation space), of which each info carries the last ``stacked``
+  frames, oldest first (a reset zeroes the stack before the new episode's first frame goes
+  in). Hybrid actions have no 0.x brain, nor several discrete branches a 0.4 one.
+* RESET (§5.1) applies ``environment_parameters.float_parameters``, then resets the scene (0.4:
+  the first RESET's parameters are not applied, as its Academy's first reset does not read
+  them, §9.2; the seed, which is this player's and no Academy's, is); STEP (§5.2) takes one
+  ``AgentActionProto`` per info of the last output, in order: continuous values, or one branch
+  index per branch as a float.
 * Outputs (§7.1): one info per agent per output, in the order of the scene's decision
   records (the same at every step). An agent whose episode ended sends one done info with
   the ended episode's reward and ``max_step_reached`` but the new episode's first observation
   (the scene's terminal record and its next decision record, merged), and the action the
   trainer sends for it is the new episode's first. ``stored_vector_actions`` is the action the
-  agent carried out last, kept across resets as from 0.8.2 on (zeros before the first).
-  ``action_mask`` (when the scene gives one) is true for actions NOT allowed. The 0.10 output lists every brain, with agents or not; 0.11 lists the
-  brains with agents.
-* Player brains (0.10 only: 0.11 has no Player brains): a behavior for which the scene's
-  ``player_decides(behavior)`` returns a policy is a brain with ``is_training`` false, whose
-  actions the policy decides inside the player, as the person at the keyboard of a Unity Player
-  brain would; its infos are sent like any other's (stored actions included) and actions the
-  trainer sends for it are ignored. The policy takes the behavior's sensor arrays of the
-  agents asking for a decision and returns ``(continuous [n, c], discrete [n, d])``.
+  agent carried out last (zeros before the first); an agent's reset keeps it from 0.8.2 on
+  and replaces it by zeros before (API-8 is served as 0.8.0, which zeroes it). ``action_mask``
+  (API-5 on, when the scene gives one) is true for actions NOT allowed. Through 0.10 the
+  output lists every brain, with agents or not; 0.11 lists the brains with agents.
+* ``global_done`` (through 0.9): the built-in scenes end episodes per agent (their
+  ``max_steps``), as an Academy without Max Steps does, so it stays false; with
+  ``academy_max_steps`` M (:class:`LegacyWire`, no command-line flag) the Academy is done
+  after every M actions since its last reset, as a 0.x Academy's Max Steps (§9.2): that output
+  has ``global_done``, every agent's info is done with ``max_step_reached`` and the reward of
+  its last action, and the scene has been reset (its parameters kept).
+* Player brains (through 0.10: 0.11 has none): a behavior for which the scene's
+  ``player_decides(behavior)`` returns a policy is a brain Python does not train
+  (``is_training`` false; 0.4 / 0.5: ``brain_type`` Player), whose actions the policy decides
+  inside the player, as the person at the keyboard of a Unity Player brain would; its infos are
+  sent like any other's (stored actions included) and actions the trainer sends for it are
+  ignored. The policy takes the behavior's sensor arrays of the agents asking for a decision
+  and returns ``(continuous [n, c], discrete [n, d])``.
 """
 
 from __future__ import annotations
@@ -47,14 +61,14 @@ import numpy as np
 from gym_unity_il.errors import ConfigError, UnityProtocolError
 from gym_unity_il.proto import legacy_pb2 as lpb
 from gym_unity_il.protocol.channels import SEED_PARAMETER
-from gym_unity_il.protocol.images import encode_png
-from gym_unity_il.protocol.legacy import API_10, API_11, LegacyEra
+from gym_unity_il.protocol.images import encode_jpeg, encode_png
+from gym_unity_il.protocol.legacy import LEGACY_ERAS, LegacyEra, write_brain
 from gym_unity_il.protocol.messages import STATUS_OK
 from gym_unity_il.scenes.base import AgentBatch, Scene
 from gym_unity_il.spec import ActionSpec, BehaviorSpec
 
-#: The seed eras the player speaks, by the ``--protocol`` value (the ML-Agents release).
-LEGACY_PROTOCOLS: dict[str, LegacyEra] = {"0.10": API_10, "0.11": API_11}
+#: The legacy eras the player speaks, by the ``--protocol`` value (the ML-Agents release), oldest first.
+LEGACY_PROTOCOLS: dict[str, LegacyEra] = {era.release: era for era in LEGACY_ERAS.values()}
 #: The Academy name the handshake reports.
 ACADEMY_NAME = "Academy"
 
@@ -73,7 +87,7 @@ class LegacyBrain:
         vectors: indices of the other sensors, flattened and concatenated into one vector frame.
         vector_size: floats of one vector frame (``vector_observation_size``).
         stacked: frames each info carries (``num_stacked_vector_observations``).
-        trained: whether the trainer decides the brain's actions (false: a 0.10 Player brain).
+        trained: whether the trainer decides the brain's actions (false: a Player brain).
     """
 
     spec: BehaviorSpec
@@ -109,7 +123,9 @@ class LegacyBrain:
         return self.spec.action_spec.continuous_size + self.spec.action_spec.discrete_size
 
     def parameters(self, era: LegacyEra) -> lpb.BrainParametersProto:
-        """The brain's BrainParametersProto (§6.3); camera resolutions in 0.10 only."""
+        """The brain's BrainParametersProto in the API-6 layout (§6.3; the handshake of older eras
+        carries it through :func:`~gym_unity_il.protocol.legacy.write_brain`); camera
+        resolutions through 0.10."""
         act = self.spec.action_spec
         brain = lpb.BrainParametersProto(
             brain_name=self.name,
@@ -216,6 +232,11 @@ class FrameStack:
         return out
 
 
+def _camera_bytes(image: np.ndarray, era: LegacyEra) -> bytes:
+    """One camera image as the era sends it: JPEG in 0.4, PNG later."""
+    return encode_jpeg(image) if era.jpeg_images else encode_png(image)[0]
+
+
 def agent_infos(
     brain: LegacyBrain, merged: AgentBatch, stacked_vectors: np.ndarray, stored_actions: np.ndarray, era: LegacyEra
 ) -> list[lpb.AgentInfoProto]:
@@ -226,7 +247,8 @@ def agent_infos(
         merged: one record per agent.
         stacked_vectors: ``float32 [n, vector_size * stacked]`` per agent.
         stored_actions: ``float32 [n, action_width]``, the action each agent carried out last.
-        era: 0.10 sends images as ``visual_observations``, 0.11 as ``compressed_observations``.
+        era: images as ``visual_observations`` (0.4: JPEG; then PNG) or, in 0.11, as
+            ``compressed_observations``; action masks from 0.5 on.
     """
     n = len(merged)
     ids = np.asarray(merged.agent_ids).tolist()
@@ -234,9 +256,9 @@ def agent_infos(
     done = np.asarray(merged.done, bool).tolist()
     max_step = np.asarray(merged.max_step_reached, bool).tolist()
     masked = None
-    if merged.action_mask is not None and brain.spec.action_spec.discrete_branches:
+    if era.action_masks and merged.action_mask is not None and brain.spec.action_spec.discrete_branches:
         masked = (~np.asarray(merged.action_mask, bool)).tolist()
-    cameras = [(brain.spec.observation_specs[j].hwc, [encode_png(image)[0] for image in merged.observations[j]]) for j in brain.cameras]
+    cameras = [(brain.spec.observation_specs[j].hwc, [_camera_bytes(image, era) for image in merged.observations[j]]) for j in brain.cameras]
     infos = []
     for i in range(n):
         info = lpb.AgentInfoProto(
@@ -249,11 +271,11 @@ def agent_infos(
         )
         if masked is not None:
             info.action_mask.extend(masked[i])
-        for shape, pngs in cameras:
+        for shape, images in cameras:
             if era.compressed_images:
-                info.compressed_observations.add(shape=list(shape), compression_type=lpb.PNG, data=pngs[i])
+                info.compressed_observations.add(shape=list(shape), compression_type=lpb.PNG, data=images[i])
             else:
-                info.visual_observations.append(pngs[i])
+                info.visual_observations.append(images[i])
         infos.append(info)
     return infos
 
@@ -273,34 +295,56 @@ def _split(values: np.ndarray, spec: ActionSpec, brain: str) -> tuple[np.ndarray
 
 
 class LegacyWire:
-    """The ML-Agents 0.10 / 0.11 wire of a :class:`~gym_unity_il.scenes.player.ScenePlayer`
+    """The ML-Agents 0.4 ... 0.11 wire of a :class:`~gym_unity_il.scenes.player.ScenePlayer`
     (see the module docstring; the interface is :class:`~gym_unity_il.scenes.player.Wire`).
 
     Args:
-        era: :data:`~gym_unity_il.protocol.legacy.API_10` or ``API_11``.
+        era: one of :data:`LEGACY_PROTOCOLS`.
         brains: the scene's behaviors as brains, by behavior name.
         parameters: the Academy's reset parameters and their defaults.
+        academy_max_steps: the Academy's Max Steps (0: none, as the built-in scenes have; through
+            0.9 only, whose Academy has them): see ``global_done`` in the module docstring.
+
+    Raises:
+        ConfigError: ``academy_max_steps`` that is negative, or given for 0.10 / 0.11; an API-4
+            brain with several discrete branches.
     """
 
-    def __init__(self, era: LegacyEra, brains: Mapping[str, LegacyBrain], parameters: Mapping[str, float]) -> None:
+    def __init__(
+        self, era: LegacyEra, brains: Mapping[str, LegacyBrain], parameters: Mapping[str, float], *, academy_max_steps: int = 0
+    ) -> None:
+        if isinstance(academy_max_steps, bool) or not isinstance(academy_max_steps, int) or academy_max_steps < 0:
+            raise ConfigError(f"academy_max_steps must be an integer >= 0, got {academy_max_steps!r}")
+        if academy_max_steps and not era.global_done:
+            raise ConfigError(f"academy_max_steps={academy_max_steps}: an ML-Agents {era.release} Academy has no Max Steps (0.4 ... 0.9 have)")
+        for brain in brains.values():
+            if era.brain_layout == 4 and len(brain.spec.action_spec.discrete_branches) > 1:
+                branches = list(brain.spec.action_spec.discrete_branches)
+                raise ConfigError(f"behavior {brain.spec.name!r} has the discrete branches {branches}; an ML-Agents 0.4 brain has one")
         self.era = era
         self.method_path = era.method_path
         self.brains = dict(brains)
         self.parameters = dict(parameters)
+        self.academy_max_steps = academy_max_steps
         self._stacks = {behavior: FrameStack(brain.vector_size, brain.stacked) for behavior, brain in self.brains.items()}
         self._stored: dict[str, dict[int, np.ndarray]] = {behavior: {} for behavior in self.brains}  # agent id -> last action
         self._announced: set[str] = set()
+        self._first_input = True
+        self._academy_steps = 0  # actions since the Academy's last reset
         # Per behavior with agents in the last output: the scene's records, the agent of each info, the rows that decide.
         self._last: dict[str, tuple[AgentBatch, np.ndarray, np.ndarray]] = {}
 
     @classmethod
-    def for_scene(cls, era: LegacyEra, scene_class: type[Scene], scene_kwargs: Mapping[str, object], *, stacked: int = 1) -> LegacyWire:
-        """The wire for a scene, read from one built with seed 0 (a 0.10 handshake lists the brains
-        before the trainer sends its seed).
+    def for_scene(
+        cls, era: LegacyEra, scene_class: type[Scene], scene_kwargs: Mapping[str, object], *, stacked: int = 1, academy_max_steps: int = 0
+    ) -> LegacyWire:
+        """The wire for a scene, read from one built with seed 0 (a handshake that lists the brains
+        comes before the trainer sends its seed).
 
         Raises:
-            ConfigError: ``stacked`` below 1, arguments the scene refuses, a behavior no 0.x
-                brain can carry (see :meth:`LegacyBrain.of`), two behaviors of one brain name.
+            ConfigError: ``stacked`` below 1, arguments the scene refuses, a behavior no brain of
+                the era can carry (see :meth:`LegacyBrain.of`), two behaviors of one brain name,
+                ``academy_max_steps`` the era has not.
         """
         if isinstance(stacked, bool) or not isinstance(stacked, int) or stacked < 1:
             raise ConfigError(f"stacked_vectors must be an integer >= 1, got {stacked!r}")
@@ -308,7 +352,7 @@ class LegacyWire:
             scene = scene_class(seed=0, **scene_kwargs)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        decides = getattr(scene, "player_decides", None) if era == API_10 else None
+        decides = getattr(scene, "player_decides", None) if era.brains_at_handshake else None  # 0.11 has no Player brains
         brains = {}
         for behavior, spec in scene.behavior_specs().items():
             player = callable(decides) and decides(behavior) is not None
@@ -316,19 +360,20 @@ class LegacyWire:
         names = [brain.name for brain in brains.values()]
         if len(set(names)) != len(names):
             raise ConfigError(f"behaviors {sorted(brains)} make brains of one name ({names}); a 0.x brain name is the part before '?'")
-        return cls(era, brains, getattr(scene, "parameter_defaults", {}))
+        return cls(era, brains, getattr(scene, "parameter_defaults", {}), academy_max_steps=academy_max_steps)
 
     @staticmethod
     def parse(data: bytes) -> lpb.UnityMessageProto:
         return lpb.UnityMessageProto.FromString(data)
 
-    def hello(self) -> lpb.UnityMessageProto:
-        message = lpb.UnityMessageProto(header=lpb.HeaderProto(status=STATUS_OK))
+    def hello(self) -> lpb.LegacyHandshakeProto:
+        """The handshake, its brains in the era's layout (:func:`~gym_unity_il.protocol.legacy.write_brain`)."""
+        message = lpb.LegacyHandshakeProto(header=lpb.HeaderProto(status=STATUS_OK))
         init = message.unity_output.rl_initialization_output
         init.name = ACADEMY_NAME
         init.version = self.era.version
         if self.era.brains_at_handshake:
-            init.brain_parameters.extend(brain.parameters(self.era) for brain in self.brains.values())
+            init.brain_parameters.extend(write_brain(brain.parameters(self.era), self.era) for brain in self.brains.values())
         floats = init.environment_parameters.float_parameters
         floats.update(self.parameters)
         floats[SEED_PARAMETER] = math.nan
@@ -341,15 +386,22 @@ class LegacyWire:
         """Nothing to note: the brains were read from the scene's class and arguments."""
 
     def scene_reset(self) -> None:
+        self._academy_steps = 0
         for stack in self._stacks.values():
             stack.clear()
 
     def read_input(self, rl_input: lpb.UnityRLInputProto) -> list[tuple[str, float]]:
-        """A RESET's reset parameters; a seed that is not finite (the NaN announced) keeps the seed."""
+        """A RESET's reset parameters; a seed that is not finite (the NaN announced) keeps the seed.
+        0.4: none of the first input's but the seed (this player's, no Academy's: it stands for
+        the scene Unity loads)."""
+        first, self._first_input = self._first_input, False
         if rl_input.command != lpb.RESET:
             return []
         floats = rl_input.environment_parameters.float_parameters
-        return [(key, float(value)) for key, value in floats.items() if key != SEED_PARAMETER or math.isfinite(value)]
+        parameters = [(key, float(value)) for key, value in floats.items() if key != SEED_PARAMETER or math.isfinite(value)]
+        if first and not self.era.applies_first_reset:
+            return [(key, value) for key, value in parameters if key == SEED_PARAMETER]
+        return parameters
 
     def actions(self, rl_input: lpb.UnityRLInputProto, scene: Scene) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         actions = {}
@@ -368,14 +420,48 @@ class LegacyWire:
             for agent, value in zip(agent_ids[rows].tolist(), values):
                 stored[agent] = value
             actions[behavior] = _split(values, brain.spec.action_spec, brain.name)
+        self._academy_steps += 1
         return actions
 
     def output(self, scene: Scene) -> lpb.UnityMessageProto:
-        return self.build(scene.observe())
+        if not self.academy_max_steps or self._academy_steps < self.academy_max_steps:
+            return self.build(scene.observe())
+        return self.build(self._academy_done(scene), global_done=True)
 
-    def build(self, batches: Mapping[str, AgentBatch]) -> lpb.UnityMessageProto:
+    def _academy_done(self, scene: Scene) -> dict[str, AgentBatch]:
+        """The Academy's Max Steps reached (§9.2): the scene's records now, every agent ended with
+        ``max_step_reached`` and the reward of its last action, then the scene reset (its reset
+        parameters are not read again) and its new episodes' first records.
+
+        UNCONFIRMED: this is the 0.4 Academy's behaviour (§9.2); 0.5 ... 0.9 are served the same,
+        as the spec lists no change to it (it compared only their Academy, Batcher, Agent and
+        communicators)."""
+        ended = scene.observe()
+        self._academy_steps = 0
+        scene.reset()
+        batches = {}
+        for behavior, fresh in scene.observe().items():
+            last = ended.get(behavior)
+            rewards = {}
+            if last is not None and len(last):
+                merged, _ = merge_episode_ends(last)
+                rewards = dict(zip(np.asarray(merged.agent_ids).tolist(), np.asarray(merged.rewards, np.float32).tolist()))
+            n = len(fresh)
+            ids = np.asarray(fresh.agent_ids)
+            batches[behavior] = AgentBatch(
+                agent_ids=np.concatenate([ids, ids]),
+                observations=[np.concatenate([o, o]) for o in map(np.asarray, fresh.observations)],
+                rewards=np.concatenate([np.float32([rewards.get(agent, 0.0) for agent in ids.tolist()]), np.asarray(fresh.rewards, np.float32)]),
+                done=np.concatenate([np.ones(n, bool), np.asarray(fresh.done, bool)]),
+                max_step_reached=np.concatenate([np.ones(n, bool), np.asarray(fresh.max_step_reached, bool)]),
+                action_mask=None if fresh.action_mask is None else np.concatenate([np.asarray(fresh.action_mask, bool)] * 2),
+            )
+        return batches
+
+    def build(self, batches: Mapping[str, AgentBatch], *, global_done: bool = False) -> lpb.UnityMessageProto:
         """The message carrying a scene's records (its :meth:`~Scene.observe`); remembers which
-        agents it asked to decide, for the next :meth:`actions`.
+        agents it asked to decide, for the next :meth:`actions`. ``global_done``: the Academy is
+        done (through 0.9; see :meth:`output`).
 
         Raises:
             UnityProtocolError: agents of a behavior the scene did not declare.
@@ -385,17 +471,21 @@ class LegacyWire:
             raise UnityProtocolError(f"the scene produced agents of undeclared behaviors {undeclared}")
         message = lpb.UnityMessageProto(header=lpb.HeaderProto(status=STATUS_OK))
         output = message.unity_output
+        output.rl_output.global_done = global_done
         self._last = {}
         for behavior, brain in self.brains.items():
             batch = batches.get(behavior)
             if batch is None or not len(batch):
-                if self.era.brains_at_handshake:  # the 0.10 Batcher lists every brain, with agents or not (§5.5)
+                if self.era.brains_at_handshake:  # the Batcher lists every brain, with agents or not (§5.5, §9.2)
                     output.rl_output.agentInfos.get_or_create(brain.name)
                 continue
             merged, rows = merge_episode_ends(batch)
             stacked = self._stacks[behavior].push(merged.agent_ids, brain.vector_frames(merged), merged.done)
             stored = self._stored[behavior]
             none = np.zeros(brain.action_width, np.float32)
+            if self.era.keeps_stored_actions is not True:  # before 0.8.2 an agent's reset zeroes its action
+                for agent in np.asarray(merged.agent_ids)[np.asarray(merged.done, bool)].tolist():
+                    stored[agent] = none
             actions = np.array([stored.get(agent, none) for agent in np.asarray(merged.agent_ids).tolist()], np.float32)
             if not self.era.brains_at_handshake and behavior not in self._announced:
                 output.rl_initialization_output.brain_parameters.append(brain.parameters(self.era))

@@ -6,7 +6,7 @@ and its constructor arguments, before any process starts, and turns them into th
 :class:`~gym_unity_il.link.launch.PlayerCommand` a session launches::
 
     python -m gym_unity_il.scenes <name or module:Class> --scene-kwargs <JSON>
-        [--protocol 0.10|0.11 [--stacked-vectors N]]
+        [--protocol 0.4|...|0.11 [--stacked-vectors N]]
 
 run by this interpreter with its import path (so ``module:Class`` scenes load), on a port
 the OS picks unless the launch settings say otherwise, answering picture requests. The
@@ -113,9 +113,10 @@ def scene_command(
         scene: a name of :data:`SCENES`, ``"module:Class"`` or a Scene subclass importable
             from a module (the scene process gets this interpreter's import path).
         scene_kwargs: keyword arguments of the scene's constructor (JSON-serialisable), and
-            two that go to the player instead: ``"protocol"``, ``"0.10"`` or ``"0.11"`` to
-            play an ML-Agents 0.10 / 0.11 Unity player (default: communication API 1.x), and
-            with it ``"stacked_vectors"``, the vector frames each agent sends (default 1).
+            two that go to the player instead: ``"protocol"``, an ML-Agents release of
+            :data:`~gym_unity_il.scenes.legacy_player.LEGACY_PROTOCOLS` (``"0.4"`` ...
+            ``"0.11"``) to play a Unity player of that release (default: communication API
+            1.x), and with it ``"stacked_vectors"``, the vector frames each agent sends (default 1).
         launch: the launch settings the command goes with (default: all defaults).
         defaults: constructor arguments the scene gets when it takes them and
             ``scene_kwargs`` leaves them out (``UnityILEnv``: ``{"num_agents": 1}``).
@@ -160,17 +161,18 @@ def _player_arguments(protocol: object, stacked_vectors: object) -> list[str]:
             :data:`~gym_unity_il.scenes.legacy_player.LEGACY_PROTOCOLS`; ``stacked_vectors``
             that is not an integer >= 1, or given without a 0.x protocol.
     """
+    releases = ", ".join(map(repr, LEGACY_PROTOCOLS))
     if protocol is not None and (not isinstance(protocol, str) or protocol not in LEGACY_PROTOCOLS):
         raise ConfigError(
-            f"scene_kwargs protocol={protocol!r} is not one the scene player speaks: give "
-            f"{' or '.join(map(repr, sorted(LEGACY_PROTOCOLS)))} (an ML-Agents 0.10 / 0.11 player), or none for communication API 1.x"
+            f"scene_kwargs protocol={protocol!r} is not one the scene player speaks: give one of {releases} "
+            "(a player of that ML-Agents release), or none for communication API 1.x"
         )
     if stacked_vectors is None:
         return ["--protocol", protocol] if protocol else []
     if protocol is None:
         raise ConfigError(
             "scene_kwargs stacked_vectors applies to ML-Agents 0.x players only (communication API 1.x has no stacked vector "
-            f"observation): give protocol {' or '.join(map(repr, sorted(LEGACY_PROTOCOLS)))} with it"
+            f"observation): give protocol, one of {releases}, with it"
         )
     if isinstance(stacked_vectors, bool) or not isinstance(stacked_vectors, int) or stacked_vectors < 1:
         raise ConfigError(f"scene_kwargs stacked_vectors must be an integer >= 1, got {stacked_vectors!r}")

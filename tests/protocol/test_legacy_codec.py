@@ -1,8 +1,10 @@
-"""The 0.10 / 0.11 codec (protocol/legacy.py): versions, brains to specs, agent infos to batches, actions and resets to bytes."""
+"""The 0.x codec (protocol/legacy.py): versions, brains to specs, agent infos to batches, actions and resets to bytes,
+for 0.10 / 0.11 and, further down, what differs in API-4 ... API-9 (§9)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -54,20 +56,26 @@ def _images(k: int) -> tuple[np.ndarray, np.ndarray]:
     return colour, gray
 
 
+SPOKEN = "API-4, API-5, API-6, API-7, API-8, API-9, API-10, API-11"
+
+
 def test_exact_version_checks() -> None:
-    assert legacy.detect_era("API-10") is legacy.API_10
-    assert legacy.detect_era("API-11") is legacy.API_11
+    for n in range(4, 12):
+        assert legacy.detect_era(f"API-{n}") is legacy.LEGACY_ERAS[f"API-{n}"]
+    assert legacy.detect_era("API-10") is legacy.API_10 and legacy.detect_era("API-4") is legacy.API_4
     assert legacy.detect_era("1.5.0") is None  # the modern codec's
-    for version in ("API-4", "API-9", "API-12", "API-10 ", "API-10.1", "API-1"):
+    for version in ("API-3", "API-12", "API-10 ", "API-10.1", "API-1", "API-04", "API-4a"):
         with pytest.raises(UnityVersionError) as info:
             legacy.detect_era(version)
-        assert repr(version) in str(info.value) and "API-10, API-11" in str(info.value) and "1.5.0" in str(info.value)
+        assert repr(version) in str(info.value) and SPOKEN in str(info.value) and "1.5.0" in str(info.value)
     first = _handshake_10(_brain())
-    first.unity_output.rl_initialization_output.version = "API-9"
-    with pytest.raises(UnityVersionError, match="'API-9'"):
-        legacy.read_legacy_handshake(first)
+    first.unity_output.rl_initialization_output.version = "API-3"
+    with pytest.raises(UnityVersionError, match="'API-3'"):
+        legacy.read_legacy_handshake(first.SerializeToString())
     with pytest.raises(UnityProtocolError, match="initialization output"):
-        legacy.read_legacy_handshake(lpb.UnityMessageProto())
+        legacy.read_legacy_handshake(b"")
+    with pytest.raises(UnityProtocolError, match="not an ML-Agents 0.x handshake"):
+        legacy.read_legacy_handshake(b"\x0a\xff\xff\xff\xff\x0f")
 
 
 def test_era_facts() -> None:
@@ -76,8 +84,7 @@ def test_era_facts() -> None:
 
 
 def test_spaces_equal_camera_resolutions_and_stacked_vector() -> None:
-    first = legacy.parse_legacy_message(_handshake_10(_brain(), _brain("Teacher", training=False, cameras=(), continuous=2)).SerializeToString())
-    hs = legacy.read_legacy_handshake(first)
+    hs = legacy.read_legacy_handshake(_handshake_10(_brain(), _brain("Teacher", training=False, cameras=(), continuous=2)).SerializeToString())
     assert hs.era is legacy.API_10 and hs.name == "Academy" and hs.log_path == "/tmp/player.log"
     assert hs.trained == {"Learner"} and hs.reset_parameters == pytest.approx({"gravity": 9.81})
     learner, teacher = hs.specs["Learner"], hs.specs["Teacher"]
@@ -101,7 +108,7 @@ def _info_10(k: int, *, done: bool = False, max_step: bool = False, mask=None) -
 
 
 def test_agent_infos_to_batches_with_masks_and_done() -> None:
-    hs = legacy.read_legacy_handshake(_handshake_10(_brain()))
+    hs = legacy.read_legacy_handshake(_handshake_10(_brain()).SerializeToString())
     specs = dict(hs.specs)
     output = lpb.UnityOutputProto()
     infos = output.rl_output.agentInfos["Learner"].value
@@ -128,7 +135,7 @@ def test_agent_infos_to_batches_with_masks_and_done() -> None:
 
 
 def test_gray_camera_is_the_mean_of_rgb() -> None:
-    hs = legacy.read_legacy_handshake(_handshake_10(_brain(cameras=((2, 2, True),), size=0, branches=(2,))))
+    hs = legacy.read_legacy_handshake(_handshake_10(_brain(cameras=((2, 2, True),), size=0, branches=(2,))).SerializeToString())
     rgb = np.array([[[0, 30, 60], [90, 90, 90]], [[255, 255, 255], [3, 0, 0]]], np.uint8)
     output = lpb.UnityOutputProto()
     output.rl_output.agentInfos["Learner"].value.add(id=4, visual_observations=[_png(rgb)])
@@ -154,7 +161,7 @@ def _output_11(announce: bool, *, agents: int = 2) -> lpb.UnityOutputProto:
 def test_api_11_brains_are_announced_with_their_first_agents() -> None:
     first = lpb.UnityMessageProto()
     first.unity_output.rl_initialization_output.version = "API-11"
-    hs = legacy.read_legacy_handshake(first)
+    hs = legacy.read_legacy_handshake(first.SerializeToString())
     assert hs.era is legacy.API_11 and hs.specs == {} and hs.trained is None
     specs: dict = {}
     with pytest.raises(UnityProtocolError, match="before the brain was announced"):
@@ -173,7 +180,7 @@ def test_api_11_brains_are_announced_with_their_first_agents() -> None:
 
 
 def test_step_actions_round_trip() -> None:
-    hs = legacy.read_legacy_handshake(_handshake_10(_brain(), _brain("Teacher", training=False, cameras=(), continuous=2)))
+    hs = legacy.read_legacy_handshake(_handshake_10(_brain(), _brain("Teacher", training=False, cameras=(), continuous=2)).SerializeToString())
     data = legacy.encode_legacy_step({"Learner": (np.zeros((2, 0)), np.array([[2, 1], [0, 0]]))}, hs.specs, hs.trained)
     message = lpb.UnityMessageProto.FromString(data)
     assert message.header.status == 200 and message.unity_input.rl_input.command == lpb.STEP
@@ -213,10 +220,10 @@ def test_hostile_sizes_are_refused_before_allocating() -> None:
         (_brain(branches=(0, 2)), "announced with"),
     ):
         with pytest.raises(UnityProtocolError, match=match):
-            legacy.read_legacy_handshake(_handshake_10(brain))
+            legacy.read_legacy_handshake(_handshake_10(brain).SerializeToString())
     with pytest.raises(UnityProtocolError, match="brains"):
-        legacy.read_legacy_handshake(_handshake_10(*[_brain(f"b{i}") for i in range(MAX_BEHAVIORS + 1)]))
-    hs = legacy.read_legacy_handshake(_handshake_10(_brain(cameras=((2048, 2048, False),), size=0)))
+        legacy.read_legacy_handshake(_handshake_10(*[_brain(f"b{i}") for i in range(MAX_BEHAVIORS + 1)]).SerializeToString())
+    hs = legacy.read_legacy_handshake(_handshake_10(_brain(cameras=((2048, 2048, False),), size=0)).SerializeToString())
     output = lpb.UnityOutputProto()
     output.rl_output.agentInfos["Learner"].value.extend(lpb.AgentInfoProto() for _ in range(MAX_DECODED_BYTES // (2048 * 2048 * 3 * 2) + 1))
     with pytest.raises(UnityProtocolError, match="MB of arrays"):
@@ -226,7 +233,7 @@ def test_hostile_sizes_are_refused_before_allocating() -> None:
         many.rl_output.agentInfos[f"b{i}"].value.add()
     with pytest.raises(UnityProtocolError, match="brains"):
         legacy.decode_legacy_output(many, {}, legacy.API_10)
-    small = legacy.read_legacy_handshake(_handshake_10(_brain(cameras=((2, 2, False),), size=1, stack=1)))
+    small = legacy.read_legacy_handshake(_handshake_10(_brain(cameras=((2, 2, False),), size=1, stack=1)).SerializeToString())
     output = lpb.UnityOutputProto()
     info = output.rl_output.agentInfos["Learner"].value.add(stacked_vector_observation=[1.0], visual_observations=[_png(np.zeros((64, 64, 3), np.uint8))])
     with pytest.raises(UnityProtocolError, match="pixels"):  # a PNG larger than its camera is not inflated
@@ -238,7 +245,7 @@ def test_hostile_sizes_are_refused_before_allocating() -> None:
     info.stacked_vector_observation[:] = [float("nan")]
     with pytest.raises(UnityProtocolError, match="NaN"):
         legacy.decode_legacy_output(output, dict(small.specs), legacy.API_10)
-    with pytest.raises(UnityProtocolError, match="not an ML-Agents 0.10/0.11 message"):
+    with pytest.raises(UnityProtocolError, match="not an ML-Agents 0.x message"):
         legacy.parse_legacy_message(b"\x0a\xff\xff\xff\xff\x0f")
 
 
@@ -313,9 +320,7 @@ def test_encoding_matches_the_seed_era_library() -> None:
 
 
 def _codec(*brains: lpb.BrainParametersProto) -> legacy.LegacyCodec:
-    from gym_unity_il.proto import communicator_pb2 as pb
-
-    return legacy.LegacyCodec(pb.UnityMessageProto.FromString(_handshake_10(*brains).SerializeToString()))
+    return legacy.LegacyCodec(_handshake_10(*brains).SerializeToString())
 
 
 def _vector_output(rows) -> lpb.UnityMessageProto:
@@ -351,3 +356,185 @@ def test_train_mode_comes_from_the_time_scale() -> None:
 
     assert legacy.train_mode_of(None) and legacy.train_mode_of(EngineConfig(time_scale=20))
     assert not legacy.train_mode_of(EngineConfig(time_scale=1)) and legacy.train_mode_of(EngineConfig(quality_level=0))
+
+
+# -- API-4 ... API-9 (protocol-legacy.md §9): what differs, driven by each era's LegacyEra.
+
+OLDER = [legacy.API_4, legacy.API_5, legacy.API_6, legacy.API_7, legacy.API_8, legacy.API_9]
+
+
+def test_the_era_table() -> None:
+    assert [(e.version, e.release) for e in legacy.LEGACY_ERAS.values()] == [(f"API-{n}", f"0.{n}") for n in range(4, 12)]
+    for era in OLDER:
+        assert era.method_path == legacy.API_10.method_path == "/communicator_objects.UnityToExternal/Exchange"
+        assert era.editor_port == 5005 and era.brains_at_handshake and not era.compressed_images and era.global_done
+    assert not legacy.API_10.global_done and not legacy.API_11.global_done
+    assert [e.brain_layout for e in OLDER] == [4, 5, 6, 6, 6, 6]
+    assert [e.jpeg_images for e in OLDER] == [True] + [False] * 5 and not legacy.API_10.jpeg_images
+    assert [e.action_masks for e in OLDER] == [False] + [True] * 5
+    assert [e.keeps_stored_actions for e in OLDER] == [False, False, False, False, None, True]  # API-8: 0.8.0/0.8.1 zero, 0.8.2 keeps
+    assert [e.applies_first_reset for e in OLDER] == [False] + [True] * 5
+
+
+def _old_brain(era: legacy.LegacyEra, name: str, brain_type: int, *, branches=(4,), continuous: int = 0, discrete_states: int = 0) -> bytes:
+    """A brain as ``era``'s handshake carries it, written field by field with that era's message."""
+    size, space = (continuous, lpb.continuous) if continuous else (branches[0], lpb.discrete)
+    common = {"num_stacked_vector_observations": 3, "vector_action_space_type": space, "brain_name": name}
+    if era.brain_layout == 4:
+        observation_space = lpb.discrete if discrete_states else lpb.continuous
+        return lpb.BrainParameters4Proto(vector_observation_size=discrete_states or 5, vector_observation_space_type=observation_space,
+                                         vector_action_size=size, brain_type=brain_type, **common).SerializeToString()  # fmt: skip
+    sizes = [continuous] if continuous else list(branches)
+    if era.brain_layout == 5:
+        return lpb.BrainParameters5Proto(vector_observation_size=5, vector_action_size=sizes, brain_type=brain_type, **common).SerializeToString()
+    brain = lpb.BrainParametersProto(vector_observation_size=5, vector_action_size=sizes, is_training=brain_type == lpb.External, **common)
+    return brain.SerializeToString()
+
+
+def _old_handshake(era: legacy.LegacyEra, brains: list[bytes]) -> bytes:
+    message = lpb.LegacyHandshakeProto(header=lpb.HeaderProto(status=200))
+    init = message.unity_output.rl_initialization_output
+    init.name, init.version = "Academy", era.version
+    init.brain_parameters.extend(brains)
+    init.environment_parameters.float_parameters["gravity"] = 9.81
+    return message.SerializeToString()
+
+
+def test_api_4_and_api_5_brains_have_their_own_layout() -> None:
+    # API-4: action size a plain varint at 3 (tag 0x18), observation space type 7, name 8 (tag 0x42), type 9 (tag 0x48).
+    four = _old_brain(legacy.API_4, "B", lpb.External, branches=(6,))
+    assert b"\x18\x06" in four and b"\x42\x01B" in four and four.endswith(b"\x48\x02")
+    # API-5: repeated sizes (packed at 3), name 7 (tag 0x3a), type 8 (tag 0x40).
+    five = _old_brain(legacy.API_5, "B", lpb.External, branches=(3, 2))
+    assert b"\x1a\x02\x03\x02" in five and b"\x3a\x01B" in five and five.endswith(b"\x40\x02")
+    # Each era's classes misread another's layout without an error (§9.2): only the era decides.
+    assert lpb.BrainParametersProto.FromString(four).brain_name == ""
+    assert lpb.BrainParametersProto.FromString(five).is_training  # brain_type 2 read as a bool
+    for era, raw in ((legacy.API_4, four), (legacy.API_5, five)):
+        brain = legacy.read_brain(raw, era)
+        assert brain.brain_name == "B" and brain.is_training  # External: trained by Python
+        assert legacy.read_brain(legacy.write_brain(brain, era), era) == brain
+    assert list(legacy.read_brain(four, legacy.API_4).vector_action_size) == [6]
+    assert list(legacy.read_brain(five, legacy.API_5).vector_action_size) == [3, 2]
+    with pytest.raises(ValueError, match="0.4 brain has one"):
+        legacy.write_brain(legacy.read_brain(five, legacy.API_5), legacy.API_4)
+
+
+@pytest.mark.parametrize("era", OLDER, ids=[e.release for e in OLDER])
+def test_handshake_brains_and_who_trains_them(era: legacy.LegacyEra) -> None:
+    """0.4 / 0.5: Python trains External brains only (Player, Heuristic, Internal are visible); 0.6 on: is_training."""
+    kinds = {"Person": lpb.Player, "Rules": lpb.Heuristic, "Learner": lpb.External, "Model": lpb.Internal}
+    brains = [_old_brain(era, name, kind, continuous=2 if name == "Model" else 0) for name, kind in kinds.items()]
+    data = _old_handshake(era, brains)
+    codec = legacy.LegacyCodec(data)
+    assert codec.unity.communication_version == era.version and codec.unity.package_version == era.release
+    specs: dict = {}
+    codec.decode(lpb.UnityMessageProto(), specs, "hwc_uint8")
+    assert list(specs) == ["Person", "Rules", "Learner", "Model"]
+    assert [codec.takes_actions(name) for name in specs] == [False, False, True, False]
+    assert specs["Learner"].action_spec.discrete_branches == (4,) and specs["Model"].action_spec.continuous_size == 2
+    assert specs["Learner"].observation_specs[0].shape == (15,)  # 5 floats x 3 stacked
+    # What the bytes say survives only if they are read as they came (a modern parse re-encodes 0.4 / 0.5 brains).
+    from gym_unity_il.proto import communicator_pb2 as pb
+
+    reencoded = pb.UnityMessageProto.FromString(data).SerializeToString()
+    if era.brain_layout == 4:  # the action size, a plain varint, comes back packed: 0.4 classes skip it
+        with pytest.raises(UnityProtocolError, match="branches"):
+            legacy.read_legacy_handshake(reencoded)
+    else:  # 0.5: brain types 1, 2 and 3 come back as the bool true, 1 (Heuristic): nothing is External; 0.6 on: nothing lost
+        trained = legacy.read_legacy_handshake(reencoded).trained
+        assert trained == (set() if era.brain_layout == 5 else {"Learner"})
+
+
+def test_api_4_discrete_vector_observations_are_one_state_index_per_frame() -> None:
+    hs = legacy.read_legacy_handshake(_old_handshake(legacy.API_4, [_old_brain(legacy.API_4, "Grid", lpb.External, discrete_states=20)]))
+    spec = hs.specs["Grid"]
+    assert [o.shape for o in spec.observation_specs] == [(3,)] and spec.action_spec.discrete_branches == (4,)
+    output = lpb.UnityOutputProto()
+    output.rl_output.agentInfos["Grid"].value.add(id=0, stacked_vector_observation=[0, 7, 12], stored_vector_actions=[3])
+    decision, _ = legacy.decode_legacy_output(output, dict(hs.specs), legacy.API_4)["Grid"]
+    assert decision.obs[0].tolist() == [[0, 7, 12]] and decision.stored_actions[1].tolist() == [[3]]
+
+
+def _jpeg_brain_handshake(gray: bool) -> legacy.LegacyHandshake:
+    brain = lpb.BrainParameters4Proto(brain_name="Eye", brain_type=lpb.External, vector_action_size=3)
+    brain.vector_observation_space_type = lpb.continuous  # discrete would be 1 float per frame
+    brain.camera_resolutions.add(height=16, width=12, gray_scale=gray)
+    return legacy.read_legacy_handshake(_old_handshake(legacy.API_4, [brain.SerializeToString()]))
+
+
+def test_api_4_images_are_jpeg_bounded_like_png() -> None:
+    from gym_unity_il.protocol.images import encode_jpeg
+
+    columns, rows = np.meshgrid(np.linspace(0, 250, 12), np.linspace(0, 200, 16))
+    smooth = np.stack([columns, rows, np.full((16, 12), 90.0)], axis=2).astype(np.uint8)
+    for gray in (False, True):
+        hs = _jpeg_brain_handshake(gray)
+        output = lpb.UnityOutputProto()
+        output.rl_output.agentInfos["Eye"].value.add(id=1, visual_observations=[encode_jpeg(smooth)], action_mask=[True, False, True])
+        decision, _ = legacy.decode_legacy_output(output, dict(hs.specs), legacy.API_4)["Eye"]
+        expected = smooth.mean(axis=2, keepdims=True) if gray else smooth
+        assert decision.obs[0].shape == (1, 16, 12, 1 if gray else 3) and decision.obs[0].dtype == np.uint8
+        assert np.abs(decision.obs[0][0].astype(float) - expected).mean() < 6  # lossy, close on a smooth picture
+        assert decision.action_mask.all()  # 0.4 has no action masks: a field 11 is not read
+        chw = legacy.decode_legacy_output(output, dict(hs.specs), legacy.API_4, image_format="chw_float")["Eye"][0]
+        np.testing.assert_allclose(chw.obs[0][0], decision.obs[0][0].transpose(2, 0, 1) / 255.0, atol=1 / 255)
+    hs = _jpeg_brain_handshake(False)
+    for image, match in (
+        (encode_png(smooth)[0], "not JPEG"),  # PNG is API-5's
+        (encode_jpeg(np.zeros((64, 64, 3), np.uint8)), "64x64 pixels"),  # never decoded beyond the camera's size
+        (encode_jpeg(smooth)[:40], "cannot decode"),
+    ):
+        output = lpb.UnityOutputProto()
+        output.rl_output.agentInfos["Eye"].value.add(id=1, visual_observations=[image])
+        with pytest.raises(UnityProtocolError, match=match):
+            legacy.decode_legacy_output(output, dict(hs.specs), legacy.API_4)
+
+
+@pytest.mark.parametrize("era", [*OLDER, legacy.API_10], ids=[e.release for e in [*OLDER, legacy.API_10]])
+def test_global_done_ends_every_episode(era: legacy.LegacyEra) -> None:
+    """§9.2: with global_done every info is done (the Academy reset them); max_step_reached as each info says. 0.10 never sets it."""
+    hs = legacy.read_legacy_handshake(_old_handshake(era, [_old_brain(era, "B", lpb.External, continuous=2)]))
+    output = lpb.UnityOutputProto()
+    output.rl_output.global_done = True
+    infos = output.rl_output.agentInfos["B"].value
+    infos.add(id=0, reward=0.5, done=True, max_step_reached=True, stacked_vector_observation=[1] * 15, stored_vector_actions=[0, 0])
+    infos.add(id=1, reward=0.25, stacked_vector_observation=[2] * 15, stored_vector_actions=[0.5, 0.5])
+    decision, terminal = legacy.decode_legacy_output(output, dict(hs.specs), era)["B"]
+    assert decision.agent_id.tolist() == [0, 1] and decision.reward.tolist() == [0.0, (0.0 if era.global_done else 0.25)]
+    if era.global_done:
+        assert terminal.agent_id.tolist() == [0, 1] and terminal.reward.tolist() == [0.5, 0.25] and terminal.interrupted.tolist() == [True, False]
+    else:
+        assert terminal.agent_id.tolist() == [0]
+    # A done info's stored action before 0.8.2 is zeros (the agent's reset replaced it): decoded as sent.
+    assert terminal.stored_actions[0][0].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("era", OLDER, ids=[e.release for e in OLDER])
+def test_action_masks_from_api_5(era: legacy.LegacyEra) -> None:
+    hs = legacy.read_legacy_handshake(_old_handshake(era, [_old_brain(era, "B", lpb.External, branches=(3,))]))
+    output = lpb.UnityOutputProto()
+    output.rl_output.agentInfos["B"].value.add(id=0, stacked_vector_observation=[0] * 15, action_mask=[False, True, False])
+    decision, _ = legacy.decode_legacy_output(output, dict(hs.specs), era)["B"]
+    assert decision.action_mask.tolist() == [[True, not era.action_masks, True]]
+
+
+def test_api_4_warns_that_the_first_resets_parameters_are_not_applied(caplog) -> None:
+    from gym_unity_il.protocol.channels import SEED_PARAMETER
+
+    for era, warns in ((legacy.API_4, True), (legacy.API_5, False)):
+        data = lpb.LegacyHandshakeProto.FromString(_old_handshake(era, [_old_brain(era, "B", lpb.External)]))
+        data.unity_output.rl_initialization_output.environment_parameters.float_parameters[SEED_PARAMETER] = float("nan")
+        codec = legacy.LegacyCodec(data.SerializeToString(), who="Unity executable Banana.x86_64")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            codec.encode(legacy.RESET, {}, parameters={SEED_PARAMETER: 3})  # the seed alone: the player's, not the Academy's
+            assert not caplog.records
+            sent = codec.encode(legacy.RESET, {}, parameters={"gravity": 2.0})  # a second RESET applies them: no warning either
+            assert not caplog.records
+        codec = legacy.LegacyCodec(data.SerializeToString(), who="Unity executable Banana.x86_64")
+        with caplog.at_level(logging.WARNING):
+            sent = codec.encode(legacy.RESET, {}, parameters={"gravity": 2.0, SEED_PARAMETER: 3})
+        assert dict(lpb.UnityMessageProto.FromString(sent).unity_input.rl_input.environment_parameters.float_parameters)["gravity"] == 2.0
+        assert ("does not apply the first reset's parameters (gravity)" in caplog.text) == warns
+        assert ("Banana.x86_64" in caplog.text and "0.4" in caplog.text) == warns

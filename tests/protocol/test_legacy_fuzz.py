@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gym_unity_il.errors import UnityProtocolError, UnityVersionError
-from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.proto import legacy_pb2 as lpb
 from gym_unity_il.protocol import legacy
 from gym_unity_il.protocol.images import encode_png
@@ -46,7 +45,7 @@ def _output(agents: int = 3) -> lpb.UnityMessageProto:
 def _run(first: bytes, later: bytes) -> str:
     """Opens a codec from ``first`` and decodes ``later``: ``"result"`` or the error's class name."""
     try:
-        codec = legacy.LegacyCodec(pb.UnityMessageProto.FromString(first))
+        codec = legacy.LegacyCodec(first)
         specs: dict = {}
         codec.decode(codec.parse(later), specs, "hwc_uint8")
     except (UnityProtocolError, UnityVersionError) as exc:

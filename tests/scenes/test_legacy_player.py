@@ -1,14 +1,16 @@
-"""The scene player as an ML-Agents 0.10 / 0.11 Unity player (scenes/legacy_player.py).
+"""The scene player as an ML-Agents 0.4 ... 0.11 Unity player (scenes/legacy_player.py).
 
 Three levels: the wire driven in-process and read back with the trainer's codec
-(protocol/legacy.py); the player process against a tiny trainer on the era's method path (a
-plain gRPC server in the test); and the player against the seed-era libraries themselves,
-mlagents-envs 0.11.0 (``SEED_ERA_PYTHON``) and 0.10.1 (``SEED10_ERA_PYTHON``), each in its own
-interpreter: those tests are skipped when the variable does not name a Python.
+(protocol/legacy.py), for every era; the player process against a tiny trainer on the era's
+method path (a plain gRPC server in the test); and the player against the seed-era libraries
+themselves, mlagents-envs 0.11.0 (``SEED_ERA_PYTHON``) and 0.10.1 (``SEED10_ERA_PYTHON``), each
+in its own interpreter: those tests are skipped when the variable does not name a Python
+(unityagents 0.4.0 against the 0.4 player: tests/link/test_older_eras.py).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -21,12 +23,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from PIL import Image
 
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.link.launcher import ChildProcess, environment_with_import_path
 from gym_unity_il.proto import legacy_pb2 as lpb
 from gym_unity_il.protocol import legacy
 from gym_unity_il.protocol.channels import SEED_PARAMETER
+from gym_unity_il.protocol.images import encode_jpeg
 from gym_unity_il.scenes.ball import BallExpert, BallScene
 from gym_unity_il.scenes.base import AgentBatch
 from gym_unity_il.scenes.grid import GridScene
@@ -36,6 +40,10 @@ from gym_unity_il.scenes.registry import scene_command
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
 
 CLOSING = lpb.UnityMessageProto(header=lpb.HeaderProto(status=400)).SerializeToString()
+ERAS = list(legacy.LEGACY_ERAS.values())
+ERA_IDS = [era.release for era in ERAS]
+#: The eras whose handshake lists the brains (Player brains visible): 0.4 ... 0.10.
+HANDSHAKE_ERAS = [era for era in ERAS if era.brains_at_handshake]
 
 
 # -- The wire in-process, read back with the trainer's codec
@@ -44,10 +52,12 @@ CLOSING = lpb.UnityMessageProto(header=lpb.HeaderProto(status=400)).SerializeToS
 class InProcess:
     """A LegacyWire and its scene driven directly, as the player does, without gRPC."""
 
-    def __init__(self, era: legacy.LegacyEra, scene_class: type, kwargs: dict, *, stacked: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self, era: legacy.LegacyEra, scene_class: type, kwargs: dict, *, stacked: int = 1, seed: int = 0, academy_max_steps: int = 0
+    ) -> None:
         self.era = era
-        self.wire = LegacyWire.for_scene(era, scene_class, kwargs, stacked=stacked)
-        self.handshake = legacy.read_legacy_handshake(self.wire.hello())
+        self.wire = LegacyWire.for_scene(era, scene_class, kwargs, stacked=stacked, academy_max_steps=academy_max_steps)
+        self.handshake = legacy.read_legacy_handshake(self.wire.hello().SerializeToString())
         self.specs = dict(self.handshake.specs)
         self.scene = scene_class(seed=seed, **kwargs)
         self.wire.scene_built(self.scene)
@@ -71,12 +81,22 @@ def _step_input(actions: dict, specs: dict, trained: frozenset | None) -> lpb.Un
     return lpb.UnityMessageProto.FromString(legacy.encode_legacy_step(actions, specs, trained)).unity_input.rl_input
 
 
-@pytest.mark.parametrize("era", [legacy.API_10, legacy.API_11], ids=["0.10", "0.11"])
+def _sent_pixels(images: np.ndarray, era: legacy.LegacyEra) -> np.ndarray:
+    """What the era's images hold once decoded: the images themselves (PNG), or Pillow's decoding of
+    their JPEG (0.4), gray as the rounded mean of the RGB channels."""
+    if not era.jpeg_images:
+        return images
+    decoded = np.stack([np.asarray(Image.open(io.BytesIO(encode_jpeg(image)))) for image in images])
+    return decoded if images.shape[-1] == 3 else np.rint(decoded.mean(axis=-1, keepdims=True)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("era", ERAS, ids=ERA_IDS)
 def test_output_decodes_back_to_the_scene_records(era: legacy.LegacyEra) -> None:
     """One info per agent: the terminal record and the new episode's decision record become one done info."""
     rng = np.random.default_rng(3)
     sensors = (ObservationSpec((2,)), ObservationSpec((5, 4, 3)), ObservationSpec((3,)), ObservationSpec((5, 4, 1)))
-    spec = BehaviorSpec("Learner?team=0", sensors, ActionSpec.create_discrete((3, 2)))
+    branches = (5,) if era.brain_layout == 4 else (3, 2)  # a 0.4 brain has one branch
+    spec = BehaviorSpec("Learner?team=0", sensors, ActionSpec.create_discrete(branches))
     n = 3  # agent 7 ends its episode (terminal, then decision), agent 2 decides
     observations = [
         rng.normal(size=(n, 2)).astype(np.float32),
@@ -99,23 +119,27 @@ def test_output_decodes_back_to_the_scene_records(era: legacy.LegacyEra) -> None
     merged, rows = merge_episode_ends(alone)  # an agent that ended without a new episode comes after those deciding
     assert merged.agent_ids.tolist() == [3, 5] and merged.done.tolist() == [False, True] and rows.tolist() == [0]
     wire = LegacyWire(era, {spec.name: LegacyBrain.of(spec, stacked=1, trained=True)}, {})
-    specs = dict(legacy.read_legacy_handshake(wire.hello()).specs)
+    specs = dict(legacy.read_legacy_handshake(wire.hello().SerializeToString()).specs)
     assert list(specs) == (["Learner"] if era.brains_at_handshake else [])
     decision, terminal = legacy.decode_legacy_output(wire.build({spec.name: batch}).unity_output, specs, era)["Learner"]
     assert [o.shape for o in specs["Learner"].observation_specs] == [(5, 4, 3), (5, 4, 1), (5,)]
     new = [1, 2]  # the decision records: the new episode's observations
     assert decision.agent_id.tolist() == [7, 2]
-    np.testing.assert_array_equal(decision.obs[0], observations[1][new])
-    np.testing.assert_array_equal(decision.obs[1], observations[3][new])  # gray: an RGB PNG of equal channels, averaged back
+    np.testing.assert_array_equal(decision.obs[0], _sent_pixels(observations[1][new], era))
+    np.testing.assert_array_equal(decision.obs[1], _sent_pixels(observations[3][new], era))  # gray: RGB of equal channels, averaged back
     np.testing.assert_array_equal(decision.obs[2], np.concatenate([observations[0], observations[2]], axis=1)[new])
-    np.testing.assert_array_equal(decision.action_mask, mask[new])
+    np.testing.assert_array_equal(decision.action_mask, mask[new] if era.action_masks else np.ones((2, 5), bool))  # 0.4: no masks
     assert decision.reward.tolist() == [0.0, 0.25]
     assert terminal.agent_id.tolist() == [7] and terminal.reward.tolist() == [0.5] and terminal.interrupted.tolist() == [True]
-    np.testing.assert_array_equal(terminal.obs[0], observations[1][[1]])  # the era sends the next episode's first observation
-    assert decision.stored_actions[1].tolist() == [[0, 0], [0, 0]]  # nothing carried out yet
+    np.testing.assert_array_equal(terminal.obs[0], decision.obs[0][[0]])  # the era sends the next episode's first observation
+    assert decision.stored_actions[1].tolist() == [[0] * len(branches)] * 2  # nothing carried out yet
+    info = wire.build({spec.name: batch}).unity_output.rl_output.agentInfos["Learner"].value[1]
+    assert len(info.action_mask) == (5 if era.action_masks else 0)
+    image = info.compressed_observations[0].data if era.compressed_images else info.visual_observations[0]
+    assert image.startswith(b"\xff\xd8\xff" if era.jpeg_images else b"\x89PNG")
 
 
-@pytest.mark.parametrize("era", [legacy.API_10, legacy.API_11], ids=["0.10", "0.11"])
+@pytest.mark.parametrize("era", ERAS, ids=ERA_IDS)
 def test_stacked_vectors_episode_ends_and_stored_actions(era: legacy.LegacyEra) -> None:
     game = InProcess(era, BallScene, {"num_agents": 2, "max_steps": 3}, stacked=3, seed=4)
     trained = game.handshake.trained
@@ -137,7 +161,8 @@ def test_stacked_vectors_episode_ends_and_stored_actions(era: legacy.LegacyEra) 
             frames = stacks[info.id][-3:]
             expected = np.concatenate([np.zeros((3 - len(frames)) * 8, np.float32), *frames])
             np.testing.assert_array_equal(np.float32(info.stacked_vector_observation), expected)
-            np.testing.assert_array_equal(np.float32(info.stored_vector_actions), sent[info.id])
+            zeroed = info.done and era.keeps_stored_actions is not True  # before 0.8.2 the agent's reset zeroes its action
+            np.testing.assert_array_equal(np.float32(info.stored_vector_actions), 0.0 * sent[info.id] if zeroed else sent[info.id])
             if info.done:
                 ended += 1
                 assert info.max_step_reached and math.isclose(info.reward, 0.1, rel_tol=1e-6) and len(stacks[info.id]) == 1
@@ -146,11 +171,16 @@ def test_stacked_vectors_episode_ends_and_stored_actions(era: legacy.LegacyEra) 
     assert ended == 6  # both agents after 3, 6 and 9 actions
 
 
-def test_the_teacher_is_a_player_brain_decided_in_the_player_in_0_10() -> None:
-    game = InProcess(legacy.API_10, BallScene, {"num_agents": 2, "teacher_student": True, "max_steps": 4}, seed=1)
+@pytest.mark.parametrize("era", HANDSHAKE_ERAS, ids=[era.release for era in HANDSHAKE_ERAS])
+def test_the_teacher_is_a_player_brain_decided_in_the_player_through_0_10(era: legacy.LegacyEra) -> None:
+    game = InProcess(era, BallScene, {"num_agents": 2, "teacher_student": True, "max_steps": 4}, seed=1)
     assert game.handshake.trained == frozenset({"Student"})
-    brains = {b.brain_name: b for b in game.wire.hello().unity_output.rl_initialization_output.brain_parameters}
-    assert not brains["Teacher"].is_training and brains["Student"].is_training
+    raw = game.wire.hello().unity_output.rl_initialization_output.brain_parameters
+    brains = {brain.brain_name: brain.is_training for brain in (legacy.read_brain(data, era) for data in raw)}
+    assert brains == {"Teacher": False, "Student": True}
+    if era.brain_layout < 6:  # 0.4 / 0.5: a brain_type, Player for the teacher, External for the student
+        layout = lpb.BrainParameters4Proto if era.brain_layout == 4 else lpb.BrainParameters5Proto
+        assert [layout.FromString(data).brain_type for data in raw] == [lpb.Player, lpb.External]
     expert = BallExpert()
     for _ in range(6):
         seen = np.float32([i.stacked_vector_observation for i in game.infos("Teacher")])
@@ -158,8 +188,10 @@ def test_the_teacher_is_a_player_brain_decided_in_the_player_in_0_10() -> None:
         rl_input.agent_actions["Teacher"].value.add(vector_actions=[-1.0, -1.0])  # the trainer cannot drive a Player brain
         game.step(rl_input)
         (teacher,) = game.infos("Teacher")
-        np.testing.assert_allclose(teacher.stored_vector_actions, expert.predict(seen[0])[0], rtol=1e-6)
-        assert [list(i.stored_vector_actions) for i in game.infos("Student")] == [[1.0, 1.0]] * 2
+        zeroed = teacher.done and era.keeps_stored_actions is not True  # an episode's end (max_steps 4) before 0.8.2
+        played = expert.predict(seen[0])[0]
+        np.testing.assert_allclose(teacher.stored_vector_actions, 0 * played if zeroed else played, rtol=1e-6)
+        assert [list(i.stored_vector_actions) for i in game.infos("Student")] == [[0.0, 0.0] if zeroed else [1.0, 1.0]] * 2
     eleven = InProcess(legacy.API_11, BallScene, {"num_agents": 2, "teacher_student": True})
     assert eleven.handshake.trained is None  # 0.11: every brain is trained (announced with is_training true)
     assert all(b.is_training for b in eleven.message.unity_output.rl_initialization_output.brain_parameters)
@@ -181,11 +213,54 @@ def test_handshake_parameters_and_reset_input() -> None:
     assert wire.read_input(rl_input) == []  # a 0.x Academy applies reset parameters on RESET only
 
 
+def test_a_0_4_academy_applies_the_first_resets_seed_only() -> None:
+    """§9.2: the first input's reset parameters are not applied by a 0.4 Academy; this player's seed is."""
+    reset = lpb.UnityRLInputProto(command=lpb.RESET)
+    reset.environment_parameters.float_parameters.update({"gravity": 2.0, SEED_PARAMETER: 5.0})
+    for era, first in ((legacy.API_4, [(SEED_PARAMETER, 5.0)]), (legacy.API_5, [("gravity", 2.0), (SEED_PARAMETER, 5.0)])):
+        wire = LegacyWire.for_scene(era, BallScene, {})
+        assert sorted(wire.read_input(reset)) == first
+        assert sorted(wire.read_input(reset)) == [("gravity", 2.0), (SEED_PARAMETER, 5.0)]  # every later RESET applies them
+
+
+@pytest.mark.parametrize("era", [legacy.API_4, legacy.API_9], ids=["0.4", "0.9"])
+def test_academy_max_steps_end_every_episode_with_global_done(era: legacy.LegacyEra) -> None:
+    """§9.2: M actions after its reset the Academy is done: global_done, every agent done with
+    max_step_reached and its last reward, the scene reset (stacks start again); the trainer's next STEP goes on."""
+    game = InProcess(era, BallScene, {"num_agents": 2, "teacher_student": True}, stacked=2, seed=3, academy_max_steps=4)
+    trained = game.handshake.trained
+    sent = np.float32([[0.5, -0.5], [0.25, 0.75]])
+    for _ in range(2):
+        for step in range(4):
+            game.step(_step_input({"Student": (sent, np.zeros((2, 0)))}, game.specs, trained))
+            assert game.message.unity_output.rl_output.global_done == (step == 3)
+        first = game.scene.observe()  # the reset scene: every agent's first observation
+        for brain in ("Teacher", "Student"):
+            infos = game.infos(brain)
+            assert all(i.done and i.max_step_reached and math.isclose(i.reward, 0.1, rel_tol=1e-6) for i in infos)  # the ball stayed up
+            stacks = np.float32([i.stacked_vector_observation for i in infos])
+            assert not stacks[:, :8].any()  # a fresh stack: zeros, then the new episode's first frame
+            np.testing.assert_array_equal(stacks[:, 8:], first[f"{brain}?team=0"].observations[0])
+        stored = np.float32([i.stored_vector_actions for i in game.infos("Student")])
+        np.testing.assert_array_equal(stored, sent if era.keeps_stored_actions else 0 * sent)
+        decision, terminal = game.decoded()["Student"]
+        assert decision.agent_id.tolist() == terminal.agent_id.tolist() == [1, 2] and terminal.interrupted.all()
+
+
 def test_scenes_0_x_cannot_serve_are_refused() -> None:
     with pytest.raises(ConfigError, match="continuous and discrete"):
         LegacyWire.for_scene(legacy.API_10, HybridScene, {})
     with pytest.raises(ConfigError, match="stacked_vectors"):
         LegacyWire.for_scene(legacy.API_10, BallScene, {}, stacked=0)
+    two = BehaviorSpec("Two?team=0", (ObservationSpec((2,)),), ActionSpec.create_discrete((3, 2)))
+    with pytest.raises(ConfigError, match="0.4 brain has one"):
+        LegacyWire(legacy.API_4, {two.name: LegacyBrain.of(two, stacked=1, trained=True)}, {})
+    LegacyWire(legacy.API_5, {two.name: LegacyBrain.of(two, stacked=1, trained=True)}, {})  # branches from 0.5 on
+    for era in (legacy.API_10, legacy.API_11):
+        with pytest.raises(ConfigError, match="no Max Steps"):
+            LegacyWire.for_scene(era, BallScene, {}, academy_max_steps=5)
+    with pytest.raises(ConfigError, match="integer >= 0"):
+        LegacyWire.for_scene(legacy.API_9, BallScene, {}, academy_max_steps=-1)
 
 
 # -- Registry and command line
@@ -196,8 +271,12 @@ def test_scene_kwargs_choose_the_protocol() -> None:
     assert argv[argv.index("--scene-kwargs") + 1] == '{"num_agents": 2}'
     assert argv[-4:] == ("--protocol", "0.10", "--stacked-vectors", "3")
     assert "--protocol" not in scene_command("ball", {}).argv
-    with pytest.raises(ConfigError, match="'0.10' or '0.11'"):
+    for release in ("0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "0.11"):
+        assert scene_command("ball", {"protocol": release}).argv[-2:] == ("--protocol", release)
+    with pytest.raises(ConfigError, match="'0.4', '0.5', '0.6', '0.7', '0.8', '0.9', '0.10', '0.11'"):
         scene_command("ball", {"protocol": "1.x"})
+    with pytest.raises(ConfigError, match="'0.4'"):
+        scene_command("ball", {"protocol": "0.3"})
     with pytest.raises(ConfigError, match="0.x players only"):
         scene_command("ball", {"stacked_vectors": 2})
     with pytest.raises(ConfigError, match="integer >= 1"):
@@ -262,7 +341,7 @@ def test_0_10_player_serves_a_trainer_and_quits_like_unity(assert_released) -> N
     kwargs = {"num_agents": 2, "teacher_student": True}
     player = _player(trainer.port, "ball", "--protocol", "0.10", "--scene-kwargs", json.dumps(kwargs), "--fault", "quit-at-step:3")
     try:
-        handshake = legacy.read_legacy_handshake(legacy.parse_legacy_message(trainer.receive()))
+        handshake = legacy.read_legacy_handshake(trainer.receive())
         assert handshake.era is legacy.API_10 and handshake.trained == frozenset({"Student"})
         assert sorted(handshake.specs) == ["Student", "Teacher"] and math.isnan(handshake.reset_parameters[SEED_PARAMETER])
         assert lpb.UnityMessageProto.FromString(trainer.answer(legacy.legacy_handshake_response(11))).header.status == 200
@@ -301,6 +380,39 @@ def test_0_11_faults_use_the_era_path() -> None:
         legacy.decode_legacy_output(output.unity_output, specs, legacy.API_11)
         bad = trainer.answer(legacy.encode_legacy_step({"GridWorld": (np.zeros((1, 0)), np.zeros((1, 1)))}, specs, None))
         assert bad.endswith(b"not a message")
+        trainer.respond(CLOSING)
+        assert player.wait(30) == 0
+    finally:
+        player.stop()
+        trainer.server.stop(None)
+
+
+def test_0_4_player_sends_its_brains_and_jpegs_as_0_4_does() -> None:
+    trainer = LegacyTrainer(legacy.API_4)
+    kwargs = {"num_agents": 2, "grayscale": False, "camera_height": 12, "camera_width": 10}
+    player = _player(trainer.port, "grid", "--protocol", "0.4", "--scene-kwargs", json.dumps(kwargs))
+    try:
+        data = trainer.receive()
+        (raw,) = lpb.LegacyHandshakeProto.FromString(data).unity_output.rl_initialization_output.brain_parameters
+        brain = lpb.BrainParameters4Proto.FromString(raw)  # the 0.4 layout: one action size, name 8, type 9
+        assert (brain.brain_name, brain.brain_type, brain.vector_action_size) == ("GridWorld", lpb.External, 5)
+        assert brain.vector_observation_space_type == lpb.continuous and brain.vector_observation_size == 2
+        handshake = legacy.read_legacy_handshake(data)
+        assert handshake.era is legacy.API_4 and handshake.trained == frozenset({"GridWorld"})
+        trainer.answer(legacy.legacy_handshake_response(6))
+        specs = dict(handshake.specs)
+        output = legacy.parse_legacy_message(trainer.answer(legacy.encode_legacy_reset({}, train_mode=True, announced={})))
+        scene = GridScene(seed=6, **kwargs)
+        scene.reset()
+        records = scene.observe()["GridWorld?team=0"]
+        infos = output.unity_output.rl_output.agentInfos["GridWorld"].value
+        assert not output.unity_output.rl_output.global_done and all(len(i.action_mask) == 0 for i in infos)  # no masks in 0.4
+        decision, _ = legacy.decode_legacy_output(output.unity_output, specs, legacy.API_4)["GridWorld"]
+        np.testing.assert_array_equal(decision.obs[0], _sent_pixels(records.observations[0], legacy.API_4))
+        assert np.abs(decision.obs[0].astype(int) - records.observations[0]).mean() < 20  # JPEG of quality 75, 12x10 pixels: near the picture
+        step = legacy.encode_legacy_step({"GridWorld": (np.zeros((2, 0)), np.array([[1], [3]]))}, specs, handshake.trained)
+        output = legacy.parse_legacy_message(trainer.answer(step)).unity_output
+        assert [list(i.stored_vector_actions) for i in output.rl_output.agentInfos["GridWorld"].value] == [[1.0], [3.0]]
         trainer.respond(CLOSING)
         assert player.wait(30) == 0
     finally:
