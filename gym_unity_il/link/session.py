@@ -5,7 +5,7 @@ server, launches a Unity build or a :class:`~gym_unity_il.link.launch.PlayerComm
 waits for the Unity Editor), as its :class:`~gym_unity_il.link.launch.LaunchSettings` say, runs
 the two-call handshake, learns behaviors as Unity announces them (§6.3), and turns each
 RESET or STEP into one exchange carrying the actions of all agents of all behaviors at once.
-The build's era (ML-Agents 0.10 / 0.11, or communication API 1.x) is read from its
+The build's era (ML-Agents 0.4 ... 0.11, or communication API 1.x) is read from its
 handshake: it picks the :class:`~gym_unity_il.protocol.codec.Codec` every later message goes
 through (:func:`~gym_unity_il.protocol.eras.open_codec`, with each era's exact version
 check), so that nothing above the session meets the era. Failures become errors of

@@ -4,7 +4,7 @@ A session does not know which ML-Agents release it talks to until the build's fi
 (the handshake) has come. :func:`gym_unity_il.protocol.eras.open_codec` reads that message's
 version string and returns the :class:`Codec` of its era: the modern one
 (:class:`~gym_unity_il.protocol.modern.ModernCodec`, communication API 1.x) or a seed-era one
-(:class:`~gym_unity_il.protocol.legacy.LegacyCodec`, ``API-10`` / ``API-11``). From then on
+(:class:`~gym_unity_il.protocol.legacy.LegacyCodec`, ``API-4`` ... ``API-11``). From then on
 the session, and everything above it, only meets the interface below: specs, ``(decision,
 terminal)`` batches of numpy arrays, and actions in the same arrays, whatever the era.
 
@@ -14,7 +14,8 @@ What differs between eras, and how each codec answers it:
   build gets them on the environment-parameters side channel with the RESET, a 0.x build as
   the RESET's reset parameters (a STEP carries none there);
 * which behaviors take actions (:meth:`Codec.takes_actions`): every one in the modern era; in
-  0.10 only the brains the Broadcast Hub lets Python control, the others (Player brains) are
+  0.4 ... 0.10 only the brains Python controls (External brains, or brains "controlled" in the
+  Broadcast Hub); the others (Player brains) are
   decided inside Unity, and their agents' stored actions are what they did
   (:attr:`~gym_unity_il.protocol.agents.StepBatch.stored_actions`);
 * side channels (:attr:`Codec.side_channels`) exist in the modern era only.

@@ -120,8 +120,8 @@ class BallScene(AcademyScene):
 
     def player_decides(self, behavior: str) -> Callable[[list[np.ndarray]], ActionPair] | None:
         """The ``Teacher``'s policy, :class:`BallExpert` over the agents' observations, standing
-        in for the person at the keyboard of an ML-Agents 0.10 Player brain (the scene player
-        serves the teacher so with ``protocol="0.10"``); None for the other behaviors."""
+        in for the person at the keyboard of an ML-Agents 0.x Player brain (the scene player
+        serves the teacher so with ``protocol`` "0.4" ... "0.10"); None for the other behaviors."""
         if not self.teacher_student or behavior != TEACHER:
             return None
         expert = BallExpert()

@@ -5,15 +5,15 @@ gRPC client of the trainer on ``localhost:<port>``, runs the two-call handshake,
 each behavior with its BrainParameters the first time one of its agents has data, sends
 visual observations as PNG in CHW order (protocol.md §9.3), applies side-channel messages
 and RESET/STEP commands, and quits when the trainer answers with status 400 or goes away.
-With ``--protocol 0.10`` or ``--protocol 0.11`` it is an ML-Agents 0.10 / 0.11 player
-instead (communication API ``API-10`` / ``API-11``, protocol-legacy.md), whose brains are
+With ``--protocol 0.4`` ... ``--protocol 0.11`` it is an ML-Agents 0.4 ... 0.11 player
+instead (communication API ``API-4`` ... ``API-11``, protocol-legacy.md), whose brains are
 the scene's behaviors: :mod:`gym_unity_il.scenes.legacy_player`. The loop, the scene and its
 parameters, and the test aids below are the same in every era; what differs (method path,
 handshake, reading an input, building an output) is the :class:`Wire` spoken.
 Command line (normally started by the env, not by hand)::
 
     python -m gym_unity_il.scenes <name or module:Class> (--mlagents-port N | --port N)
-        [--protocol 0.10|0.11 [--stacked-vectors N]] [--scene-kwargs JSON] [-logFile F]
+        [--protocol 0.4|...|0.11 [--stacked-vectors N]] [--scene-kwargs JSON] [-logFile F]
         [-nographics] [-batchmode]
 
 The port comes from ``--mlagents-port`` (what a player of ML-Agents 1.0 and later reads) or
@@ -32,9 +32,9 @@ real time). A scene may define ``take_stats() -> dict[str, float]``; the player 
 values on the stats channel after every step. A request on the scene picture channel
 (:class:`~gym_unity_il.protocol.channels.ScenePictureChannel`) is answered in the next
 output with :meth:`Scene.render` of the state that output shows. A scene may also define
-``player_decides(behavior) -> policy or None``: as ML-Agents 0.10 the behaviors it gives a
-policy for are Player brains (``is_training`` false) decided in the player, such as the
-``Teacher`` of ``BallScene(teacher_student=True)``; other eras ignore it.
+``player_decides(behavior) -> policy or None``: as ML-Agents 0.4 ... 0.10 the behaviors it
+gives a policy for are Player brains (not controlled by the trainer) decided in the player,
+such as the ``Teacher`` of ``BallScene(teacher_student=True)``; 0.11 and later ignore it.
 
 Test aids (fault injection, used by the package's own tests):
 
@@ -192,7 +192,7 @@ class Wire(Protocol):
     """What differs between the protocol eras a :class:`ScenePlayer` speaks: the method path, the
     messages, the handshake, how an input is read and how an output is built. The loop, the
     scene, its parameters and the faults are the player's. :class:`ModernWire` speaks
-    communication API 1.x; :class:`~gym_unity_il.scenes.legacy_player.LegacyWire` ML-Agents 0.10 / 0.11.
+    communication API 1.x; :class:`~gym_unity_il.scenes.legacy_player.LegacyWire` ML-Agents 0.4 ... 0.11.
 
     A message holding only a header has the same bytes in every era, so the player sends those
     as modern messages; what the trainer answers is read by :meth:`parse`.
@@ -534,7 +534,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("scene", help="a built-in scene name or module:Class")
     parser.add_argument("--mlagents-port", type=int, default=None, help="the trainer's port on localhost (ML-Agents 1.0 and later)")
     parser.add_argument("--port", type=int, default=None, help="the trainer's port on localhost (ML-Agents 0.x)")
-    parser.add_argument("--protocol", choices=sorted(LEGACY_PROTOCOLS), default=None, help="be an ML-Agents 0.10 or 0.11 player")
+    parser.add_argument("--protocol", choices=sorted(LEGACY_PROTOCOLS), default=None, help="be a player of this ML-Agents 0.x release")
     parser.add_argument("--stacked-vectors", type=int, default=1, help="with --protocol: vector frames each agent sends (default 1)")
     parser.add_argument("--scene-kwargs", default="{}", help="JSON object of keyword arguments for the scene")
     parser.add_argument("-logFile", dest="log_file", default=None, help="write the log here")
@@ -590,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.protocol:
             wire: Wire = LegacyWire.for_scene(LEGACY_PROTOCOLS[args.protocol], scene_class, kwargs, stacked=args.stacked_vectors)
         elif args.stacked_vectors != 1:
-            raise ConfigError("--stacked-vectors applies to ML-Agents 0.x only: give --protocol 0.10 or 0.11 with it")
+            raise ConfigError(f"--stacked-vectors applies to ML-Agents 0.x only: give --protocol ({', '.join(LEGACY_PROTOCOLS)}) with it")
         else:
             wire = ModernWire(communication_version=args.communication_version, package_version=args.package_version)
     except (json.JSONDecodeError, ConfigError) as exc:

@@ -12,10 +12,11 @@ are shown on the progress bar and logged to TensorBoard and ``metrics.csv`` whil
 learn.
 
 The teacher may also be a brain the build decides itself: the Player "Teacher" brain of an
-ML-Agents 0.10 scene (its Broadcast Hub sends that brain's agents without letting Python
+ML-Agents 0.4 ... 0.10 scene (Unity sends that brain's agents without letting Python
 control them), played by a person in the Unity window. Then no action is sent for it: each
 step, the action its agents report having carried out (``stored_actions``) is paired with
-the observation they had before it.
+the observation they had before it, except at an episode's end, whose action builds before
+0.8.2 replace by zeros when the agent resets.
 
 The Teacher Helper's controls, from code or from the teacher's window:
 
@@ -215,7 +216,7 @@ class OnlineBC:
         worker: drives the scene's teacher and student agents, teacher first
             (:func:`teacher_student_worker`).
         teacher: drives the teacher agents (SB3's ``predict`` on a batch of env observations);
-            None when the build decides the teacher's behavior itself (a 0.10 Player brain).
+            None when the build decides the teacher's behavior itself (a 0.x Player brain).
         policy: the students' SB3 ``ActorCriticPolicy``, trained in place.
         adapter: turns env observations into the policy's (:class:`~gym_unity_il.train.policies.ObservationAdapter`).
         settings: ``batch_size``, ``learning_rate``, ``batches_per_epoch`` (default 1),
@@ -316,7 +317,8 @@ class OnlineBC:
                 batches = self.worker.step(actions).batches
                 teacher_batch, student_batch = batches[t_name], batches[s_name]
                 if self.teacher is None and teacher_batch.stored_actions is not None:
-                    self._record(teacher_obs, env_actions(teacher_batch.stored_actions, t_spec.action_spec), live)
+                    ends = teacher_batch.done  # an episode's last action: zeros on builds before 0.8.2
+                    self._record(teacher_obs, env_actions(teacher_batch.stored_actions, t_spec.action_spec), live & ~ends)
                 self.teacher_returns.add(teacher_batch)
                 self.student_returns.add(student_batch)
                 if len(self.buffer):
@@ -405,7 +407,7 @@ class OnlineTrainer(TeacherTrainer):
                     f"{where}: the teacher {teacher_spec.describe()} and the students {student_spec.describe()} must see and act alike "
                     "for the students to learn from the teacher"
                 )
-            unity_teacher = not worker.session.takes_actions(teacher_behavior)  # a 0.10 Player brain plays in the build
+            unity_teacher = not worker.session.takes_actions(teacher_behavior)  # a 0.x Player brain plays in the build
             if unity_teacher:
                 logger.info("%s: the build decides %r itself (a Player brain); the students learn from its actions, teacher: is not used",
                             where, teacher_behavior)  # fmt: skip
