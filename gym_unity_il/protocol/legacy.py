@@ -408,27 +408,30 @@ def _decode_brain(
     cameras = [o for o in spec.observation_specs if o.is_visual]
     vector = spec.observation_specs[-1] if len(cameras) < len(spec.observation_specs) else None
     width = vector.shape[0] if vector is not None else 0
-    for info in infos:
-        images = len(info.compressed_observations if era.compressed_images else info.visual_observations)
-        if images != len(cameras) or len(info.stacked_vector_observation) != width:
-            raise UnityProtocolError(
-                f"agent {info.id} of brain {quote(name)} sent {images} images and {len(info.stacked_vector_observation)} vector floats; "
-                f"the brain has {len(cameras)} cameras and {width} floats"
-            )
-    ids = [info.id for info in infos]
-    if len(set(ids)) != len(ids):
+    # One pass over the agents for the scalar fields and the counts, then one array per field.
+    ids, rewards, dones, interrupts, floats, images = zip(
+        *[(i.id, i.reward, i.done, i.max_step_reached, len(i.stacked_vector_observation),
+           len(i.compressed_observations if era.compressed_images else i.visual_observations)) for i in infos]
+    )  # fmt: skip
+    if floats.count(width) != len(infos) or images.count(len(cameras)) != len(infos):
+        bad = next(k for k in range(len(infos)) if floats[k] != width or images[k] != len(cameras))
+        raise UnityProtocolError(
+            f"agent {ids[bad]} of brain {quote(name)} sent {images[bad]} images and {floats[bad]} vector floats; "
+            f"the brain has {len(cameras)} cameras and {width} floats"
+        )
+    if len(ids) > 1 and len(set(ids)) != len(ids):
         raise UnityProtocolError(f"an agent of brain {quote(name)} appears twice in one message; each agent sends one info per step")
     obs = [_images(infos, j, o, era, image_format, name) for j, o in enumerate(cameras)]
     if vector is not None:
-        values = np.array([list(info.stacked_vector_observation) for info in infos], np.float32).reshape(len(infos), width)
+        values = np.array([i.stacked_vector_observation for i in infos], np.float32).reshape(len(infos), width)
         if first_not_finite(values) is not None:
             raise UnityProtocolError(f"brain {quote(name)} sent a NaN or infinite vector observation; fix the scene so it stays finite")
         obs.append(values)
-    reward = np.array([info.reward for info in infos], np.float32)
+    reward = np.array(rewards, np.float32)
     if first_not_finite(reward) is not None:
         raise UnityProtocolError(f"brain {quote(name)} sent a NaN or infinite reward; fix the scene so it stays finite")
-    done = np.array([info.done or global_done for info in infos], bool)
-    interrupted = np.array([info.max_step_reached for info in infos], bool)
+    done = np.array(dones, bool) | global_done
+    interrupted = np.array(interrupts, bool)
     branches = spec.action_spec.discrete_branches
     mask = None
     if branches:
@@ -464,10 +467,14 @@ def _stored_actions(infos: Sequence[lpb.AgentInfoProto], spec: BehaviorSpec) -> 
     """
     act = spec.action_spec
     c, d = act.continuous_size, act.discrete_size
-    values = np.zeros((len(infos), c + d), np.float32)
-    for i, info in enumerate(infos):
-        if len(info.stored_vector_actions) == c + d:
-            values[i] = info.stored_vector_actions
+    stored = [info.stored_vector_actions for info in infos]
+    if all(len(row) == c + d for row in stored):
+        values = np.array(stored, np.float32).reshape(len(infos), c + d)
+    else:
+        values = np.zeros((len(infos), c + d), np.float32)
+        for i, row in enumerate(stored):
+            if len(row) == c + d:
+                values[i] = row
     if first_not_finite(values) is not None:
         raise UnityProtocolError(f"brain {quote(spec.name)} sent a NaN or infinite stored action; the data is damaged")
     discrete = values[:, c:]

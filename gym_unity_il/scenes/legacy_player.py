@@ -170,6 +170,10 @@ def merge_episode_ends(batch: AgentBatch) -> tuple[AgentBatch, np.ndarray]:
     Raises:
         UnityProtocolError: an agent with two terminal or two decision records.
     """
+    if not np.any(batch.done):  # no episode ended: the records are the agents' already
+        if len(np.unique(batch.agent_ids)) != len(batch):
+            raise UnityProtocolError("the scene sent two decision records of one agent in one step")
+        return batch, np.arange(len(batch))
     ids = np.asarray(batch.agent_ids).tolist()
     done = np.asarray(batch.done, bool).tolist()
     row_of: dict[int, int] = {}
