@@ -203,3 +203,28 @@ def test_the_grid_expert_plays_a_0_10_grid_from_its_unnamed_sensors(tmp_path: Pa
     assert min(returns) > 0.9  # the expert reaches the goal: it read the camera and the goal by their order
     demo = read_demo(path)
     assert demo.behavior_spec.observation_keys == ("obs_0", "obs_1") and demo.observations[0].shape[1:] == (36, 36, 3)
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_two_cameras_stacked_vectors_and_masked_branches(era: str) -> None:
+    """A colour and a gray camera, a vector stacked 3 deep, two discrete branches with a mask."""
+    kwargs = {"protocol": era, "stacked_vectors": 3, "sensors": ["image", "gray", "vector"], "actions": "multi_discrete", "length": 6}
+    env = gym.make("UnityIL-v0", scene="conformance_scene:ConformanceScene", scene_kwargs=kwargs)
+    try:
+        spec = env.unwrapped.behavior_spec
+        assert [o.camera_resolution for o in spec.observation_specs[:2]] == [CameraResolution(8, 6, False), CameraResolution(8, 6, True)]
+        assert env.observation_space["obs_0"].shape == (8, 6, 3) and env.observation_space["obs_1"].shape == (8, 6, 1)
+        assert env.observation_space["obs_2"].shape == (12,) and env.action_space.nvec.tolist() == [3, 2]
+        obs, info = env.reset(seed=0)
+        assert info["action_mask"].tolist() == [False, True, True, True, True]  # the scene forbids the first option
+        frames = [obs["obs_2"]]
+        for action in ([1, 1], [2, 0]):
+            obs, *_, info = env.step(np.array(action))
+            frames.append(obs["obs_2"])
+        np.testing.assert_array_equal(obs["obs_2"].reshape(3, 4)[:, 0], [0, 1, 2])  # the scene's steps, oldest frame first
+        np.testing.assert_array_equal(obs["obs_2"].reshape(3, 4)[-1, 1:3], [2, 0])  # the last action reached the scene
+        np.testing.assert_array_equal(frames[0].reshape(3, 4)[:2], 0)  # before the first frame: zeros
+        assert obs["obs_0"].max() == 20 and obs["obs_1"].max() == 20  # both cameras at step 2
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()
