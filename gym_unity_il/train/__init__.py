@@ -3,7 +3,8 @@
 * :func:`train`: one run, like ``mlagents-learn`` (``gym-unity-il train CONFIG --run-id ID``),
   writing ``results/<run-id>/`` (model, TensorBoard, metrics CSV, learning curve,
   resolved config, evaluation);
-* :func:`load_config` / :func:`parse_config`: the config files (:mod:`.config`);
+* :func:`load_config`: a config file of ours or of ML-Agents (0.10 / 0.11, or today's ``behaviors:``)
+  (:mod:`.dialects`); :func:`parse_config`: our own format from parsed YAML (:mod:`.config`);
 * :func:`evaluate`, :func:`load_policy`, :class:`RandomPolicy`: returns on the same seeds
   (the loader and the policy and evaluation types are shared with export and the built-in
   scenes: :mod:`gym_unity_il.export.saved`, :mod:`gym_unity_il.scenes.evaluate`);
@@ -22,8 +23,9 @@ require("imitation", "train", "training (gym_unity_il.train)")
 
 from gym_unity_il.export.saved import TrainedPolicy, load_policy  # noqa: E402
 from gym_unity_il.scenes.evaluate import Evaluation, RandomPolicy  # noqa: E402
-from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config, parse_config  # noqa: E402
+from gym_unity_il.train.config import RunConfig, TrainerSettings, parse_config  # noqa: E402
 from gym_unity_il.train.dagger import run_dagger, train_dagger  # noqa: E402
+from gym_unity_il.train.dialects import load_config  # noqa: E402
 from gym_unity_il.train.env import make_training_env  # noqa: E402
 from gym_unity_il.train.evaluation import evaluate, plot_learning_curve  # noqa: E402
 from gym_unity_il.train.online import OnlineBC, TeacherBuffer, train_online  # noqa: E402

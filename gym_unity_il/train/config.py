@@ -45,13 +45,15 @@ from gym_unity_il.errors import ConfigError, quote
 
 logger = logging.getLogger(__name__)
 
-TrainerType = Literal["offline_bc", "gail", "bc_then_ppo", "bc_then_sac", "online_bc", "dagger"]
+TrainerType = Literal["offline_bc", "gail", "ppo", "sac", "bc_then_ppo", "bc_then_sac", "online_bc", "dagger"]
 TRAINER_TYPES: tuple[str, ...] = get_args(TrainerType)
+#: The trainers whose model is SB3's SAC (every other trainer's is PPO).
+SAC_TRAINERS: tuple[str, ...] = ("sac", "bc_then_sac")
 
 
 @dataclass(frozen=True)
 class PPOSettings:
-    """Settings of the SB3 PPO learner (GAIL's generator, BC-then-PPO's fine-tuning)."""
+    """Settings of the SB3 PPO learner (``ppo``, GAIL's generator, BC-then-PPO's fine-tuning)."""
 
     n_steps: int = 512
     batch_size: int = 64
@@ -65,7 +67,7 @@ class PPOSettings:
 
 @dataclass(frozen=True)
 class SACSettings:
-    """Settings of the SB3 SAC learner (BC-then-SAC's fine-tuning)."""
+    """Settings of the SB3 SAC learner (``sac``, BC-then-SAC's fine-tuning)."""
 
     buffer_size: int = 100_000
     batch_size: int = 256
@@ -82,7 +84,7 @@ class GAILSettings:
     n_disc_updates_per_round: int = 4
     disc_learning_rate: float = 3.0e-4
     gen_replay_buffer_capacity: int | None = None
-    #: weight of the GAIL reward when mixed with the env reward (bc_then_ppo); 0 disables it
+    #: weight of the GAIL reward when mixed with the env reward (ppo, bc_then_ppo); 0 disables it
     strength: float = 0.0
 
 
@@ -93,18 +95,22 @@ class TrainerSettings:
     What the keys mean for ``gym-unity-il train`` (:func:`gym_unity_il.train.train`):
 
     * ``trainer``: ``offline_bc`` (behavioral cloning from ``demo_path``), ``gail`` (GAIL
-      with a PPO generator, from scratch), ``bc_then_ppo`` / ``bc_then_sac`` (BC
-      pretraining, then RL on the env's reward, plus ``gail.strength`` times the GAIL
-      reward for PPO), ``online_bc`` (students learn live from a teacher playing in the
-      same scene: :mod:`gym_unity_il.train.online`), ``dagger`` (`imitation`'s DAgger with
-      the teacher as the expert: :mod:`gym_unity_il.train.dagger`).
-    * ``demo_path``: a `.demo` file or a folder of them (every trainer needs it but
-      ``online_bc`` and ``dagger``, which learn from the teacher; DAgger starts from them
-      when given).
+      with a PPO generator, from scratch), ``ppo`` / ``sac`` (RL on the env's reward, after
+      BC pretraining when ``num_epoch`` > 0; PPO adds ``gail.strength`` times the GAIL
+      reward, ``sac`` refuses ``gail.strength`` > 0), ``bc_then_ppo`` / ``bc_then_sac`` (the
+      same with BC pretraining of 10 epochs when ``num_epoch`` is null; ``bc_then_sac`` logs
+      ``gail.strength`` as ignored), ``online_bc`` (students learn live from a teacher
+      playing in the same scene: :mod:`gym_unity_il.train.online`), ``dagger``
+      (`imitation`'s DAgger with the teacher as the expert: :mod:`gym_unity_il.train.dagger`).
+    * ``demo_path``: a `.demo` file or a folder of them. ``offline_bc``, ``gail`` and
+      ``bc_then_*`` need it; ``ppo`` / ``sac`` need it for BC pretraining, the GAIL reward or
+      ``normalize`` (without it they learn from the env's reward alone); ``online_bc`` and
+      ``dagger`` learn from the teacher (DAgger starts from the demos when given).
     * ``batch_size``, ``learning_rate``, ``ent_weight``, ``l2_weight``: behavioral cloning.
     * An epoch of BC is ``batches_per_epoch`` batches (default: one pass over the demos).
       ``offline_bc`` trains ``num_epoch`` epochs, or ``max_steps`` demo samples when
-      ``num_epoch`` is null; BC pretraining trains ``num_epoch`` epochs (default 10).
+      ``num_epoch`` is null; BC pretraining trains ``num_epoch`` epochs (``bc_then_*``:
+      default 10; ``ppo`` / ``sac``: default none).
     * ``max_steps``: env steps of GAIL / RL (demo samples for ``offline_bc``).
     * ``hidden_units`` x ``num_layers``: the policy's (and discriminator's) hidden layers;
       images go through a CNN first.
@@ -395,12 +401,16 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Reads and validates a YAML config file. ``demo_path`` values are resolved relative to
-    the config file's folder when they are relative paths that exist there.
+def read_config_file(path: str | Path) -> Any:
+    """The parsed YAML of a config file, of any dialect (:func:`gym_unity_il.train.dialects.load_config`
+    reads and validates it).
 
     The file must be UTF-8 text of at most :data:`MAX_CONFIG_BYTES` bytes, without YAML
-    anchors or aliases."""
+    anchors or aliases.
+
+    Raises:
+        ConfigError: the file cannot be read, or is not such a file.
+    """
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -418,7 +428,7 @@ def load_config(path: str | Path) -> RunConfig:
     loader = _NoAliasLoader(text)
     loader.name = str(path)
     try:
-        data = loader.get_single_data()
+        return loader.get_single_data()
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except ConfigError:
@@ -427,10 +437,14 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: a value cannot be read: {quote(str(exc).split(';')[0])}") from None
     finally:
         loader.dispose()
-    config = parse_config(data, source=str(path))
+
+
+def resolve_demo_paths(config: RunConfig, folder: Path) -> RunConfig:
+    """``config`` with each relative ``demo_path`` that exists under ``folder`` (the config
+    file's) made that path."""
     return RunConfig(
-        default=_resolve_demo_path(config.default, path.parent),
-        behaviors={k: _resolve_demo_path(v, path.parent) for k, v in config.behaviors.items()},
+        default=_resolve_demo_path(config.default, folder),
+        behaviors={k: _resolve_demo_path(v, folder) for k, v in config.behaviors.items()},
         source=config.source,
     )
 

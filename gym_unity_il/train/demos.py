@@ -1,14 +1,17 @@
-"""The trainers that learn from demonstrations (``.demo`` files): offline BC, GAIL and
-BC-then-RL (PPO, with or without GAIL's reward, or SAC).
+"""The trainers that learn from demonstrations (``.demo`` files), from the env's reward, or
+both: offline BC, GAIL, and RL (PPO, with or without GAIL's reward, or SAC) after an
+optional BC pretraining.
 
-:class:`DemoTrainer` reads the demos, checks them against the env's behavior spec and
-builds the phases of the chosen trainer: BC (:mod:`.bc`, :mod:`.pretrain` for SAC's
-actor), then GAIL (:mod:`.gail`) or RL (:mod:`.pretrain`). Its runs keep a checkpoint, so
-``resume`` continues one that Ctrl+C stopped.
+:class:`DemoTrainer` reads the demos (when given), checks them against the env's behavior
+spec and builds the phases of the chosen trainer: BC (:mod:`.bc`, :mod:`.pretrain` for
+SAC's actor), then GAIL (:mod:`.gail`) or RL (:mod:`.pretrain`). ``ppo`` and ``bc_then_ppo``
+are one trainer (and ``sac`` and ``bc_then_sac``): only the BC pretraining's default
+differs. Its runs keep a checkpoint, so ``resume`` continues one that Ctrl+C stopped.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,7 @@ from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_dem
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.spec import BehaviorSpec
 from gym_unity_il.train.bc import BCPhase, bc_batches, count_transitions
-from gym_unity_il.train.config import TrainerSettings
+from gym_unity_il.train.config import SAC_TRAINERS, TrainerSettings
 from gym_unity_il.train.env import RestartLog, make_training_env
 from gym_unity_il.train.gail import GAILPhase
 from gym_unity_il.train.policies import ObservationAdapter, make_model, observation_statistics
@@ -26,18 +29,54 @@ from gym_unity_il.train.pretrain import RLPhase, SACActorPretraining
 from gym_unity_il.train.progress import Phase
 from gym_unity_il.train.runner import Run, Training, check_actions, check_trainer
 
+logger = logging.getLogger(__name__)
+
+#: The trainers that end with RL on the env's reward (``ppo`` / ``sac``: BC pretraining only
+#: when ``num_epoch`` > 0; ``bc_then_*``: always, 10 epochs when ``num_epoch`` is null).
+RL_TRAINERS = ("ppo", "sac", "bc_then_ppo", "bc_then_sac")
+
+
+def _pretrains(settings: TrainerSettings) -> bool:
+    """Whether the run starts with behavioral cloning (for ``offline_bc``, all it does)."""
+    if settings.trainer in ("ppo", "sac"):
+        return bool(settings.num_epoch)
+    return settings.trainer != "gail"
+
+
+def _mixes_gail(settings: TrainerSettings) -> bool:
+    """Whether RL on the env's reward adds ``gail.strength`` times the GAIL reward (PPO only)."""
+    return settings.trainer in ("ppo", "bc_then_ppo") and settings.gail.strength > 0
+
 
 class DemoTrainer:
-    """``offline_bc``, ``gail``, ``bc_then_ppo`` and ``bc_then_sac`` (see
+    """``offline_bc``, ``gail``, ``ppo``, ``sac``, ``bc_then_ppo`` and ``bc_then_sac`` (see
     :class:`~gym_unity_il.train.config.TrainerSettings` for what each trains)."""
 
-    names = ("offline_bc", "gail", "bc_then_ppo", "bc_then_sac")
+    names = ("offline_bc", "gail", *RL_TRAINERS)
     resumable = True
 
     def check(self, settings: TrainerSettings, where: str) -> None:
         check_trainer(settings, self, where)
-        if settings.demo_path is None:
+        if settings.trainer == "sac" and settings.gail.strength > 0:
+            raise ConfigError(
+                f"{where}.gail.strength: {settings.gail.strength}, but 'sac' cannot add the GAIL reward: it is mixed into PPO's rollouts only "
+                "(SAC's replay buffer would keep rewards of a discriminator trained since); set gail.strength to 0, or use 'ppo'"
+            )
+        if settings.demo_path is not None:
+            return
+        if settings.trainer not in ("ppo", "sac"):
             raise ConfigError(f"{where}.demo_path: trainer {settings.trainer!r} learns from demonstrations; set demo_path to a .demo file or folder")
+        needs = {
+            "num_epoch": (_pretrains(settings), "BC pretraining", "num_epoch to 0 or null"),
+            "gail.strength": (_mixes_gail(settings), "the GAIL reward", "gail.strength to 0"),
+            "normalize": (settings.normalize, "the observation statistics of normalize", "normalize to false"),
+        }
+        for key, (used, what, off) in needs.items():
+            if used:
+                raise ConfigError(
+                    f"{where}.demo_path: {key} asks for {what}, learned from demonstrations; set demo_path to a .demo file or folder, "
+                    f"or {off} to train {settings.trainer!r} on the env's reward alone"
+                )
 
     def start(self, run: Run) -> Training:
         request, first = run.request, run.request.settings
@@ -55,13 +94,22 @@ class DemoTrainer:
         where = run.request.where(spec.name)
         self.check(settings, where)
         check_actions(settings, spec, where)
-        demo = read_demo(settings.demo_path)  # type: ignore[arg-type]
-        check_demo_matches(demo.behavior_spec, spec, what_a=f"demo {settings.demo_path}", what_b="env")
-        trajectories = demo_to_trajectories(demo)
+        pretrains, uses_gail = _pretrains(settings), settings.trainer == "gail" or _mixes_gail(settings)
+        uses_demos = pretrains or uses_gail or settings.normalize
+        if settings.trainer == "bc_then_sac" and settings.gail.strength > 0:
+            logger.warning("%s.gail.strength: ignored: 'bc_then_sac' learns from the env's reward alone (the GAIL reward is mixed into PPO's "
+                           "rollouts only; 'sac' refuses it)", where)  # fmt: skip
+        if settings.demo_path is not None and not uses_demos:
+            logger.warning("%s.demo_path: ignored: trainer %r uses demonstrations for BC pretraining (num_epoch > 0), the GAIL reward "
+                           "(gail.strength > 0) or normalize, and none is set", where, settings.trainer)  # fmt: skip
+        trajectories: list[Any] = []
+        if uses_demos:
+            demo = read_demo(settings.demo_path)  # type: ignore[arg-type]
+            check_demo_matches(demo.behavior_spec, spec, what_a=f"demo {settings.demo_path}", what_b="env")
+            trajectories = demo_to_trajectories(demo)
         n_transitions = count_transitions(trajectories)
 
-        uses_gail = settings.trainer == "gail" or (settings.trainer == "bc_then_ppo" and settings.gail.strength > 0)
-        batches = bc_batches(settings, n_transitions, pretraining=settings.trainer != "offline_bc", where=where) if settings.trainer != "gail" else 0
+        batches = bc_batches(settings, n_transitions, pretraining=settings.trainer != "offline_bc", where=where) if pretrains else 0
         if uses_gail and n_transitions < settings.gail.demo_batch_size:
             raise ConfigError(f"{where}.gail.demo_batch_size: {settings.gail.demo_batch_size} is larger than the {n_transitions} transitions of the demos; lower it or record more")
 
@@ -78,23 +126,25 @@ class DemoTrainer:
             return run.held_out_return(model, policy_venv)
 
         phases: list[Phase] = []
-        if settings.trainer in ("offline_bc", "bc_then_ppo"):
+        sac = settings.trainer in SAC_TRAINERS
+        if pretrains and not sac:
             phases.append(BCPhase(policy=model.policy, trajectories=demos, settings=settings, batches=batches,
                                   rng=np.random.default_rng(seed), logger=run.logger, evaluate_return=evaluate_return))  # fmt: skip
-        if settings.trainer == "bc_then_sac":
+        if pretrains and sac:
             phases.append(SACActorPretraining(model=model, trajectories=demos, settings=settings, batches=batches,
                                               rng=np.random.default_rng(seed), evaluate_return=evaluate_return))  # fmt: skip
+        if sac:
             phases.append(RLPhase(name="sac", model=model, total_steps=settings.max_steps))
-        if uses_gail:
-            strength = settings.gail.strength if settings.trainer == "bc_then_ppo" else None
+        elif uses_gail:
+            strength = settings.gail.strength if settings.trainer in RL_TRAINERS else None
             phases.append(GAILPhase(name="gail" if strength is None else "ppo", model=model, venv=policy_venv, trajectories=demos, settings=settings,
                                     adapter=adapter, normalization=normalization, total_steps=settings.max_steps, logger=run.logger,
                                     strength=strength))  # fmt: skip
-        elif settings.trainer == "bc_then_ppo":
+        elif settings.trainer in RL_TRAINERS:
             phases.append(RLPhase(name="ppo", model=model, total_steps=settings.max_steps))
 
         def summary() -> dict[str, Any]:
-            return {"demo_path": str(settings.demo_path), "demo_transitions": n_transitions, "env_steps": int(model.num_timesteps),
+            return {"demo_path": str(settings.demo_path) if uses_demos else None, "demo_transitions": n_transitions, "env_steps": int(model.num_timesteps),
                     "unity_restarts": venv.unwrapped.restart_count}  # fmt: skip
 
         return Training(spec.name, settings, model, policy_venv, adapter.observation_layout, phases, summary)

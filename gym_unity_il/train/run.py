@@ -3,8 +3,8 @@
 ``results/<run-id>/`` holds:
 
 * ``config.yaml``: the resolved config (every section, every key);
-* ``model.zip``: the trained SB3 model (``PPO.load`` for ``offline_bc``, ``gail`` and
-  ``bc_then_ppo``; ``SAC.load`` for ``bc_then_sac``); :func:`~gym_unity_il.train.load_policy`
+* ``model.zip``: the trained SB3 model (``SAC.load`` for ``sac`` and ``bc_then_sac``,
+  ``PPO.load`` for every other trainer); :func:`~gym_unity_il.train.load_policy`
   gives it the env's own observations (the observation layout it was trained through is
   saved in it);
 * ``evaluation.json``: returns of ``eval_episodes`` deterministic episodes (seeds
@@ -12,8 +12,8 @@
   restarted after a failure, see ``max_restarts``);
 * ``metrics.csv`` and ``learning_curve.png``: return against steps, per phase;
 * ``tensorboard/``: TensorBoard event files of every trainer;
-* ``checkpoint/`` (trainers from demonstrations; ``online_bc`` and ``dagger`` save the
-  policy so far as ``model.zip`` on Ctrl+C instead): the state a Ctrl+C (or the end of the
+* ``checkpoint/`` (every trainer but ``online_bc`` and ``dagger``, which save the policy
+  so far as ``model.zip`` on Ctrl+C instead): the state a Ctrl+C (or the end of the
   run) left, which ``resume=True`` continues from: the model, each phase's state (``phases.pt``, loaded weights-only),
   SAC's replay buffer, and ``state.json`` (the phase, the step, the rows of ``metrics.csv``
   it stands for, and a summary row it was computing). It is written beside the old one

@@ -41,7 +41,8 @@ from gym_unity_il.export.layout import ObservationLayout
 from gym_unity_il.export.saved import RunFiles, save_model
 from gym_unity_il.scenes.evaluate import Evaluation
 from gym_unity_il.spec import BehaviorSpec
-from gym_unity_il.train.config import RunConfig, TrainerSettings, load_config
+from gym_unity_il.train.config import SAC_TRAINERS, RunConfig, TrainerSettings
+from gym_unity_il.train.dialects import load_config
 from gym_unity_il.train.evaluation import HELD_OUT_SEEDS, evaluate, plot_learning_curve
 from gym_unity_il.train.folder import check_run_folder, load_checkpoint, remove_run_folder, run_folder, save_checkpoint
 from gym_unity_il.train.progress import Phase, RunRecorder, writing
@@ -214,8 +215,9 @@ def check_actions(settings: TrainerSettings, spec: BehaviorSpec, where: str) -> 
             f"trainer {settings.trainer!r} cannot train them: SB3 and imitation policies take one action space "
             "(Box, Discrete or MultiDiscrete). Give the agent only continuous or only discrete actions."
         )
-    if settings.trainer == "bc_then_sac" and not act.is_continuous:
-        raise ConfigError(f"{where}.trainer: 'bc_then_sac' needs continuous actions, behavior {spec.name!r} has discrete {list(act.discrete_branches)}; use 'bc_then_ppo'")
+    if settings.trainer in SAC_TRAINERS and not act.is_continuous:
+        ppo = settings.trainer.replace("sac", "ppo")
+        raise ConfigError(f"{where}.trainer: {settings.trainer!r} needs continuous actions, behavior {spec.name!r} has discrete {list(act.discrete_branches)}; use {ppo!r}")
 
 
 def run_training(trainer: Trainer, request: RunRequest, *, resume: bool = False, force: bool = False) -> RunResult:

@@ -20,9 +20,9 @@ from gym_unity_il.train.config import (
     PPOSettings,
     SACSettings,
     TrainerSettings,
-    load_config,
     parse_config,
 )
+from gym_unity_il.train.dialects import load_config
 
 
 def test_behavior_sections_overlay_default_and_nested_sections_merge() -> None:
@@ -49,7 +49,7 @@ def test_empty_config_gives_defaults() -> None:
     [
         ({"default": {"batch_sise": 3}}, r"section 'default': unknown key 'batch_sise'"),
         ({"Ball": {"gail": {"strenght": 1}}}, r"section 'Ball'\.gail: unknown key 'strenght'"),
-        ({"default": {"trainer": "ppo"}}, r"section 'default'\.trainer: expected one of 'offline_bc'"),
+        ({"default": {"trainer": "poca"}}, r"section 'default'\.trainer: expected one of 'offline_bc'"),
         ({"default": {"batch_size": "many"}}, r"\.batch_size: expected int, got 'many'"),
         ({"default": {"batch_size": 1.5}}, r"\.batch_size: expected int"),
         ({"default": {"normalize": "yes please"}}, r"\.normalize: expected bool"),

@@ -1,0 +1,75 @@
+"""Config files in any of the three dialects: ours, ML-Agents 0.10 / 0.11's, and today's ML-Agents'.
+
+:func:`load_config` (what ``gym-unity-il train`` and :func:`gym_unity_il.train.train` read a
+file with) and :func:`parse_any_config` recognise the dialect from the file itself:
+
+* a top-level ``behaviors:`` is today's ML-Agents (:mod:`~gym_unity_il.train.modern_config`);
+* a section holding a key only the seed era's files have (``beta``, ``lambd``,
+  ``time_horizon``, ``use_recurrent``, ``reward_signals``, ``pretraining``, ...) is ML-Agents
+  0.10 / 0.11 (:mod:`~gym_unity_il.train.seed_config`);
+* anything else is ours (:mod:`~gym_unity_il.train.config`), whose unknown keys stay errors.
+
+An ML-Agents file is translated into ours in one place (its dialect's ``translate``), its
+warnings logged once each (what is ignored or approximated, and why), and then read like one
+of ours. Run-level sections of today's files (``environment_parameters``, ``env_settings``,
+``engine_settings``, ``checkpoint_settings``, ``torch_settings``, ``debug``) are read and
+checked, but not applied to the run yet: each one that is not empty logs a warning saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Literal
+
+from gym_unity_il.train import modern_config, seed_config
+from gym_unity_il.train.config import FORMER_KEYS, RunConfig, TrainerSettings, parse_config, read_config_file, resolve_demo_paths
+
+logger = logging.getLogger(__name__)
+
+Dialect = Literal["ours", "seed", "modern"]
+
+#: Keys of the seed era's sections that our own sections do not have: one of them makes a file seed-era.
+SEED_ONLY_KEYS = frozenset(seed_config.KEYS["section"]) - {f.name for f in fields(TrainerSettings)} - set(FORMER_KEYS)
+
+
+def dialect_of(data: Any) -> Dialect:
+    """The dialect of a config file's parsed YAML (see the module docstring)."""
+    if not isinstance(data, Mapping):
+        return "ours"  # parse_config says what is wrong with it
+    if "behaviors" in data:
+        return "modern"
+    if any(isinstance(section, Mapping) and SEED_ONLY_KEYS.intersection(section) for section in data.values()):
+        return "seed"
+    return "ours"
+
+
+def parse_any_config(data: Any, *, source: str = "<memory>") -> RunConfig:
+    """A RunConfig from a config file's parsed YAML, in any dialect.
+
+    Raises:
+        ConfigError: what the dialect refuses (unknown keys, settings that would silently
+            change the result), naming the file, the section, the key and the fix.
+    """
+    dialect = dialect_of(data)
+    if dialect == "ours":
+        return parse_config(data, source=source)
+    translate = seed_config.translate if dialect == "seed" else modern_config.translate
+    ours, warnings = translate(data, source=source)
+    for warning in warnings:
+        logger.warning("%s", warning)
+    for name in modern_config.RUN_SECTIONS:
+        if ours.pop(name, None):
+            logger.warning("%s: %s is read but not applied by gym-unity-il train yet; give its settings on the command line", source, name)
+    logger.info("%s: read as an ML-Agents %s config", source, "0.10 / 0.11" if dialect == "seed" else "(behaviors:)")
+    return parse_config(ours, source=source)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Reads a YAML config file of any dialect (see :func:`~gym_unity_il.train.config.read_config_file`
+    for what a file may be). ``demo_path`` values are resolved relative to the file's folder
+    when they are relative paths that exist there."""
+    path = Path(path)
+    return resolve_demo_paths(parse_any_config(read_config_file(path), source=str(path)), path.parent)

@@ -1,0 +1,432 @@
+"""ML-Agents 0.10 / 0.11 trainer configs (``config/trainer_config.yaml``,
+``sac_trainer_config.yaml``, ``offline_bc_config.yaml``, ``online_bc_config.yaml``,
+``gail_config.yaml``) read as they are, translated into our own dialect
+(:mod:`gym_unity_il.train.config`).
+
+Such a file has a ``default`` section and a section per brain (0.10) or behavior (0.11), each
+naming its ``trainer``. As ML-Agents did, a brain's section replaces the ``default`` section's
+keys one by one, whole: a brain's ``reward_signals`` replaces the default's, it is not merged
+into it. A section whose value is another section's name is that section.
+
+:func:`translate` returns our dialect: the ``default`` section and a section per brain, each
+complete (our own parser lays brain sections on ``default`` key by key, so every key a brain
+does not set is given our default value), and the warnings to log.
+
+Every key of those releases is in :data:`KEYS` (section -> key -> how it is handled, the table
+of ``docs/mlagents_config.md``): honoured where our settings have it, ignored with one warning
+saying why, and refused with a :class:`~gym_unity_il.errors.ConfigError` naming the file,
+section, key and the fix where ignoring it would change the result silently
+(``use_recurrent: true``, curiosity with a nonzero strength, ``use_vail: true``). A key a
+trainer of ML-Agents did not read (a PPO key in an ``offline_bc`` section) is ignored with a
+warning, as ML-Agents ignored it. Unknown keys are errors.
+
+Which of our trainers a section gets: ``offline_bc`` and ``online_bc`` the same; ``ppo``:
+``ppo`` (BC pretraining first with ``pretraining:``, plus the GAIL reward with a ``gail``
+signal), or ``gail`` when GAIL is the only reward signal; ``sac``: ``sac``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gym_unity_il.errors import ConfigError, quote
+from gym_unity_il.train.config import TrainerSettings
+from gym_unity_il.train.key_tables import Key, KeyReader
+
+_BC_TRAINERS = "offline_bc, online_bc"
+_RECURRENT = "memory (an LSTM policy) is not built yet (issue 17)"
+#: Why ``time_horizon`` is ignored, per trainer that read it.
+_TIME_HORIZON = {
+    "ppo": "SB3 bootstraps the value at the end of each rollout and of cut episodes, not every time_horizon steps",
+    "sac": "SB3's SAC bootstraps every step from its replay buffer",
+    "online_bc": "online_bc trains on teacher pairs as soon as they are recorded",
+}
+
+#: Every key of ML-Agents 0.10 / 0.11 trainer configs, per section: how it is handled. Where
+#: the handling depends on the value, ``handling`` is the strictest case and ``how`` says when
+#: (the code follows this table; a test checks the docs against it).
+KEYS: dict[str, dict[str, Key]] = {
+    "section": {
+        "trainer": Key("honoured", "offline_bc, online_bc, sac: ours of the same name; ppo: ppo, or gail when GAIL is the only reward signal"),
+        "demo_path": Key("honoured", "offline_bc: demo_path"),
+        "brain_to_imitate": Key("honoured", "online_bc: brain_to_imitate (the teacher's behavior)"),
+        "batch_size": Key("honoured", f"{_BC_TRAINERS}: batch_size; ppo: ppo.batch_size; sac: sac.batch_size; "
+                          "also BC pretraining's (see pretraining.batch_size)"),
+        "batches_per_epoch": Key("honoured", f"{_BC_TRAINERS}: batches trained per env step (offline_bc: folded into max_steps, see there)"),
+        "learning_rate": Key("honoured", "BC's learning_rate; ppo: ppo.learning_rate; sac: sac.learning_rate"),
+        "max_steps": Key("approximated", "online_bc, ppo, sac: max_steps (env steps); "
+                         "offline_bc: ML-Agents trained batches_per_epoch batches per env step, "
+                         "so max_steps = max_steps x batches_per_epoch x batch_size demo samples"),
+        "summary_freq": Key("approximated", "summary_freq; offline_bc: converted to demo samples like max_steps"),
+        "hidden_units": Key("honoured", "hidden_units"),
+        "num_layers": Key("honoured", "num_layers"),
+        "beta": Key("honoured", "ppo.ent_coef"),
+        "epsilon": Key("honoured", "ppo.clip_range"),
+        "lambd": Key("honoured", "ppo.gae_lambda"),
+        "num_epoch": Key("honoured", "ppo.n_epochs (and BC pretraining's epochs, unless pretraining.num_epoch)"),
+        "buffer_size": Key("approximated", "ppo: ppo.n_steps, steps per agent between updates "
+                           "(ML-Agents counted the steps of all agents together, "
+                           "so with N agents an update comes N times less often); sac: sac.buffer_size"),
+        "buffer_init_steps": Key("honoured", "sac.learning_starts"),
+        "learning_rate_schedule": Key("ignored", "constant: honoured; linear: ignored with a warning, our learning rates are constant"),
+        "time_horizon": Key("ignored", "; ".join(f"{trainer}: {why}" for trainer, why in _TIME_HORIZON.items())),
+        "normalize": Key("approximated", "true with demonstrations (pretraining or gail): approximated, "
+                         "standardized with the demos' statistics instead of "
+                         "running ones; true without demonstrations: ignored with a warning; false: honoured"),
+        "use_recurrent": Key("refused", f"false: ignored with a warning; true: refused, {_RECURRENT}"),
+        "memory_size": Key("ignored", "ignored with a warning (use_recurrent false); refused with use_recurrent: true"),
+        "sequence_length": Key("ignored", "ignored with a warning (use_recurrent false); refused with use_recurrent: true"),
+        "vis_encode_type": Key("ignored", "images go through our CNN (NatureCNN's layers from 36 x 36 pixels, a small CNN below)"),
+        "init_entcoef": Key("ignored", "1.0: honoured (SB3's SAC tunes its entropy coefficient from 1.0); other values: ignored with a warning"),
+        "tau": Key("refused", "0.005: honoured (SB3's rate); other values: refused, our SAC updates its target network at 0.005"),
+        "num_update": Key("ignored", "1: honoured (SB3's one gradient step per step); other values: ignored with a warning"),
+        "train_interval": Key("ignored", "1: honoured (SB3 trains every step); other values: ignored with a warning"),
+        "reward_signal_num_update": Key("ignored", "the GAIL reward is mixed into PPO only; SAC has no reward signal besides extrinsic here"),
+        "save_replay_buffer": Key("ignored", "our checkpoint always holds SAC's replay buffer"),
+        "keep_checkpoints": Key("ignored", "our run keeps one checkpoint, written on Ctrl+C and at the end (resume continues from it)"),
+        "threaded": Key("ignored", "SB3 updates the policy between env steps"),
+        "pretraining": Key("honoured", "ppo, sac: BC pretraining (see the pretraining rows)"),
+        "reward_signals": Key("honoured", "ppo, sac: see the reward_signals rows; without it the env's reward at gamma 0.99"),
+    },
+    "pretraining": {
+        "demo_path": Key("honoured", "demo_path"),
+        "strength": Key("approximated", "BC's learning_rate is the trainer's learning_rate x strength "
+                        "(ML-Agents: BC's learning rate relative to the trainer's)"),
+        "steps": Key("ignored", "BC is pretraining of num_epoch epochs before the RL, not a loss annealed over steps during it"),
+        "batch_size": Key("honoured", "batch_size (BC's; default: the trainer's)"),
+        "num_epoch": Key("approximated", "num_epoch: epochs of BC pretraining (default: PPO's num_epoch; with SAC our default, 10)"),
+        "samples_per_update": Key("honoured", "0: an epoch is a pass over the demos; n: batches_per_epoch = n / batch_size"),
+    },
+    "reward_signals": {
+        "extrinsic": Key("honoured", "the env's reward (strength 1.0, or 0 / absent: not used)"),
+        "gail": Key("honoured", "ppo: the GAIL reward (see the gail rows); sac: refused with a nonzero strength"),
+        "curiosity": Key("refused", "strength 0: ignored with a warning; nonzero: refused, the curiosity reward is not built yet"),
+    },
+    "reward_signals.extrinsic": {
+        "strength": Key("refused", "1.0: honoured; 0: the env's reward is not used; "
+                        "other values: refused (divide the other strengths by it instead)"),
+        "gamma": Key("honoured", "ppo.gamma / sac.gamma"),
+    },
+    "reward_signals.gail": {
+        "strength": Key("honoured", "gail.strength (with extrinsic); GAIL alone: the gail trainer"),
+        "gamma": Key("approximated", "with extrinsic: approximated, the env's and the GAIL reward are discounted alike with extrinsic's gamma; "
+                     "alone: ppo.gamma"),
+        "demo_path": Key("honoured", "demo_path (must be pretraining's, if both are given)"),
+        "encoding_size": Key("ignored", "the discriminator has the policy's hidden layers (hidden_units x num_layers)"),
+        "learning_rate": Key("honoured", "gail.disc_learning_rate"),
+        "use_actions": Key("approximated", "true: honoured; false (ML-Agents' default): approximated, "
+                           "our discriminator always sees the actions"),
+        "use_vail": Key("refused", "false: honoured; true: refused, the variational bottleneck is not built"),
+        "num_epoch": Key("ignored", "imitation's GAIL sets the discriminator's updates itself (gail.n_disc_updates_per_round)"),
+        "samples_per_update": Key("ignored", "imitation's GAIL sets the discriminator's updates itself (gail.demo_batch_size)"),
+    },
+    "reward_signals.curiosity": {
+        "strength": Key("refused", "0: ignored with a warning; nonzero: refused, the curiosity reward is not built yet"),
+        "gamma": Key("ignored", "with strength 0"),
+        "encoding_size": Key("ignored", "with strength 0"),
+        "learning_rate": Key("ignored", "with strength 0"),
+        "num_epoch": Key("ignored", "with strength 0"),
+    },
+}
+
+_COMMON = frozenset({"trainer", "batch_size", "learning_rate", "max_steps", "summary_freq", "hidden_units", "num_layers", "use_recurrent",
+                     "memory_size", "sequence_length", "vis_encode_type", "keep_checkpoints", "threaded"})  # fmt: skip
+_RL = frozenset({"buffer_size", "learning_rate_schedule", "normalize", "time_horizon", "reward_signals", "pretraining"})
+#: The keys each trainer of ML-Agents read; the others of :data:`KEYS` are ignored with a warning.
+USED_BY: dict[str, frozenset[str]] = {
+    "offline_bc": _COMMON | {"demo_path", "batches_per_epoch"},
+    "online_bc": _COMMON | {"brain_to_imitate", "batches_per_epoch", "time_horizon"},
+    "ppo": _COMMON | _RL | {"beta", "epsilon", "lambd", "num_epoch"},
+    "sac": _COMMON | _RL | {"buffer_init_steps", "init_entcoef", "tau", "num_update", "train_interval", "reward_signal_num_update",
+                            "save_replay_buffer"},
+}
+
+#: BC pretraining's epochs with SAC when ``pretraining.num_epoch`` is not given (SAC has no num_epoch).
+SAC_PRETRAINING_EPOCHS = 10
+
+
+class _Section:
+    """One brain's values (``default`` already laid under its own keys ``own``), with the
+    place of each key as errors and warnings name it: the section where the key is written."""
+
+    def __init__(self, reader: KeyReader, name: str, values: Mapping[str, Any], own: Mapping[str, Any]) -> None:
+        self.reader, self.name, self.values, self.own = reader, name, values, own
+
+    def where(self, key: str) -> str:
+        written = self.name if key in self.own or self.name == "default" else "default"
+        return f"{self.reader.source}: section {written!r}.{key}"
+
+    def ignored(self, key: str, why: str | None = None) -> None:
+        self.reader.warn(self.where(key), f"ignored: {why or KEYS['section'][key].how}")
+
+    def number(self, key: str, *, integer: bool = False, ours: str | None = None) -> Any:
+        return self.reader.number(self.values[key], self.where(key), integer=integer, key=ours or key)
+
+    def flag(self, key: str) -> bool:
+        return self.reader.flag(self.values[key], self.where(key))
+
+
+def translate(raw: Mapping[str, Any], *, source: str) -> tuple[dict[str, Any], list[str]]:
+    """The ML-Agents 0.10 / 0.11 file ``raw`` (parsed YAML: ``default`` and brain sections
+    naming a ``trainer``) in our own dialect, and the warnings to log (one per ignored key,
+    saying what is ignored and why).
+
+    Raises:
+        ConfigError: an unknown key or trainer, a value of the wrong type, or a key that
+            would silently change the result if ignored (naming the file, section and key,
+            and the fix).
+    """
+    reader = KeyReader(source, KEYS, 'ML-Agents 0.10 / 0.11 configs')
+    top = reader.mapping(raw, f"{source}: top level")
+    default = reader.mapping(top.get("default"), f"{source}: section 'default'")
+    translated: dict[str, dict[str, Any]] = {}
+    if "trainer" in default or len(top) <= 1:
+        translated["default"] = _translate(_Section(reader, "default", default, default))
+    for name in top:
+        if name != "default":
+            own = _resolve(reader, top, name)
+            translated[name] = _translate(_Section(reader, name, {**default, **own}, own))
+    base = translated.pop("default", None)
+    out = {} if base is None else {"default": base}
+    out.update({name: _complete(section, base or {}) for name, section in translated.items()})
+    return out, reader.warnings
+
+
+def _resolve(reader: KeyReader, top: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The section ``name``, following sections whose value names another section."""
+    seen = [name]
+    value = top[name]
+    while isinstance(value, str):
+        if value not in top or value in seen:
+            raise ConfigError(f"{reader.source}: section {name!r}: {quote(value)} names no other section of the file; "
+                              "give the section's settings or another section's name")
+        seen.append(value)
+        value = top[value]
+    return reader.mapping(value, f"{reader.source}: section {name!r}")
+
+
+def _complete(section: dict[str, Any], default: Mapping[str, Any]) -> dict[str, Any]:
+    """``section`` with every key of the translated ``default`` it lacks set to our own
+    default: ML-Agents replaced the default's keys whole, our parser would merge them."""
+    ours = TrainerSettings()
+    out = dict(section)
+    for key, value in default.items():
+        if isinstance(value, Mapping):
+            nested, given = getattr(ours, key), out.get(key, {})
+            out[key] = {k: given.get(k, getattr(nested, k)) for k in {*value, *given}}
+        elif key not in out:
+            out[key] = getattr(ours, key)
+    return out
+
+
+def _translate(section: _Section) -> dict[str, Any]:
+    """One brain's settings in our dialect."""
+    reader, values = section.reader, section.values
+    reader.known(values, "section", f"{reader.source}: section {section.name!r}")
+    if "trainer" not in values:
+        raise ConfigError(f"{reader.source}: section {section.name!r}: no trainer; "
+                          f"set trainer to one of {', '.join(USED_BY)} (here or in the default section)")
+    trainer = values["trainer"]
+    if trainer not in USED_BY:
+        raise ConfigError(f"{section.where('trainer')}: unknown trainer {quote(trainer)}; "
+                          f"the trainers of ML-Agents 0.10 / 0.11 are {', '.join(USED_BY)}")
+    for key in values:
+        if key not in USED_BY[trainer]:
+            section.ignored(key, f"ML-Agents' {trainer} trainer does not read it")
+    _memory(section)
+    for key in ("vis_encode_type", "keep_checkpoints", "threaded", "reward_signal_num_update", "save_replay_buffer"):
+        if key in values and key in USED_BY[trainer]:
+            section.ignored(key)
+    if "time_horizon" in values and "time_horizon" in USED_BY[trainer]:
+        section.ignored("time_horizon", _TIME_HORIZON[trainer])
+    out: dict[str, Any] = {"trainer": trainer}
+    for key in ("hidden_units", "num_layers", "max_steps", "summary_freq"):
+        if key in values:
+            out[key] = section.number(key, integer=True)
+    out.update(_bc(section, trainer) if trainer in ("offline_bc", "online_bc") else _rl(section, trainer))
+    return out
+
+
+def _memory(section: _Section) -> None:
+    """``use_recurrent``, ``memory_size``, ``sequence_length``: refused with memory, else ignored."""
+    if "use_recurrent" in section.values:
+        if section.flag("use_recurrent"):
+            raise ConfigError(f"{section.where('use_recurrent')}: true, but {_RECURRENT}; set use_recurrent to false to train without memory")
+        section.ignored("use_recurrent", "false, our policies have no memory")
+    for key in ("memory_size", "sequence_length"):
+        if key in section.values:
+            section.number(key, integer=True)
+            section.ignored(key, "used only with use_recurrent: true")
+
+
+def _bc(section: _Section, trainer: str) -> dict[str, Any]:
+    """``offline_bc`` / ``online_bc``: the BC keys, with offline BC's steps in demo samples."""
+    values = section.values
+    out: dict[str, Any] = {key: section.number(key, integer=True) for key in ("batch_size", "batches_per_epoch") if key in values}
+    if "learning_rate" in values:
+        out["learning_rate"] = section.number("learning_rate")
+    if trainer == "online_bc":
+        if "brain_to_imitate" in values:
+            out["brain_to_imitate"] = section.reader.text(values["brain_to_imitate"], section.where("brain_to_imitate"))
+        return out
+    if "demo_path" in values:
+        out["demo_path"] = section.reader.text(values["demo_path"], section.where("demo_path"))
+    per_step = out.get("batches_per_epoch", 1) * out.get("batch_size", TrainerSettings.batch_size)
+    for key in ("max_steps", "summary_freq"):
+        if key in values:
+            out[key] = section.reader.number(section.number(key, integer=True) * per_step, section.where(key), integer=True, key=key)
+    out["num_epoch"] = None
+    return out
+
+
+#: SAC's keys honoured at SB3's value only (others are ignored): key -> (SB3's value, what SB3 does).
+_SAC_FIXED = {
+    "init_entcoef": (1.0, "SB3's SAC tunes its entropy coefficient starting from 1.0"),
+    "num_update": (1, "SB3's SAC takes one gradient step per env step"),
+    "train_interval": (1, "SB3's SAC trains every env step"),
+}
+
+
+def _rl(section: _Section, trainer: str) -> dict[str, Any]:
+    """``ppo`` / ``sac``: the learner's settings, the reward signals and BC pretraining."""
+    reader, values = section.reader, section.values
+    algorithm: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    if "batch_size" in values:
+        algorithm["batch_size"] = section.number("batch_size", integer=True)
+    if "learning_rate" in values:
+        algorithm["learning_rate"] = out["learning_rate"] = section.number("learning_rate")
+    schedule = values.get("learning_rate_schedule", "constant")
+    if schedule not in ("constant", "linear"):
+        raise ConfigError(f"{section.where('learning_rate_schedule')}: expected constant or linear, got {quote(schedule)}")
+    if schedule == "linear":
+        section.ignored("learning_rate_schedule", "linear, but our learning rates are constant")
+    if trainer == "ppo":
+        mapped = {"buffer_size": ("n_steps", True), "num_epoch": ("n_epochs", True), "beta": ("ent_coef", False), "epsilon": ("clip_range", False),
+                  "lambd": ("gae_lambda", False)}  # fmt: skip
+        for key, (ours, integer) in mapped.items():
+            if key in values:
+                algorithm[ours] = section.number(key, integer=integer, ours=ours)
+        if "buffer_size" in values:
+            reader.warn(section.where("buffer_size"), f"approximated: ppo.n_steps = {algorithm['n_steps']} steps per agent between updates; ML-Agents "
+                        "counted the steps of all agents together, so with N agents an update comes N times less often")  # fmt: skip
+    else:
+        if "tau" in values and section.number("tau") != 0.005:
+            raise ConfigError(f"{section.where('tau')}: {quote(values['tau'])}, but our SAC updates its target network at SB3's rate 0.005; "
+                              "set tau to 0.005 or remove it")
+        for key, (sb3, why) in _SAC_FIXED.items():
+            if key in values and section.number(key) != sb3:
+                section.ignored(key, f"{quote(values[key])}, but {why}")
+        for key, ours in (("buffer_size", "buffer_size"), ("buffer_init_steps", "learning_starts")):
+            if key in values:
+                algorithm[ours] = section.number(key, integer=True, ours=ours)
+    where_signals = section.where("reward_signals")
+    signals = _reward_signals(reader, reader.mapping(values.get("reward_signals"), where_signals), trainer, where_signals)
+    algorithm["gamma"] = signals.pop("gamma")
+    gail_only = signals.pop("gail_only")
+    out.update(signals)
+    out["num_epoch"] = 0
+    if values.get("pretraining") is not None:
+        if gail_only:
+            raise ConfigError(f"{section.where('pretraining')}: BC pretraining followed by GAIL alone (no extrinsic reward) is not built; add "
+                              "reward_signals.extrinsic (strength 1.0) or remove pretraining")  # fmt: skip
+        out.update(_pretraining(section, trainer, algorithm, out.get("demo_path")))
+    if gail_only:
+        out["trainer"] = "gail"
+    out["normalize"] = False
+    if "normalize" in values and section.flag("normalize"):
+        if out.get("demo_path") is None:
+            section.ignored("normalize", "our normalization standardizes with the demonstrations' statistics, and this section has none "
+                            "(no pretraining or gail); observations are used raw")  # fmt: skip
+        else:
+            out["normalize"] = True
+            reader.warn(section.where("normalize"), "approximated: standardized with the demonstrations' statistics instead of running ones")
+    out[trainer] = algorithm
+    return out
+
+
+def _reward_signals(reader: KeyReader, raw: Mapping[str, Any], trainer: str, where: str) -> dict[str, Any]:
+    """``gamma``, ``gail_only`` (GAIL is the only reward), and with GAIL our ``gail`` section
+    and ``demo_path``."""
+    reader.known(raw, "reward_signals", where)
+    out: dict[str, Any] = {"gamma": TrainerSettings().ppo.gamma, "gail_only": False, "gail": {"strength": 0.0}}
+    if not raw:
+        return out
+    signals = {name: reader.mapping(raw[name], f"{where}.{name}") for name in raw}
+    for name, values in signals.items():
+        reader.known(values, f"reward_signals.{name}", f"{where}.{name}")
+    strengths = {name: reader.number(values.get("strength", 1.0), f"{where}.{name}.strength", key="strength")
+                 for name, values in signals.items()}
+    gammas = {name: reader.number(values.get("gamma", 0.99), f"{where}.{name}.gamma", key="gamma") for name, values in signals.items()}
+    if "curiosity" in signals:
+        if strengths["curiosity"] > 0:
+            raise ConfigError(f"{where}.curiosity.strength: {strengths['curiosity']}, but the curiosity reward is not built yet; "
+                              "remove reward_signals.curiosity (or set its strength to 0)")  # fmt: skip
+        reader.warn(f"{where}.curiosity", "ignored: strength 0, so the curiosity reward adds nothing")
+    extrinsic, gail = strengths.get("extrinsic", 0.0), strengths.get("gail", 0.0)
+    if extrinsic not in (0.0, 1.0):
+        raise ConfigError(f"{where}.extrinsic.strength: {extrinsic}, but our trainers take the env's reward at weight 1; set it to 1.0 "
+                          f"(and divide the other signals' strengths by {extrinsic} for the same mix)")  # fmt: skip
+    if "gail" in signals and not gail:
+        reader.warn(f"{where}.gail", "ignored: strength 0, so the GAIL reward adds nothing")
+    if not extrinsic and not gail:
+        raise ConfigError(f"{where}: no reward signal with a nonzero strength; add 'extrinsic: {{strength: 1.0, gamma: 0.99}}'")
+    out["gamma"] = gammas["extrinsic"] if extrinsic else gammas["gail"]
+    if not gail:
+        return out
+    if trainer == "sac":
+        raise ConfigError(f"{where}.gail.strength: {gail}, but our SAC cannot add the GAIL reward (it is mixed into PPO's rollouts only); "
+                          "remove reward_signals.gail or use trainer: ppo")  # fmt: skip
+    if extrinsic and gammas["gail"] != gammas["extrinsic"]:
+        reader.warn(f"{where}.gail.gamma", "approximated: our PPO discounts the env's and the GAIL reward alike, "
+                    f"with extrinsic's gamma {gammas['extrinsic']}")
+    out["gail_only"] = not extrinsic
+    out.update(_gail(reader, signals["gail"], gail if extrinsic else 0.0, f"{where}.gail"))
+    return out
+
+
+def _gail(reader: KeyReader, raw: Mapping[str, Any], strength: float, where: str) -> dict[str, Any]:
+    """Our ``gail`` section (strength 0 when GAIL is the only reward: the gail trainer) and ``demo_path``."""
+    if "demo_path" not in raw:
+        raise ConfigError(f"{where}.demo_path: GAIL learns from demonstrations; set demo_path to a .demo file or folder")
+    if reader.flag(raw.get("use_vail", False), f"{where}.use_vail"):
+        raise ConfigError(f"{where}.use_vail: true, but the variational bottleneck (VAIL) is not built; set use_vail to false or remove it")
+    for key in ("encoding_size", "num_epoch", "samples_per_update"):
+        if key in raw:
+            reader.number(raw[key], f"{where}.{key}", integer=True)
+            reader.ignored(where, "reward_signals.gail", key)
+    if not reader.flag(raw.get("use_actions", False), f"{where}.use_actions"):
+        reader.warn(f"{where}.use_actions", "approximated: false (ML-Agents' default), but our discriminator always sees the actions "
+                    "(as use_actions: true)")
+    disc_learning_rate = reader.number(raw.get("learning_rate", 3.0e-4), f"{where}.learning_rate", key="disc_learning_rate")
+    gail = {"strength": strength, "disc_learning_rate": disc_learning_rate}
+    return {"gail": gail, "demo_path": reader.text(raw["demo_path"], f"{where}.demo_path")}
+
+
+def _pretraining(section: _Section, trainer: str, algorithm: Mapping[str, Any], gail_demos: str | None) -> dict[str, Any]:
+    """Our BC keys (``demo_path``, ``batch_size``, ``learning_rate``, ``num_epoch``,
+    ``batches_per_epoch``) from ``pretraining``."""
+    reader, where = section.reader, section.where("pretraining")
+    raw = reader.mapping(section.values["pretraining"], where)
+    reader.known(raw, "pretraining", where)
+    demo_path, strength = reader.cloning(raw, "pretraining", where)
+    if gail_demos is not None and gail_demos != demo_path:
+        raise ConfigError(f"{where}.demo_path: {quote(demo_path)}, but reward_signals.gail.demo_path is {quote(gail_demos)}; "
+                          "our BC and GAIL learn from one demo_path: give both the same file or folder")  # fmt: skip
+    ours = TrainerSettings()
+    learner = ours.ppo if trainer == "ppo" else ours.sac
+    batch_size = raw.get("batch_size") or algorithm.get("batch_size", learner.batch_size)
+    out: dict[str, Any] = {
+        "demo_path": demo_path,
+        "batch_size": reader.number(batch_size, f"{where}.batch_size", integer=True, key="batch_size"),
+        "learning_rate": reader.number(algorithm.get("learning_rate", learner.learning_rate) * strength, f"{where}.strength",
+                                       key="learning_rate"),
+    }
+    epochs = raw.get("num_epoch") or (algorithm.get("n_epochs", ours.ppo.n_epochs) if trainer == "ppo" else SAC_PRETRAINING_EPOCHS)
+    out["num_epoch"] = reader.number(epochs, f"{where}.num_epoch", integer=True, key="num_epoch")
+    samples = reader.number(raw.get("samples_per_update", 0), f"{where}.samples_per_update", integer=True)
+    if samples < 0:
+        raise ConfigError(f"{where}.samples_per_update: {samples} is out of range; accepted: 0 (all the demos) or more")
+    out["batches_per_epoch"] = max(1, samples // out["batch_size"]) if samples else None
+    return out
