@@ -17,17 +17,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gym_unity_il.errors import ConfigError, GymUnityILError
+
+if TYPE_CHECKING:
+    from gym_unity_il.train.config import RunSettings
 
 
 # ---------------------------------------------------------------------------------- demo info
@@ -210,19 +214,22 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 def _train(args: argparse.Namespace) -> int:
     from gym_unity_il.export.saved import RunFiles
+    from gym_unity_il.train.dialects import load_config
     from gym_unity_il.train.run import train
 
     if args.scene is not None and args.env is not None:
         raise ConfigError("give at most one of --scene NAME (a built-in scene) and --env PATH (a Unity build)")
     kwargs = _scene_kwargs(args)
-    result = train(
-        args.config, run_id=args.run_id, results_dir=args.results_dir, file_name=args.env, scene=args.scene, scene_kwargs=kwargs,
-        behavior_name=args.behavior, resume=args.resume, force=args.force, seed=args.seed, max_steps=args.max_steps,
-    )  # fmt: skip
+    flags = _run_flags(args)
+    config = load_config(args.config)
+    if flags.over(config.run).debug:
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger().setLevel(logging.DEBUG)
+    result = train(config, run=flags, scene=args.scene, scene_kwargs=kwargs, behavior_name=args.behavior, max_steps=args.max_steps)
     files = RunFiles.at(result.run_dir)
     if result.interrupted:
         if files.checkpoint.state.is_file():
-            print(f"interrupted: checkpoint saved in {files.checkpoint.root}; continue with --resume --run-id {args.run_id}")
+            print(f"interrupted: checkpoint saved in {files.checkpoint.root}; continue with --resume --run-id {result.run_dir.name}")
         else:
             print(f"interrupted: the policy trained so far is saved in {files.model} ({result.trainer} runs do not resume)")
         return 130
@@ -235,20 +242,63 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``--slow`` of ML-Agents 0.10 / 0.11: the engine settings of its inference speed
+SLOW_ENGINE = {"time_scale": 1.0, "target_frame_rate": 60}
+
+
+def _run_flags(args: argparse.Namespace) -> RunSettings:
+    """The run settings ``train``'s mlagents-learn flags set (None where a flag is not given,
+    so the config's run sections apply there)."""
+    from gym_unity_il.train.config import RunSettings
+
+    if args.load:
+        print("gym-unity-il: note: --load is the former name of --resume; resuming", file=sys.stderr)
+    slow = SLOW_ENGINE if args.slow else {}
+    flags = dict(
+        env_path=args.env, env_args=args.env_args or None, base_port=args.base_port, num_envs=args.num_envs, seed=args.seed,
+        width=args.width, height=args.height, quality_level=args.quality_level,
+        time_scale=args.time_scale if args.time_scale is not None else slow.get("time_scale"),
+        target_frame_rate=args.target_frame_rate if args.target_frame_rate is not None else slow.get("target_frame_rate"),
+        capture_frame_rate=args.capture_frame_rate, no_graphics=args.no_graphics, run_id=args.run_id, initialize_from=args.initialize_from,
+        resume=True if args.resume or args.load else None, force=args.force, results_dir=None if args.results_dir is None else str(args.results_dir),
+        torch_device=args.torch_device, debug=args.debug,
+    )  # fmt: skip
+    return RunSettings.from_values({name: value for name, value in flags.items() if value is not None}, "command line")
+
+
 def _add_train(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    train = commands.add_parser("train", help="train a behavior from a YAML config (offline BC, GAIL, BC-then-PPO/SAC, online BC with a teacher, DAgger)")
+    train = commands.add_parser("train", help="train a behavior from a YAML config (offline BC, GAIL, BC-then-PPO/SAC, online BC with a teacher, DAgger)",
+                                description="Flags left out take the config's env_settings, engine_settings, checkpoint_settings, torch_settings "
+                                            "and debug (ML-Agents files), else the defaults; flags given win, as in mlagents-learn.")  # fmt: skip
+    given = {"action": "store_const", "const": True, "default": None}
     train.add_argument("config", type=Path, help="the YAML trainer config")
-    train.add_argument("--run-id", required=True, help="name of the run: results go to RESULTS_DIR/RUN_ID/")
+    train.add_argument("--run-id", help="name of the run: results go to RESULTS_DIR/RUN_ID/ (or checkpoint_settings.run_id)")
     train.add_argument("--env", help="path of a Unity build (default: a built-in scene)")
     train.add_argument("--scene", help="a built-in scene (ball, grid, hybrid) or module:Class; default ball")
     train.add_argument("--scene-kwargs", help='scene arguments as JSON, e.g. \'{"max_steps": 300}\'')
     train.add_argument("--behavior", help="the behavior to train (default: the config's only behavior section, else the first)")
-    train.add_argument("--results-dir", type=Path, default=Path("results"), help="folder of run folders (default results)")
-    train.add_argument("--resume", action="store_true", help="continue the run from its checkpoint (saved by Ctrl+C or at the end)")
-    train.add_argument("--force", action="store_true", help="start RUN_ID anew: delete its run folder first (only a folder of run outputs)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--results-dir", type=Path, help="folder of run folders (default results)")
+    train.add_argument("--resume", **given, help="continue the run from its checkpoint (saved by Ctrl+C or at the end)")
+    train.add_argument("--load", action="store_true", help="ML-Agents 0.10 / 0.11's name of --resume")
+    train.add_argument("--force", **given, help="start RUN_ID anew: delete its run folder first (only a folder of run outputs)")
+    train.add_argument("--initialize-from", metavar="RUN_ID", help="start from another run's model: not yet supported (refused)")
+    train.add_argument("--seed", type=int, help="seed of Python, NumPy, torch and the env copies (default 0)")
     train.add_argument("--max-steps", type=int, metavar="N",
                        help="replace the config's max_steps (every section): env steps of GAIL and RL, online BC and DAgger steps")  # fmt: skip
+    train.add_argument("--num-envs", type=int, metavar="N", help="Unity processes to train with: replaces num_processes of every section")
+    train.add_argument("--base-port", type=int, help="first port of the Unity processes (process p gets BASE_PORT + p)")
+    train.add_argument("--no-graphics", **given, help="run the players with -nographics -batchmode (the default unless engine_settings says otherwise)")
+    train.add_argument("--width", type=int, help="screen width of the players (ML-Agents default 84 when only --height is given)")
+    train.add_argument("--height", type=int, help="screen height of the players (ML-Agents default 84 when only --width is given)")
+    train.add_argument("--quality-level", type=int, help="quality level of the players")
+    train.add_argument("--time-scale", type=float, help="simulation speed of the players")
+    train.add_argument("--target-frame-rate", type=int, help="target frame rate of the players (-1: as fast as possible)")
+    train.add_argument("--capture-frame-rate", type=int, help="capture frame rate of the players")
+    train.add_argument("--slow", action="store_true", help="ML-Agents 0.10 / 0.11: time scale 1 and target frame rate 60 (unless given)")
+    train.add_argument("--train", action="store_true", help="ML-Agents 0.10 / 0.11's training switch: accepted, gym-unity-il train always trains")
+    train.add_argument("--torch-device", help="torch device: cpu (others are refused: training runs on the CPU)")
+    train.add_argument("--debug", **given, help="log at DEBUG level")
+    train.add_argument("--env-args", nargs=argparse.REMAINDER, default=None, help="every argument after it goes to the Unity player (give it last)")
     train.set_defaults(run=_train)
 
 

@@ -168,12 +168,82 @@ class TrainerSettings:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """How a run is launched and where it writes: ``mlagents-learn``'s command line and the
+    run sections of today's ML-Agents files (``env_settings``, ``engine_settings``,
+    ``checkpoint_settings``, ``torch_settings``, ``debug``). None is "not set": a flag
+    that is set wins over the file (:meth:`over`), as in ML-Agents.
+
+    ``env_path`` is the Unity build and ``env_args`` the player's extra arguments;
+    ``num_envs`` replaces ``num_processes`` of every behavior section; the engine settings
+    (``width`` ... ``capture_frame_rate``) are sent to the player at its first reset.
+    """
+
+    env_path: str | None = None
+    env_args: tuple[str, ...] | None = None
+    base_port: int | None = None
+    num_envs: int | None = None
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    quality_level: int | None = None
+    time_scale: float | None = None
+    target_frame_rate: int | None = None
+    capture_frame_rate: int | None = None
+    no_graphics: bool | None = None
+    run_id: str | None = None
+    initialize_from: str | None = None
+    resume: bool | None = None
+    force: bool | None = None
+    results_dir: str | None = None
+    torch_device: str | None = None
+    debug: bool | None = None
+
+    #: ML-Agents' screen size, for the side a file or command line leaves out
+    SCREEN_SIDE: typing.ClassVar[int] = 84
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], where: str) -> RunSettings:
+        """Settings from ``values`` (field name -> value), each checked against its field's type.
+
+        Raises:
+            ConfigError: an unknown key or a value of the wrong type, naming ``where`` and the key.
+        """
+        values = dict(values)
+        if values.get("seed") == -1:
+            logger.warning("%s.seed: -1 (ML-Agents: a random seed) is read as not set: the run's seed is its default 0, so runs repeat", where)
+            values.pop("seed")
+        args = values.pop("env_args", None)
+        if args is not None and (not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args)):
+            raise ConfigError(f"{where}.env_args: expected a list of strings (the player's arguments), got {quote(args)}")
+        settings: RunSettings = _build(cls, values, where, cls())
+        _validate(settings, where, {}, RUN_RANGES)
+        return dataclasses.replace(settings, env_args=None if args is None else tuple(args))
+
+    def over(self, other: RunSettings) -> RunSettings:
+        """These settings where they are set, else ``other``'s."""
+        return dataclasses.replace(other, **{f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None})
+
+    def engine_config(self) -> dict[str, float] | None:
+        """The engine settings that are set (width and height go together: a missing one is
+        ML-Agents' 84), or None when none is."""
+        names = ("width", "height", "quality_level", "time_scale", "target_frame_rate", "capture_frame_rate")
+        values = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        if ("width" in values) != ("height" in values):
+            values.setdefault("width", self.SCREEN_SIDE)
+            values.setdefault("height", self.SCREEN_SIDE)
+        return values or None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A whole config file: settings per behavior, with the default for any other behavior."""
 
     default: TrainerSettings
     behaviors: Mapping[str, TrainerSettings]
     source: str = "<memory>"
+    #: the file's run sections (today's ML-Agents files; our dialect has none)
+    run: RunSettings = field(default_factory=RunSettings)
 
     def for_behavior(self, name: str) -> TrainerSettings:
         """The settings of ``name`` (with or without its ``?team=N`` suffix), else the default."""
@@ -195,8 +265,20 @@ class RunConfig:
         Raises:
             ConfigError: ``max_steps`` out of range.
         """
+        return self._with_every_section("max_steps", max_steps, "--max-steps")
+
+    def with_num_processes(self, num_processes: int) -> RunConfig:
+        """This config with ``num_processes`` of every section replaced (``--num-envs``,
+        ``env_settings.num_envs``), checked like a value of the file.
+
+        Raises:
+            ConfigError: ``num_processes`` out of range.
+        """
+        return self._with_every_section("num_processes", num_processes, "--num-envs")
+
+    def _with_every_section(self, key: str, value: Any, flag: str) -> RunConfig:
         sections = {"default": self.default, **self.behaviors}
-        changed = {name: _build(TrainerSettings, {"max_steps": max_steps}, "override (--max-steps)", s) for name, s in sections.items()}
+        changed = {name: _build(TrainerSettings, {key: value}, f"override ({flag})", s) for name, s in sections.items()}
         default = changed.pop("default")
         return dataclasses.replace(self, default=default, behaviors=changed)
 
@@ -345,6 +427,19 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool]] = {
     "strength": (0.0, 1.0e6, False),
 }
 
+#: Accepted range of every numeric run setting (:class:`RunSettings`), as in :data:`NUMERIC_RANGES`.
+RUN_RANGES: dict[str, tuple[float, float, bool]] = {
+    "seed": (0, 2**32 - 1, False),
+    "base_port": (1, 65_535, False),
+    "num_envs": (1, 256, False),
+    "width": (1, 16_384, False),
+    "height": (1, 16_384, False),
+    "quality_level": (0, 1_000, False),
+    "time_scale": (0.0, 1_000.0, True),
+    "target_frame_rate": (-1, 10_000, False),
+    "capture_frame_rate": (0, 10_000, False),
+}
+
 
 def _range_text(low: float, high: float, open_low: bool, integer: bool) -> str:
     if integer:
@@ -352,14 +447,14 @@ def _range_text(low: float, high: float, open_low: bool, integer: bool) -> str:
     return f"a finite number {'>' if open_low else '>='} {low:g} and <= {high:g}"
 
 
-def _validate(settings: Any, where: str, written: Mapping[str, str]) -> None:
-    """Every numeric setting is finite and within :data:`NUMERIC_RANGES` (``written``: the
-    name a key has in the file, where it is a former one)."""
+def _validate(settings: Any, where: str, written: Mapping[str, str], ranges: Mapping[str, tuple[float, float, bool]] = NUMERIC_RANGES) -> None:
+    """Every numeric setting is finite and within ``ranges`` (``written``: the name a key
+    has in the file, where it is a former one)."""
     for f in fields(settings):
         value = getattr(settings, f.name)
-        if f.name not in NUMERIC_RANGES or value is None or isinstance(value, bool):
+        if f.name not in ranges or value is None or isinstance(value, bool):
             continue
-        low, high, open_low = NUMERIC_RANGES[f.name]
+        low, high, open_low = ranges[f.name]
         integer = isinstance(value, int)
         inside = (math.isfinite(value) if not integer else True) and (low < value if open_low else low <= value) and value <= high
         if not inside:
@@ -442,10 +537,10 @@ def read_config_file(path: str | Path) -> Any:
 def resolve_demo_paths(config: RunConfig, folder: Path) -> RunConfig:
     """``config`` with each relative ``demo_path`` that exists under ``folder`` (the config
     file's) made that path."""
-    return RunConfig(
+    return dataclasses.replace(
+        config,
         default=_resolve_demo_path(config.default, folder),
         behaviors={k: _resolve_demo_path(v, folder) for k, v in config.behaviors.items()},
-        source=config.source,
     )
 
 

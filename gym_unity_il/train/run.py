@@ -28,15 +28,21 @@ which trainer runs a config's ``trainer``.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from gym_unity_il.train.config import RunConfig
+from gym_unity_il.errors import ConfigError
+from gym_unity_il.link.launch import LaunchSettings
+from gym_unity_il.train.config import RunConfig, RunSettings
 from gym_unity_il.train.dagger import DaggerTrainer
 from gym_unity_il.train.demos import DemoTrainer
+from gym_unity_il.train.dialects import load_config
 from gym_unity_il.train.online import OnlineTrainer
 from gym_unity_il.train.runner import RunRequest, RunResult, Trainer, run_training
+
+logger = logging.getLogger(__name__)
 
 #: The trainer that runs each ``trainer`` of a config.
 TRAINERS: Mapping[str, Trainer] = {**dict.fromkeys(DemoTrainer.names, DemoTrainer()), "online_bc": OnlineTrainer(), "dagger": DaggerTrainer()}
@@ -45,17 +51,18 @@ TRAINERS: Mapping[str, Trainer] = {**dict.fromkeys(DemoTrainer.names, DemoTraine
 def train(
     config: RunConfig | str | os.PathLike[str],
     *,
-    run_id: str,
-    results_dir: str | os.PathLike[str] = "results",
+    run_id: str | None = None,
+    results_dir: str | os.PathLike[str] | None = None,
     file_name: str | os.PathLike[str] | None = None,
     scene: str | None = None,
     scene_kwargs: Mapping[str, Any] | None = None,
     behavior_name: str | None = None,
-    resume: bool = False,
-    force: bool = False,
-    seed: int = 0,
+    resume: bool | None = None,
+    force: bool | None = None,
+    seed: int | None = None,
     progress: bool = True,
     max_steps: int | None = None,
+    run: RunSettings | None = None,
 ) -> RunResult:
     """Trains one behavior of a Unity build or built-in scene from its config section.
 
@@ -68,10 +75,15 @@ def train(
     training saves a checkpoint; resuming from it gives the same rows of ``metrics.csv``,
     learning curve and ``evaluation.json`` as a run that was never interrupted.
 
+    The run settings are, by precedence: the arguments given here (``run_id``,
+    ``results_dir``, ``file_name``, ``resume``, ``force``, ``seed``), then ``run`` (what
+    ``gym-unity-il train``'s mlagents-learn flags set), then the config file's run sections
+    (:attr:`RunConfig.run <gym_unity_il.train.config.RunConfig.run>`), then the defaults.
+
     Args:
         config: a :class:`RunConfig` or the path of a YAML config file.
         run_id: the name of the results folder: letters, digits, ``.``, ``_``, ``-``.
-        results_dir: where run folders go.
+        results_dir: where run folders go (default ``results``).
         file_name: a Unity build (else ``scene``).
         scene: a built-in scene name or ``"module:Class"`` (default: ``"ball"``).
         scene_kwargs: the built-in scene's arguments.
@@ -79,19 +91,60 @@ def train(
         resume: continue from ``results_dir/run_id/checkpoint`` (the config may raise the budget).
         force: start ``run_id`` anew: its folder is deleted first (only a folder holding
             nothing but a run's outputs).
-        seed: seeds Python, NumPy and torch, the learners and the env copies (``seed + i``).
+        seed: seeds Python, NumPy and torch, the learners and the env copies (``seed + i``); default 0.
         progress: show progress bars.
         max_steps: replaces ``max_steps`` of every section of the config (``--max-steps``).
+        run: run settings over the config's: ``num_envs`` replaces ``num_processes`` of
+            every section, ``base_port``, ``no_graphics``, ``env_args`` and the engine
+            settings go to the players' launch settings.
 
     Returns:
         The run's folder, whether Ctrl+C interrupted it, and the final evaluation.
 
     Raises:
-        ConfigError: a bad config, trainer, run id, run folder, checkpoint or argument.
+        ConfigError: a bad config, trainer, run id, run folder, checkpoint or argument; no
+            run id; ``initialize_from`` (not yet supported); a torch device other than ``cpu``.
         SpecMismatchError: the demos were recorded from another behavior spec.
         DemoFormatError: a demo file cannot be read.
         OutputError: the results folder cannot be written (naming the file).
     """
-    request = RunRequest.make(config, run_id=run_id, results_dir=results_dir, file_name=file_name, scene=scene, scene_kwargs=scene_kwargs,
-                              behavior_name=behavior_name, seed=seed, progress=progress, max_steps=max_steps)  # fmt: skip
-    return run_training(TRAINERS[request.settings.trainer], request, resume=resume, force=force)
+    if not isinstance(config, RunConfig):
+        config = load_config(config)
+    given = RunSettings(run_id=run_id, results_dir=None if results_dir is None else os.fspath(results_dir),
+                        env_path=None if file_name is None else os.fspath(file_name), resume=resume, force=force, seed=seed)  # fmt: skip
+    settings = given.over(run or RunSettings()).over(config.run)
+    logger.debug("run settings: %s", settings)
+    check_run_settings(settings)
+    assert settings.run_id is not None
+    request = RunRequest.make(config, run_id=settings.run_id, results_dir=settings.results_dir or "results", file_name=settings.env_path,
+                              scene=scene, scene_kwargs=scene_kwargs, behavior_name=behavior_name, seed=settings.seed or 0, progress=progress,
+                              max_steps=max_steps, num_processes=settings.num_envs, launch=launch_settings(settings))  # fmt: skip
+    return run_training(TRAINERS[request.settings.trainer], request, resume=bool(settings.resume), force=bool(settings.force))
+
+
+def check_run_settings(settings: RunSettings) -> None:
+    """Refuses what a run cannot do as asked (rather than doing something else silently).
+
+    Raises:
+        ConfigError: no run id, ``initialize_from``, or a torch device other than ``cpu``.
+    """
+    if settings.run_id is None:
+        raise ConfigError("no run id: give --run-id RUN_ID (or checkpoint_settings.run_id in the config)")
+    if settings.initialize_from is not None:
+        raise ConfigError(f"initialize_from={settings.initialize_from!r} (--initialize-from): not yet supported; "
+                          f"continue a run of the same id with --resume instead")  # fmt: skip
+    if settings.torch_device is not None and settings.torch_device != "cpu":
+        raise ConfigError(f"torch device {settings.torch_device!r} (--torch-device, torch_settings.device): not yet supported; "
+                          "gym-unity-il trains on the CPU: use cpu or leave it out")  # fmt: skip
+
+
+def launch_settings(settings: RunSettings) -> LaunchSettings:
+    """The players' launch settings of ``settings`` (the build is the request's ``file_name``)."""
+    values: dict[str, Any] = {"engine_config": settings.engine_config()}
+    if settings.base_port is not None:  # a port asked for is the port used, built-in scenes included
+        values.update(base_port=settings.base_port, auto_port=False)
+    if settings.no_graphics is not None:
+        values["no_graphics"] = settings.no_graphics
+    if settings.env_args is not None:
+        values["additional_args"] = settings.env_args
+    return LaunchSettings(**values)

@@ -39,6 +39,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.export.layout import ObservationLayout
 from gym_unity_il.export.saved import RunFiles, save_model
+from gym_unity_il.link.launch import LaunchSettings
 from gym_unity_il.scenes.evaluate import Evaluation
 from gym_unity_il.spec import BehaviorSpec
 from gym_unity_il.train.config import SAC_TRAINERS, RunConfig, TrainerSettings
@@ -62,17 +63,23 @@ class RunRequest:
     scene_kwargs: Mapping[str, Any] | None
     seed: int
     progress: bool
+    #: how the players are launched (ports, graphics, extra arguments, engine settings); the build is ``file_name``
+    launch: LaunchSettings = field(default_factory=LaunchSettings)
 
     @classmethod
-    def make(cls, config: RunConfig | str | os.PathLike[str], *, max_steps: int | None = None, **arguments: Any) -> RunRequest:
-        """The request of a run: ``config`` loaded (a path) with ``max_steps`` replaced, and
-        the other arguments of :func:`~gym_unity_il.train.train` (every field of this class),
-        with the behavior the config's only section when none is named, and the scene
-        ``"ball"`` when neither a build nor a scene is given."""
+    def make(cls, config: RunConfig | str | os.PathLike[str], *, max_steps: int | None = None, num_processes: int | None = None,
+             **arguments: Any) -> RunRequest:  # fmt: skip
+        """The request of a run: ``config`` loaded (a path) with ``max_steps`` and
+        ``num_processes`` replaced in every section, and the other arguments of
+        :func:`~gym_unity_il.train.train` (every field of this class), with the behavior the
+        config's only section when none is named, and the scene ``"ball"`` when neither a
+        build nor a scene is given."""
         if not isinstance(config, RunConfig):
             config = load_config(config)
         if max_steps is not None:
             config = config.with_max_steps(max_steps)
+        if num_processes is not None:
+            config = config.with_num_processes(num_processes)
         request = cls(config=config, **arguments)
         behavior, scene = request.behavior_name, request.scene
         if behavior is None and len(config.behaviors) == 1:
@@ -89,8 +96,9 @@ class RunRequest:
 
     @property
     def env_source(self) -> dict[str, Any]:
-        """Where the env comes from: ``file_name``, ``scene``, ``scene_kwargs``."""
-        return {"file_name": self.file_name, "scene": self.scene, "scene_kwargs": self.scene_kwargs}
+        """Where the env comes from and how it is launched: ``scene``, ``scene_kwargs`` and
+        ``launch`` (with ``file_name`` as its build)."""
+        return {"scene": self.scene, "scene_kwargs": self.scene_kwargs, "launch": dataclasses.replace(self.launch, file_name=self.file_name)}
 
     def where(self, behavior: str | None = None) -> str:
         """The config section of ``behavior`` (default: the run's), as errors name it."""

@@ -54,9 +54,12 @@ def test_a_seed_file_as_it_is_trains_through_the_cli(tmp_path: Path, ball_demo: 
     assert json.loads((tmp_path / "results" / "seed" / "evaluation.json").read_text())["trainer"] == "offline_bc"
 
 
-def test_run_sections_of_a_modern_file_say_they_are_not_applied_yet(tmp_path: Path, caplog) -> None:
+def test_run_sections_of_a_modern_file_become_run_settings_and_environment_parameters_say_not_applied_yet(tmp_path: Path, caplog) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"behaviors": {"3DBall": {"trainer_type": "ppo"}}, "env_settings": {"num_envs": 2}}))
+    config.write_text(yaml.safe_dump({"behaviors": {"3DBall": {"trainer_type": "ppo"}}, "env_settings": {"num_envs": 2},
+                                      "environment_parameters": {"gravity": 9.81}}))  # fmt: skip
     with caplog.at_level(logging.WARNING):
-        load_config(config)
-    assert "env_settings is read but not applied" in caplog.text
+        loaded = load_config(config)
+    assert loaded.run.num_envs == 2
+    assert "env_settings" not in caplog.text
+    assert "environment_parameters is read but not applied" in caplog.text
