@@ -267,7 +267,7 @@ def _run_flags(args: argparse.Namespace) -> RunSettings:
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    train = commands.add_parser("train", help="train a behavior from a YAML config (offline BC, GAIL, BC-then-PPO/SAC, online BC with a teacher, DAgger)",
+    train = commands.add_parser("train", help="train a behavior from a YAML config, ours or ML-Agents' (offline BC, GAIL, PPO/SAC with or without BC, online BC with a teacher, DAgger)",
                                 description="Flags left out take the config's env_settings, engine_settings, checkpoint_settings, torch_settings "
                                             "and debug (ML-Agents files), else the defaults; flags given win, as in mlagents-learn.")  # fmt: skip
     given = {"action": "store_const", "const": True, "default": None}
