@@ -13,22 +13,22 @@ An ML-Agents file is translated into ours in one place (its dialect's ``translat
 warnings logged once each (what is ignored or approximated, and why), and then read like one
 of ours. The run sections of today's files (``env_settings``, ``engine_settings``,
 ``checkpoint_settings``, ``torch_settings``, ``debug``) become the config's
-:class:`~gym_unity_il.train.config.RunSettings` (:data:`RUN_KEYS` says where each key goes),
-which ``gym-unity-il train``'s flags override; ``environment_parameters`` is read and checked,
+:class:`~gym_unity_il.train.config.RunSettings`, which ``gym-unity-il train``'s flags override
+(:data:`~gym_unity_il.train.modern_config.KEYS` says where each key goes);
+``environment_parameters`` is read and checked,
 but not applied yet (a warning says so).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
-import dataclasses
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
 from gym_unity_il.train import modern_config, seed_config
-from gym_unity_il.errors import ConfigError
 from gym_unity_il.train.config import FORMER_KEYS, RunConfig, RunSettings, TrainerSettings, parse_config, read_config_file, resolve_demo_paths
 
 logger = logging.getLogger(__name__)
@@ -37,47 +37,6 @@ Dialect = Literal["ours", "seed", "modern"]
 
 #: Keys of the seed era's sections that our own sections do not have: one of them makes a file seed-era.
 SEED_ONLY_KEYS = frozenset(seed_config.KEYS["section"]) - {f.name for f in fields(TrainerSettings)} - set(FORMER_KEYS)
-
-
-#: Where each key of a run section goes: the field of RunSettings, or None for a key that is
-#: accepted and ignored, with a warning unless it has its default value (``train_model`` is
-#: ML-Agents' deprecated ``--train``, which today's releases ignore too).
-RUN_KEYS: dict[str, dict[str, str | None]] = {
-    "env_settings": {"env_path": "env_path", "env_args": "env_args", "base_port": "base_port", "num_envs": "num_envs", "seed": "seed",
-                     "num_areas": None, "timeout_wait": None, "max_lifetime_restarts": None, "restarts_rate_limit_n": None,
-                     "restarts_rate_limit_period_s": None},  # fmt: skip
-    "engine_settings": {key: key for key in ("width", "height", "quality_level", "time_scale", "target_frame_rate", "capture_frame_rate", "no_graphics")},
-    "checkpoint_settings": {"run_id": "run_id", "initialize_from": "initialize_from", "load_model": "resume", "resume": "resume", "force": "force",
-                            "train_model": None, "inference": None, "results_dir": "results_dir"},  # fmt: skip
-    "torch_settings": {"device": "torch_device"},
-}
-
-
-def run_settings(ours: dict[str, Any], *, source: str) -> RunSettings:
-    """The run sections of a translated file (removed from ``ours``) as RunSettings.
-
-    Raises:
-        ConfigError: a value of the wrong type, or ``train_model: false`` / ``inference: true``
-            (a run that only plays the policy, which ``gym-unity-il train`` does not do).
-    """
-    settings = RunSettings()
-    for section, keys in RUN_KEYS.items():
-        given, values = ours.pop(section, None) or {}, {}
-        for key, value in given.items():
-            where = f"{source}: {section}.{key}"
-            if key == "inference" and value:
-                raise ConfigError(f"{where}: true asks for an inference-only run; gym-unity-il train always trains: remove the key")
-            if keys[key] is None:
-                if value is not None and key != "train_model" and (key, value) not in (("inference", False), ("num_areas", 1)):
-                    logger.warning("%s: ignored (gym-unity-il runs one training area per process and its own restart policy, max_restarts)", where)
-                continue
-            if key == "load_model" and value:
-                logger.warning("%s: load_model is the former name of resume; read as resume: true", where)
-            if value is not None:
-                values[keys[key]] = value
-        settings = RunSettings.from_values(values, f"{source}: {section}").over(settings)
-    debug = ours.pop("debug", None)
-    return settings if debug is None else RunSettings.from_values({"debug": debug}, source).over(settings)
 
 
 def dialect_of(data: Any) -> Dialect:
@@ -105,8 +64,11 @@ def parse_any_config(data: Any, *, source: str = "<memory>") -> RunConfig:
     ours, warnings = translate(data, source=source)
     for warning in warnings:
         logger.warning("%s", warning)
-    run = run_settings(ours, source=source)
-    if ours.pop("environment_parameters", None):
+    extra = {key: ours.pop(key) for key in modern_config.RUN_SECTIONS if key in ours} if dialect == "modern" else {}
+    run = RunSettings()
+    for section, values in extra.get("run", {}).items():
+        run = RunSettings.from_values(values, f"{source}: {section}").over(run)
+    if extra.get("environment_parameters"):
         logger.warning("%s: environment_parameters is read but not applied by gym-unity-il train yet", source)
     logger.info("%s: read as an ML-Agents %s config", source, "0.10 / 0.11" if dialect == "seed" else "(behaviors:)")
     return dataclasses.replace(parse_config(ours, source=source), run=run)

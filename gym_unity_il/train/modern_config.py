@@ -4,8 +4,11 @@ they are, translated into our own dialect (:mod:`gym_unity_il.train.config`).
 :func:`translate` takes the parsed YAML of such a file and returns our dialect: a ``default``
 section (from ``default_settings``) and a section per behavior, each read as ML-Agents reads
 it (``default_settings`` merged under every behavior, ML-Agents' defaults for absent keys),
-plus the run-level sections our per-behavior settings do not hold, under top-level keys named
-in :data:`RUN_SECTIONS` (remove them before :func:`~gym_unity_il.train.config.parse_config`).
+plus what our per-behavior settings do not hold, under the top-level keys of
+:data:`RUN_SECTIONS` (remove them before :func:`~gym_unity_il.train.config.parse_config`):
+``run``, per run section (``env_settings``, ``engine_settings``, ``checkpoint_settings``,
+``torch_settings``, ``debug``) its values as fields of :class:`~gym_unity_il.train.config.RunSettings`
+(:data:`RUN_FIELDS`), and ``environment_parameters``.
 
 Every key ML-Agents documents is in :data:`KEYS` (section -> key -> how it is handled, the
 table of ``docs/mlagents_config.md``): honoured where our settings have it, ignored with one
@@ -41,16 +44,15 @@ from typing import Any
 from gym_unity_il.errors import ConfigError, quote
 from gym_unity_il.train.key_tables import Key, KeyReader
 
-#: Top-level keys of the translated dict that are not behavior sections: the lead's run
-#: settings read them; ``parse_config`` takes the dict without them.
-RUN_SECTIONS: tuple[str, ...] = (
-    "environment_parameters", "env_settings", "engine_settings", "checkpoint_settings", "torch_settings", "debug",
-)  # fmt: skip
+#: Top-level keys of the translated dict that are not behavior sections (``parse_config`` takes
+#: the dict without them): the run's settings and the environment parameters.
+RUN_SECTIONS: tuple[str, ...] = ("run", "environment_parameters")
 
 
 
 
 
+_RESTARTS = "gym-unity-il's own restart policy applies (max_restarts); a player's timeout is timeout_wait of the launch settings"
 _CHECKPOINTS = "our run keeps one checkpoint, written on Ctrl+C and at the end (resume continues from it)"
 
 #: Every key of today's ML-Agents configs, per section: how it is handled. Where the handling
@@ -62,11 +64,11 @@ KEYS: dict[str, dict[str, Key]] = {
         "default_settings": Key("honoured", "our default section (behaviors not listed get it)"),
         "environment_parameters": Key("passed on", "translated to data under environment_parameters (see the shape above); "
                                                    "curricula warn: not applied yet"),
-        "env_settings": Key("passed on", "returned under env_settings, keys checked, for the run's launch settings"),
-        "engine_settings": Key("passed on", "returned under engine_settings, keys checked, for the run's launch settings"),
-        "checkpoint_settings": Key("passed on", "returned under checkpoint_settings, keys checked, for the run's settings"),
-        "torch_settings": Key("passed on", "returned under torch_settings, keys checked"),
-        "debug": Key("passed on", "returned under debug"),
+        "env_settings": Key("honoured", "the run's settings under the command line's flags (rows below)"),
+        "engine_settings": Key("honoured", "the run's settings under the command line's flags (rows below)"),
+        "checkpoint_settings": Key("honoured", "the run's settings under the command line's flags (rows below)"),
+        "torch_settings": Key("honoured", "the run's settings under the command line's flags (rows below)"),
+        "debug": Key("honoured", "log at DEBUG level, as --debug"),
     },
     "behavior": {
         "trainer_type": Key("honoured", "ppo -> ppo / bc_then_ppo / gail, sac -> sac / bc_then_sac (see above); "
@@ -216,20 +218,31 @@ KEYS: dict[str, dict[str, Key]] = {
         "require_reset": Key("passed on", "default false"),
     },
     "env_settings": {
-        key: Key("passed on", "returned for the run's launch settings")
-        for key in ("env_path", "env_args", "base_port", "num_envs", "num_areas", "seed", "timeout_wait",
-                    "max_lifetime_restarts", "restarts_rate_limit_n", "restarts_rate_limit_period_s")  # fmt: skip
+        **{key: Key("honoured", f"as --{key.replace('_', '-')}") for key in ("base_port", "num_envs", "seed")},
+        "env_path": Key("honoured", "as --env"),
+        "env_args": Key("honoured", "as --env-args"),
+        **{key: Key("ignored", _RESTARTS, "") for key in ("timeout_wait", "max_lifetime_restarts", "restarts_rate_limit_n", "restarts_rate_limit_period_s")},
+        "num_areas": Key("ignored", "one training area per process (1 is accepted silently)"),
     },
     "engine_settings": {
-        key: Key("passed on", "returned for the run's launch settings")
+        key: Key("honoured", f"as --{key.replace('_', '-')}")
         for key in ("width", "height", "quality_level", "time_scale", "target_frame_rate", "capture_frame_rate", "no_graphics")
     },
     "checkpoint_settings": {
-        key: Key("passed on", "returned for the run's settings")
-        for key in ("run_id", "initialize_from", "load_model", "resume", "force", "train_model", "inference", "results_dir")
+        **{key: Key("honoured", f"as --{key.replace('_', '-')}") for key in ("run_id", "resume", "force", "results_dir")},
+        "initialize_from": Key("refused", "as --initialize-from: not supported yet"),
+        "load_model": Key("honoured", "the former name of resume, read as resume (with a note)"),
+        "train_model": Key("ignored", "gym-unity-il train always trains (ML-Agents ignores it too)"),
+        "inference": Key("refused", "true asks for a run that only plays the policy; false is accepted"),
     },
-    "torch_settings": {"device": Key("passed on", "returned for the run's settings")},
+    "torch_settings": {"device": Key("honoured", "as --torch-device (cpu)")},
 }
+#: The field of :class:`~gym_unity_il.train.config.RunSettings` each honoured run-section key sets.
+RUN_FIELDS: dict[str, str] = {"env_path": "env_path", "env_args": "env_args", "base_port": "base_port", "num_envs": "num_envs", "seed": "seed",
+                              "width": "width", "height": "height", "quality_level": "quality_level", "time_scale": "time_scale",
+                              "target_frame_rate": "target_frame_rate", "capture_frame_rate": "capture_frame_rate",
+                              "no_graphics": "no_graphics", "run_id": "run_id", "initialize_from": "initialize_from", "resume": "resume",
+                              "load_model": "resume", "force": "force", "results_dir": "results_dir", "device": "torch_device"}  # fmt: skip
 
 #: ML-Agents' defaults of the keys we translate (release 20's settings), for keys a file leaves out.
 PPO_DEFAULTS: dict[str, Any] = {"batch_size": 1024, "buffer_size": 10240, "learning_rate": 3.0e-4, "beta": 5.0e-3, "epsilon": 0.2, "lambd": 0.95,
@@ -278,14 +291,32 @@ def translate(raw: Mapping[str, Any], *, source: str) -> tuple[dict[str, Any], l
         out[name] = _behavior(reader, _merged(defaults, reader.mapping(section, where)), where)
     if top.get("environment_parameters") is not None:
         out["environment_parameters"] = _environment_parameters(reader, top["environment_parameters"], list(behaviors))
-    for section in ("env_settings", "engine_settings", "checkpoint_settings", "torch_settings"):
-        if top.get(section) is not None:
-            values = reader.mapping(top[section], f"{source}: section {section!r}")
-            reader.known(values, (section,), f"{source}: section {section!r}")
-            out[section] = dict(values)
-    if "debug" in top:
-        out["debug"] = reader.flag(top["debug"], f"{source}: debug")
+    out["run"] = _run(reader, top)
     return out, reader.warnings
+
+
+def _run(reader: KeyReader, top: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per run section, its values as fields of :class:`~gym_unity_il.train.config.RunSettings` (see :data:`RUN_FIELDS`)."""
+    sections: dict[str, dict[str, Any]] = {}
+    for section in ("env_settings", "engine_settings", "checkpoint_settings", "torch_settings"):
+        run = sections[section] = {}
+        where = f"{reader.source}: section {section!r}"
+        values = reader.mapping(top.get(section), where)
+        reader.known(values, (section,), where)
+        for key, value in values.items():
+            entry = KEYS[section][key]
+            if key == "inference" and value:
+                raise ConfigError(f"{where}.inference: true asks for an inference-only run; gym-unity-il train always trains: remove the key")
+            if entry.handling == "ignored":
+                if value is not None and key != "train_model" and (key, value) != ("num_areas", 1):
+                    reader.ignored(where, section, key)
+            elif value is not None and key in RUN_FIELDS:
+                if key == "load_model" and value:
+                    reader.warn(f"{where}.load_model", "the former name of resume; read as resume: true")
+                run[RUN_FIELDS[key]] = value
+    if top.get("debug") is not None:
+        sections["debug"] = {"debug": reader.flag(top["debug"], f"{reader.source}: debug")}
+    return sections
 
 
 def _behavior(reader: KeyReader, raw: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def test_refusals_and_the_log_level(tmp_path: Path, ball_demo: Path, capsys) -> 
 
 def test_a_modern_file_asking_for_inference_only_is_refused(tmp_path: Path) -> None:
     config = _modern(tmp_path / "run.yaml", checkpoint_settings={"inference": True})
-    with pytest.raises(ConfigError, match=r"checkpoint_settings\.inference: true asks for an inference-only run"):
+    with pytest.raises(ConfigError, match=r"checkpoint_settings'\.inference: true asks for an inference-only run"):
         load_config(config)
     with pytest.raises(ConfigError, match=r"engine_settings\.time_scale: expected float"):
         load_config(_modern(tmp_path / "bad.yaml", engine_settings={"time_scale": "fast"}))

@@ -17,7 +17,7 @@ import yaml
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.train import parse_config, train
 from gym_unity_il.train.config import TRAINER_TYPES
-from gym_unity_il.train.modern_config import KEYS, RUN_SECTIONS, translate
+from gym_unity_il.train.modern_config import KEYS, RUN_FIELDS, RUN_SECTIONS, translate
 from train_helpers import BALL
 
 FIXTURES = Path(__file__).parent / "mlagents_configs" / "modern"
@@ -88,14 +88,17 @@ def test_every_fixture_is_covered() -> None:
 @pytest.mark.parametrize("name", list(ACCEPTED))
 def test_accepted_fixtures_translate_parse_and_warn_once_per_ignored_key(name: str) -> None:
     trainers, keys = ACCEPTED[name]
-    translated, warnings = translate(load(name), source=name)
+    raw = load(name)
+    translated, warnings = translate(raw, source=name)
     if any(t not in TRAINER_TYPES for t in trainers.values()):
         pytest.skip(f"trainers {sorted(set(trainers.values()) - set(TRAINER_TYPES))} are not in our dialect yet")
     config = parse_config(sections(translated), source=name)
     assert {k: config.for_behavior(k).trainer if k != "default" else config.default.trainer for k in trainers} == trainers
     expected = {f"{'default_settings' if section == 'default' else 'behaviors.' + section}.{key}" for section in trainers for key in keys}
-    notes = [w for w in warned(warnings) if not w.startswith("environment_parameters")]
+    notes = [w for w in warned(warnings) if not w.startswith(("environment_parameters", "env_settings"))]
     assert sorted(notes) == sorted(expected)
+    restarts = {f"env_settings.{key}" for key in ("timeout_wait", "max_lifetime_restarts", "restarts_rate_limit_n", "restarts_rate_limit_period_s")}
+    assert {w for w in warned(warnings) if w.startswith("env_settings")} == (restarts if "env_settings" in raw else set())  # our restart policy
     assert all(name in w and ("ignored: " in w or "approximated: " in w) for w in warnings if "environment_parameters" not in w)
 
 
@@ -148,11 +151,14 @@ def test_default_settings_is_our_default_and_lies_under_every_behavior() -> None
     assert config.for_behavior("Other").max_steps == 500_000 and config.for_behavior("3DBall?team=0").max_steps == 200_000
 
 
-def test_run_level_sections_are_returned_under_their_own_names() -> None:
+def test_run_level_sections_are_returned_as_run_settings() -> None:
     raw = load("ppo_randomize_full.yaml")
     translated, _ = translate(raw, source="f.yaml")
-    for key in ("env_settings", "engine_settings", "checkpoint_settings", "torch_settings", "debug"):
-        assert translated[key] == raw[key]
+    expected = {section: {RUN_FIELDS[key]: value for key, value in (raw.get(section) or {}).items() if key in RUN_FIELDS and value is not None}
+                for section in ("env_settings", "engine_settings", "checkpoint_settings", "torch_settings")}  # fmt: skip
+    if raw.get("debug") is not None:
+        expected["debug"] = {"debug": raw["debug"]}
+    assert translated["run"] == expected and all(expected.values())
     assert set(RUN_SECTIONS) <= set(translated)
 
 
