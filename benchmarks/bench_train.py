@@ -8,6 +8,11 @@ training and final evaluation included), and GAIL's return after its budget and 
 time. The aims are BC >= 95 % of the expert in under 60 s and GAIL >= 90 % in under
 10 minutes on 2 CPU cores.
 
+Then ML-Agents' own config files on "ball", as ``gym-unity-il train`` reads them (the same
+demos): a 0.10 / 0.11 ``gail_config.yaml`` section (PPO with ``pretraining``, and ``gail`` beside
+``extrinsic``) and a file of today's ML-Agents with ``behavioral_cloning`` and ``gail`` (the shape
+of ``config/imitation/*.yaml``), each with its return, % of the expert (aim: >= 90 %) and wall time.
+
 Then the GridWorld flow of ``examples/configs/offline_bc.yaml``: demos recorded as its
 comment says (the expert, the episodes and scene arguments of its ``demo record``
 command, episode seeds 0, 1, ...), BC with its ``GridWorld`` section, the return on
@@ -16,12 +21,14 @@ script prints the figures and ratios, it never asserts.
 
 Usage::
 
-    python benchmarks/bench_train.py [--gail-steps 300000] [--eval-episodes 12] [--skip-gail] [--skip-ball] [--out runs/bench_train]
+    python benchmarks/bench_train.py [--gail-steps 300000] [--config-steps 200000] [--eval-episodes 12] [--skip-gail] [--skip-configs]
+                                     [--skip-ball] [--out runs/bench_train]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import time
@@ -34,7 +41,7 @@ import yaml
 import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
 from gym_unity_il.demo import record_episodes
 from gym_unity_il.scenes import expert_policy
-from gym_unity_il.train import RandomPolicy, evaluate, load_policy, make_training_env, parse_config, train
+from gym_unity_il.train import RandomPolicy, evaluate, load_config, load_policy, make_training_env, parse_config, train
 
 SCENE = "ball"
 SCENE_KWARGS = {"max_steps": 1000}
@@ -42,6 +49,107 @@ DEMO_EPISODES = 20
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "offline_bc.yaml"
 #: Evaluation seeds of the grid run start here, far from the demos' 0, 1, ...
 HELD_OUT_SEED = 1_000_000
+
+
+#: ML-Agents 0.10 / 0.11 ``gail_config.yaml``'s shape: a brain section with PPO, ``pretraining``
+#: and the GAIL reward beside the env's (``{demo}`` and ``{steps}`` filled in).
+SEED_GAIL_CONFIG = """
+default:
+    trainer: ppo
+    batch_size: 1024
+    beta: 5.0e-3
+    buffer_size: 10240
+    epsilon: 0.2
+    hidden_units: 128
+    lambd: 0.95
+    learning_rate: 3.0e-4
+    max_steps: 5.0e4
+    memory_size: 256
+    normalize: false
+    num_epoch: 3
+    num_layers: 2
+    time_horizon: 64
+    sequence_length: 64
+    summary_freq: 1000
+    use_recurrent: false
+    reward_signals:
+        extrinsic:
+            strength: 1.0
+            gamma: 0.99
+3DBall:
+    batch_size: 128
+    buffer_size: 2400
+    hidden_units: 128
+    max_steps: {steps}
+    summary_freq: 24000
+    pretraining:
+        demo_path: {demo}
+        strength: 0.5
+        steps: 50000
+    reward_signals:
+        extrinsic:
+            strength: 1.0
+            gamma: 0.99
+        gail:
+            strength: 0.01
+            gamma: 0.99
+            encoding_size: 128
+            demo_path: {demo}
+"""
+
+#: Today's ML-Agents ``config/imitation/*.yaml`` shape: PPO with ``behavioral_cloning`` and ``gail``.
+MODERN_IMITATION_CONFIG = """
+behaviors:
+  3DBall:
+    trainer_type: ppo
+    hyperparameters:
+      batch_size: 128
+      buffer_size: 2400
+      learning_rate: 0.0003
+      beta: 0.005
+      epsilon: 0.2
+      lambd: 0.95
+      num_epoch: 3
+      learning_rate_schedule: linear
+    network_settings:
+      normalize: false
+      hidden_units: 128
+      num_layers: 2
+    reward_signals:
+      extrinsic:
+        gamma: 0.99
+        strength: 1.0
+      gail:
+        gamma: 0.99
+        strength: 0.01
+        learning_rate: 0.0003
+        use_actions: true
+        demo_path: {demo}
+    behavioral_cloning:
+      demo_path: {demo}
+      steps: 50000
+      strength: 0.5
+      samples_per_update: 0
+    max_steps: {steps}
+    time_horizon: 1000
+    summary_freq: 24000
+"""
+
+
+def bench_ml_agents_configs(out: Path, demo: Path, expert_return: float, eval_episodes: int, steps: int, seed: int) -> None:
+    """ML-Agents' own files on the ball scene (see the module docstring), read by ``load_config``."""
+    for name, text in (("seed_gail_config", SEED_GAIL_CONFIG), ("modern_bc_gail", MODERN_IMITATION_CONFIG)):
+        path = out / f"{name}.yaml"
+        path.write_text(text.format(demo=demo.resolve(), steps=steps))
+        config = load_config(path)
+        config = dataclasses.replace(config, behaviors={k: dataclasses.replace(v, eval_episodes=eval_episodes) for k, v in config.behaviors.items()})
+        started = time.perf_counter()
+        run = train(config, run_id=name, results_dir=out / "results", scene=SCENE, scene_kwargs=SCENE_KWARGS, seed=seed, progress=False, force=True)
+        wall = time.perf_counter() - started
+        assert run.evaluation is not None
+        mean = run.evaluation.mean_return
+        print(f"{name:<17} ({run.trainer}) return {mean:8.2f}   ({100 * mean / expert_return:5.1f} % of expert) after {steps} env steps "
+              f"in {wall:6.1f} s (aim: 90 %)")  # fmt: skip
 
 
 def grid_record_command(config: Path) -> tuple[int, dict]:
@@ -86,7 +194,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gail-steps", type=int, default=300_000, help="GAIL budget in env steps (over all agents)")
     parser.add_argument("--eval-episodes", type=int, default=12)
+    parser.add_argument("--config-steps", type=int, default=200_000, help="budget of the runs of ML-Agents' config files, in env steps")
     parser.add_argument("--skip-gail", action="store_true")
+    parser.add_argument("--skip-configs", action="store_true", help="skip the runs of ML-Agents' config files")
     parser.add_argument("--skip-ball", action="store_true", help="only the grid run")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_train"))
     parser.add_argument("--seed", type=int, default=0)
@@ -133,6 +243,8 @@ def main() -> None:
         budget = f"{section['num_epoch']} epochs" if name == "bc" else f"{section['max_steps']} env steps"
         print(f"{name:<6} return  {mean:8.2f}   ({100 * mean / expert_return:5.1f} % of expert) after {budget} in {wall:6.1f} s "
               f"(aim: {95 if name == 'bc' else 90} % in {60 if name == 'bc' else 600} s)")  # fmt: skip
+    if not args.skip_configs:
+        bench_ml_agents_configs(args.out, demo, expert_return, args.eval_episodes, args.config_steps, args.seed)
     bench_grid(args.out, max(args.eval_episodes, 20), args.seed)
 
 

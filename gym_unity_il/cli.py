@@ -281,7 +281,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     train.add_argument("--resume", **given, help="continue the run from its checkpoint (saved by Ctrl+C or at the end)")
     train.add_argument("--load", action="store_true", help="ML-Agents 0.10 / 0.11's name of --resume")
     train.add_argument("--force", **given, help="start RUN_ID anew: delete its run folder first (only a folder of run outputs)")
-    train.add_argument("--initialize-from", metavar="RUN_ID", help="start from another run's model: not yet supported (refused)")
+    train.add_argument("--initialize-from", metavar="RUN_ID", help="start from the trained model of another run of the results folder (a new run only)")
     train.add_argument("--seed", type=int, help="seed of Python, NumPy, torch and the env copies (default 0)")
     train.add_argument("--max-steps", type=int, metavar="N",
                        help="replace the config's max_steps (every section): env steps of GAIL and RL, online BC and DAgger steps")  # fmt: skip

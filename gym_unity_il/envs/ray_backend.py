@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gym_unity_il.envs.worker import SessionWorker, WorkerInfo, WorkerResult, restart_worker
+from gym_unity_il.envs.worker import EnvParameters, SessionWorker, WorkerInfo, WorkerResult, restart_worker
 from gym_unity_il.errors import ConfigError, EnvClosedError
 from gym_unity_il.extras import require
 from gym_unity_il.link.session import UnitySession
@@ -40,8 +40,11 @@ class WorkerHost:
         self._worker = SessionWorker.open(**kwargs)
         return self._worker.describe()
 
-    def reset(self, seed: int | None, env_parameters: Mapping[str, float] | None) -> WorkerResult:
+    def reset(self, seed: int | None, env_parameters: EnvParameters | None) -> WorkerResult:
         return self._require().reset(seed, env_parameters)
+
+    def set_env_parameters(self, parameters: EnvParameters) -> None:
+        self._require().set_env_parameters(parameters)
 
     def step(self, actions: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> WorkerResult:
         return self._require().step(actions)

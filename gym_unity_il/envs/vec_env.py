@@ -42,6 +42,10 @@ How the agents of Unity map onto the slots (the same rules hold for every backen
   (that step reports the newcomer's observation and drops its rewards).
   A slot whose agent is still in its episode is always waited for (up to
   ``max_messages`` messages, then :class:`~gym_unity_il.errors.AgentNeverDecidesError`).
+* **Environment parameters.** :meth:`~UnityVecEnv.set_env_parameters` sets numbers and
+  samplers (:class:`~gym_unity_il.protocol.channels.Sampler`, drawn by the scene at each
+  reset) in every process, sent with the next step or reset (0.x builds: numbers only, with
+  the next reset); reset options ``{"env_parameters": {...}}`` set them before that reset.
 * **Action masks.** ``env_method("action_masks")`` returns one flat boolean mask per slot
   (True = allowed), what sb3-contrib's ``MaskablePPO`` reads.
 * **Failures.** When a process crashes or times out, the VecEnv closes every process and
@@ -60,8 +64,9 @@ How the agents of Unity map onto the slots (the same rules hold for every backen
   ``restart_count`` / ``restart_counts`` count them. The restarted process gets the
   handshake seed ``s + r * num_processes`` for its ``r``-th restart (``s``: its first
   seed), so runs repeat and no two lives of any process share a seed; it gets the
-  environment parameters given at construction and in reset options so far (not ones
-  set directly on a session's side channel), and with ``log_folder`` it logs to
+  environment parameters given at construction, in reset options and with
+  :meth:`~UnityVecEnv.set_env_parameters` so far (not ones set directly on a session's
+  side channel), and with ``log_folder`` it logs to
   ``<log_folder>/restart-<r>/`` so the failed process's log stays where the error
   message points. It must come back with the same behavior spec and number of slots,
   else :class:`~gym_unity_il.errors.SpecMismatchError`. Other errors (bad actions, a
@@ -95,7 +100,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from gym_unity_il.envs.backend import WorkerBackend, make_backend
 from gym_unity_il.envs.slots import VACANT_AFTER, SlotBatch, cut_episodes, join_batches, split_batch_actions
-from gym_unity_il.envs.worker import MAX_MESSAGES, Stats, WorkerInfo, WorkerResult
+from gym_unity_il.envs.worker import MAX_MESSAGES, EnvParameters, Stats, WorkerInfo, WorkerResult
 from gym_unity_il.errors import (
     ConfigError,
     EnvClosedError,
@@ -108,6 +113,7 @@ from gym_unity_il.errors import (
 )
 from gym_unity_il.link.launch import LaunchSettings
 from gym_unity_il.link.session import UnitySession
+from gym_unity_il.protocol.channels import Sampler
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
 
 logger = logging.getLogger(__name__)
@@ -268,7 +274,7 @@ class UnityVecEnv(VecEnv):
         self._worker_kwargs = worker_kwargs
         self.max_restarts = max_restarts
         self.restart_counts: list[int] = [0] * len(infos)
-        self._env_parameters: list[dict[str, float]] = [{} for _ in infos]  # given in reset options so far, per process
+        self._env_parameters: list[dict[str, float | Sampler]] = [{} for _ in infos]  # set so far, per process (for restarts)
         self.image_format: ImageFormat = image_format
         (self.behavior_name, self.behavior_spec), = infos[0].specs.items()
         self.ports: list[int] = [info.port for info in infos]
@@ -338,6 +344,32 @@ class UnityVecEnv(VecEnv):
         for row in self._rows_of(restarted):
             self.reset_infos[row]["unity_restarted"] = True
         return self._observation(batch.obs)
+
+    def set_env_parameters(self, parameters: EnvParameters) -> None:
+        """Sets environment parameters in every Unity process: numbers, or samplers
+        (:class:`~gym_unity_il.protocol.channels.Sampler`) the scene draws a value from at
+        each reset. They go with the next step or reset (a 0.x build: numbers only, as
+        reset parameters of the next reset), and a restarted process gets them again.
+
+        Raises:
+            ConfigError: a value that is neither a finite number nor a Sampler, or a sampler
+                for a 0.x build (nothing is set; the env goes on).
+        """
+        self._check_open()
+        checked: dict[str, float | Sampler] = {}
+        for key, value in parameters.items():
+            if isinstance(value, Sampler):
+                checked[key] = value
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+                checked[key] = float(value)
+            else:
+                raise ConfigError(f"environment parameter {key!r}: expected a finite number or a Sampler, got {value!r}")
+        outcomes = self._backend.call("set_env_parameters", [(checked,)] * self.num_processes)
+        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if errors:
+            raise errors[0]
+        for known in self._env_parameters:
+            known.update(checked)
 
     def step_async(self, actions: np.ndarray | Mapping[str, np.ndarray] | Sequence[Any]) -> None:
         self._check_open()

@@ -24,13 +24,15 @@ from gym_unity_il.envs.slots import VACANT_AFTER, AgentSlots, SlotBatch
 from gym_unity_il.envs.source import open_session
 from gym_unity_il.errors import AgentNeverDecidesError, ConfigError
 from gym_unity_il.link.session import Steps, UnitySession
-from gym_unity_il.protocol.channels import StatsAggregationMethod
+from gym_unity_il.protocol.channels import EnvironmentParametersChannel, Sampler, SamplerType, StatsAggregationMethod
 from gym_unity_il.spec import BehaviorSpec
 
 #: Messages a step may take before the env gives up on an agent that never decides.
 MAX_MESSAGES = 10_000
 
 Stats = dict[str, list[tuple[float, StatsAggregationMethod]]]
+#: Environment parameters: a number, or a sampler the scene draws a value from at each reset.
+EnvParameters = Mapping[str, float | Sampler]
 
 
 def resolve_behavior(
@@ -176,6 +178,7 @@ class SessionWorker:
         self.max_messages = max_messages
         self.take_stats = take_stats
         self._observe_unity_decided = observe_unity_decided
+        self._reset_parameters: dict[str, float] = {}  # a 0.x build's, for its next reset
         try:
             steps = first_decisions(session, session.reset(), max_messages=max_messages)
             if callable(behaviors):
@@ -207,9 +210,33 @@ class SessionWorker:
             process_id=self.session.process_id,
         )
 
-    def reset(self, seed: int | None = None, env_parameters: Mapping[str, float] | None = None) -> WorkerResult:
-        """Resets every agent of the process and waits for every slot's first decision."""
-        steps = self.session.reset(seed=seed, env_parameters=env_parameters)
+    def set_env_parameters(self, parameters: EnvParameters) -> None:
+        """Sets environment parameters of the process. A build of communication API 1.x gets
+        them on the environment parameters channel with the next step or reset (in the order
+        set); a 0.x build takes numbers only, as reset parameters of its next reset.
+
+        Raises:
+            ConfigError: a sampler for a 0.x build (nothing is set).
+        """
+        if self.session.has_side_channels:
+            for key, value in parameters.items():
+                _queue_parameter(self.session.environment_parameters, key, value)
+            return
+        samplers = sorted(key for key, value in parameters.items() if isinstance(value, Sampler))
+        if samplers:
+            version = self.session.unity_info.package_version if self.session.unity_info is not None else "0.x"
+            raise ConfigError(
+                f"environment parameter(s) {samplers}: samplers, but the build is ML-Agents {version}, whose reset parameters are "
+                "numbers (samplers travel on the environment parameters side channel, which it has not): give each a constant value"
+            )
+        self._reset_parameters.update(parameters)  # type: ignore[arg-type]  # numbers only, checked above
+
+    def reset(self, seed: int | None = None, env_parameters: EnvParameters | None = None) -> WorkerResult:
+        """Resets every agent of the process and waits for every slot's first decision;
+        ``env_parameters`` are set first (:meth:`set_env_parameters`)."""
+        self.set_env_parameters(env_parameters or {})
+        parameters, self._reset_parameters = self._reset_parameters, {}  # dropped if the build refuses one
+        steps = self.session.reset(seed=seed, env_parameters=parameters)
         if not self.fixed_slots:
             steps = first_decisions(self.session, steps, max_messages=self.max_messages)
             self.slots = self._slots_for(steps)
@@ -265,6 +292,19 @@ class SessionWorker:
 
     def _result(self) -> WorkerResult:
         return WorkerResult({name: s.result() for name, s in self.slots.items()}, self.session.take_stats() if self.take_stats else {})
+
+
+def _queue_parameter(channel: EnvironmentParametersChannel, key: str, value: float | Sampler) -> None:
+    """Queues ``key = value`` (a number or a sampler) on ``channel``."""
+    if not isinstance(value, Sampler):
+        channel.set_float_parameter(key, value)
+    elif value.sampler_type == SamplerType.UNIFORM:
+        channel.set_uniform_sampler_parameters(key, *value.arguments, value.seed)
+    elif value.sampler_type == SamplerType.GAUSSIAN:
+        channel.set_gaussian_sampler_parameters(key, *value.arguments, value.seed)
+    else:
+        pairs = list(zip(value.arguments[0::2], value.arguments[1::2]))
+        channel.set_multirangeuniform_sampler_parameters(key, pairs, value.seed)
 
 
 def restart_worker(old: SessionWorker | None, kwargs: Mapping[str, Any], reset_args: tuple[Any, ...]) -> tuple[SessionWorker, WorkerResult]:

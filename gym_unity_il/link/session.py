@@ -278,6 +278,12 @@ class UnitySession:
         return self._parameters_channel
 
     @property
+    def has_side_channels(self) -> bool:
+        """Whether the build takes side-channel messages (communication API 1.x): False for a
+        0.x build, whose parameters go with :meth:`reset` only."""
+        return self._codec is not None and self._codec.side_channels
+
+    @property
     def engine_configuration(self) -> EngineConfigurationChannel:
         """The engine settings channel; queued messages travel with the next exchange
         (communication API 1.x; a 0.x build takes its train mode from the launch's ``engine_config``)."""

@@ -1,5 +1,7 @@
-"""Behavioral cloning with `imitation`'s BC, on an SB3 ``ActorCriticPolicy`` (the policy of
-a PPO model, so the result loads with ``PPO.load`` and can be fine-tuned with PPO)."""
+"""Behavioral cloning on an SB3 ``ActorCriticPolicy`` (the policy of a PPO model, so the
+result loads with ``PPO.load`` and can be fine-tuned with PPO): as a phase of its own with
+`imitation`'s BC (:class:`BCPhase`), or beside PPO's updates as ML-Agents'
+``behavioral_cloning`` does it (:class:`RolloutCloning`)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import torch as th
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.train.config import TrainerSettings
-from gym_unity_il.train.progress import RunRecorder
+from gym_unity_il.train.progress import Helper, RunRecorder
+from gym_unity_il.train.schedules import FLOORS, scheduled
 
 #: Epochs of BC pretraining (``bc_then_ppo`` / ``bc_then_sac``) when ``num_epoch`` is null.
 PRETRAIN_EPOCHS = 10
@@ -160,3 +164,76 @@ class BCPhase:
     def load_state(self, state: dict[str, Any]) -> None:
         self.done = int(state["done"])
         self.trainer.optimizer.load_state_dict(state["optimizer"])
+
+
+class RolloutCloning(Helper):
+    """Behavioral cloning beside PPO's updates, as ML-Agents' ``behavioral_cloning``: at the
+    end of every rollout, ``num_epoch`` epochs (default: PPO's ``n_epochs``) of
+    ``batches_per_epoch`` batches (default: one pass over the demos) on the policy, with an
+    Adam optimizer of its own whose learning rate starts at ``learning_rate`` and falls
+    linearly to nothing over ``cloning.steps`` env steps (0: it stays). Once it is down to
+    nothing, BC stops. The loss is the demos' negative log-likelihood minus ``ent_weight``
+    times the entropy, as :class:`BCPhase`'s (ML-Agents fits sampled continuous actions by
+    squared error instead). ``bc/loss`` and ``bc/learning_rate`` are logged with PPO's figures.
+
+    Args:
+        policy: the PPO model's policy.
+        trajectories: demonstrations, observations adapted to the policy.
+        settings: the behavior's settings.
+        rng: the shuffling generator.
+    """
+
+    def __init__(self, *, policy: ActorCriticPolicy, trajectories: Sequence[Any], settings: TrainerSettings, rng: np.random.Generator) -> None:
+        super().__init__()
+        self.policy = policy
+        self.loader = DemoBatches(trajectories, batch_size=settings.batch_size, rng=rng)
+        epochs = settings.num_epoch if settings.num_epoch is not None else settings.ppo.n_epochs
+        self.batches = epochs * (settings.batches_per_epoch or len(self.loader))
+        self.start_lr = settings.learning_rate
+        self.anneal_steps = settings.cloning.steps
+        self.ent_weight = settings.ent_weight
+        self.optimizer = th.optim.Adam(policy.parameters(), lr=self.start_lr)
+
+    def learning_rate(self, step: int) -> float:
+        """BC's learning rate at env step ``step``."""
+        if not self.anneal_steps:
+            return self.start_lr
+        return scheduled(self.start_lr, "linear", FLOORS["learning_rate"], step, self.anneal_steps)
+
+    def _on_rollout_end(self) -> None:
+        lr = self.learning_rate(self.model.num_timesteps)
+        self.logger.record("bc/learning_rate", lr)
+        if lr <= FLOORS["learning_rate"]:
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.policy.set_training_mode(True)
+        losses, done = [], 0
+        while done < self.batches:
+            for batch in self.loader:
+                losses.append(self._step(batch))
+                done += 1
+                if done == self.batches:
+                    break
+        self.logger.record("bc/loss", float(np.mean(losses)))
+
+    def _step(self, batch: dict[str, Any]) -> float:
+        from imitation.data import types
+
+        obs, _ = self.policy.obs_to_tensor(types.maybe_unwrap_dictobs(batch["obs"]))
+        acts = th.as_tensor(batch["acts"], device=self.policy.device)
+        _, log_prob, entropy = self.policy.evaluate_actions(obs, acts)
+        loss = -log_prob.mean() - self.ent_weight * (entropy.mean() if entropy is not None else 0.0)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.item())
+
+    def _on_step(self) -> bool:
+        return True
+
+    def state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -49,13 +49,21 @@ TrainerType = Literal["offline_bc", "gail", "ppo", "sac", "bc_then_ppo", "bc_the
 TRAINER_TYPES: tuple[str, ...] = get_args(TrainerType)
 #: The trainers whose model is SB3's SAC (every other trainer's is PPO).
 SAC_TRAINERS: tuple[str, ...] = ("sac", "bc_then_sac")
+#: How a setting changes over an RL run: ``constant``, or ``linear``: from its value at the
+#: first step to ML-Agents' floor (learning rate 1e-10, clip range 0.1, entropy coefficient
+#: 1e-5) at ``max_steps``.
+Schedule = Literal["constant", "linear"]
 
 
 @dataclass(frozen=True)
 class PPOSettings:
     """Settings of the SB3 PPO learner (``ppo``, GAIL's generator, BC-then-PPO's fine-tuning)."""
 
+    #: steps per agent between updates (ignored when ``buffer_size`` is set)
     n_steps: int = 512
+    #: ML-Agents' ``buffer_size``: steps of all agents together between updates; when set,
+    #: each of the VecEnv's agents collects ``buffer_size / agents`` steps (rounded up)
+    buffer_size: int | None = None
     batch_size: int = 64
     n_epochs: int = 5
     learning_rate: float = 3.0e-4
@@ -63,6 +71,13 @@ class PPOSettings:
     gae_lambda: float = 0.95
     ent_coef: float = 0.0
     clip_range: float = 0.2
+    learning_rate_schedule: Schedule = "constant"
+    ent_coef_schedule: Schedule = "constant"
+    clip_range_schedule: Schedule = "constant"
+
+    def steps_per_agent(self, agents: int) -> int:
+        """SB3's ``n_steps`` for a VecEnv of ``agents`` agents."""
+        return self.n_steps if self.buffer_size is None else max(1, -(-self.buffer_size // agents))
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,7 @@ class SACSettings:
     learning_rate: float = 3.0e-4
     learning_starts: int = 1000
     gamma: float = 0.99
+    learning_rate_schedule: Schedule = "constant"
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,43 @@ class GAILSettings:
     gen_replay_buffer_capacity: int | None = None
     #: weight of the GAIL reward when mixed with the env reward (ppo, bc_then_ppo); 0 disables it
     strength: float = 0.0
+
+
+@dataclass(frozen=True)
+class CuriositySettings:
+    """Settings of the curiosity reward (ML-Agents' ``curiosity``, an ICM: :mod:`gym_unity_il.train.intrinsic`)."""
+
+    #: weight of the curiosity reward added to the env reward; 0 disables it
+    strength: float = 0.0
+    gamma: float = 0.99
+    #: width of the state encoding the forward and inverse models work on
+    encoding_size: int = 64
+    learning_rate: float = 3.0e-4
+
+
+@dataclass(frozen=True)
+class RNDSettings:
+    """Settings of the RND reward (ML-Agents' ``rnd``, random network distillation: :mod:`gym_unity_il.train.intrinsic`)."""
+
+    #: weight of the RND reward added to the env reward; 0 disables it
+    strength: float = 0.0
+    gamma: float = 0.99
+    #: width of the target's and the predictor's output
+    encoding_size: int = 64
+    learning_rate: float = 1.0e-4
+
+
+@dataclass(frozen=True)
+class CloningSettings:
+    """Behavioral cloning beside the RL, as ML-Agents' ``behavioral_cloning`` does it (``ppo``,
+    ``bc_then_ppo`` and ``gail``): after each rollout, ``num_epoch`` epochs of BC on the
+    demonstrations (an epoch: ``batches_per_epoch`` batches, default one pass) at
+    ``learning_rate``, annealed linearly to nothing over ``steps`` env steps."""
+
+    #: BC updates during the RL (false: BC, if any, is pretraining before it)
+    during_rl: bool = False
+    #: env steps over which BC's learning rate falls to zero (0: it stays)
+    steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,6 +171,15 @@ class TrainerSettings:
       deviation, inside the policy (the saved model takes raw observations).
     * ``summary_freq``: steps between rows of ``metrics.csv`` (BC: demo samples, with an
       evaluation episode per env copy; RL: env steps, mean return of recent episodes).
+    * ``ppo.n_steps``: steps per agent between PPO updates, or ``ppo.buffer_size``: steps of
+      all agents together (ML-Agents' ``buffer_size``), shared by the VecEnv's agents.
+    * ``ppo.learning_rate_schedule``, ``ppo.clip_range_schedule``, ``ppo.ent_coef_schedule``,
+      ``sac.learning_rate_schedule``: ``constant`` (default) or ``linear`` (from the value at
+      step 0 to ML-Agents' floor at ``max_steps``: :mod:`gym_unity_il.train.schedules`).
+    * ``cloning``: ``during_rl: true`` trains BC beside PPO's updates (``ppo``, ``gail``) as
+      ML-Agents' ``behavioral_cloning`` does, instead of pretraining: after each rollout,
+      ``num_epoch`` epochs (default: ``ppo.n_epochs``) at ``learning_rate``, annealed to
+      nothing over ``cloning.steps`` env steps (0: never).
     * ``brain_to_imitate``: ``online_bc``: the teacher's behavior (the students are the
       trained behavior); accepted and ignored by the other trainers.
     * ``teacher``: ``online_bc`` and ``dagger``: ``expert`` (default: the built-in scene's
@@ -127,6 +189,9 @@ class TrainerSettings:
       ``batches_per_epoch`` batches (default 1) of ``batch_size`` teacher pairs.
     * ``dagger``: ``max_steps`` env steps in all, in rounds of at least ``dagger_round_steps``
       env steps, each followed by ``num_epoch`` epochs of BC (default 4) over every label so far.
+    * ``curiosity``, ``rnd``: intrinsic rewards for exploration, ``strength`` times ML-Agents'
+      curiosity (ICM) or RND reward added to the env's reward, their models trained on the
+      rollouts (:mod:`gym_unity_il.train.intrinsic`); strength 0 (default) turns one off.
     * ``max_restarts``: how many failures of a Unity process (it crashed, hung past the
       timeout or broke the protocol) the run survives by restarting that process; its
       agents' episodes end there (cut) and training goes on. Each restart logs a warning,
@@ -161,6 +226,9 @@ class TrainerSettings:
     ppo: PPOSettings = field(default_factory=PPOSettings)
     sac: SACSettings = field(default_factory=SACSettings)
     gail: GAILSettings = field(default_factory=GAILSettings)
+    curiosity: CuriositySettings = field(default_factory=CuriositySettings)
+    rnd: RNDSettings = field(default_factory=RNDSettings)
+    cloning: CloningSettings = field(default_factory=CloningSettings)
 
     def net_arch(self) -> list[int]:
         """The hidden layer sizes for SB3 / imitation policies."""
@@ -236,6 +304,70 @@ class RunSettings:
 
 
 @dataclass(frozen=True)
+class CompletionCriteria:
+    """When a lesson ends (ML-Agents' ``completion_criteria``, applied by
+    :mod:`~gym_unity_il.train.curriculum`): once ``behavior`` finished ``min_lesson_length``
+    episodes in the lesson, its ``measure`` above ``threshold``: ``progress`` (its steps /
+    its ``max_steps``) or ``reward`` (the mean return of those episodes, smoothed with the
+    previous value when ``signal_smoothing``). ``require_reset`` resets the env then."""
+
+    behavior: str
+    measure: Literal["reward", "progress"] = "reward"
+    threshold: float = 0.0
+    min_lesson_length: int = 0
+    signal_smoothing: bool = True
+    require_reset: bool = False
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A lesson of an environment parameter (ML-Agents' ``environment_parameters``; a constant
+    or a sampler is one lesson): the value it sends, and when it ends (None: the last lesson,
+    which lasts to the end of the run).
+
+    ``value`` is what :mod:`~gym_unity_il.train.modern_config` reads: ``{"sampler_type":
+    "constant", "value": v}``, or a sampler Unity draws from at each reset: ``uniform``
+    (``min_value``, ``max_value``), ``gaussian`` (``mean``, ``st_dev``) or ``multirange_uniform``
+    (``intervals``), with ``seed`` when the file gives one.
+    """
+
+    name: str
+    value: Mapping[str, Any]
+    completion_criteria: CompletionCriteria | None = None
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Lesson:
+        """A lesson from the data the config readers give (``name``, ``value``, ``completion_criteria``)."""
+        criteria = data.get("completion_criteria")
+        return cls(data["name"], dict(data["value"]), None if criteria is None else CompletionCriteria(**criteria))
+
+    def value_dict(self) -> Any:
+        """The value in ML-Agents' own shape: a number, or ``{sampler_type, sampler_parameters}``."""
+        kind = self.value["sampler_type"]
+        parameters = {key: value for key, value in self.value.items() if key != "sampler_type"}
+        return parameters["value"] if kind == "constant" else {"sampler_type": kind, "sampler_parameters": parameters}
+
+
+def environment_parameters_dict(parameters: Mapping[str, tuple[Lesson, ...]]) -> dict[str, Any]:
+    """``environment_parameters`` in ML-Agents' own shape, which every dialect reads back: a
+    parameter of one lesson named after it without completion criteria as its value, any
+    other as its ``curriculum``."""
+    out: dict[str, Any] = {}
+    for name, lessons in parameters.items():
+        if len(lessons) == 1 and lessons[0].name == name and lessons[0].completion_criteria is None:
+            out[name] = lessons[0].value_dict()
+            continue
+        curriculum = []
+        for lesson in lessons:
+            entry = {"name": lesson.name, "value": lesson.value_dict()}
+            if lesson.completion_criteria is not None:
+                entry["completion_criteria"] = dataclasses.asdict(lesson.completion_criteria)
+            curriculum.append(entry)
+        out[name] = {"curriculum": curriculum}
+    return out
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A whole config file: settings per behavior, with the default for any other behavior."""
 
@@ -244,6 +376,9 @@ class RunConfig:
     source: str = "<memory>"
     #: the file's run sections (today's ML-Agents files; our dialect has none)
     run: RunSettings = field(default_factory=RunSettings)
+    #: ML-Agents' ``environment_parameters``: parameter -> its lessons, in order (every dialect
+    #: but the seed era's; runs apply them: :mod:`~gym_unity_il.train.curriculum`)
+    environment_parameters: Mapping[str, tuple[Lesson, ...]] = field(default_factory=dict)
 
     def for_behavior(self, name: str) -> TrainerSettings:
         """The settings of ``name`` (with or without its ``?team=N`` suffix), else the default."""
@@ -286,6 +421,8 @@ class RunConfig:
         """The resolved config, fit for ``yaml.safe_dump`` (what a run saves beside its results)."""
         out = {"default": dataclasses.asdict(self.default)}
         out.update({k: dataclasses.asdict(v) for k, v in self.behaviors.items()})
+        if self.environment_parameters:
+            out["environment_parameters"] = environment_parameters_dict(self.environment_parameters)
         return out
 
 
@@ -425,6 +562,8 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool]] = {
     "n_disc_updates_per_round": (1, 10_000, False),
     "gen_replay_buffer_capacity": (1, 10_000_000, False),
     "strength": (0.0, 1.0e6, False),
+    "encoding_size": (1, 4096, False),
+    "steps": (0, 10**12, False),
 }
 
 #: Accepted range of every numeric run setting (:class:`RunSettings`), as in :data:`NUMERIC_RANGES`.

@@ -36,6 +36,7 @@ from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_dem
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.scenes.evaluate import Predictor
 from gym_unity_il.train.config import RunConfig, TrainerSettings
+from gym_unity_il.train.curriculum import attach_environment_parameters
 from gym_unity_il.train.env import make_training_env
 from gym_unity_il.train.policies import ObservationAdapter, make_model
 from gym_unity_il.train.progress import RunRecorder
@@ -205,6 +206,7 @@ class DaggerTrainer(TeacherTrainer):
                 self.check(settings, where)
                 check_actions(settings, spec, where)
                 teacher = self.open_teacher(settings, spec, scene=request.scene, where=where, teaching=teaching)
+                venv = attach_environment_parameters(venv, request.config, spec.name, settings.max_steps, run.logger, seed=request.seed)
                 adapter = ObservationAdapter(venv.observation_space, pack=True)  # DAgger's collector takes arrays only
                 policy_venv = adapter.wrap(venv)
                 demos = None

@@ -20,13 +20,15 @@ from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_wrapper
 from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_demo
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.spec import BehaviorSpec
-from gym_unity_il.train.bc import BCPhase, bc_batches, count_transitions
+from gym_unity_il.train.bc import BCPhase, RolloutCloning, bc_batches, count_transitions
 from gym_unity_il.train.config import SAC_TRAINERS, TrainerSettings
+from gym_unity_il.train.curriculum import attach_environment_parameters, lesson_checkpoints
 from gym_unity_il.train.env import RestartLog, make_training_env
 from gym_unity_il.train.gail import GAILPhase
 from gym_unity_il.train.policies import ObservationAdapter, make_model, observation_statistics
 from gym_unity_il.train.pretrain import RLPhase, SACActorPretraining
-from gym_unity_il.train.progress import Phase
+from gym_unity_il.train.progress import Helper, Phase
+from gym_unity_il.train.schedules import Schedules
 from gym_unity_il.train.runner import Run, Training, check_actions, check_trainer
 
 logger = logging.getLogger(__name__)
@@ -36,10 +38,14 @@ logger = logging.getLogger(__name__)
 RL_TRAINERS = ("ppo", "sac", "bc_then_ppo", "bc_then_sac")
 
 
+#: The trainers that can clone the demos beside PPO's updates (``cloning.during_rl``).
+CLONING_TRAINERS = ("ppo", "gail")
+
+
 def _pretrains(settings: TrainerSettings) -> bool:
     """Whether the run starts with behavioral cloning (for ``offline_bc``, all it does)."""
     if settings.trainer in ("ppo", "sac"):
-        return bool(settings.num_epoch)
+        return bool(settings.num_epoch) and not settings.cloning.during_rl
     return settings.trainer != "gail"
 
 
@@ -62,8 +68,16 @@ class DemoTrainer:
                 f"{where}.gail.strength: {settings.gail.strength}, but 'sac' cannot add the GAIL reward: it is mixed into PPO's rollouts only "
                 "(SAC's replay buffer would keep rewards of a discriminator trained since); set gail.strength to 0, or use 'ppo'"
             )
+        if settings.cloning.during_rl and settings.trainer not in CLONING_TRAINERS:
+            raise ConfigError(
+                f"{where}.cloning.during_rl: true, but trainer {settings.trainer!r} has no PPO updates to clone beside; "
+                f"use one of {list(CLONING_TRAINERS)}, or set cloning.during_rl to false"
+                + (" (the bc_then_* trainers clone before the RL)" if settings.trainer.startswith("bc_then") else "")
+            )
         if settings.demo_path is not None:
             return
+        if settings.cloning.during_rl:
+            raise ConfigError(f"{where}.demo_path: cloning.during_rl clones demonstrations; set demo_path to a .demo file or folder")
         if settings.trainer not in ("ppo", "sac"):
             raise ConfigError(f"{where}.demo_path: trainer {settings.trainer!r} learns from demonstrations; set demo_path to a .demo file or folder")
         needs = {
@@ -95,13 +109,13 @@ class DemoTrainer:
         self.check(settings, where)
         check_actions(settings, spec, where)
         pretrains, uses_gail = _pretrains(settings), settings.trainer == "gail" or _mixes_gail(settings)
-        uses_demos = pretrains or uses_gail or settings.normalize
+        uses_demos = pretrains or uses_gail or settings.normalize or settings.cloning.during_rl
         if settings.trainer == "bc_then_sac" and settings.gail.strength > 0:
             logger.warning("%s.gail.strength: ignored: 'bc_then_sac' learns from the env's reward alone (the GAIL reward is mixed into PPO's "
                            "rollouts only; 'sac' refuses it)", where)  # fmt: skip
         if settings.demo_path is not None and not uses_demos:
             logger.warning("%s.demo_path: ignored: trainer %r uses demonstrations for BC pretraining (num_epoch > 0), the GAIL reward "
-                           "(gail.strength > 0) or normalize, and none is set", where, settings.trainer)  # fmt: skip
+                           "(gail.strength > 0), BC beside the RL (cloning.during_rl) or normalize, and none is set", where, settings.trainer)  # fmt: skip
         trajectories: list[Any] = []
         if uses_demos:
             demo = read_demo(settings.demo_path)  # type: ignore[arg-type]
@@ -113,6 +127,7 @@ class DemoTrainer:
         if uses_gail and n_transitions < settings.gail.demo_batch_size:
             raise ConfigError(f"{where}.gail.demo_batch_size: {settings.gail.demo_batch_size} is larger than the {n_transitions} transitions of the demos; lower it or record more")
 
+        venv = attach_environment_parameters(venv, run.request.config, spec.name, settings.max_steps, run.logger, seed=seed)
         adapter = ObservationAdapter(venv.observation_space, pack=uses_gail)  # imitation's GAIL takes arrays only
         policy_venv = adapter.wrap(venv)
         demos = adapter.trajectories(trajectories)
@@ -125,6 +140,10 @@ class DemoTrainer:
         def evaluate_return() -> float:
             return run.held_out_return(model, policy_venv)
 
+        helpers: list[Helper] = [Schedules(settings)] if Schedules.needed(settings, model) else []
+        helpers.extend(lesson_checkpoints(venv))  # the lessons of the environment parameters, if any
+        if settings.cloning.during_rl:
+            helpers.append(RolloutCloning(policy=model.policy, trajectories=demos, settings=settings, rng=np.random.default_rng(seed)))
         phases: list[Phase] = []
         sac = settings.trainer in SAC_TRAINERS
         if pretrains and not sac:
@@ -134,14 +153,14 @@ class DemoTrainer:
             phases.append(SACActorPretraining(model=model, trajectories=demos, settings=settings, batches=batches,
                                               rng=np.random.default_rng(seed), evaluate_return=evaluate_return))  # fmt: skip
         if sac:
-            phases.append(RLPhase(name="sac", model=model, total_steps=settings.max_steps))
+            phases.append(RLPhase(name="sac", model=model, total_steps=settings.max_steps, helpers=helpers))
         elif uses_gail:
             strength = settings.gail.strength if settings.trainer in RL_TRAINERS else None
             phases.append(GAILPhase(name="gail" if strength is None else "ppo", model=model, venv=policy_venv, trajectories=demos, settings=settings,
                                     adapter=adapter, normalization=normalization, total_steps=settings.max_steps, logger=run.logger,
-                                    strength=strength))  # fmt: skip
+                                    strength=strength, helpers=helpers))  # fmt: skip
         elif settings.trainer in RL_TRAINERS:
-            phases.append(RLPhase(name="ppo", model=model, total_steps=settings.max_steps))
+            phases.append(RLPhase(name="ppo", model=model, total_steps=settings.max_steps, helpers=helpers))
 
         def summary() -> dict[str, Any]:
             return {"demo_path": str(settings.demo_path) if uses_demos else None, "demo_transitions": n_transitions, "env_steps": int(model.num_timesteps),

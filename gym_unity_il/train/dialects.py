@@ -14,9 +14,11 @@ warnings logged once each (what is ignored or approximated, and why), and then r
 of ours. The run sections of today's files (``env_settings``, ``engine_settings``,
 ``checkpoint_settings``, ``torch_settings``, ``debug``) become the config's
 :class:`~gym_unity_il.train.config.RunSettings`, which ``gym-unity-il train``'s flags override
-(:data:`~gym_unity_il.train.modern_config.KEYS` says where each key goes);
-``environment_parameters`` is read and checked,
-but not applied yet (a warning says so).
+(:data:`~gym_unity_il.train.modern_config.KEYS` says where each key goes).
+``environment_parameters`` (today's files, and a top-level section of ours in ML-Agents' shape,
+read by :func:`~gym_unity_il.train.modern_config.read_environment_parameters`) become the
+config's :attr:`~gym_unity_il.train.config.RunConfig.environment_parameters`, which runs apply
+(:mod:`~gym_unity_il.train.curriculum`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gym_unity_il.train import modern_config, seed_config
-from gym_unity_il.train.config import FORMER_KEYS, RunConfig, RunSettings, TrainerSettings, parse_config, read_config_file, resolve_demo_paths
+from gym_unity_il.train.config import (
+    FORMER_KEYS,
+    Lesson,
+    RunConfig,
+    RunSettings,
+    TrainerSettings,
+    parse_config,
+    read_config_file,
+    resolve_demo_paths,
+)
 
 logger = logging.getLogger(__name__)
 
 Dialect = Literal["ours", "seed", "modern"]
+#: The top-level section of environment parameters (today's files, and ours).
+ENVIRONMENT_PARAMETERS = "environment_parameters"
 
 #: Keys of the seed era's sections that our own sections do not have: one of them makes a file seed-era.
 SEED_ONLY_KEYS = frozenset(seed_config.KEYS["section"]) - {f.name for f in fields(TrainerSettings)} - set(FORMER_KEYS)
@@ -45,7 +58,8 @@ def dialect_of(data: Any) -> Dialect:
         return "ours"  # parse_config says what is wrong with it
     if "behaviors" in data:
         return "modern"
-    if any(isinstance(section, Mapping) and SEED_ONLY_KEYS.intersection(section) for section in data.values()):
+    sections = (section for name, section in data.items() if name != ENVIRONMENT_PARAMETERS)  # its keys are parameter names
+    if any(isinstance(section, Mapping) and SEED_ONLY_KEYS.intersection(section) for section in sections):
         return "seed"
     return "ours"
 
@@ -59,7 +73,15 @@ def parse_any_config(data: Any, *, source: str = "<memory>") -> RunConfig:
     """
     dialect = dialect_of(data)
     if dialect == "ours":
-        return parse_config(data, source=source)
+        ours = dict(data) if isinstance(data, Mapping) else data
+        raw = ours.pop(ENVIRONMENT_PARAMETERS, None) if isinstance(ours, dict) else None
+        config = parse_config(ours, source=source)
+        if raw is None:
+            return config
+        parameters, warnings = modern_config.read_environment_parameters(raw, source=source)
+        for warning in warnings:
+            logger.warning("%s", warning)
+        return dataclasses.replace(config, environment_parameters=_lessons(parameters))
     translate = seed_config.translate if dialect == "seed" else modern_config.translate
     ours, warnings = translate(data, source=source)
     for warning in warnings:
@@ -68,10 +90,14 @@ def parse_any_config(data: Any, *, source: str = "<memory>") -> RunConfig:
     run = RunSettings()
     for section, values in extra.get("run", {}).items():
         run = RunSettings.from_values(values, f"{source}: {section}").over(run)
-    if extra.get("environment_parameters"):
-        logger.warning("%s: environment_parameters is read but not applied by gym-unity-il train yet", source)
     logger.info("%s: read as an ML-Agents %s config", source, "0.10 / 0.11" if dialect == "seed" else "(behaviors:)")
-    return dataclasses.replace(parse_config(ours, source=source), run=run)
+    config = parse_config(ours, source=source)
+    return dataclasses.replace(config, run=run, environment_parameters=_lessons(extra.get(ENVIRONMENT_PARAMETERS) or {}))
+
+
+def _lessons(data: Mapping[str, Any]) -> dict[str, tuple[Lesson, ...]]:
+    """The environment parameters read by :func:`~gym_unity_il.train.modern_config.read_environment_parameters`, as lessons."""
+    return {name: tuple(Lesson.from_data(lesson) for lesson in lessons) for name, lessons in data.items()}
 
 
 def load_config(path: str | Path) -> RunConfig:

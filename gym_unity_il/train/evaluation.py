@@ -20,6 +20,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from gym_unity_il.export.saved import TrainedPolicy
 from gym_unity_il.scenes.evaluate import Evaluation, Predictor
+from gym_unity_il.train.curriculum import paused
 
 
 def action_masks(venv: VecEnv) -> np.ndarray | None:
@@ -87,26 +88,29 @@ def evaluate(policy: Predictor, venv: VecEnv, *, episodes: int, seed: int = 0, d
 
     With discrete actions, an SB3 actor-critic model (or a :class:`TrainedPolicy` of one)
     acts with the env's action masks applied (:func:`masked_predict`), as it would in Unity.
+    On a training env its environment parameters' curricula do not count the evaluation
+    (:func:`~gym_unity_il.train.curriculum.paused`).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     returns: list[float] = []
     lengths: list[int] = []
-    while len(returns) < episodes:
-        wave = min(venv.num_envs, episodes - len(returns))
-        venv.seed(seed + len(returns))
-        obs = venv.reset()
-        totals = np.zeros(venv.num_envs)
-        steps = np.zeros(venv.num_envs, np.int64)
-        running = np.arange(venv.num_envs) < wave
-        while running.any():
-            actions = _decide(policy, obs, action_masks(venv), deterministic)
-            obs, rewards, dones, _ = venv.step(actions)
-            totals[running] += rewards[running]
-            steps[running] += 1
-            running &= ~np.asarray(dones, bool)
-        returns.extend(float(r) for r in totals[:wave])
-        lengths.extend(int(n) for n in steps[:wave])
+    with paused(venv):
+        while len(returns) < episodes:
+            wave = min(venv.num_envs, episodes - len(returns))
+            venv.seed(seed + len(returns))
+            obs = venv.reset()
+            totals = np.zeros(venv.num_envs)
+            steps = np.zeros(venv.num_envs, np.int64)
+            running = np.arange(venv.num_envs) < wave
+            while running.any():
+                actions = _decide(policy, obs, action_masks(venv), deterministic)
+                obs, rewards, dones, _ = venv.step(actions)
+                totals[running] += rewards[running]
+                steps[running] += 1
+                running &= ~np.asarray(dones, bool)
+            returns.extend(float(r) for r in totals[:wave])
+            lengths.extend(int(n) for n in steps[:wave])
     return Evaluation(returns=returns, lengths=lengths, seed=seed)
 
 

@@ -209,3 +209,23 @@ def load_checkpoint(checkpoint: CheckpointFiles, model: Any, phases: Sequence[Ph
     except Exception as exc:
         raise _damaged(path, f"damaged or not written by gym_unity_il ({type(exc).__name__})") from None
     return state
+
+
+def initialize_from(model: Any, results_dir: str | os.PathLike[str], run_id: str) -> None:
+    """Starts ``model`` from the trained model of another run of ``results_dir`` (ML-Agents'
+    ``--initialize-from``): its policy's weights and optimizer state, from that run's
+    ``model.zip`` (read as weights only); the step count starts at 0.
+
+    Raises:
+        ConfigError: a bad run id, no ``model.zip`` there, or one of another network or
+            algorithm than this run's.
+    """
+    path = RunFiles.at(run_folder(results_dir, run_id)).model
+    if not path.is_file():
+        raise ConfigError(f"initialize_from {run_id!r} (--initialize-from): no trained model at {path}; name a finished run of the same "
+                          "results folder (--results-dir)")  # fmt: skip
+    try:
+        model.set_parameters(str(path), exact_match=False, device="cpu")
+    except Exception as exc:  # zip, pickle and torch errors: never their advice, which may suggest an unsafe load
+        raise ConfigError(f"initialize_from {run_id!r} (--initialize-from): {path} is damaged, or of another algorithm or network than this "
+                          f"run's (trainer, hidden_units, num_layers, normalize, the behavior's observations) ({type(exc).__name__})") from None

@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from gym_unity_il.train.config import TrainerSettings
 from gym_unity_il.train.policies import Normalization, ObservationAdapter, SensorRewardNet
-from gym_unity_il.train.progress import ProgressCallback, RunRecorder, recent_return
+from gym_unity_il.train.progress import Helper, ProgressCallback, RunRecorder, helper_states, load_helper_states, recent_return
 
 
 class _EnvRewardTap(VecEnvWrapper):
@@ -54,6 +54,8 @@ class GAILPhase:
         total_steps: the budget in env steps.
         logger: the run's `imitation` logger.
         strength: weight of the GAIL reward added to the env's (None: GAIL reward only).
+        helpers: what else acts during the generator's training (schedules, BC beside it);
+            their state is the phase's.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class GAILPhase:
         total_steps: int,
         logger: Any,
         strength: float | None = None,
+        helpers: Sequence[Helper] = (),
     ) -> None:
         from imitation.algorithms.adversarial.gail import GAIL
         from imitation.rewards.reward_wrapper import RewardVecEnvWrapper
@@ -76,6 +79,7 @@ class GAILPhase:
         self.name = name
         self.model = model
         self.total = total_steps
+        self.helpers = list(helpers)
         gail = settings.gail
         self.reward_net = SensorRewardNet(adapter, venv.action_space, hidden=settings.net_arch(), normalization=normalization)
         tap = _EnvRewardTap(venv) if strength is not None else None
@@ -110,7 +114,7 @@ class GAILPhase:
         bar = recorder.bar(self.name, total=self.total, initial=self.model.num_timesteps, unit="step")
         gen_callback = self.trainer.gen_callback
         progress = ProgressCallback(recorder, self.name, bar)
-        self.trainer.gen_callback = CallbackList([gen_callback, progress])
+        self.trainer.gen_callback = CallbackList([gen_callback, progress, *self.helpers])
         try:
             while self.model.num_timesteps < self.total:
                 self.trainer.train_gen(self.trainer.gen_train_timesteps)
@@ -125,7 +129,8 @@ class GAILPhase:
             bar.close()
 
     def state(self) -> dict[str, Any]:
-        return {"reward_net": self.reward_net.state_dict()}
+        return {"reward_net": self.reward_net.state_dict(), **helper_states(self.helpers)}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.reward_net.load_state_dict(state["reward_net"])
+        load_helper_states(self.helpers, state)

@@ -116,12 +116,13 @@ class KeyReader:
             raise ConfigError(f"{where}: expected a string, got {quote(value)}")
         return value
 
-    def cloning(self, raw: Mapping[str, Any], section: str, where: str) -> tuple[str, float]:
-        """``demo_path`` and ``strength`` of a behavioral-cloning section (``pretraining``,
-        ``behavioral_cloning``); its ``steps`` (the annealing) is checked and warned as ignored.
+    def cloning(self, raw: Mapping[str, Any], section: str, where: str) -> tuple[str, float, int]:
+        """``demo_path``, ``strength`` and ``steps`` (the annealing; default 0, none) of a
+        behavioral-cloning section (``pretraining``, ``behavioral_cloning``).
 
         Raises:
-            ConfigError: no ``demo_path``, or a ``strength`` of 0 (BC turned off: remove the section).
+            ConfigError: no ``demo_path``, a ``strength`` of 0 (BC turned off: remove the
+                section), or negative ``steps``.
         """
         if "demo_path" not in raw:
             raise ConfigError(f"{where}.demo_path: behavioral cloning learns from demonstrations; set demo_path to a .demo file or folder")
@@ -129,10 +130,8 @@ class KeyReader:
         strength = self.number(raw.get("strength", 1.0), f"{where}.strength", key="strength")
         if strength == 0:
             raise ConfigError(f"{where}.strength: 0 turns behavioral cloning off; remove {section} instead")
-        if "steps" in raw:
-            self.number(raw["steps"], f"{where}.steps", integer=True)
-            self.ignored(where, section, "steps")
-        return demo_path, strength
+        steps = self.number(raw.get("steps", 0), f"{where}.steps", integer=True, key="steps")
+        return demo_path, strength, steps
 
     def choice(self, value: Any, choices: tuple[str, ...], where: str) -> str:
         if value not in choices:

@@ -20,10 +20,11 @@ keys are errors, as in ML-Agents.
 
 Which of our trainers a behavior gets:
 
-* ``trainer_type: ppo`` with ``behavioral_cloning``: ``bc_then_ppo`` (BC pretraining, then PPO
-  on the env's reward, plus ``gail.strength`` times the GAIL reward with a ``gail`` signal);
-  without it: ``ppo`` (the same without BC), or ``gail`` when GAIL is the only reward signal;
-* ``trainer_type: sac``: ``bc_then_sac`` with ``behavioral_cloning``, else ``sac``.
+* ``trainer_type: ppo``: ``ppo`` (PPO on the env's reward, plus ``gail.strength`` times the
+  GAIL reward with a ``gail`` signal), or ``gail`` when GAIL is the only reward signal; with
+  ``behavioral_cloning``, BC updates beside PPO's (``cloning.during_rl``), as ML-Agents does;
+* ``trainer_type: sac``: ``bc_then_sac`` (BC pretraining of SAC's actor) with
+  ``behavioral_cloning``, else ``sac``.
 
 ``environment_parameters`` become data under the top-level key ``environment_parameters``:
 parameter name -> a list of lessons ``{"name", "value", "completion_criteria"}`` (a constant
@@ -32,8 +33,9 @@ or a sampler is one lesson without completion criteria), where ``value`` is one 
 "max_value"}``, ``{"sampler_type": "gaussian", "mean", "st_dev"}`` and
 ``{"sampler_type": "multirange_uniform", "intervals"}`` (each sampler may hold ``seed``), and
 ``completion_criteria`` is ``{"behavior", "measure", "threshold", "min_lesson_length",
-"signal_smoothing", "require_reset"}`` with ML-Agents' defaults filled in. A curriculum (more
-than one lesson) is not applied by runs yet, which its warning says.
+"signal_smoothing", "require_reset"}`` with ML-Agents' defaults filled in
+(:func:`read_environment_parameters` reads our own dialect's section too). Runs apply them:
+:mod:`~gym_unity_il.train.curriculum`.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ KEYS: dict[str, dict[str, Key]] = {
     "top level": {
         "behaviors": Key("honoured", "one section of ours per behavior, with default_settings merged under it"),
         "default_settings": Key("honoured", "our default section (behaviors not listed get it)"),
-        "environment_parameters": Key("passed on", "translated to data under environment_parameters (see the shape above); "
-                                                   "curricula warn: not applied yet"),
+        "environment_parameters": Key("honoured", "sent to the players through the environment parameters channel, each curriculum "
+                                                  "advanced as the run goes (see environment_parameters above)"),
         "env_settings": Key("honoured", "the run's settings under the command line's flags (rows below)"),
         "engine_settings": Key("honoured", "the run's settings under the command line's flags (rows below)"),
         "checkpoint_settings": Key("honoured", "the run's settings under the command line's flags (rows below)"),
@@ -71,12 +73,13 @@ KEYS: dict[str, dict[str, Key]] = {
         "debug": Key("honoured", "log at DEBUG level, as --debug"),
     },
     "behavior": {
-        "trainer_type": Key("honoured", "ppo -> ppo / bc_then_ppo / gail, sac -> sac / bc_then_sac (see above); "
+        "trainer_type": Key("honoured", "ppo -> ppo / gail, sac -> sac / bc_then_sac (see above); "
                                         "poca (multi-agent) is refused"),
         "hyperparameters": Key("honoured", "see the hyperparameters rows; refused without trainer_type, as in ML-Agents"),
         "network_settings": Key("honoured", "see the network_settings rows"),
         "reward_signals": Key("honoured", "see the reward_signals rows; absent: extrinsic alone, as in ML-Agents"),
-        "behavioral_cloning": Key("approximated", "BC pretraining before the RL (bc_then_ppo / bc_then_sac), not a BC loss beside it"),
+        "behavioral_cloning": Key("approximated", "ppo: BC updates beside PPO's, as ML-Agents (cloning.during_rl); sac: BC pretraining "
+                                                  "before SAC (bc_then_sac), not BC beside it"),
         "max_steps": Key("honoured", "max_steps (env steps of all agents; default 500000)"),
         "summary_freq": Key("honoured", "summary_freq (default 50000)"),
         "time_horizon": Key("ignored", "SB3 bootstraps the value at the end of each rollout (buffer_size), not every time_horizon steps"),
@@ -91,19 +94,17 @@ KEYS: dict[str, dict[str, Key]] = {
     "hyperparameters": {
         "batch_size": Key("honoured", "ppo.batch_size / sac.batch_size (and BC's and GAIL's demo batch unless behavioral_cloning sets "
                                       "its own)"),
-        "buffer_size": Key("approximated", "PPO: ppo.n_steps, counted per agent (ML-Agents counts all agents together), with a warning; "
-                                           "SAC: sac.buffer_size"),
+        "buffer_size": Key("honoured", "PPO: ppo.buffer_size, steps of all agents together between updates (each agent collects "
+                                       "buffer_size / agents); SAC: sac.buffer_size"),
         "learning_rate": Key("honoured", "ppo.learning_rate / sac.learning_rate; BC's is learning_rate x behavioral_cloning.strength"),
-        "learning_rate_schedule": Key("ignored", "linear is ignored with a warning: the learning rate stays constant; constant is honoured",
-                                      "linear: our learning rate stays constant"),
+        "learning_rate_schedule": Key("honoured", "ppo.learning_rate_schedule / sac.learning_rate_schedule (default: linear with PPO, "
+                                                  "constant with SAC); linear falls to 1e-10 at max_steps"),
     },
     "hyperparameters (ppo)": {
         "beta": Key("honoured", "ppo.ent_coef"),
-        "beta_schedule": Key("ignored", "linear is ignored with a warning: ent_coef stays constant; constant is honoured",
-                             "linear: ppo.ent_coef stays constant"),
+        "beta_schedule": Key("honoured", "ppo.ent_coef_schedule (default: learning_rate_schedule); linear falls to 1e-5 at max_steps"),
         "epsilon": Key("honoured", "ppo.clip_range"),
-        "epsilon_schedule": Key("ignored", "linear is ignored with a warning: clip_range stays constant; constant is honoured",
-                                "linear: ppo.clip_range stays constant"),
+        "epsilon_schedule": Key("honoured", "ppo.clip_range_schedule (default: learning_rate_schedule); linear falls to 0.1 at max_steps"),
         "lambd": Key("honoured", "ppo.gae_lambda"),
         "num_epoch": Key("honoured", "ppo.n_epochs (and BC's epochs unless behavioral_cloning sets num_epoch)"),
         "shared_critic": Key("ignored", "true is ignored with a warning: policy and value have separate networks; false is honoured",
@@ -178,11 +179,12 @@ KEYS: dict[str, dict[str, Key]] = {
     },
     "behavioral_cloning": {
         "demo_path": Key("honoured", "demo_path"),
-        "strength": Key("approximated", "BC's learning_rate is the trainer's learning_rate x strength (ML-Agents: BC's learning rate "
-                                        "relative to the trainer's)"),
-        "steps": Key("ignored", "BC is pretraining of num_epoch epochs before the RL, not a loss annealed over steps during it"),
+        "strength": Key("honoured", "BC's learning_rate is the trainer's learning_rate x strength, as in ML-Agents"),
+        "steps": Key("honoured", "ppo: cloning.steps, BC's learning rate falls linearly to nothing over them (0: it stays); "
+                                 "sac: ignored with a warning (pretraining)"),
         "batch_size": Key("honoured", "batch_size (BC's; default: the trainer's)"),
-        "num_epoch": Key("approximated", "num_epoch: epochs of BC pretraining (default: PPO's num_epoch; with SAC our default, 10)"),
+        "num_epoch": Key("honoured", "num_epoch: ppo: BC epochs after each rollout (default: PPO's num_epoch); sac: epochs of BC "
+                                     "pretraining (default 10)"),
         "samples_per_update": Key("honoured", "0: an epoch is a pass over the demos; n: batches_per_epoch = n / batch_size"),
     },
     "self_play": {
@@ -190,32 +192,35 @@ KEYS: dict[str, dict[str, Key]] = {
         for key in ("save_steps", "team_change", "swap_steps", "window", "play_against_latest_model_ratio", "initial_elo")
     },
     "environment parameter": {
-        "curriculum": Key("passed on", "a list of lessons; warns: curricula are not applied by runs yet"),
-        "sampler_type": Key("passed on", "uniform, gaussian, multirange_uniform (also written multirangeuniform); "
-                                         "a plain number is a constant"),
-        "sampler_parameters": Key("passed on", "see the sampler_parameters rows"),
+        "curriculum": Key("honoured", "a list of lessons, each ending by its completion_criteria; the lesson number is logged as "
+                                      "Environment/Lesson Number/<parameter>"),
+        "sampler_type": Key("honoured", "uniform, gaussian, multirange_uniform (also written multirangeuniform): sent as a sampler, "
+                                        "the player draws a value at each reset; a plain number is a constant"),
+        "sampler_parameters": Key("honoured", "see the sampler_parameters rows"),
     },
     "sampler_parameters": {
-        "min_value": Key("passed on", "uniform (default 0.0)"),
-        "max_value": Key("passed on", "uniform (default 1.0)"),
-        "mean": Key("passed on", "gaussian (default 1.0)"),
-        "st_dev": Key("passed on", "gaussian (default 1.0)"),
-        "intervals": Key("passed on", "multirange_uniform: [[min, max], ...]"),
-        "seed": Key("passed on", "the sampler's seed"),
-        "value": Key("passed on", "constant"),
+        "min_value": Key("honoured", "uniform (default 0.0)"),
+        "max_value": Key("honoured", "uniform (default 1.0)"),
+        "mean": Key("honoured", "gaussian (default 1.0)"),
+        "st_dev": Key("honoured", "gaussian (default 1.0)"),
+        "intervals": Key("honoured", "multirange_uniform: [[min, max], ...]"),
+        "seed": Key("honoured", "the sampler's seed; absent or -1: the run's seed plus the number of lessons without a seed before it"),
+        "value": Key("honoured", "constant"),
     },
     "lesson": {
-        "name": Key("passed on", "the lesson's name"),
-        "value": Key("passed on", "a number or a sampler"),
-        "completion_criteria": Key("passed on", "required but on the last lesson (where it is ignored with a warning)"),
+        "name": Key("honoured", "the lesson's name (logged when the lesson begins)"),
+        "value": Key("honoured", "a number or a sampler, sent when the lesson begins"),
+        "completion_criteria": Key("honoured", "required but on the last lesson (where it is ignored with a warning)"),
     },
     "completion_criteria": {
-        "behavior": Key("passed on", "a behavior of the file"),
-        "measure": Key("passed on", "reward (default) or progress"),
-        "threshold": Key("passed on", "default 0.0; within [0, 1] for progress"),
-        "min_lesson_length": Key("passed on", "default 0"),
-        "signal_smoothing": Key("passed on", "default true"),
-        "require_reset": Key("passed on", "default false"),
+        "behavior": Key("honoured", "a behavior of the file; the lesson of another behavior than the run's never ends (a warning says so)"),
+        "measure": Key("honoured", "reward (default): the mean return of the behavior's episodes in the lesson; progress: its steps / "
+                                   "max_steps"),
+        "threshold": Key("honoured", "default 0.0: the lesson ends when the measure is above it; within [0, 1] for progress"),
+        "min_lesson_length": Key("honoured", "default 0: episodes the lesson lasts at least; the reward's mean is over the last ones, as "
+                                             "many as the behavior's largest min_lesson_length (at least 1)"),
+        "signal_smoothing": Key("honoured", "default true: the reward measure is 0.25 x its previous value + 0.75 x the new mean"),
+        "require_reset": Key("honoured", "default false; true: every Unity process is reset when the lesson ends (episodes cut there)"),
     },
     "env_settings": {
         **{key: Key("honoured", f"as --{key.replace('_', '-')}") for key in ("base_port", "num_envs", "seed")},
@@ -230,7 +235,7 @@ KEYS: dict[str, dict[str, Key]] = {
     },
     "checkpoint_settings": {
         **{key: Key("honoured", f"as --{key.replace('_', '-')}") for key in ("run_id", "resume", "force", "results_dir")},
-        "initialize_from": Key("refused", "as --initialize-from: not supported yet"),
+        "initialize_from": Key("honoured", "as --initialize-from: a new run starts from that run's trained model"),
         "load_model": Key("honoured", "the former name of resume, read as resume (with a note)"),
         "train_model": Key("ignored", "gym-unity-il train always trains (ML-Agents ignores it too)"),
         "inference": Key("refused", "true asks for a run that only plays the policy; false is accepted"),
@@ -353,7 +358,7 @@ def _behavior(reader: KeyReader, raw: Mapping[str, Any], where: str) -> dict[str
     bc_where = f"{where}.behavioral_cloning"
     bc = reader.mapping(raw["behavioral_cloning"], bc_where) if raw.get("behavioral_cloning") is not None else None
     if bc is not None:
-        out.update(_behavioral_cloning(reader, bc, hyper, bc_where))
+        out.update(_behavioral_cloning(reader, bc, hyper, kind, bc_where))
         if signals.get("demo_path", bc["demo_path"]) != bc["demo_path"]:
             raise ConfigError(f"{bc_where}.demo_path: {bc['demo_path']!r} differs from reward_signals.gail.demo_path "
                               f"{signals['demo_path']!r}; our trainers read one set of demonstrations: give both the same path")  # fmt: skip
@@ -366,14 +371,8 @@ def _behavior(reader: KeyReader, raw: Mapping[str, Any], where: str) -> dict[str
     if "gail" in signals and kind == "sac":
         raise ConfigError(f"{where}.reward_signals.gail: our SAC learns from the env's reward alone (the GAIL reward is mixed into PPO's rollouts "
                           "only); use trainer_type: ppo, or remove gail")  # fmt: skip
-    if not signals["extrinsic"] and bc is not None:
-        raise ConfigError(
-            f"{where}.reward_signals: GAIL is the only reward signal, with behavioral_cloning: our trainer with BC (bc_then_ppo) also "
-            "trains on the env's reward; add 'extrinsic: {strength: 1.0, gamma: 0.99}' to reward_signals, "
-            "or remove behavioral_cloning for GAIL alone"
-        )
-    if bc is not None:
-        out["trainer"] = f"bc_then_{kind}"
+    if bc is not None and kind == "sac":
+        out["trainer"] = "bc_then_sac"
     elif signals["extrinsic"]:
         out["trainer"] = kind
     else:
@@ -396,17 +395,17 @@ def _hyperparameters(reader: KeyReader, kind: str, raw: Mapping[str, Any], where
     values = {**(PPO_DEFAULTS if kind == "ppo" else SAC_DEFAULTS), **raw}
     batch_size = reader.number(values["batch_size"], f"{where}.batch_size", integer=True, key="batch_size")
     learning_rate = reader.number(values["learning_rate"], f"{where}.learning_rate", key="learning_rate")
-    for key in ("learning_rate_schedule", "beta_schedule", "epsilon_schedule"):
-        if key in raw and reader.choice(raw[key], ("constant", "linear"), f"{where}.{key}") == "linear":
-            reader.ignored(where, "hyperparameters" if key == "learning_rate_schedule" else "hyperparameters (ppo)", key)
+    schedules = ("constant", "linear")
+    lr_schedule = reader.choice(raw.get("learning_rate_schedule", "linear" if kind == "ppo" else "constant"), schedules,
+                                f"{where}.learning_rate_schedule")  # fmt: skip
     if kind == "ppo":
-        buffer_size = reader.number(values["buffer_size"], f"{where}.buffer_size", integer=True, key="n_steps")
-        reader.warn(f"{where}.buffer_size", f"approximated: ppo.n_steps = {buffer_size} steps per agent between updates; ML-Agents counts the "
-                    "steps of all agents together, so with N agents an update comes N times less often")  # fmt: skip
         if "shared_critic" in raw and reader.flag(raw["shared_critic"], f"{where}.shared_critic"):
             reader.ignored(where, "hyperparameters (ppo)", "shared_critic")
         algorithm = {
-            "n_steps": buffer_size,
+            "buffer_size": reader.number(values["buffer_size"], f"{where}.buffer_size", integer=True, key="buffer_size"),
+            "learning_rate_schedule": lr_schedule,
+            "ent_coef_schedule": reader.choice(raw.get("beta_schedule", lr_schedule), schedules, f"{where}.beta_schedule"),
+            "clip_range_schedule": reader.choice(raw.get("epsilon_schedule", lr_schedule), schedules, f"{where}.epsilon_schedule"),
             "batch_size": batch_size,
             "n_epochs": reader.number(values["num_epoch"], f"{where}.num_epoch", integer=True, key="n_epochs"),
             "learning_rate": learning_rate,
@@ -429,6 +428,7 @@ def _hyperparameters(reader: KeyReader, kind: str, raw: Mapping[str, Any], where
         "buffer_size": reader.number(values["buffer_size"], f"{where}.buffer_size", integer=True, key="buffer_size"),
         "batch_size": batch_size,
         "learning_rate": learning_rate,
+        "learning_rate_schedule": lr_schedule,
         "learning_starts": reader.number(values["buffer_init_steps"], f"{where}.buffer_init_steps", integer=True, key="learning_starts"),
     }
     return {"algorithm": algorithm, "batch_size": batch_size, "learning_rate": learning_rate, "num_epoch": None}
@@ -513,10 +513,11 @@ def _gail(reader: KeyReader, raw: Mapping[str, Any], strength: float, where: str
     return {"gail": gail, "demo_path": reader.text(raw["demo_path"], f"{where}.demo_path")}
 
 
-def _behavioral_cloning(reader: KeyReader, raw: Mapping[str, Any], hyper: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Our BC keys (``batch_size``, ``learning_rate``, ``num_epoch``, ``batches_per_epoch``) from ``behavioral_cloning``."""
+def _behavioral_cloning(reader: KeyReader, raw: Mapping[str, Any], hyper: Mapping[str, Any], kind: str, where: str) -> dict[str, Any]:
+    """Our BC keys (``batch_size``, ``learning_rate``, ``num_epoch``, ``batches_per_epoch``, and
+    with PPO ``cloning``: BC beside its updates) from ``behavioral_cloning``."""
     reader.known(raw, ("behavioral_cloning",), where)
-    _, strength = reader.cloning(raw, "behavioral_cloning", where)
+    _, strength, steps = reader.cloning(raw, "behavioral_cloning", where)
     out: dict[str, Any] = {
         "batch_size": reader.number(raw.get("batch_size") or hyper["batch_size"], f"{where}.batch_size", integer=True, key="batch_size"),
         "learning_rate": reader.number(hyper["learning_rate"] * strength, f"{where}.strength", key="learning_rate"),
@@ -529,10 +530,32 @@ def _behavioral_cloning(reader: KeyReader, raw: Mapping[str, Any], hyper: Mappin
         raise ConfigError(f"{where}.samples_per_update: {samples} is out of range; accepted: 0 (all the demos) or more")
     if samples:
         out["batches_per_epoch"] = max(1, samples // out["batch_size"])
+    if kind == "ppo":
+        out["cloning"] = {"during_rl": True, "steps": steps}
+    elif steps:
+        reader.warn(f"{where}.steps", "ignored: with SAC, BC is pretraining of num_epoch epochs before the RL, not annealed during it")
     return out
 
 
-def _environment_parameters(reader: KeyReader, raw: Any, behaviors: list[str]) -> dict[str, list[dict[str, Any]]]:
+def read_environment_parameters(raw: Any, *, source: str, behaviors: list[str] | None = None) -> tuple[dict[str, list[Any]], list[str]]:
+    """An ``environment_parameters`` section in ML-Agents' own shape (today's files, and our
+    own dialect's top-level section) as data: parameter -> lessons (see the module
+    docstring), and the warnings to log.
+
+    Args:
+        raw: the section's parsed YAML.
+        source: the file, as errors name it.
+        behaviors: the file's behaviors, which completion criteria must name (None: any
+            name; the run checks that it trains the one named).
+
+    Raises:
+        ConfigError: an unknown key or a value of the wrong type, naming the file and the key.
+    """
+    reader = KeyReader(source, KEYS, "ML-Agents configs")
+    return _environment_parameters(reader, raw, behaviors), reader.warnings
+
+
+def _environment_parameters(reader: KeyReader, raw: Any, behaviors: list[str] | None) -> dict[str, list[dict[str, Any]]]:
     """``environment_parameters`` as data: parameter -> lessons (see the module docstring)."""
     where = f"{reader.source}: section 'environment_parameters'"
     out = {}
@@ -545,14 +568,12 @@ def _environment_parameters(reader: KeyReader, raw: Any, behaviors: list[str]) -
                 raise ConfigError(f"{here}.curriculum: expected a list of lessons ('- name: ...'), got {quote(lessons)}")
             last = len(lessons) - 1
             out[name] = [_lesson(reader, lesson, i == last, behaviors, f"{here}.curriculum[{i}]") for i, lesson in enumerate(lessons)]
-            if len(lessons) > 1:
-                reader.warn(f"{here}.curriculum", "not applied yet: the lessons are read and checked, but runs do not advance through them")
         else:
             out[name] = [{"name": name, "value": _sampler(reader, value, here), "completion_criteria": None}]
     return out
 
 
-def _lesson(reader: KeyReader, raw: Any, last: bool, behaviors: list[str], where: str) -> dict[str, Any]:
+def _lesson(reader: KeyReader, raw: Any, last: bool, behaviors: list[str] | None, where: str) -> dict[str, Any]:
     lesson = reader.mapping(raw, where)
     reader.known(lesson, ("lesson",), where)
     for key in ("name", "value"):
@@ -571,10 +592,12 @@ def _lesson(reader: KeyReader, raw: Any, last: bool, behaviors: list[str], where
             "completion_criteria": criteria}  # fmt: skip
 
 
-def _completion_criteria(reader: KeyReader, raw: Mapping[str, Any], behaviors: list[str], where: str) -> dict[str, Any]:
+def _completion_criteria(reader: KeyReader, raw: Mapping[str, Any], behaviors: list[str] | None, where: str) -> dict[str, Any]:
     reader.known(raw, ("completion_criteria",), where)
-    if raw.get("behavior") not in behaviors:
+    if behaviors is not None and raw.get("behavior") not in behaviors:
         raise ConfigError(f"{where}.behavior: expected one of the file's behaviors {behaviors}, got {quote(raw.get('behavior'))}")
+    if not isinstance(raw.get("behavior"), str):
+        raise ConfigError(f"{where}.behavior: expected the behavior whose training ends the lesson, got {quote(raw.get('behavior'))}")
     measure = reader.choice(raw.get("measure", "reward"), ("reward", "progress"), f"{where}.measure")
     threshold = reader.number(raw.get("threshold", 0.0), f"{where}.threshold")
     if measure == "progress" and not 0.0 <= threshold <= 1.0:
@@ -616,8 +639,11 @@ def _sampler(reader: KeyReader, raw: Any, where: str) -> dict[str, Any]:
         raise ConfigError(f"{where}.sampler_parameters: min_value {out['min_value']} is larger than max_value {out['max_value']}")
     if kind == "gaussian" and out["st_dev"] < 0:
         raise ConfigError(f"{where}.sampler_parameters.st_dev: {out['st_dev']} is negative")
-    if "seed" in parameters:
-        out["seed"] = reader.number(parameters["seed"], f"{where}.sampler_parameters.seed", integer=True)
+    seed = reader.number(parameters.get("seed", -1), f"{where}.sampler_parameters.seed", integer=True)
+    if not -1 <= seed < 2**31:
+        raise ConfigError(f"{where}.sampler_parameters.seed: {seed} is out of range; accepted: 0 to {2**31 - 1} (or -1: the run's seed)")
+    if seed != -1:  # -1, as in ML-Agents: the run's seed plus the lesson's place among the file's lessons
+        out["seed"] = seed
     return out
 
 

@@ -51,6 +51,7 @@ from gym_unity_il.errors import ConfigError
 from gym_unity_il.scenes.evaluate import Predictor
 from gym_unity_il.spec import ActionSpec, BehaviorSpec
 from gym_unity_il.train.config import RunConfig, TrainerSettings
+from gym_unity_il.train.curriculum import LESSON_TAG, Curriculum
 from gym_unity_il.train.env import make_training_env
 from gym_unity_il.train.policies import ObservationAdapter, make_model
 from gym_unity_il.train.progress import RunRecorder
@@ -196,12 +197,16 @@ class EpisodeReturns:
         self.finished: collections.deque[float] = collections.deque(maxlen=window)
         self.episodes = 0
 
-    def add(self, batch: SlotBatch) -> None:
+    def add(self, batch: SlotBatch) -> list[float]:
+        """Adds a step's rewards; returns the returns of the episodes it ended."""
         self.running += batch.reward
+        ended = []
         for row in batch.terminal_rows:
-            self.finished.append(float(self.running[row]))
+            ended.append(float(self.running[row]))
             self.running[row] = 0.0
             self.episodes += 1
+        self.finished.extend(ended)
+        return ended
 
     @property
     def mean(self) -> float | None:
@@ -224,6 +229,8 @@ class OnlineBC:
         buffer: the teacher's pairs (default: a new :class:`TeacherBuffer`).
         seed: seeds the batch sampler and the scene's first reset.
         logger: an `imitation` / SB3 logger (TensorBoard), or None.
+        curriculum: the config's environment parameters (:class:`~gym_unity_il.train.curriculum.Curriculum`),
+            sent before the first reset and moved on by the students' episodes and the steps.
     """
 
     name = "online_bc"
@@ -239,8 +246,10 @@ class OnlineBC:
         buffer: TeacherBuffer | None = None,
         seed: int = 0,
         logger: Any = None,
+        curriculum: Curriculum | None = None,
     ) -> None:
         self.worker = worker
+        self.curriculum = curriculum
         self.teacher_behavior, self.student_behavior = worker.behaviors
         teacher_slots, student_slots = worker.slots[self.teacher_behavior], worker.slots[self.student_behavior]
         self.teacher = teacher
@@ -298,6 +307,8 @@ class OnlineBC:
         per_step = settings.batches_per_epoch if settings.batches_per_epoch is not None else 1
         t_name, s_name = self.teacher_behavior, self.student_behavior
         t_spec, s_spec = self.worker.slots[t_name].spec, self.worker.slots[s_name].spec
+        if self.curriculum is not None:
+            self.worker.set_env_parameters(self.curriculum.values())
         batches = self.worker.reset(seed=self.seed).batches
         teacher_batch, student_batch = batches[t_name], batches[s_name]
         bar = recorder.bar(self.name, total=settings.max_steps, initial=self.steps, unit="step") if recorder is not None else None
@@ -320,7 +331,11 @@ class OnlineBC:
                     ends = teacher_batch.done  # an episode's last action: zeros on builds before 0.8.2
                     self._record(teacher_obs, env_actions(teacher_batch.stored_actions, t_spec.action_spec), live & ~ends)
                 self.teacher_returns.add(teacher_batch)
-                self.student_returns.add(student_batch)
+                ended = self.student_returns.add(student_batch)
+                if self.curriculum is not None and self._next_lesson(ended):
+                    batches = self.worker.reset().batches  # a lesson asked for it: the episodes under way end here
+                    teacher_batch, student_batch = batches[t_name], batches[s_name]
+                    self.teacher_returns.running[:] = self.student_returns.running[:] = 0.0
                 if len(self.buffer):
                     for _ in range(per_step):
                         self.last_loss = self.train_batch()
@@ -332,6 +347,19 @@ class OnlineBC:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _next_lesson(self, ended: list[float]) -> bool:
+        """Moves the curriculum on by this step (the students' episodes that ended); sends the
+        values of lessons that begin and returns whether one asks for a reset."""
+        assert self.curriculum is not None
+        change = self.curriculum.update(self.steps + 1, ended)
+        if self.logger is not None:
+            for name, number in self.curriculum.lesson.items():
+                self.logger.record(LESSON_TAG.format(name), number)
+        if change is None:
+            return False
+        self.worker.set_env_parameters(change.values)
+        return change.reset
 
     def _record(self, obs: Any, actions: Any, live: np.ndarray) -> None:
         """Adds the teacher's pairs of the slots with an agent."""
@@ -417,8 +445,12 @@ class OnlineTrainer(TeacherTrainer):
                 adapter = ObservationAdapter(venv.observation_space)
                 policy_venv = adapter.wrap(venv)
                 model = make_model(settings, policy_venv, adapter, seed=request.seed, logger=run.logger)
+                curriculum = None
+                if request.config.environment_parameters:
+                    curriculum = Curriculum(request.config.environment_parameters, behavior=student, max_steps=settings.max_steps, seed=request.seed,
+                                            behaviors=list(request.config.behaviors), where=request.config.source)  # fmt: skip
                 online = OnlineBC(worker=worker, teacher=teacher, policy=model.policy, adapter=adapter, settings=settings,
-                                  seed=request.seed, logger=run.logger)  # fmt: skip
+                                  seed=request.seed, logger=run.logger, curriculum=curriculum)  # fmt: skip
             except BaseException:
                 venv.close()
                 raise

@@ -233,7 +233,7 @@ def make_model(settings: TrainerSettings, venv: VecEnv, adapter: ObservationAdap
                                learning_starts=sac.learning_starts, gamma=sac.gamma, policy_kwargs=policy_kwargs, seed=seed, device="cpu")  # fmt: skip
     else:
         ppo = settings.ppo
-        model = PPO(ActorCriticPolicy, venv, n_steps=ppo.n_steps, batch_size=ppo.batch_size, n_epochs=ppo.n_epochs, learning_rate=ppo.learning_rate,
+        model = PPO(ActorCriticPolicy, venv, n_steps=ppo.steps_per_agent(venv.num_envs), batch_size=ppo.batch_size, n_epochs=ppo.n_epochs, learning_rate=ppo.learning_rate,
                     gamma=ppo.gamma, gae_lambda=ppo.gae_lambda, ent_coef=ppo.ent_coef, clip_range=ppo.clip_range,
                     policy_kwargs=policy_kwargs, seed=seed, device="cpu")  # fmt: skip
     model.set_logger(logger)

@@ -16,10 +16,11 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import CallbackList
 
 from gym_unity_il.train.bc import DemoBatches
 from gym_unity_il.train.config import TrainerSettings
-from gym_unity_il.train.progress import ProgressCallback, RunRecorder, recent_return
+from gym_unity_il.train.progress import Helper, ProgressCallback, RunRecorder, helper_states, load_helper_states, recent_return
 
 
 class SACActorPretraining:
@@ -102,26 +103,30 @@ class RLPhase:
         name: the phase's name in ``metrics.csv`` (``ppo`` or ``sac``).
         model: the SB3 algorithm, with its env.
         total_steps: the budget.
+        helpers: what else acts during the training (:class:`Helper`: schedules, BC beside
+            the RL); their state is the phase's.
     """
 
-    def __init__(self, *, name: str, model: BaseAlgorithm, total_steps: int) -> None:
+    def __init__(self, *, name: str, model: BaseAlgorithm, total_steps: int, helpers: Sequence[Helper] = ()) -> None:
         self.name = name
         self.model = model
         self.total = total_steps
+        self.helpers = list(helpers)
 
     def run(self, recorder: RunRecorder) -> None:
         bar = recorder.bar(self.name, total=self.total, initial=self.model.num_timesteps, unit="step")
         try:
             remaining = self.total - self.model.num_timesteps
             if remaining > 0:
-                self.model.learn(remaining, reset_num_timesteps=False, callback=ProgressCallback(recorder, self.name, bar))
+                callback = CallbackList([ProgressCallback(recorder, self.name, bar), *self.helpers])
+                self.model.learn(remaining, reset_num_timesteps=False, callback=callback)
             # the last row, unless written (also when resumed after the last step, before its row)
             recorder.catch_up(self.name, self.model.num_timesteps, recent_return(self.model))
         finally:
             bar.close()
 
     def state(self) -> dict[str, Any]:
-        return {}
+        return helper_states(self.helpers)
 
     def load_state(self, state: dict[str, Any]) -> None:
-        pass
+        load_helper_states(self.helpers, state)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import safe_mean
 from tqdm import tqdm
@@ -37,6 +39,37 @@ class Phase(Protocol):
         """Restores :meth:`state`."""
 
 
+class Helper(BaseCallback):
+    """An SB3 callback that acts during an RL phase (a schedule, BC beside the RL) and keeps
+    state the run's checkpoint must hold (its phase's state holds it)."""
+
+    def state(self) -> dict[str, Any]:
+        """What the checkpoint keeps (``torch.save``-able)."""
+        raise NotImplementedError
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restores :meth:`state`."""
+        raise NotImplementedError
+
+
+def helper_states(helpers: Sequence[Helper]) -> dict[str, Any]:
+    """The state of a phase's helpers, for its :meth:`Phase.state`."""
+    return {"helpers": [helper.state() for helper in helpers]}
+
+
+def load_helper_states(helpers: Sequence[Helper], state: dict[str, Any]) -> None:
+    """Restores :func:`helper_states`.
+
+    Raises:
+        ValueError: a checkpoint of a run with other helpers (the run says it is damaged).
+    """
+    states = state.get("helpers", [])
+    if len(states) != len(helpers):
+        raise ValueError(f"{len(states)} helper states for {len(helpers)} helpers")
+    for helper, helper_state in zip(helpers, states):
+        helper.load_state(helper_state)
+
+
 class RunRecorder:
     """Progress bar, ``metrics.csv`` (appended to, so a resumed run keeps its history) and
     the `imitation` / SB3 logger writing TensorBoard events.
@@ -46,19 +79,24 @@ class RunRecorder:
     interrupted (:attr:`pending`), and, during RL, the step the model's parameters belong
     to (:attr:`safe_step`, the start of the rollout in progress).
 
+    With progress bars shown, every row also prints a line in the style of ``mlagents-learn``
+    beside the bar (:meth:`progress_line`).
+
     Args:
         metrics_path: the run's ``metrics.csv``.
         logger: the logger of every trainer in the run.
         summary_freq: steps between rows of ``metrics.csv``.
-        progress: show progress bars.
+        progress: show progress bars and progress lines.
+        behavior: the behavior trained, as the progress lines name it.
 
     Raises:
         OutputError: ``metrics.csv`` cannot be written (also from :meth:`summary`).
         ConfigError: an existing ``metrics.csv`` cannot be read.
     """
 
-    def __init__(self, *, metrics_path: Path, logger: Any, summary_freq: int, progress: bool = True) -> None:
+    def __init__(self, *, metrics_path: Path, logger: Any, summary_freq: int, progress: bool = True, behavior: str = "") -> None:
         self.logger = logger
+        self.behavior = behavior
         self.summary_freq = summary_freq
         self.progress = progress
         self.metrics_path = metrics_path
@@ -88,11 +126,14 @@ class RunRecorder:
         self._bar = tqdm(total=total, initial=min(initial, total), desc=phase, unit=unit, disable=not self.progress, dynamic_ncols=True)
         return self._bar
 
-    def summary(self, phase: str, step: int, mean_return: float | None | Callable[[], float | None]) -> None:
+    def summary(self, phase: str, step: int, mean_return: float | None | Callable[[], float | None],
+                *, returns: Sequence[float] | None = None) -> None:  # fmt: skip
         """Appends a row to ``metrics.csv``, logs the return and shows it on the bar.
 
         ``mean_return`` may be a function computing it (an evaluation): while it runs the
         row is :attr:`pending`, so a checkpoint saved after an interrupt knows the row is due.
+        ``returns``: the returns of the episodes that ended since the last row (RL), which
+        the progress line reports instead of ``mean_return``.
         """
         if callable(mean_return):
             self.pending = (phase, step)
@@ -108,6 +149,20 @@ class RunRecorder:
             self.logger.record(f"summary/{phase}_return", self.last_return)
             if self._bar is not None:
                 self._bar.set_postfix(ret=f"{self.last_return:.3g}", refresh=False)
+        if self.progress:
+            tqdm.write(self.progress_line(phase, step, float(mean_return) if value else None, returns), file=sys.stderr)  # type: ignore[arg-type]
+
+    def progress_line(self, phase: str, step: int, mean_return: float | None, returns: Sequence[float] | None = None) -> str:
+        """The line ``mlagents-learn`` prints every ``summary_freq`` steps, for a row of
+        ``phase`` at ``step``: the mean and standard deviation of ``returns`` when given (RL),
+        else ``mean_return`` (an evaluation), or that no episode ended since the last row.
+        BC phases count demo samples and say so."""
+        head = f"{self.behavior.split('?team=')[0]}. Step: {step}{' samples (bc)' if phase == 'bc' else ''}. Time Elapsed: {time.perf_counter() - self.started:.3f} s."
+        if returns:
+            return f"{head} Mean Reward: {float(np.mean(returns)):.3f}. Std of Reward: {float(np.std(returns)):.3f}. Training."
+        if returns is None and mean_return is not None:
+            return f"{head} Mean Reward: {mean_return:.3f} (evaluation). Training."
+        return f"{head} No episode was completed since last summary. Training."
 
     def catch_up(self, phase: str, step: int, mean_return: float | None | Callable[[], float | None]) -> None:
         """Writes the row of ``phase`` at ``step`` unless it is the last row already: a phase
@@ -156,7 +211,8 @@ def recent_return(model: Any) -> float | None:
 
 class ProgressCallback(BaseCallback):
     """Moves the bar with an SB3 model's env steps and writes a summary (mean return of the
-    last 100 finished episodes) every ``summary_freq`` steps."""
+    last 100 finished episodes; the progress line: those that ended since the last summary)
+    every ``summary_freq`` steps."""
 
     def __init__(self, recorder: RunRecorder, phase: str, bar: tqdm) -> None:
         super().__init__()
@@ -164,6 +220,7 @@ class ProgressCallback(BaseCallback):
         self.phase = phase
         self.bar = bar
         self.next_summary: int | None = None
+        self.returns: list[float] = []
 
     def _on_rollout_start(self) -> None:
         self.recorder.safe_step = self.model.num_timesteps  # the parameters are those of this step
@@ -172,6 +229,7 @@ class ProgressCallback(BaseCallback):
         self.recorder.safe_step = self.model.num_timesteps
 
     def _on_step(self) -> bool:
+        self.returns.extend(float(info["episode"]["r"]) for info in self.locals.get("infos", ()) if "episode" in info)
         steps = self.model.num_timesteps
         self.bar.update(max(0, steps - self.bar.n))
         freq = self.recorder.summary_freq
@@ -184,5 +242,6 @@ class ProgressCallback(BaseCallback):
     def write_summary(self) -> None:
         """Writes the summary of the current step."""
         steps = self.model.num_timesteps
-        self.recorder.summary(self.phase, steps, recent_return(self.model))
+        self.recorder.summary(self.phase, steps, recent_return(self.model), returns=self.returns)
+        self.returns = []
         self.next_summary = (steps // self.recorder.summary_freq + 1) * self.recorder.summary_freq

@@ -103,7 +103,8 @@ def train(
 
     Raises:
         ConfigError: a bad config, trainer, run id, run folder, checkpoint or argument; no
-            run id; ``initialize_from`` (not yet supported); a torch device other than ``cpu``.
+            run id; an ``initialize_from`` run without a trained model of this network; a
+            torch device other than ``cpu``.
         SpecMismatchError: the demos were recorded from another behavior spec.
         DemoFormatError: a demo file cannot be read.
         OutputError: the results folder cannot be written (naming the file).
@@ -118,7 +119,8 @@ def train(
     assert settings.run_id is not None
     request = RunRequest.make(config, run_id=settings.run_id, results_dir=settings.results_dir or "results", file_name=settings.env_path,
                               scene=scene, scene_kwargs=scene_kwargs, behavior_name=behavior_name, seed=settings.seed or 0, progress=progress,
-                              max_steps=max_steps, num_processes=settings.num_envs, launch=launch_settings(settings))  # fmt: skip
+                              max_steps=max_steps, num_processes=settings.num_envs, launch=launch_settings(settings),
+                              initialize_from=settings.initialize_from)  # fmt: skip
     return run_training(TRAINERS[request.settings.trainer], request, resume=bool(settings.resume), force=bool(settings.force))
 
 
@@ -126,13 +128,12 @@ def check_run_settings(settings: RunSettings) -> None:
     """Refuses what a run cannot do as asked (rather than doing something else silently).
 
     Raises:
-        ConfigError: no run id, ``initialize_from``, or a torch device other than ``cpu``.
+        ConfigError: no run id, or a torch device other than ``cpu``.
     """
     if settings.run_id is None:
         raise ConfigError("no run id: give --run-id RUN_ID (or checkpoint_settings.run_id in the config)")
-    if settings.initialize_from is not None:
-        raise ConfigError(f"initialize_from={settings.initialize_from!r} (--initialize-from): not yet supported; "
-                          f"continue a run of the same id with --resume instead")  # fmt: skip
+    if settings.initialize_from is not None and settings.resume:
+        logger.warning("initialize_from %r (--initialize-from): ignored: a resumed run continues from its own checkpoint", settings.initialize_from)
     if settings.torch_device is not None and settings.torch_device != "cpu":
         raise ConfigError(f"torch device {settings.torch_device!r} (--torch-device, torch_settings.device): not yet supported; "
                           "gym-unity-il trains on the CPU: use cpu or leave it out")  # fmt: skip

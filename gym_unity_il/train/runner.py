@@ -45,7 +45,7 @@ from gym_unity_il.spec import BehaviorSpec
 from gym_unity_il.train.config import SAC_TRAINERS, RunConfig, TrainerSettings
 from gym_unity_il.train.dialects import load_config
 from gym_unity_il.train.evaluation import HELD_OUT_SEEDS, evaluate, plot_learning_curve
-from gym_unity_il.train.folder import check_run_folder, load_checkpoint, remove_run_folder, run_folder, save_checkpoint
+from gym_unity_il.train.folder import check_run_folder, initialize_from, load_checkpoint, remove_run_folder, run_folder, save_checkpoint
 from gym_unity_il.train.progress import Phase, RunRecorder, writing
 
 
@@ -65,6 +65,8 @@ class RunRequest:
     progress: bool
     #: how the players are launched (ports, graphics, extra arguments, engine settings); the build is ``file_name``
     launch: LaunchSettings = field(default_factory=LaunchSettings)
+    #: a run of ``results_dir`` whose trained model a new run starts from (not a resumed one)
+    initialize_from: str | None = None
 
     @classmethod
     def make(cls, config: RunConfig | str | os.PathLike[str], *, max_steps: int | None = None, num_processes: int | None = None,
@@ -271,7 +273,10 @@ class _Course:
         training = self.trainer.start(run)
         try:
             settings = training.settings
-            recorder = RunRecorder(metrics_path=files.metrics, logger=run.logger, summary_freq=settings.summary_freq, progress=run.request.progress)
+            if run.request.initialize_from is not None and not resume:
+                initialize_from(training.model, run.request.results_dir, run.request.initialize_from)
+            recorder = RunRecorder(metrics_path=files.metrics, logger=run.logger, summary_freq=settings.summary_freq, progress=run.request.progress,
+                                   behavior=training.behavior)  # fmt: skip
             state = load_checkpoint(files.checkpoint, training.model, training.phases) if resume else None
             with writing(files.config):
                 files.config.write_text(yaml.safe_dump(run.request.config.to_dict(), sort_keys=False))

@@ -21,8 +21,9 @@ trainer of ML-Agents did not read (a PPO key in an ``offline_bc`` section) is ig
 warning, as ML-Agents ignored it. Unknown keys are errors.
 
 Which of our trainers a section gets: ``offline_bc`` and ``online_bc`` the same; ``ppo``:
-``ppo`` (BC pretraining first with ``pretraining:``, plus the GAIL reward with a ``gail``
-signal), or ``gail`` when GAIL is the only reward signal; ``sac``: ``sac``.
+``ppo`` (plus the GAIL reward with a ``gail`` signal), or ``gail`` when GAIL is the only reward
+signal, with BC beside PPO's updates (``cloning.during_rl``) when there is ``pretraining:``,
+as ML-Agents did; ``sac``: ``sac`` (BC pretraining of its actor first with ``pretraining:``).
 """
 
 from __future__ import annotations
@@ -64,12 +65,13 @@ KEYS: dict[str, dict[str, Key]] = {
         "beta": Key("honoured", "ppo.ent_coef"),
         "epsilon": Key("honoured", "ppo.clip_range"),
         "lambd": Key("honoured", "ppo.gae_lambda"),
-        "num_epoch": Key("honoured", "ppo.n_epochs (and BC pretraining's epochs, unless pretraining.num_epoch)"),
-        "buffer_size": Key("approximated", "ppo: ppo.n_steps, steps per agent between updates "
-                           "(ML-Agents counted the steps of all agents together, "
-                           "so with N agents an update comes N times less often); sac: sac.buffer_size"),
+        "num_epoch": Key("honoured", "ppo.n_epochs (and BC's epochs per update, unless pretraining.num_epoch)"),
+        "buffer_size": Key("honoured", "ppo: ppo.buffer_size, steps of all agents together between updates "
+                           "(each agent collects buffer_size / agents); sac: sac.buffer_size"),
         "buffer_init_steps": Key("honoured", "sac.learning_starts"),
-        "learning_rate_schedule": Key("ignored", "constant: honoured; linear: ignored with a warning, our learning rates are constant"),
+        "learning_rate_schedule": Key("honoured", "ppo.learning_rate_schedule / sac.learning_rate_schedule (default: linear with PPO, "
+                                      "constant with SAC); PPO's beta and epsilon always fell linearly in these releases "
+                                      "(ppo.ent_coef_schedule, ppo.clip_range_schedule: linear)"),
         "time_horizon": Key("ignored", "; ".join(f"{trainer}: {why}" for trainer, why in _TIME_HORIZON.items())),
         "normalize": Key("approximated", "true with demonstrations (pretraining or gail): approximated, "
                          "standardized with the demos' statistics instead of "
@@ -86,16 +88,18 @@ KEYS: dict[str, dict[str, Key]] = {
         "save_replay_buffer": Key("ignored", "our checkpoint always holds SAC's replay buffer"),
         "keep_checkpoints": Key("ignored", "our run keeps one checkpoint, written on Ctrl+C and at the end (resume continues from it)"),
         "threaded": Key("ignored", "SB3 updates the policy between env steps"),
-        "pretraining": Key("honoured", "ppo, sac: BC pretraining (see the pretraining rows)"),
+        "pretraining": Key("honoured", "ppo: BC beside PPO's updates, as ML-Agents (cloning.during_rl); sac: BC pretraining "
+                           "(see the pretraining rows)"),
         "reward_signals": Key("honoured", "ppo, sac: see the reward_signals rows; without it the env's reward at gamma 0.99"),
     },
     "pretraining": {
         "demo_path": Key("honoured", "demo_path"),
-        "strength": Key("approximated", "BC's learning_rate is the trainer's learning_rate x strength "
-                        "(ML-Agents: BC's learning rate relative to the trainer's)"),
-        "steps": Key("ignored", "BC is pretraining of num_epoch epochs before the RL, not a loss annealed over steps during it"),
+        "strength": Key("honoured", "BC's learning_rate is the trainer's learning_rate x strength, as in ML-Agents"),
+        "steps": Key("honoured", "ppo: cloning.steps, BC's learning rate falls linearly to nothing over them (0: it stays); "
+                     "sac: ignored with a warning (pretraining)"),
         "batch_size": Key("honoured", "batch_size (BC's; default: the trainer's)"),
-        "num_epoch": Key("approximated", "num_epoch: epochs of BC pretraining (default: PPO's num_epoch; with SAC our default, 10)"),
+        "num_epoch": Key("honoured", "num_epoch: ppo: BC epochs after each rollout (default: PPO's num_epoch); "
+                         "sac: epochs of BC pretraining (default 10)"),
         "samples_per_update": Key("honoured", "0: an epoch is a pass over the demos; n: batches_per_epoch = n / batch_size"),
     },
     "reward_signals": {
@@ -297,20 +301,15 @@ def _rl(section: _Section, trainer: str) -> dict[str, Any]:
         algorithm["batch_size"] = section.number("batch_size", integer=True)
     if "learning_rate" in values:
         algorithm["learning_rate"] = out["learning_rate"] = section.number("learning_rate")
-    schedule = values.get("learning_rate_schedule", "constant")
-    if schedule not in ("constant", "linear"):
-        raise ConfigError(f"{section.where('learning_rate_schedule')}: expected constant or linear, got {quote(schedule)}")
-    if schedule == "linear":
-        section.ignored("learning_rate_schedule", "linear, but our learning rates are constant")
+    schedule = values.get("learning_rate_schedule", "linear" if trainer == "ppo" else "constant")
+    algorithm["learning_rate_schedule"] = reader.choice(schedule, ("constant", "linear"), section.where("learning_rate_schedule"))
     if trainer == "ppo":
-        mapped = {"buffer_size": ("n_steps", True), "num_epoch": ("n_epochs", True), "beta": ("ent_coef", False), "epsilon": ("clip_range", False),
-                  "lambd": ("gae_lambda", False)}  # fmt: skip
+        algorithm.update(ent_coef_schedule="linear", clip_range_schedule="linear")  # always, in these releases
+        mapped = {"buffer_size": ("buffer_size", True), "num_epoch": ("n_epochs", True), "beta": ("ent_coef", False),
+                  "epsilon": ("clip_range", False), "lambd": ("gae_lambda", False)}  # fmt: skip
         for key, (ours, integer) in mapped.items():
             if key in values:
                 algorithm[ours] = section.number(key, integer=integer, ours=ours)
-        if "buffer_size" in values:
-            reader.warn(section.where("buffer_size"), f"approximated: ppo.n_steps = {algorithm['n_steps']} steps per agent between updates; ML-Agents "
-                        "counted the steps of all agents together, so with N agents an update comes N times less often")  # fmt: skip
     else:
         if "tau" in values and section.number("tau") != 0.005:
             raise ConfigError(f"{section.where('tau')}: {quote(values['tau'])}, but our SAC updates its target network at SB3's rate 0.005; "
@@ -325,12 +324,11 @@ def _rl(section: _Section, trainer: str) -> dict[str, Any]:
     signals = _reward_signals(reader, reader.mapping(values.get("reward_signals"), where_signals), trainer, where_signals)
     algorithm["gamma"] = signals.pop("gamma")
     gail_only = signals.pop("gail_only")
+    if "disc_learning_rate" in signals["gail"]:  # a GAIL signal: its demo batches are the policy's, as in ML-Agents
+        signals["gail"]["demo_batch_size"] = algorithm.get("batch_size", TrainerSettings().ppo.batch_size)
     out.update(signals)
     out["num_epoch"] = 0
     if values.get("pretraining") is not None:
-        if gail_only:
-            raise ConfigError(f"{section.where('pretraining')}: BC pretraining followed by GAIL alone (no extrinsic reward) is not built; add "
-                              "reward_signals.extrinsic (strength 1.0) or remove pretraining")  # fmt: skip
         out.update(_pretraining(section, trainer, algorithm, out.get("demo_path")))
     if gail_only:
         out["trainer"] = "gail"
@@ -406,11 +404,11 @@ def _gail(reader: KeyReader, raw: Mapping[str, Any], strength: float, where: str
 
 def _pretraining(section: _Section, trainer: str, algorithm: Mapping[str, Any], gail_demos: str | None) -> dict[str, Any]:
     """Our BC keys (``demo_path``, ``batch_size``, ``learning_rate``, ``num_epoch``,
-    ``batches_per_epoch``) from ``pretraining``."""
+    ``batches_per_epoch``, and with PPO ``cloning``: BC beside its updates) from ``pretraining``."""
     reader, where = section.reader, section.where("pretraining")
     raw = reader.mapping(section.values["pretraining"], where)
     reader.known(raw, "pretraining", where)
-    demo_path, strength = reader.cloning(raw, "pretraining", where)
+    demo_path, strength, steps = reader.cloning(raw, "pretraining", where)
     if gail_demos is not None and gail_demos != demo_path:
         raise ConfigError(f"{where}.demo_path: {quote(demo_path)}, but reward_signals.gail.demo_path is {quote(gail_demos)}; "
                           "our BC and GAIL learn from one demo_path: give both the same file or folder")  # fmt: skip
@@ -429,4 +427,8 @@ def _pretraining(section: _Section, trainer: str, algorithm: Mapping[str, Any], 
     if samples < 0:
         raise ConfigError(f"{where}.samples_per_update: {samples} is out of range; accepted: 0 (all the demos) or more")
     out["batches_per_epoch"] = max(1, samples // out["batch_size"]) if samples else None
+    if trainer == "ppo":
+        out["cloning"] = {"during_rl": True, "steps": steps}
+    elif steps:
+        reader.warn(f"{where}.steps", "ignored: with SAC, BC is pretraining of num_epoch epochs before the RL, not annealed during it")
     return out

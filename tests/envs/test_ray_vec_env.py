@@ -100,3 +100,22 @@ def test_a_killed_process_in_an_actor_closes_every_actor(ray_session) -> None:
 def test_ray_options_need_ray(ray_session) -> None:
     with pytest.raises(ConfigError, match="ray=True"):
         make_unity_vec_env(ray_actor_options={"num_cpus": 1}, **KWARGS)
+
+
+def test_environment_parameters_reach_processes_in_ray_actors(ray_session) -> None:
+    from gym_unity_il.protocol.channels import Sampler, SamplerType
+    from gym_unity_il.scenes.ball import DT, ROLLING
+
+    zero = np.zeros((6, 2), np.float32)
+    venv = make_unity_vec_env(ray=True, **KWARGS)
+    try:
+        seen = []
+        for value in (2.5, Sampler(SamplerType.UNIFORM, 3, (5.0, 15.0))):
+            venv.set_env_parameters({"gravity": value})
+            before = venv.reset()
+            after, *_ = venv.step(zero)
+            seen.append(-(after[:, 5] - before[:, 5]) / (DT * ROLLING * np.sin(after[:, 0])))
+        assert seen[0] == pytest.approx(2.5, rel=1e-3)
+        assert 5.0 <= seen[1][0] <= 15.0 and seen[1] == pytest.approx(seen[1][0], rel=1e-3)  # both actors draw alike (one seed)
+    finally:
+        venv.close()

@@ -99,7 +99,7 @@ def test_refusals_and_the_log_level(tmp_path: Path, ball_demo: Path, capsys) -> 
         assert root.level == logging.DEBUG
     finally:
         root.setLevel(before)
-    assert "initialize_from='older' (--initialize-from): not yet supported" in capsys.readouterr().err
+    assert "initialize_from 'older' (--initialize-from): no trained model at" in capsys.readouterr().err
     assert main([*base, "--run-id", "a", "--torch-device", "cuda"]) == 2
     assert "torch device 'cuda'" in capsys.readouterr().err
     assert main(base) == 2
@@ -118,3 +118,42 @@ def test_a_modern_file_asking_for_inference_only_is_refused(tmp_path: Path) -> N
         load_config(config)
     with pytest.raises(ConfigError, match=r"engine_settings\.time_scale: expected float"):
         load_config(_modern(tmp_path / "bad.yaml", engine_settings={"time_scale": "fast"}))
+
+
+def _policy_weights(run: Path) -> list[Any]:
+    from stable_baselines3 import PPO
+
+    return [p.detach().clone() for p in PPO.load(run / "model.zip", device="cpu").policy.parameters()]
+
+
+def test_initialize_from_starts_a_new_run_from_another_runs_model(tmp_path: Path) -> None:
+    import torch
+
+    results = tmp_path / "results"
+    common = ["--results-dir", str(results), "--scene", "ball", "--scene-kwargs", json.dumps(BALL)]
+    assert main(["train", str(_modern(tmp_path / "a.yaml")), "--run-id", "base", "--seed", "5", *common]) == 0  # other initial weights
+    still = _modern(tmp_path / "still.yaml")  # the same network, learning nothing: the run ends where it started
+    raw = yaml.safe_load(still.read_text())
+    raw["behaviors"]["3DBall"]["hyperparameters"].update(learning_rate=1.0e-9, learning_rate_schedule="constant")
+    still.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(still), "--run-id", "tuned", "--initialize-from", "base", *common]) == 0
+    assert main(["train", str(still), "--run-id", "scratch", *common]) == 0
+    base, tuned, scratch = (_policy_weights(results / name) for name in ("base", "tuned", "scratch"))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(base, tuned))
+    assert not all(torch.allclose(a, b, atol=1e-2) for a, b in zip(base, scratch))
+    assert json.loads((results / "tuned" / "evaluation.json").read_text())["env_steps"] == 144  # its own steps from 0: 2 rollouts of 12 agents x 6 steps (buffer_size 64)
+
+
+def test_initialize_from_a_run_of_another_network_is_refused_naming_it(tmp_path: Path, capsys) -> None:
+    results = tmp_path / "results"
+    common = ["--results-dir", str(results), "--scene", "ball", "--scene-kwargs", json.dumps(BALL)]
+    assert main(["train", str(_modern(tmp_path / "a.yaml")), "--run-id", "base", *common]) == 0
+    wide = _modern(tmp_path / "wide.yaml")
+    raw = yaml.safe_load(wide.read_text())
+    raw["behaviors"]["3DBall"]["network_settings"]["hidden_units"] = 32
+    wide.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert main(["train", str(wide), "--run-id", "wide", "--initialize-from", "base", *common]) == 2
+    err = capsys.readouterr().err
+    assert "initialize_from 'base' (--initialize-from): " in err and "another algorithm or network" in err and "hidden_units" in err
+    assert not (results / "wide").exists()

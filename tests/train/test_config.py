@@ -16,8 +16,11 @@ from gym_unity_il.errors import ConfigError
 from gym_unity_il.train.config import (
     MAX_CONFIG_BYTES,
     NUMERIC_RANGES,
+    CloningSettings,
+    CuriositySettings,
     GAILSettings,
     PPOSettings,
+    RNDSettings,
     SACSettings,
     TrainerSettings,
     parse_config,
@@ -123,7 +126,8 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- configs are data, safely read
 
-SETTINGS_CLASSES = {"": TrainerSettings, "ppo.": PPOSettings, "sac.": SACSettings, "gail.": GAILSettings}
+SETTINGS_CLASSES = {"": TrainerSettings, "ppo.": PPOSettings, "sac.": SACSettings, "gail.": GAILSettings, "cloning.": CloningSettings,
+                    "curiosity.": CuriositySettings, "rnd.": RNDSettings}  # fmt: skip
 
 
 def _numeric_keys() -> list[tuple[str, str, bool]]:
@@ -144,7 +148,7 @@ def _section(prefix: str, key: str, value: object) -> dict:
 
 def test_every_numeric_key_has_a_range_that_refuses_values_past_both_ends_and_non_finite() -> None:
     keys = _numeric_keys()
-    assert len(keys) == 32 and {key for _, key, _ in keys} == set(NUMERIC_RANGES)  # batch_size, learning_rate, gamma: twice or more
+    assert len(keys) == 42 and {key for _, key, _ in keys} == set(NUMERIC_RANGES)  # batch_size, learning_rate, gamma: twice or more
     for prefix, key, is_int in keys:
         low, high, open_low = NUMERIC_RANGES[key]
         below = low if open_low else (low - 1 if is_int else low - 0.5)

@@ -30,6 +30,10 @@ SECTIONS = {
                     "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1}},
     "gail": {"trainer": "gail", "max_steps": 512, "summary_freq": 256, "eval_episodes": 2, "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1},
              "gail": {"demo_batch_size": 64, "n_disc_updates_per_round": 1}},
+    # PPO with BC beside it and linear schedules: their state and values survive the interrupt
+    "ppo_cloning": {"trainer": "ppo", "num_epoch": 1, "batches_per_epoch": 4, "max_steps": 512, "summary_freq": 256, "eval_episodes": 2,
+                    "cloning": {"during_rl": True, "steps": 384},
+                    "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1, "learning_rate_schedule": "linear", "clip_range_schedule": "linear"}},
     # summary_freq 384: BC rows at 384, 768 and its last batch (1024); PPO at 384 and its last step (512), written after learning
     "bc_then_ppo_odd": {"trainer": "bc_then_ppo", "num_epoch": 2, "batches_per_epoch": 8, "max_steps": 512, "summary_freq": 384, "eval_episodes": 2,
                         "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1}},
@@ -89,6 +93,7 @@ INTERRUPTS: dict[str, tuple[str, Any, str, Callable[[], Any]]] = {
     "in_the_final_plot": ("bc_then_ppo", runner_module, "plot_learning_curve", lambda: _after_calls(1, runner_module.plot_learning_curve)),
     "in_a_gail_update_after_a_summary_row": ("gail", PPO, "train", lambda: _after_calls(4, PPO.train, before=True)),
     "in_a_gail_rollout": ("gail", ProgressCallback, "_on_step", lambda: _on_step_until(170)),
+    "in_a_ppo_update_with_bc_beside_it": ("ppo_cloning", PPO, "train", lambda: _after_calls(5, PPO.train, before=True)),
     "after_a_bc_batch_is_counted_before_its_row": ("bc_then_ppo", RunRecorder, "summary", lambda: _after_calls(2, RunRecorder.summary, before=True)),
     "after_the_last_ppo_step_before_its_row": ("bc_then_ppo_odd", RunRecorder, "catch_up", lambda: _after_calls(1, RunRecorder.catch_up, before=True)),
 }
@@ -121,6 +126,7 @@ def test_the_uninterrupted_runs_write_the_rows_the_tests_expect(uninterrupted: d
     bc = [("bc", 256), ("bc", 512), ("bc", 768), ("bc", 1024)]
     assert uninterrupted["bc_then_ppo"]["rows"] == [*bc, ("ppo", 256), ("ppo", 512)] and uninterrupted["bc_then_ppo"]["env_steps"] == 512
     assert uninterrupted["gail"]["rows"] == [("gail", 256), ("gail", 512)] and uninterrupted["gail"]["env_steps"] == 512
+    assert uninterrupted["ppo_cloning"]["rows"] == [("ppo", 256), ("ppo", 512)] and uninterrupted["ppo_cloning"]["phases"] == ["ppo"]
     assert uninterrupted["bc_then_ppo_odd"]["rows"] == [("bc", 384), ("bc", 768), ("bc", 1024), ("ppo", 384), ("ppo", 512)]
 
 

@@ -47,7 +47,7 @@ def warned(warnings: list[str]) -> list[str]:
 ACCEPTED = {
     "ppo_3DBall.yaml": (
         {"3DBall": "ppo"},
-        ["time_horizon", "keep_checkpoints", "hyperparameters.learning_rate_schedule", "hyperparameters.buffer_size", "network_settings.normalize"],
+        ["time_horizon", "keep_checkpoints", "network_settings.normalize"],
     ),
     "sac_3DBall.yaml": (
         {"3DBall": "sac"},
@@ -55,27 +55,28 @@ ACCEPTED = {
          "hyperparameters.steps_per_update", "hyperparameters.reward_signal_steps_per_update", "network_settings.normalize"],
     ),  # fmt: skip
     "imitation_3DBall.yaml": (
-        {"3DBall": "bc_then_ppo"},
-        ["time_horizon", "keep_checkpoints", "hyperparameters.learning_rate_schedule", "hyperparameters.buffer_size",
-         "reward_signals.gail.network_settings", "reward_signals.gail.use_actions", "behavioral_cloning.steps"],
+        {"3DBall": "ppo"},
+        ["time_horizon", "keep_checkpoints", "reward_signals.gail.network_settings", "reward_signals.gail.use_actions"],
     ),  # fmt: skip
     "imitation_PushBlock_GridWorld.yaml": (
         {"GridWorld": "gail"},
-        ["time_horizon", "keep_checkpoints", "threaded", "hyperparameters.learning_rate_schedule", "hyperparameters.buffer_size",
-         "reward_signals.gail.encoding_size", "reward_signals.gail.use_actions"],
+        ["time_horizon", "keep_checkpoints", "threaded", "reward_signals.gail.encoding_size", "reward_signals.gail.use_actions"],
     ),  # fmt: skip
+    "imitation_Crawler_3DBall.yaml": (
+        {"3DBall": "gail"},
+        ["time_horizon", "keep_checkpoints", "reward_signals.gail.network_settings", "reward_signals.gail.use_actions"],
+    ),
     "ppo_curriculum.yaml": (
         {"3DBall": "ppo", "GridWorld": "ppo"},
-        ["time_horizon", "keep_checkpoints", "threaded", "hyperparameters.learning_rate_schedule", "hyperparameters.buffer_size"],
+        ["time_horizon", "keep_checkpoints", "threaded"],
     ),
     "ppo_randomize_full.yaml": (
         {"default": "ppo", "3DBall": "ppo"},
-        ["time_horizon", "keep_checkpoints", "even_checkpoints", "checkpoint_interval", "threaded", "hyperparameters.buffer_size"],
+        ["time_horizon", "keep_checkpoints", "even_checkpoints", "checkpoint_interval", "threaded"],
     ),
 }
 
 REFUSED = {
-    "imitation_Crawler_3DBall.yaml": r"section 'behaviors\.3DBall'\.reward_signals: GAIL is the only reward signal, with behavioral_cloning.*add 'extrinsic",
     "imitation_Pyramids_GridWorld.yaml": r"section 'behaviors\.GridWorld'\.reward_signals\.curiosity\.strength: 0\.02, but the curiosity reward is not built yet",
     "imitation_Hallway_GridWorld.yaml": r"section 'behaviors\.GridWorld'\.network_settings\.memory: .*issue 17",
 }
@@ -111,22 +112,25 @@ def test_refused_fixtures_name_the_file_section_key_and_fix(name: str, message: 
 def test_ppo_hyperparameters_map_to_ours() -> None:
     translated, _ = translate(load("ppo_3DBall.yaml"), source="f.yaml")
     ball = translated["3DBall"]
-    assert ball["ppo"] == {"n_steps": 12000, "batch_size": 64, "n_epochs": 3, "learning_rate": 3.0e-4, "ent_coef": 0.001,
-                           "clip_range": 0.2, "gae_lambda": 0.99, "gamma": 0.99}  # fmt: skip
+    assert ball["ppo"] == {"buffer_size": 12000, "batch_size": 64, "n_epochs": 3, "learning_rate": 3.0e-4, "ent_coef": 0.001,
+                           "clip_range": 0.2, "gae_lambda": 0.99, "gamma": 0.99, "learning_rate_schedule": "linear",
+                           "ent_coef_schedule": "linear", "clip_range_schedule": "linear"}  # fmt: skip
     assert (ball["max_steps"], ball["summary_freq"], ball["hidden_units"], ball["num_layers"]) == (500_000, 12_000, 128, 2)
     assert ball["normalize"] is False and "demo_path" not in ball and "num_epoch" not in ball
 
 
 def test_sac_hyperparameters_map_to_ours() -> None:
     translated, _ = translate(load("sac_3DBall.yaml"), source="f.yaml")
-    assert translated["3DBall"]["sac"] == {"buffer_size": 200_000, "batch_size": 64, "learning_rate": 3.0e-4, "learning_starts": 0, "gamma": 0.99}
+    assert translated["3DBall"]["sac"] == {"buffer_size": 200_000, "batch_size": 64, "learning_rate": 3.0e-4, "learning_starts": 0, "gamma": 0.99,
+                                           "learning_rate_schedule": "constant"}  # fmt: skip
     assert translated["3DBall"]["max_steps"] == 100_000
 
 
-def test_behavioral_cloning_and_gail_map_to_bc_pretraining_and_the_gail_strength() -> None:
+def test_behavioral_cloning_and_gail_map_to_bc_beside_ppo_and_the_gail_strength() -> None:
     translated, _ = translate(load("imitation_3DBall.yaml"), source="f.yaml")
     ball = translated["3DBall"]
-    assert ball["trainer"] == "bc_then_ppo" and ball["demo_path"] == "demos/ball_expert.demo" and ball["normalize"] is True
+    assert ball["trainer"] == "ppo" and ball["demo_path"] == "demos/ball_expert.demo" and ball["normalize"] is True
+    assert ball["cloning"] == {"during_rl": True, "steps": 50_000}
     assert ball["learning_rate"] == pytest.approx(3.0e-4 * 0.5) and ball["num_epoch"] == 3 and ball["batch_size"] == 64
     assert ball["gail"] == {"strength": 0.01, "disc_learning_rate": 3.0e-4, "demo_batch_size": 64}
     raw = load("imitation_3DBall.yaml")
@@ -173,7 +177,7 @@ def test_constants_and_samplers_become_one_lesson_each() -> None:
     assert not [w for w in warnings if "environment_parameters" in w]
 
 
-def test_curricula_are_data_with_defaults_and_warn_not_applied_yet() -> None:
+def test_curricula_are_data_with_defaults() -> None:
     translated, warnings = translate(load("ppo_curriculum.yaml"), source="f.yaml")
     mass = translated["environment_parameters"]["ball_mass"]
     assert [lesson["name"] for lesson in mass] == ["Lesson0", "Lesson1", "Lesson2"]
@@ -181,8 +185,7 @@ def test_curricula_are_data_with_defaults_and_warn_not_applied_yet() -> None:
                                               "signal_smoothing": True, "require_reset": False}  # fmt: skip
     assert mass[1]["completion_criteria"]["require_reset"] is True and mass[2] == {"name": "Lesson2", "value": {"sampler_type": "constant", "value": 8.0},
                                                                                    "completion_criteria": None}  # fmt: skip
-    curricula = [w for w in warnings if "environment_parameters" in w]
-    assert len(curricula) == 2 and all("curriculum: not applied yet" in w for w in curricula)
+    assert not [w for w in warnings if "environment_parameters" in w]
 
 
 def edited(name: str, path: str, value: Any) -> dict[str, Any]:
@@ -262,8 +265,6 @@ WARNINGS = [
     ("ppo_3DBall.yaml", f"{B}.reward_signals.rnd", {"strength": 0}, "reward_signals.rnd", "ignored: strength 0"),
     ("ppo_3DBall.yaml", f"{B}.reward_signals.extrinsic.network_settings", {"hidden_units": 8}, "reward_signals.extrinsic.network_settings", "ignored: "),
     ("ppo_3DBall.yaml", f"{B}.hyperparameters.shared_critic", True, "hyperparameters.shared_critic", "separate networks"),
-    ("ppo_3DBall.yaml", f"{B}.hyperparameters.beta_schedule", "linear", "hyperparameters.beta_schedule", "ent_coef stays constant"),
-    ("ppo_3DBall.yaml", f"{B}.hyperparameters.epsilon_schedule", "linear", "hyperparameters.epsilon_schedule", "clip_range stays constant"),
     ("ppo_3DBall.yaml", f"{B}.network_settings.vis_encode_type", "resnet", "network_settings.vis_encode_type", "approximated: resnet is not built"),
     ("ppo_3DBall.yaml", f"{B}.network_settings.goal_conditioning_type", "hyper", "network_settings.goal_conditioning_type", "inputs like the other"),
     ("ppo_3DBall.yaml", f"{B}.network_settings.deterministic", True, "network_settings.deterministic", "most probable"),
@@ -327,8 +328,34 @@ def test_the_3dball_ppo_file_trains_on_the_ball_scene(tmp_path: Path) -> None:
     assert summary["trainer"] == "ppo" and summary["phases"] == ["ppo"] and summary["env_steps"] >= 512
 
 
-def test_the_imitation_file_trains_bc_then_ppo_with_gail_on_the_ball_scene(tmp_path: Path, ball_demo: Path) -> None:
+def test_the_imitation_file_trains_ppo_with_bc_beside_it_and_gail_on_the_ball_scene(tmp_path: Path, ball_demo: Path) -> None:
     summary = train_translated(tiny(load("imitation_3DBall.yaml"), ball_demo), tmp_path)
-    assert summary["trainer"] == "bc_then_ppo" and summary["phases"] == ["bc", "ppo"] and summary["env_steps"] >= 512
+    assert summary["trainer"] == "ppo" and summary["phases"] == ["ppo"] and summary["env_steps"] >= 512
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["3DBall"]
     assert config["gail"]["strength"] == 0.01 and config["normalize"] is True
+
+
+def test_schedules_default_as_in_ml_agents() -> None:
+    """PPO: linear unless the file says otherwise, beta and epsilon following the learning
+    rate's schedule; SAC: constant."""
+    ppo = translate(edited("ppo_3DBall.yaml", f"{B}.hyperparameters.learning_rate_schedule", None), source="f.yaml")[0]["3DBall"]["ppo"]
+    assert (ppo["learning_rate_schedule"], ppo["ent_coef_schedule"], ppo["clip_range_schedule"]) == ("linear", "linear", "linear")
+    raw = edited("ppo_3DBall.yaml", f"{B}.hyperparameters.learning_rate_schedule", "constant")
+    raw["behaviors"]["3DBall"]["hyperparameters"]["epsilon_schedule"] = "linear"
+    ppo = translate(raw, source="f.yaml")[0]["3DBall"]["ppo"]
+    assert (ppo["learning_rate_schedule"], ppo["ent_coef_schedule"], ppo["clip_range_schedule"]) == ("constant", "constant", "linear")
+    assert translate(load("sac_3DBall.yaml"), source="f.yaml")[0]["3DBall"]["sac"]["learning_rate_schedule"] == "constant"
+
+
+def test_gail_alone_with_behavioral_cloning_is_gail_with_bc_beside_it() -> None:
+    grid = translate(load("imitation_Crawler_3DBall.yaml"), source="f.yaml")[0]["3DBall"]
+    assert grid["trainer"] == "gail" and grid["cloning"] == {"during_rl": True, "steps": 50_000}
+    assert grid["learning_rate"] == pytest.approx(3.0e-4 * 0.5) and "strength" not in grid["gail"]
+
+
+def test_behavioral_cloning_with_sac_is_pretraining_and_its_steps_warn() -> None:
+    raw = load("sac_3DBall.yaml")
+    raw["behaviors"]["3DBall"]["behavioral_cloning"] = {"demo_path": "d.demo", "strength": 0.5, "steps": 1000}
+    translated, warnings = translate(raw, source="f.yaml")
+    assert translated["3DBall"]["trainer"] == "bc_then_sac" and "cloning" not in translated["3DBall"]
+    assert [w for w in warnings if "behavioral_cloning.steps" in w and "pretraining" in w]

@@ -45,8 +45,7 @@ _MEMORY = ["use_recurrent", "memory_size", "sequence_length"]
 ACCEPTED = {
     "trainer_config.yaml": (
         {"default": "ppo", "3DBall": "ppo", "GridWorld": "ppo"},
-        [*(f"default.{k}" for k in [*_MEMORY, "vis_encode_type", "time_horizon", "learning_rate_schedule", "buffer_size"]),
-         "3DBall.time_horizon", "3DBall.buffer_size", "3DBall.normalize", "GridWorld.time_horizon", "GridWorld.buffer_size"],
+        [*(f"default.{k}" for k in [*_MEMORY, "vis_encode_type", "time_horizon"]), "3DBall.time_horizon", "3DBall.normalize", "GridWorld.time_horizon"],
     ),
     "sac_trainer_config.yaml": (
         {"default": "sac", "3DBall": "sac", "GridWorld": "sac"},
@@ -63,10 +62,9 @@ ACCEPTED = {
     ),
     "gail_config.yaml": (
         {"default": "ppo", "3DBall": "ppo", "GridWorld": "gail"},
-        [*(f"default.{k}" for k in [*_MEMORY, "time_horizon", "buffer_size"]),
-         "3DBall.time_horizon", "3DBall.buffer_size", "3DBall.reward_signals.gail.encoding_size", "3DBall.reward_signals.gail.use_actions",
-         "3DBall.pretraining.steps",
-         "GridWorld.time_horizon", "GridWorld.buffer_size", "GridWorld.reward_signals.gail.encoding_size", "GridWorld.reward_signals.gail.use_actions"],
+        [*(f"default.{k}" for k in [*_MEMORY, "time_horizon"]),
+         "3DBall.time_horizon", "3DBall.reward_signals.gail.encoding_size", "3DBall.reward_signals.gail.use_actions",
+         "GridWorld.time_horizon", "GridWorld.reward_signals.gail.encoding_size", "GridWorld.reward_signals.gail.use_actions"],
     ),
 }
 
@@ -85,7 +83,10 @@ def test_ppo_keys_map_to_our_ppo_settings() -> None:
     config = parse_config(translate(load("trainer_config.yaml"), source="t.yaml")[0])
     ball, grid = config.for_behavior("3DBall"), config.for_behavior("GridWorld")
     ppo = ball.ppo
-    assert (ppo.batch_size, ppo.n_steps, ppo.n_epochs, ppo.gae_lambda, ppo.ent_coef, ppo.clip_range) == (64, 12000, 3, 0.99, 0.001, 0.2)
+    assert (ppo.batch_size, ppo.buffer_size, ppo.n_epochs, ppo.gae_lambda, ppo.ent_coef, ppo.clip_range) == (64, 12000, 3, 0.99, 0.001, 0.2)
+    assert ppo.steps_per_agent(12) == 1000  # ML-Agents' buffer_size counts all agents' steps
+    # 0.10 / 0.11: the learning rate's schedule as the file says (linear by default), beta and epsilon always linear
+    assert (ppo.learning_rate_schedule, ppo.ent_coef_schedule, ppo.clip_range_schedule) == ("linear", "linear", "linear")
     assert (ball.num_epoch, ball.normalize, ball.max_steps) == (0, False, 50_000)  # no demos: normalize is ignored, RL from scratch
     # a brain's reward_signals replaces the default's whole; the other keys come from default
     assert (grid.ppo.gamma, grid.hidden_units, grid.num_layers, grid.ppo.learning_rate, grid.max_steps) == (0.9, 256, 1, 3.0e-4, 500_000)
@@ -96,6 +97,7 @@ def test_gail_config_maps_pretraining_and_the_gail_reward() -> None:
     ball, grid, default = config.for_behavior("3DBall"), config.for_behavior("GridWorld"), config.default
     assert ball.demo_path == "./demos/ball_expert.demo" and ball.gail.strength == 0.01 and ball.gail.disc_learning_rate == 3.0e-4
     assert (ball.num_epoch, ball.batch_size, ball.learning_rate, ball.batches_per_epoch) == (3, 128, pytest.approx(1.5e-4), None)
+    assert ball.trainer == "ppo" and ball.cloning.during_rl and ball.cloning.steps == 10_000  # BC beside PPO, annealed over steps
     assert (grid.trainer, grid.demo_path, grid.num_epoch, grid.gail.strength) == ("gail", "./demos/grid_expert.demo", 0, 0.0)
     assert default.demo_path is None and default.gail.strength == 0.0
 
@@ -141,8 +143,6 @@ REFUSED = [
      r"section '3DBall'\.reward_signals\.curiosity\.strength: 0\.02, but the curiosity reward is not built yet; remove"),
     (_with("gail_config.yaml", "GridWorld", reward_signals={"gail": {"strength": 1.0, "gamma": 0.99, "demo_path": "d.demo", "use_vail": True}}),
      r"reward_signals\.gail\.use_vail: true, but the variational bottleneck \(VAIL\) is not built"),
-    (_with("gail_config.yaml", "GridWorld", pretraining={"demo_path": "d.demo", "strength": 0.5, "steps": 5000}),
-     r"section 'GridWorld'\.pretraining: BC pretraining followed by GAIL alone .* add reward_signals\.extrinsic"),
     (_with("gail_config.yaml", "3DBall", pretraining={"demo_path": "other.demo", "strength": 0.5, "steps": 10000}), r"one demo_path"),
     (_with("trainer_config.yaml", "3DBall", reward_signals={"extrinsic": {"strength": 0.5, "gamma": 0.99}}),
      r"extrinsic\.strength: 0\.5, but .* weight 1"),
