@@ -13,6 +13,10 @@ demos): a 0.10 / 0.11 ``gail_config.yaml`` section (PPO with ``pretraining``, an
 ``extrinsic``) and a file of today's ML-Agents with ``behavioral_cloning`` and ``gail`` (the shape
 of ``config/imitation/*.yaml``), each with its return, % of the expert (aim: >= 90 %) and wall time.
 
+Then curiosity on a sparse-reward task (``grid`` with ``sparse=True``: only reaching the far
+target pays): PPO with the ``curiosity`` reward against PPO on the env's reward alone, same
+budget and seeds (aim: the curiosity runs' return is higher), with RND as a third run.
+
 Then the GridWorld flow of ``examples/configs/offline_bc.yaml``: demos recorded as its
 comment says (the expert, the episodes and scene arguments of its ``demo record``
 command, episode seeds 0, 1, ...), BC with its ``GridWorld`` section, the return on
@@ -21,8 +25,8 @@ script prints the figures and ratios, it never asserts.
 
 Usage::
 
-    python benchmarks/bench_train.py [--gail-steps 300000] [--config-steps 200000] [--eval-episodes 12] [--skip-gail] [--skip-configs]
-                                     [--skip-ball] [--out runs/bench_train]
+    python benchmarks/bench_train.py [--gail-steps 300000] [--config-steps 200000] [--explore-steps 100000] [--explore-seeds 4]
+                                     [--eval-episodes 12] [--skip-gail] [--skip-configs] [--skip-explore] [--skip-ball] [--out runs/bench_train]
 """
 
 from __future__ import annotations
@@ -152,6 +156,29 @@ def bench_ml_agents_configs(out: Path, demo: Path, expert_return: float, eval_ep
               f"in {wall:6.1f} s (aim: 90 %)")  # fmt: skip
 
 
+#: The sparse-reward task of the exploration runs (see the grid scene's docstring).
+SPARSE_GRID = {"sparse": True, "grid_size": 10, "max_steps": 30, "camera": False, "num_agents": 8}
+#: PPO of the exploration runs; the runs differ only in their intrinsic reward.
+EXPLORATION = {"trainer": "ppo", "hidden_units": 64, "eval_episodes": 40, "summary_freq": 10**9,
+               "ppo": {"n_steps": 256, "batch_size": 64, "n_epochs": 3, "learning_rate": 3.0e-4, "ent_coef": 0.01}}  # fmt: skip
+
+
+def bench_exploration(out: Path, steps: int, seeds: int) -> None:
+    """Curiosity (and RND) against the env's reward alone on the sparse grid (module docstring)."""
+    runs = {"extrinsic only": {}, "curiosity 0.02": {"curiosity": {"strength": 0.02}}, "rnd 0.01": {"rnd": {"strength": 0.01}}}
+    print(f"\nscene 'grid' {SPARSE_GRID}: PPO for {steps} env steps, {seeds} seeds, return over {EXPLORATION['eval_episodes']} episodes")
+    for name, extra in runs.items():
+        returns, started = [], time.perf_counter()
+        for seed in range(seeds):
+            config = parse_config({"default": {**EXPLORATION, **extra, "max_steps": steps}})
+            run = train(config, run_id=f"explore_{name.split()[0]}_{seed}", results_dir=out / "results", scene="grid", scene_kwargs=SPARSE_GRID,
+                        seed=seed, progress=False, force=True)  # fmt: skip
+            assert run.evaluation is not None
+            returns.append(run.evaluation.mean_return)
+        wall = (time.perf_counter() - started) / seeds
+        print(f"{name:<15} return {sum(returns) / seeds:6.3f}  per seed {[round(r, 3) for r in returns]}  ({wall:5.1f} s per run)")
+
+
 def grid_record_command(config: Path) -> tuple[int, dict]:
     """Episodes and scene arguments of the grid ``demo record`` command in the config's comment."""
     comment = " ".join(line.lstrip("#").strip().rstrip("\\") for line in config.read_text().splitlines() if line.startswith("#"))
@@ -197,6 +224,9 @@ def main() -> None:
     parser.add_argument("--config-steps", type=int, default=200_000, help="budget of the runs of ML-Agents' config files, in env steps")
     parser.add_argument("--skip-gail", action="store_true")
     parser.add_argument("--skip-configs", action="store_true", help="skip the runs of ML-Agents' config files")
+    parser.add_argument("--explore-steps", type=int, default=100_000, help="budget of each exploration run (sparse grid), in env steps")
+    parser.add_argument("--explore-seeds", type=int, default=4)
+    parser.add_argument("--skip-explore", action="store_true", help="skip the exploration runs (curiosity, RND)")
     parser.add_argument("--skip-ball", action="store_true", help="only the grid run")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_train"))
     parser.add_argument("--seed", type=int, default=0)
@@ -245,6 +275,8 @@ def main() -> None:
               f"(aim: {95 if name == 'bc' else 90} % in {60 if name == 'bc' else 600} s)")  # fmt: skip
     if not args.skip_configs:
         bench_ml_agents_configs(args.out, demo, expert_return, args.eval_episodes, args.config_steps, args.seed)
+    if not args.skip_explore:
+        bench_exploration(args.out, args.explore_steps, args.explore_seeds)
     bench_grid(args.out, max(args.eval_episodes, 20), args.seed)
 
 

@@ -13,7 +13,8 @@ name        behavior                task
 Every scene takes keyword-only constructor arguments, among them ``num_agents``,
 ``max_steps``, ``decision_period`` and ``seed``; the environment parameter
 ``gym_unity_il.seed`` re-seeds it at the next reset. ``ball`` and ``grid`` also offer a
-``Teacher`` and a ``Student`` behavior (``teacher_student=True``) for online BC. Every
+``Teacher`` and a ``Student`` behavior (``teacher_student=True``) for online BC, and
+``grid`` a sparse-reward exploration task (``sparse=True``, ``camera=False``). Every
 scene draws a picture of an agent's area for people (``Scene.render``), which the
 trainer asks for on :class:`~gym_unity_il.protocol.channels.ScenePictureChannel`.
 

@@ -14,13 +14,24 @@ A one-hot goal signal says which of them is the target this episode.
     wall ring included; declared HWC (``channels_first=False``, dimension properties
     ``[2, 2, 1]``);
   - ``GoalSensor``: float32 ``[2]``, one-hot ``[plus, cross]`` target, observation type
-    GOAL_SIGNAL.
+    GOAL_SIGNAL;
+  - with ``camera=False``, ``PositionSensor`` in place of the camera: float32
+    ``[grid_size * grid_size]``, the agent's cell one-hot, row by row (quick to learn from;
+    the scripted expert needs the camera).
 
 * Actions: discrete ``[5]``: 0 stay, 1 up, 2 down, 3 left, 4 right. The action mask
   forbids moving into the wall (a forbidden move that is sent anyway leaves the agent in
   place).
 * Reward: -0.01 per step; stepping on a goal ends the episode with +1 (the target) or -1
   (the other one) instead. ``max_steps`` (default 100) cuts the episode.
+* ``sparse=True``: a sparse-reward exploration task. Every episode starts the agent in the
+  top-left cell with the target goal in the bottom-right cell and the other goal in the
+  top-right one (which one is the target still varies, as the goal signal says); only
+  reaching the target pays (+1), every other step pays 0 and the other goal ends the
+  episode with 0. With ``grid_size=10``, ``max_steps=30`` and ``camera=False``, a random
+  walk reaches the target in 1 episode of 14,000; in 150,000 steps of 8 agents, SB3's PPO
+  learned to reach it from the env's reward alone in 2 seeds of 6, with a curiosity reward
+  (strength 0.02) in all 6.
 * Environment parameters: ``gym_unity_il.seed``.
 * Picture (:meth:`~gym_unity_il.scenes.base.Scene.render`): the agent's field in colour,
   drawn like the camera, with a yellow frame around the target goal (which only the goal
@@ -45,6 +56,7 @@ WRONG_GOAL_REWARD = -1.0
 
 CAMERA_SENSOR = "CameraSensor"
 GOAL_SENSOR = "GoalSensor"
+POSITION_SENSOR = "PositionSensor"
 ACTION_SPEC = ActionSpec.create_discrete((5,))
 #: Row and column change of each action: stay, up, down, left, right.
 MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], np.int64)
@@ -147,6 +159,9 @@ class GridScene(AcademyScene):
         decision_period: Academy steps between decisions.
         teacher_student: serve a ``Teacher`` behavior (1 agent) and a ``Student``
             behavior (``num_agents`` agents) instead of ``GridWorld``.
+        camera: the camera sensor; False: the agent's position instead (see the module
+            docstring), and the camera arguments are not used.
+        sparse: the sparse-reward layout and rewards (see the module docstring).
         seed: seed of the scene's random generator.
     """
 
@@ -163,19 +178,23 @@ class GridScene(AcademyScene):
         max_steps: int = 100,
         decision_period: int = 1,
         teacher_student: bool = False,
+        camera: bool = True,
+        sparse: bool = False,
         seed: int = 0,
     ) -> None:
         self.grid_size = require_int(self.name, "grid_size", grid_size, 3)
         self.camera_height = require_int(self.name, "camera_height", camera_height, 1)
         self.camera_width = require_int(self.name, "camera_width", camera_width, 1)
         self.grayscale = bool(grayscale)
+        self.camera = bool(camera)
+        self.sparse = bool(sparse)
         side = self.grid_size + 2
-        if min(self.camera_height, self.camera_width) < side:
+        if self.camera and min(self.camera_height, self.camera_width) < side:
             raise ValueError(
                 f"scene 'grid': a {self.camera_height}x{self.camera_width} image cannot show {side}x{side} cells "
                 f"(grid_size {self.grid_size} plus the wall); use camera_height and camera_width >= {side}"
             )
-        self._camera = _Board(self.camera_height, self.camera_width, side, grayscale=self.grayscale)
+        self._camera = _Board(self.camera_height, self.camera_width, side, grayscale=self.grayscale) if self.camera else None
         self._picture_board: _Board | None = None  # the board of the last picture's size
         self.teacher_student = bool(teacher_student)
         num_agents = require_int(self.name, "num_agents", num_agents, 1)
@@ -190,12 +209,14 @@ class GridScene(AcademyScene):
             (self.camera_height, self.camera_width, channels), (edge, edge, DimensionProperty.NONE), name=CAMERA_SENSOR
         )
         goal = ObservationSpec((2,), (DimensionProperty.NONE,), ObservationType.GOAL_SIGNAL, name=GOAL_SENSOR)
+        position = ObservationSpec((self.grid_size**2,), (DimensionProperty.NONE,), name=POSITION_SENSOR)
+        sensors = (camera, goal) if self.camera else (goal, position)  # Unity's name order
         if self.teacher_student:
             return [
-                (BehaviorSpec("Teacher?team=0", (camera, goal), ACTION_SPEC), 1),
-                (BehaviorSpec("Student?team=0", (camera, goal), ACTION_SPEC), self.num_agents - 1),
+                (BehaviorSpec("Teacher?team=0", sensors, ACTION_SPEC), 1),
+                (BehaviorSpec("Student?team=0", sensors, ACTION_SPEC), self.num_agents - 1),
             ]
-        return [(BehaviorSpec("GridWorld?team=0", (camera, goal), ACTION_SPEC), self.num_agents)]
+        return [(BehaviorSpec("GridWorld?team=0", sensors, ACTION_SPEC), self.num_agents)]
 
     def _create_state(self) -> None:
         n = self.num_agents
@@ -204,12 +225,19 @@ class GridScene(AcademyScene):
         self._target = np.zeros(n, np.int64)  # 0: plus, 1: cross
 
     def _begin_episodes(self, agents: np.ndarray) -> None:
-        g = self.grid_size
-        cells = self._rng.random((len(agents), g * g)).argsort(axis=1)[:, :3]
+        g, k = self.grid_size, len(agents)
+        if self.sparse:
+            target = self._rng.integers(0, 2, k)
+            self._position[agents] = 0
+            self._goals[agents, target] = g - 1
+            self._goals[agents, 1 - target] = [0, g - 1]
+            self._target[agents] = target
+            return
+        cells = self._rng.random((k, g * g)).argsort(axis=1)[:, :3]
         places = np.stack(np.divmod(cells, g), axis=-1)  # [k, 3, 2]
         self._position[agents] = places[:, 0]
         self._goals[agents] = places[:, 1:]
-        self._target[agents] = self._rng.integers(0, 2, len(agents))
+        self._target[agents] = self._rng.integers(0, 2, k)
 
     def _physics_step(self, continuous: np.ndarray, discrete: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         moved = np.clip(self._position + MOVES[discrete[:, 0]], 0, self.grid_size - 1)
@@ -217,17 +245,23 @@ class GridScene(AcademyScene):
         on_goal = (self._position[:, None, :] == self._goals).all(axis=2)
         reached = on_goal.any(axis=1)
         right = on_goal[np.arange(self.num_agents), self._target]
-        reward = np.where(reached, np.where(right, TARGET_REWARD, WRONG_GOAL_REWARD), STEP_REWARD)
+        if self.sparse:
+            reward = np.where(right, TARGET_REWARD, 0.0)
+        else:
+            reward = np.where(reached, np.where(right, TARGET_REWARD, WRONG_GOAL_REWARD), STEP_REWARD)
         return reward.astype(np.float32), reached
 
     def _observations(self, agents: np.ndarray) -> list[np.ndarray]:
         k = len(agents)
+        goal = np.zeros((k, 2), np.float32)
+        goal[np.arange(k), self._target[agents]] = 1.0
+        if self._camera is None:
+            cells = self._position[agents, 0] * self.grid_size + self._position[agents, 1]
+            return [goal, np.eye(self.grid_size**2, dtype=np.float32)[cells]]
         image = np.broadcast_to(self._camera.background, (k, *self._camera.background.shape)).copy()
         goals, positions = self._goals[agents].tolist(), self._position[agents].tolist()
         for i in range(k):
             self._camera.draw(image[i], goals[i], positions[i])
-        goal = np.zeros((k, 2), np.float32)
-        goal[np.arange(k), self._target[agents]] = 1.0
         return [image, goal]
 
     def _picture(self, agent: int, height: int, width: int) -> np.ndarray:

@@ -47,7 +47,7 @@ from gym_unity_il.envs.vec_env import UnityVecEnv
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.protocol.channels import Sampler, SamplerType
 from gym_unity_il.train.config import CompletionCriteria, Lesson, RunConfig
-from gym_unity_il.train.progress import Helper
+from gym_unity_il.train.progress import Helper, KeptState
 
 logger = logging.getLogger(__name__)
 
@@ -320,27 +320,8 @@ def paused(venv: VecEnv) -> Iterator[None]:
         yield
 
 
-class LessonCheckpoint(Helper):
-    """Keeps an :class:`EnvironmentParameterEnv`'s state (steps, lessons, measures) in the
-    checkpoint of the RL phase it helps, so a resumed run goes on in the same lessons; it
-    does nothing during the training."""
-
-    def __init__(self, env: EnvironmentParameterEnv) -> None:
-        super().__init__()
-        self.env = env
-
-    def _on_step(self) -> bool:
-        return True
-
-    def state(self) -> dict[str, Any]:
-        return self.env.state()
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.env.load_state(state)
-
-
 def lesson_checkpoints(venv: VecEnv) -> list[Helper]:
     """The helpers that keep the state of ``venv``'s :class:`EnvironmentParameterEnv` in an
     RL phase's checkpoint: one, or none without environment parameters."""
     wrapper = unwrap_vec_wrapper(venv, EnvironmentParameterEnv)
-    return [LessonCheckpoint(wrapper)] if isinstance(wrapper, EnvironmentParameterEnv) else []
+    return [KeptState(wrapper)] if isinstance(wrapper, EnvironmentParameterEnv) else []

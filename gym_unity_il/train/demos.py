@@ -27,7 +27,8 @@ from gym_unity_il.train.env import RestartLog, make_training_env
 from gym_unity_il.train.gail import GAILPhase
 from gym_unity_il.train.policies import ObservationAdapter, make_model, observation_statistics
 from gym_unity_il.train.pretrain import RLPhase, SACActorPretraining
-from gym_unity_il.train.progress import Helper, Phase
+from gym_unity_il.train.intrinsic import IntrinsicRewards
+from gym_unity_il.train.progress import Helper, KeptState, Phase
 from gym_unity_il.train.schedules import Schedules
 from gym_unity_il.train.runner import Run, Training, check_actions, check_trainer
 
@@ -49,6 +50,11 @@ def _pretrains(settings: TrainerSettings) -> bool:
     return settings.trainer != "gail"
 
 
+def _explores(settings: TrainerSettings) -> bool:
+    """Whether PPO's reward gets intrinsic rewards (``curiosity``, ``rnd``)."""
+    return settings.curiosity.strength > 0 or settings.rnd.strength > 0
+
+
 def _mixes_gail(settings: TrainerSettings) -> bool:
     """Whether RL on the env's reward adds ``gail.strength`` times the GAIL reward (PPO only)."""
     return settings.trainer in ("ppo", "bc_then_ppo") and settings.gail.strength > 0
@@ -67,6 +73,13 @@ class DemoTrainer:
             raise ConfigError(
                 f"{where}.gail.strength: {settings.gail.strength}, but 'sac' cannot add the GAIL reward: it is mixed into PPO's rollouts only "
                 "(SAC's replay buffer would keep rewards of a discriminator trained since); set gail.strength to 0, or use 'ppo'"
+            )
+        if _explores(settings) and settings.trainer not in ("ppo", "bc_then_ppo"):
+            signal = "curiosity" if settings.curiosity.strength > 0 else "rnd"
+            raise ConfigError(
+                f"{where}.{signal}.strength: {getattr(settings, signal).strength}, but trainer {settings.trainer!r} cannot add intrinsic rewards: "
+                "they are added to PPO's rewards beside the env's ('ppo', 'bc_then_ppo'; GAIL's reward as well with gail.strength); "
+                f"use trainer 'ppo', or set {signal}.strength to 0"
             )
         if settings.cloning.during_rl and settings.trainer not in CLONING_TRAINERS:
             raise ConfigError(
@@ -132,7 +145,12 @@ class DemoTrainer:
         policy_venv = adapter.wrap(venv)
         demos = adapter.trajectories(trajectories)
         normalization = observation_statistics(trajectories, venv.observation_space) if settings.normalize else None
-        model = make_model(settings, policy_venv, adapter, seed=seed, logger=run.logger, normalization=normalization)
+        train_venv = policy_venv  # what the RL steps: with intrinsic rewards added (evaluations see the env's own)
+        if _explores(settings):
+            train_venv = IntrinsicRewards(policy_venv, adapter, curiosity=settings.curiosity, rnd=settings.rnd,
+                                          update_every=settings.ppo.steps_per_agent(policy_venv.num_envs), batch_size=settings.ppo.batch_size,
+                                          epochs=settings.ppo.n_epochs, seed=seed, normalization=normalization, logger=run.logger)  # fmt: skip
+        model = make_model(settings, train_venv, adapter, seed=seed, logger=run.logger, normalization=normalization)
         restart_log = unwrap_vec_wrapper(venv, RestartLog)
         if restart_log is not None:
             restart_log.logger = run.logger
@@ -142,6 +160,8 @@ class DemoTrainer:
 
         helpers: list[Helper] = [Schedules(settings)] if Schedules.needed(settings, model) else []
         helpers.extend(lesson_checkpoints(venv))  # the lessons of the environment parameters, if any
+        if train_venv is not policy_venv:
+            helpers.append(KeptState(train_venv))  # the intrinsic rewards' models
         if settings.cloning.during_rl:
             helpers.append(RolloutCloning(policy=model.policy, trajectories=demos, settings=settings, rng=np.random.default_rng(seed)))
         phases: list[Phase] = []
@@ -156,7 +176,7 @@ class DemoTrainer:
             phases.append(RLPhase(name="sac", model=model, total_steps=settings.max_steps, helpers=helpers))
         elif uses_gail:
             strength = settings.gail.strength if settings.trainer in RL_TRAINERS else None
-            phases.append(GAILPhase(name="gail" if strength is None else "ppo", model=model, venv=policy_venv, trajectories=demos, settings=settings,
+            phases.append(GAILPhase(name="gail" if strength is None else "ppo", model=model, venv=train_venv, trajectories=demos, settings=settings,
                                     adapter=adapter, normalization=normalization, total_steps=settings.max_steps, logger=run.logger,
                                     strength=strength, helpers=helpers))  # fmt: skip
         elif settings.trainer in RL_TRAINERS:

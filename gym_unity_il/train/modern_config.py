@@ -15,7 +15,7 @@ table of ``docs/mlagents_config.md``): honoured where our settings have it, igno
 warning saying why where that does not change what is learned (or the difference is stated),
 and refused with a :class:`~gym_unity_il.errors.ConfigError` naming the file, section, key
 and the fix where ignoring it would change the result silently (``trainer_type: poca``,
-``memory``, ``self_play``, ``init_path``, curiosity and RND with a nonzero strength). Unknown
+``memory``, ``self_play``, ``init_path``, intrinsic rewards with SAC). Unknown
 keys are errors, as in ML-Agents.
 
 Which of our trainers a behavior gets:
@@ -142,8 +142,10 @@ KEYS: dict[str, dict[str, Key]] = {
         "extrinsic": Key("honoured", "the env's reward, at weight 1 (see its rows)"),
         "gail": Key("honoured", "the GAIL reward: mixed into PPO's (gail.strength), or GAIL alone when it is the only signal; "
                                 "refused with SAC"),
-        "curiosity": Key("refused", "refused with a nonzero strength (not built yet); strength 0 is ignored with a warning"),
-        "rnd": Key("refused", "refused with a nonzero strength (not built yet); strength 0 is ignored with a warning"),
+        "curiosity": Key("honoured", "the curiosity (ICM) reward added to PPO's, weighted by its strength (our curiosity section); "
+                                     "strength 0 is ignored with a warning; refused with SAC and with GAIL as the only other signal"),
+        "rnd": Key("honoured", "the RND reward added to PPO's, weighted by its strength (our rnd section); strength 0 is ignored with a "
+                               "warning; refused with SAC and with GAIL as the only other signal"),
     },
     "reward_signals.extrinsic": {
         "strength": Key("refused", "1.0 is honoured (0 drops the signal); "
@@ -163,19 +165,15 @@ KEYS: dict[str, dict[str, Key]] = {
                         "true: the discriminator has no variational bottleneck (plain GAIL)"),
         "network_settings": Key("ignored", "the discriminator has the policy's hidden layers (hidden_units x num_layers)"),
     },
-    "reward_signals.curiosity": {
-        "strength": Key("refused", "nonzero is refused: curiosity is not built yet"),
-        "gamma": Key("ignored", "with strength 0"),
-        "encoding_size": Key("ignored", "with strength 0"),
-        "learning_rate": Key("ignored", "with strength 0"),
-        "network_settings": Key("ignored", "with strength 0"),
-    },
-    "reward_signals.rnd": {
-        "strength": Key("refused", "nonzero is refused: RND is not built yet"),
-        "gamma": Key("ignored", "with strength 0"),
-        "encoding_size": Key("ignored", "with strength 0"),
-        "learning_rate": Key("ignored", "with strength 0"),
-        "network_settings": Key("ignored", "with strength 0"),
+    **{
+        f"reward_signals.{name}": {
+            "strength": Key("honoured", f"{name}.strength"),
+            "gamma": Key("approximated", "one gamma (extrinsic's) for every signal, with a warning when they differ"),
+            "encoding_size": Key("honoured", f"{name}.encoding_size (default 64)"),
+            "learning_rate": Key("honoured", f"{name}.learning_rate (default {default})"),
+            "network_settings": Key("ignored", "the encoder has one hidden layer of encoding_size units (a CNN first for images)"),
+        }
+        for name, default in (("curiosity", "3e-4"), ("rnd", "1e-4"))
     },
     "behavioral_cloning": {
         "demo_path": Key("honoured", "demo_path"),
@@ -368,9 +366,12 @@ def _behavior(reader: KeyReader, raw: Mapping[str, Any], where: str) -> dict[str
     if "gail" in signals:
         out["gail"] = {**signals["gail"], "demo_batch_size": hyper["batch_size"]}
 
-    if "gail" in signals and kind == "sac":
-        raise ConfigError(f"{where}.reward_signals.gail: our SAC learns from the env's reward alone (the GAIL reward is mixed into PPO's rollouts "
-                          "only); use trainer_type: ppo, or remove gail")  # fmt: skip
+    for name in ("gail", "curiosity", "rnd"):
+        if name in signals and kind == "sac":
+            raise ConfigError(f"{where}.reward_signals.{name}: our SAC learns from the env's reward alone (the {name} reward is added to PPO's "
+                              f"rollouts only); use trainer_type: ppo, or remove {name}")  # fmt: skip
+        if name != "gail" and name in signals:
+            out[name] = signals[name]
     if bc is not None and kind == "sac":
         out["trainer"] = "bc_then_sac"
     elif signals["extrinsic"]:
@@ -467,11 +468,11 @@ def _reward_signals(reader: KeyReader, raw: Mapping[str, Any], where: str) -> di
     for name, value in signals.items():
         strengths[name] = reader.number(value.get("strength", 1.0), f"{where}.{name}.strength", key="strength")
         gammas[name] = reader.number(value.get("gamma", BEHAVIOR_DEFAULTS["gamma"]), f"{where}.{name}.gamma", key="gamma")
+    intrinsic = {}
     for name in ("curiosity", "rnd"):
         if name in signals and strengths[name] > 0:
-            raise ConfigError(f"{where}.{name}.strength: {strengths[name]}, but the {name} reward is not built yet; "
-                              f"remove reward_signals.{name} (or set its strength to 0)")
-        if name in signals:
+            intrinsic[name] = _intrinsic(reader, signals[name], strengths[name], name, f"{where}.{name}")
+        elif name in signals:
             reader.warn(f"{where}.{name}", f"ignored: strength 0, so the {name} reward adds nothing")
     extrinsic = strengths.get("extrinsic", 0.0)
     if extrinsic not in (0.0, 1.0):
@@ -493,7 +494,26 @@ def _reward_signals(reader: KeyReader, raw: Mapping[str, Any], where: str) -> di
                         f"gamma {gammas['extrinsic']}")  # fmt: skip
     if not out["extrinsic"] and "gail" not in out:
         raise ConfigError(f"{where}: no reward signal with a nonzero strength; add 'extrinsic: {{strength: 1.0, gamma: 0.99}}'")
+    if intrinsic and not out["extrinsic"]:
+        raise ConfigError(f"{where}.{next(iter(intrinsic))}: intrinsic rewards are added to PPO's beside the env's reward, and GAIL is the only "
+                          "other signal (our gail trainer takes GAIL's reward alone); add 'extrinsic: {strength: 1.0, gamma: 0.99}'")  # fmt: skip
+    for name in intrinsic:
+        if gammas[name] != out["gamma"]:
+            reader.warn(f"{where}.{name}.gamma", f"approximated: our PPO discounts every reward alike, with extrinsic's gamma {out['gamma']}")
+    out.update(intrinsic)
     return out
+
+
+def _intrinsic(reader: KeyReader, raw: Mapping[str, Any], strength: float, name: str, where: str) -> dict[str, Any]:
+    """Our ``curiosity`` / ``rnd`` section from the reward signal of that name."""
+    if "network_settings" in raw:
+        reader.ignored(where, f"reward_signals.{name}", "network_settings")
+    defaults = {"curiosity": 3.0e-4, "rnd": 1.0e-4}
+    return {
+        "strength": strength,
+        "encoding_size": reader.number(raw.get("encoding_size", 64), f"{where}.encoding_size", integer=True, key="encoding_size"),
+        "learning_rate": reader.number(raw.get("learning_rate", defaults[name]), f"{where}.learning_rate", key="learning_rate"),
+    }
 
 
 def _gail(reader: KeyReader, raw: Mapping[str, Any], strength: float, where: str) -> dict[str, Any]:

@@ -52,6 +52,26 @@ class Helper(BaseCallback):
         raise NotImplementedError
 
 
+class KeptState(Helper):
+    """Keeps the state of something that is not a callback (a VecEnv wrapper with
+    ``state()`` / ``load_state()``: the environment parameters' lessons, the intrinsic
+    rewards' models) in the checkpoint of the RL phase it is given to; it does nothing during
+    the training."""
+
+    def __init__(self, holder: Any) -> None:
+        super().__init__()
+        self.holder = holder
+
+    def _on_step(self) -> bool:
+        return True
+
+    def state(self) -> dict[str, Any]:
+        return self.holder.state()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.holder.load_state(state)
+
+
 def helper_states(helpers: Sequence[Helper]) -> dict[str, Any]:
     """The state of a phase's helpers, for its :meth:`Phase.state`."""
     return {"helpers": [helper.state() for helper in helpers]}

@@ -16,7 +16,7 @@ Every key of those releases is in :data:`KEYS` (section -> key -> how it is hand
 of ``docs/mlagents_config.md``): honoured where our settings have it, ignored with one warning
 saying why, and refused with a :class:`~gym_unity_il.errors.ConfigError` naming the file,
 section, key and the fix where ignoring it would change the result silently
-(``use_recurrent: true``, curiosity with a nonzero strength, ``use_vail: true``). A key a
+(``use_recurrent: true``, curiosity with SAC, ``use_vail: true``). A key a
 trainer of ML-Agents did not read (a PPO key in an ``offline_bc`` section) is ignored with a
 warning, as ML-Agents ignored it. Unknown keys are errors.
 
@@ -105,7 +105,8 @@ KEYS: dict[str, dict[str, Key]] = {
     "reward_signals": {
         "extrinsic": Key("honoured", "the env's reward (strength 1.0, or 0 / absent: not used)"),
         "gail": Key("honoured", "ppo: the GAIL reward (see the gail rows); sac: refused with a nonzero strength"),
-        "curiosity": Key("refused", "strength 0: ignored with a warning; nonzero: refused, the curiosity reward is not built yet"),
+        "curiosity": Key("honoured", "ppo: the curiosity (ICM) reward added to PPO's, weighted by its strength (our curiosity section); "
+                         "strength 0: ignored with a warning; refused with sac and with GAIL as the only other signal"),
     },
     "reward_signals.extrinsic": {
         "strength": Key("refused", "1.0: honoured; 0: the env's reward is not used; "
@@ -126,11 +127,11 @@ KEYS: dict[str, dict[str, Key]] = {
         "samples_per_update": Key("ignored", "imitation's GAIL sets the discriminator's updates itself (gail.demo_batch_size)"),
     },
     "reward_signals.curiosity": {
-        "strength": Key("refused", "0: ignored with a warning; nonzero: refused, the curiosity reward is not built yet"),
-        "gamma": Key("ignored", "with strength 0"),
-        "encoding_size": Key("ignored", "with strength 0"),
-        "learning_rate": Key("ignored", "with strength 0"),
-        "num_epoch": Key("ignored", "with strength 0"),
+        "strength": Key("honoured", "curiosity.strength"),
+        "gamma": Key("approximated", "one gamma (extrinsic's) for every signal, with a warning when they differ"),
+        "encoding_size": Key("honoured", "curiosity.encoding_size (default 128, as these releases)"),
+        "learning_rate": Key("honoured", "curiosity.learning_rate (default 3e-4)"),
+        "num_epoch": Key("ignored", "the curiosity models train with PPO's num_epoch passes over each rollout"),
     },
 }
 
@@ -357,12 +358,26 @@ def _reward_signals(reader: KeyReader, raw: Mapping[str, Any], trainer: str, whe
     strengths = {name: reader.number(values.get("strength", 1.0), f"{where}.{name}.strength", key="strength")
                  for name, values in signals.items()}
     gammas = {name: reader.number(values.get("gamma", 0.99), f"{where}.{name}.gamma", key="gamma") for name, values in signals.items()}
-    if "curiosity" in signals:
-        if strengths["curiosity"] > 0:
-            raise ConfigError(f"{where}.curiosity.strength: {strengths['curiosity']}, but the curiosity reward is not built yet; "
-                              "remove reward_signals.curiosity (or set its strength to 0)")  # fmt: skip
+    curiosity = strengths.get("curiosity", 0.0)
+    if "curiosity" in signals and not curiosity:
         reader.warn(f"{where}.curiosity", "ignored: strength 0, so the curiosity reward adds nothing")
     extrinsic, gail = strengths.get("extrinsic", 0.0), strengths.get("gail", 0.0)
+    if curiosity:
+        if trainer == "sac" or not extrinsic:
+            raise ConfigError(f"{where}.curiosity.strength: {curiosity}, but the curiosity reward is added to PPO's rollouts beside the env's "
+                              "reward only; " + ("use trainer: ppo" if trainer == "sac" else "add reward_signals.extrinsic (strength 1.0)")
+                              + ", or remove reward_signals.curiosity")  # fmt: skip
+        raw_curiosity = signals["curiosity"]
+        if "num_epoch" in raw_curiosity:
+            reader.number(raw_curiosity["num_epoch"], f"{where}.curiosity.num_epoch", integer=True)
+            reader.ignored(f"{where}.curiosity", "reward_signals.curiosity", "num_epoch")
+        if gammas["curiosity"] != gammas["extrinsic"]:
+            reader.warn(f"{where}.curiosity.gamma", f"approximated: our PPO discounts every reward alike, with extrinsic's gamma {gammas['extrinsic']}")
+        out["curiosity"] = {
+            "strength": curiosity,
+            "encoding_size": reader.number(raw_curiosity.get("encoding_size", 128), f"{where}.curiosity.encoding_size", integer=True, key="encoding_size"),
+            "learning_rate": reader.number(raw_curiosity.get("learning_rate", 3.0e-4), f"{where}.curiosity.learning_rate", key="learning_rate"),
+        }
     if extrinsic not in (0.0, 1.0):
         raise ConfigError(f"{where}.extrinsic.strength: {extrinsic}, but our trainers take the env's reward at weight 1; set it to 1.0 "
                           f"(and divide the other signals' strengths by {extrinsic} for the same mix)")  # fmt: skip

@@ -130,3 +130,35 @@ def test_each_pixel_shows_what_is_in_its_cell(num_agents, height, width):
             expected = scene._camera.kind_images[pixel_kinds, np.arange(height)[:, None], np.arange(width)[None, :]]
             np.testing.assert_array_equal(image, expected)
         move(scene, rng.integers(0, 5, num_agents))
+
+
+def test_sparse_task_starts_far_from_the_target_and_pays_only_for_it():
+    size = 5
+    scene = make_scene("grid", num_agents=2, grid_size=size, camera=False, sparse=True, max_steps=0, seed=3)
+    goal_spec, position_spec = scene.behavior_specs()[BEHAVIOR].observation_specs
+    assert (goal_spec.name, position_spec.name, position_spec.shape) == ("GoalSensor", "PositionSensor", (size * size,))
+    # Agent 0 walks along the top row onto the other goal, agent 1 down the left column and
+    # along the bottom row onto the target.
+    plans = [[4] * (size - 1), [2] * (size - 1) + [4] * (size - 1)]
+    rewards: list[list[float]] = [[], []]
+    ends: list[list[int]] = [[], []]
+    batch = scene.observe()[BEHAVIOR]
+    assert batch.observations[1].argmax(axis=1).tolist() == [0, 0] and (batch.observations[1].sum(axis=1) == 1).all()
+    for step in range(2 * (size - 1)):
+        move(scene, [plans[0][step % (size - 1)], plans[1][step]])
+        batch = scene.observe()[BEHAVIOR]
+        for agent in (0, 1):
+            row = batch.agent_ids.tolist().index(agent)  # its terminal record when its episode ended, else its decision
+            rewards[agent].append(float(batch.rewards[row]))
+            if batch.done[row]:
+                ends[agent].append(step)
+        if step == 0:
+            assert batch.observations[1][-2:].argmax(axis=1).tolist() == [1, size]  # one cell right, one cell down
+    assert ends == [[size - 2, 2 * size - 3], [2 * size - 3]]
+    assert rewards[0] == [0.0] * len(rewards[0])  # the other goal ends the episode with 0, steps pay 0
+    assert rewards[1] == [0.0] * (2 * size - 3) + [1.0]  # only the target pays
+
+
+def test_sparse_task_keeps_the_camera_unless_told_and_the_expert_solves_it():
+    result = evaluate_in_process("grid", "expert", episodes=10, seed=5, sparse=True, grid_size=6, camera_height=8, camera_width=8, grayscale=True)
+    assert result.returns == [1.0] * 10  # the target is always the far corner, and only it pays

@@ -80,6 +80,7 @@ FIXTURE_RUNS = {
     "modern/imitation_3DBall.yaml": ("3DBall", "ball", BALL, "ppo"),
     "modern/imitation_Crawler_3DBall.yaml": ("3DBall", "ball", BALL, "gail"),
     "modern/imitation_PushBlock_GridWorld.yaml": ("GridWorld", "grid", GRID_8, "gail"),
+    "modern/imitation_Pyramids_GridWorld.yaml": ("GridWorld", "grid", GRID_8, "ppo"),
     "modern/ppo_curriculum.yaml": ("3DBall", "ball", BALL, "ppo"),
     "modern/ppo_randomize_full.yaml": ("3DBall", "ball", BALL, "ppo"),
 }
@@ -117,7 +118,7 @@ def test_each_accepted_ml_agents_file_trains_through_the_cli_as_written(name: st
 
 
 def test_every_fixture_is_run_or_refused() -> None:
-    refused = {"modern/imitation_Hallway_GridWorld.yaml", "modern/imitation_Pyramids_GridWorld.yaml"}
+    refused = {"modern/imitation_Hallway_GridWorld.yaml"}  # memory: issue 17
     every = {f"{p.parent.name}/{p.name}" for p in FIXTURES.glob("*/*.yaml")}
     assert every == set(FIXTURE_RUNS) | refused
     for name in refused:

@@ -66,6 +66,10 @@ ACCEPTED = {
         {"3DBall": "gail"},
         ["time_horizon", "keep_checkpoints", "reward_signals.gail.network_settings", "reward_signals.gail.use_actions"],
     ),
+    "imitation_Pyramids_GridWorld.yaml": (
+        {"GridWorld": "ppo"},
+        ["time_horizon", "reward_signals.gail.encoding_size", "reward_signals.gail.use_actions"],
+    ),
     "ppo_curriculum.yaml": (
         {"3DBall": "ppo", "GridWorld": "ppo"},
         ["time_horizon", "keep_checkpoints", "threaded"],
@@ -77,7 +81,6 @@ ACCEPTED = {
 }
 
 REFUSED = {
-    "imitation_Pyramids_GridWorld.yaml": r"section 'behaviors\.GridWorld'\.reward_signals\.curiosity\.strength: 0\.02, but the curiosity reward is not built yet",
     "imitation_Hallway_GridWorld.yaml": r"section 'behaviors\.GridWorld'\.network_settings\.memory: .*issue 17",
 }
 
@@ -211,8 +214,10 @@ REFUSALS = [
     ("ppo_3DBall.yaml", f"{B}.network_settings.memory", {"memory_sise": 128}, r"\.network_settings\.memory: unknown key 'memory_sise'"),
     ("ppo_3DBall.yaml", f"{B}.self_play", {"window": 10, "save_steps": 50000}, r"\.self_play: self-play .* is not built; remove self_play"),
     ("ppo_3DBall.yaml", f"{B}.init_path", "results/old/3DBall", r"\.init_path: starting from another run's model is not built"),
-    ("ppo_3DBall.yaml", f"{B}.reward_signals.curiosity", {"strength": 0.02, "gamma": 0.99}, r"\.reward_signals\.curiosity\.strength: 0\.02.*not built"),
-    ("ppo_3DBall.yaml", f"{B}.reward_signals.rnd", {"strength": 0.01}, r"\.reward_signals\.rnd\.strength: 0\.01.*not built"),
+    ("sac_3DBall.yaml", f"{B}.reward_signals.curiosity", {"strength": 0.02}, r"\.reward_signals\.curiosity: our SAC learns .*use trainer_type: ppo"),
+    ("imitation_PushBlock_GridWorld.yaml", "behaviors.GridWorld.reward_signals.rnd", {"strength": 0.01},
+     r"\.reward_signals\.rnd: intrinsic rewards are added to PPO's beside the env's reward, and GAIL is the only other signal"),
+    ("ppo_3DBall.yaml", f"{B}.reward_signals.rnd", {"strength": 0.01, "encoding_size": 0}, r"\.rnd\.encoding_size: 0 is out of range"),
     ("ppo_3DBall.yaml", f"{B}.reward_signals.extrinsic.strength", 0.5, r"\.reward_signals\.extrinsic\.strength: 0\.5.*divide the other signals"),
     ("ppo_3DBall.yaml", f"{B}.reward_signals", {}, r"\.reward_signals: no reward signal with a nonzero strength"),
     ("ppo_3DBall.yaml", f"{B}.reward_signals.gail", {"strength": 0.1}, r"\.reward_signals\.gail\.demo_path: GAIL learns from demonstrations"),
@@ -359,3 +364,13 @@ def test_behavioral_cloning_with_sac_is_pretraining_and_its_steps_warn() -> None
     translated, warnings = translate(raw, source="f.yaml")
     assert translated["3DBall"]["trainer"] == "bc_then_sac" and "cloning" not in translated["3DBall"]
     assert [w for w in warnings if "behavioral_cloning.steps" in w and "pretraining" in w]
+
+
+def test_curiosity_and_rnd_map_to_our_sections() -> None:
+    grid = translate(load("imitation_Pyramids_GridWorld.yaml"), source="f.yaml")[0]["GridWorld"]
+    assert grid["curiosity"] == {"strength": 0.02, "encoding_size": 256, "learning_rate": 3.0e-4} and "rnd" not in grid
+    raw = edited("ppo_3DBall.yaml", f"{B}.reward_signals.rnd", {"strength": 0.01, "gamma": 0.9, "network_settings": {"hidden_units": 64}})
+    translated, warnings = translate(raw, source="f.yaml")
+    assert translated["3DBall"]["rnd"] == {"strength": 0.01, "encoding_size": 64, "learning_rate": 1.0e-4}
+    assert {w for w in warned(warnings) if ".rnd" in w} == {f"{B}.reward_signals.rnd.network_settings", f"{B}.reward_signals.rnd.gamma"}
+    assert parse_config(sections(translated)).for_behavior("3DBall").rnd.strength == 0.01

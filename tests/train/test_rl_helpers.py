@@ -117,6 +117,7 @@ def test_a_ppo_run_with_cloning_beside_it_logs_bc_and_learns_from_the_demos(tmp_
         ({"trainer": "ppo", "cloning": {"during_rl": True}}, r"'default'\.demo_path: cloning\.during_rl clones demonstrations"),
         ({"trainer": "ppo", "cloning": {"steps": -1}}, r"'default'\.cloning\.steps: -1 is out of range"),
         ({"trainer": "ppo", "ppo": {"learning_rate_schedule": "cosine"}}, r"ppo\.learning_rate_schedule: expected one of 'constant' \| 'linear'"),
+        ({"trainer": "sac", "curiosity": {"strength": 0.1}}, r"'default'\.curiosity\.strength: 0\.1, but trainer 'sac' cannot add intrinsic rewards"),
     ],
 )
 def test_helpers_refuse_what_they_cannot_do_before_anything_starts(tmp_path: Path, section: dict[str, Any], message: str) -> None:
@@ -135,3 +136,17 @@ def test_runs_print_mlagents_learn_progress_lines_every_summary_freq(tmp_path: P
     assert [int(re.fullmatch(bc, line).group(1)) for line in lines[:2]] == [256, 512]  # 8 batches of 64 demo samples
     assert [int(re.fullmatch(ppo, line).group(1)) for line in lines[2:]] == [264, 516, 768]  # the first step of 12 agents past each 256
     assert "Mean Reward" in lines[-1]  # 300-step episodes of 12 agents have ended by then
+
+
+def test_a_ppo_run_with_curiosity_trains_its_models_logs_them_and_keeps_them_in_the_checkpoint(tmp_path: Path) -> None:
+    sparse = {"sparse": True, "grid_size": 5, "max_steps": 20, "camera": False, "num_agents": 4}
+    section = {"trainer": "ppo", "max_steps": 512, "summary_freq": 256, "eval_episodes": 2, "hidden_units": 16,
+               "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1}, "curiosity": {"strength": 0.05}}  # fmt: skip
+    train(parse_config({"default": section}, source="c.yaml"), run_id="c", results_dir=tmp_path, scene="grid", scene_kwargs=sparse, progress=False)
+    run = tmp_path / "c"
+    assert len(_scalars(run, "curiosity/forward_loss")) == 4 and len(_scalars(run, "curiosity/inverse_loss")) == 4  # one update per rollout
+    assert all(0 < value <= 1 for _, value in _scalars(run, "curiosity/mean_reward")[1:])  # strength x reward, capped at 1
+    summary = json.loads((run / "evaluation.json").read_text())
+    assert all(r in (0.0, 1.0) for r in summary["returns"])  # evaluated on the env's own reward: the target pays 1, nothing else pays
+    state = torch.load(run / "checkpoint" / "phases.pt", weights_only=True)[-1]
+    assert set(state["helpers"][0]["models"]) == {"curiosity"}

@@ -138,9 +138,10 @@ def _with(name: str, section: str, **changes: Any) -> dict[str, Any]:
 REFUSED = [
     (_with("offline_bc_config.yaml", "GridWorld", use_recurrent=True), r"o\.yaml: section 'GridWorld'\.use_recurrent: true, but memory .*issue 17"),
     (_with("online_bc_config.yaml", "Student", use_recurrent=True), r"section 'Student'\.use_recurrent: true, but memory"),
-    (_with("gail_config.yaml", "3DBall", reward_signals={"extrinsic": {"strength": 1.0, "gamma": 0.99},
-                                                         "curiosity": {"strength": 0.02, "gamma": 0.99, "encoding_size": 256}}),
-     r"section '3DBall'\.reward_signals\.curiosity\.strength: 0\.02, but the curiosity reward is not built yet; remove"),
+    (_with("sac_trainer_config.yaml", "3DBall", reward_signals={"extrinsic": {"strength": 1.0, "gamma": 0.99}, "curiosity": {"strength": 0.02}}),
+     r"section '3DBall'\.reward_signals\.curiosity\.strength: 0\.02, but .* beside the env's reward only; use trainer: ppo"),
+    (_with("gail_config.yaml", "GridWorld", reward_signals={"gail": {"strength": 1.0, "demo_path": "d.demo"}, "curiosity": {"strength": 0.02}}),
+     r"curiosity\.strength: 0\.02, .* add reward_signals\.extrinsic"),
     (_with("gail_config.yaml", "GridWorld", reward_signals={"gail": {"strength": 1.0, "gamma": 0.99, "demo_path": "d.demo", "use_vail": True}}),
      r"reward_signals\.gail\.use_vail: true, but the variational bottleneck \(VAIL\) is not built"),
     (_with("gail_config.yaml", "3DBall", pretraining={"demo_path": "other.demo", "strength": 0.5, "steps": 10000}), r"one demo_path"),
@@ -229,3 +230,12 @@ def test_gail_config_section_trains_through_the_cli(tmp_path: Path, ball_demo: P
     assert "trained ppo on 3DBall?team=0" in capsys.readouterr().out
     summary = json.loads((tmp_path / "results" / "seed_gail" / "evaluation.json").read_text())
     assert summary["trainer"] == "ppo" and summary["episodes"] == 1
+
+
+def test_curiosity_maps_to_our_curiosity_section() -> None:
+    raw = _with("trainer_config.yaml", "3DBall", reward_signals={"extrinsic": {"strength": 1.0, "gamma": 0.99},
+                                                                  "curiosity": {"strength": 0.02, "gamma": 0.9, "encoding_size": 256, "num_epoch": 3}})
+    translated, warnings = translate(raw, source="t.yaml")
+    ball = parse_config(translated).for_behavior("3DBall")
+    assert (ball.curiosity.strength, ball.curiosity.encoding_size, ball.curiosity.learning_rate) == (0.02, 256, 3.0e-4)
+    assert {w for w in warned(warnings) if "curiosity" in w} == {"3DBall.reward_signals.curiosity.num_epoch", "3DBall.reward_signals.curiosity.gamma"}
