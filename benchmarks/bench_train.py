@@ -25,7 +25,7 @@ script prints the figures and ratios, it never asserts.
 
 Usage::
 
-    python benchmarks/bench_train.py [--gail-steps 300000] [--config-steps 200000] [--explore-steps 100000] [--explore-seeds 4]
+    python benchmarks/bench_train.py [--gail-steps 300000] [--config-steps 200000] [--explore-steps 150000] [--explore-seeds 4]
                                      [--eval-episodes 12] [--skip-gail] [--skip-configs] [--skip-explore] [--skip-ball] [--out runs/bench_train]
 """
 
@@ -224,7 +224,7 @@ def main() -> None:
     parser.add_argument("--config-steps", type=int, default=200_000, help="budget of the runs of ML-Agents' config files, in env steps")
     parser.add_argument("--skip-gail", action="store_true")
     parser.add_argument("--skip-configs", action="store_true", help="skip the runs of ML-Agents' config files")
-    parser.add_argument("--explore-steps", type=int, default=100_000, help="budget of each exploration run (sparse grid), in env steps")
+    parser.add_argument("--explore-steps", type=int, default=150_000, help="budget of each exploration run (sparse grid), in env steps")
     parser.add_argument("--explore-seeds", type=int, default=4)
     parser.add_argument("--skip-explore", action="store_true", help="skip the exploration runs (curiosity, RND)")
     parser.add_argument("--skip-ball", action="store_true", help="only the grid run")
