@@ -24,7 +24,7 @@ from gym_unity_il.envs.slots import VACANT_AFTER, AgentSlots, SlotBatch
 from gym_unity_il.envs.source import open_session
 from gym_unity_il.errors import AgentNeverDecidesError, ConfigError
 from gym_unity_il.link.session import Steps, UnitySession
-from gym_unity_il.protocol.channels import EnvironmentParametersChannel, Sampler, SamplerType, StatsAggregationMethod
+from gym_unity_il.protocol.channels import Sampler, StatsAggregationMethod
 from gym_unity_il.spec import BehaviorSpec
 
 #: Messages a step may take before the env gives up on an agent that never decides.
@@ -220,7 +220,7 @@ class SessionWorker:
         """
         if self.session.has_side_channels:
             for key, value in parameters.items():
-                _queue_parameter(self.session.environment_parameters, key, value)
+                self.session.environment_parameters.set_parameter(key, value)
             return
         samplers = sorted(key for key, value in parameters.items() if isinstance(value, Sampler))
         if samplers:
@@ -292,19 +292,6 @@ class SessionWorker:
 
     def _result(self) -> WorkerResult:
         return WorkerResult({name: s.result() for name, s in self.slots.items()}, self.session.take_stats() if self.take_stats else {})
-
-
-def _queue_parameter(channel: EnvironmentParametersChannel, key: str, value: float | Sampler) -> None:
-    """Queues ``key = value`` (a number or a sampler) on ``channel``."""
-    if not isinstance(value, Sampler):
-        channel.set_float_parameter(key, value)
-    elif value.sampler_type == SamplerType.UNIFORM:
-        channel.set_uniform_sampler_parameters(key, *value.arguments, value.seed)
-    elif value.sampler_type == SamplerType.GAUSSIAN:
-        channel.set_gaussian_sampler_parameters(key, *value.arguments, value.seed)
-    else:
-        pairs = list(zip(value.arguments[0::2], value.arguments[1::2]))
-        channel.set_multirangeuniform_sampler_parameters(key, pairs, value.seed)
 
 
 def restart_worker(old: SessionWorker | None, kwargs: Mapping[str, Any], reset_args: tuple[Any, ...]) -> tuple[SessionWorker, WorkerResult]:

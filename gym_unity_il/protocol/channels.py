@@ -188,6 +188,18 @@ class EnvironmentParametersChannel(SideChannel):
         flat = [float(v) for interval in intervals for v in interval]
         self._queue_sampler(key, seed, SamplerType.MULTIRANGEUNIFORM, PayloadWriter().write_float_list(flat))
 
+    def set_parameter(self, key: str, value: float | Sampler) -> None:
+        """Queues ``key`` as a number or as a :class:`Sampler` (the message :meth:`parse` reads back)."""
+        if not isinstance(value, Sampler):
+            self.set_float_parameter(key, value)
+            return
+        arguments = PayloadWriter()
+        if value.sampler_type == SamplerType.MULTIRANGEUNIFORM:
+            arguments.write_float_list(value.arguments)
+        else:
+            arguments.write_float32(value.arguments[0]).write_float32(value.arguments[1])
+        self._queue_sampler(key, value.seed, value.sampler_type, arguments)
+
     def _queue_sampler(self, key: str, seed: int, kind: SamplerType, arguments: PayloadWriter) -> None:
         head = PayloadWriter().write_string(key).write_int32(self._SAMPLER).write_int32(seed).write_int32(kind)
         self.queue_message(head.to_bytes() + arguments.to_bytes())

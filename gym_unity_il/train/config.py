@@ -105,27 +105,17 @@ class GAILSettings:
 
 
 @dataclass(frozen=True)
-class CuriositySettings:
-    """Settings of the curiosity reward (ML-Agents' ``curiosity``, an ICM: :mod:`gym_unity_il.train.intrinsic`)."""
+class IntrinsicSettings:
+    """Settings of an intrinsic reward for exploration (:mod:`gym_unity_il.train.intrinsic`):
+    ML-Agents' ``curiosity`` (an ICM: ``encoding_size`` is the width of the state encoding its
+    forward and inverse models work on) or ``rnd`` (random network distillation: the width of
+    the target's and the predictor's output; its learning rate defaults to 1e-4)."""
 
-    #: weight of the curiosity reward added to the env reward; 0 disables it
+    #: weight of the reward added to the env reward; 0 disables it
     strength: float = 0.0
     gamma: float = 0.99
-    #: width of the state encoding the forward and inverse models work on
     encoding_size: int = 64
     learning_rate: float = 3.0e-4
-
-
-@dataclass(frozen=True)
-class RNDSettings:
-    """Settings of the RND reward (ML-Agents' ``rnd``, random network distillation: :mod:`gym_unity_il.train.intrinsic`)."""
-
-    #: weight of the RND reward added to the env reward; 0 disables it
-    strength: float = 0.0
-    gamma: float = 0.99
-    #: width of the target's and the predictor's output
-    encoding_size: int = 64
-    learning_rate: float = 1.0e-4
 
 
 @dataclass(frozen=True)
@@ -226,8 +216,8 @@ class TrainerSettings:
     ppo: PPOSettings = field(default_factory=PPOSettings)
     sac: SACSettings = field(default_factory=SACSettings)
     gail: GAILSettings = field(default_factory=GAILSettings)
-    curiosity: CuriositySettings = field(default_factory=CuriositySettings)
-    rnd: RNDSettings = field(default_factory=RNDSettings)
+    curiosity: IntrinsicSettings = field(default_factory=IntrinsicSettings)
+    rnd: IntrinsicSettings = field(default_factory=lambda: IntrinsicSettings(learning_rate=1.0e-4))
     cloning: CloningSettings = field(default_factory=CloningSettings)
 
     def net_arch(self) -> list[int]:

@@ -177,6 +177,12 @@ class Curriculum:
         self._returns.clear()
         return LessonChange(values, reset)
 
+    def record(self, logger: Any) -> None:
+        """Records every parameter's lesson number in ``logger`` (an SB3 or `imitation` logger)
+        under ML-Agents' TensorBoard tag (:data:`LESSON_TAG`)."""
+        for name, number in self.lesson.items():
+            logger.record(LESSON_TAG.format(name), number)
+
     def state(self) -> dict[str, Any]:
         """What a checkpoint keeps (``torch.save``-able with ``weights_only``)."""
         return {"lesson": dict(self.lesson), "smoothed": dict(self._smoothed), "returns": list(self._returns)}
@@ -266,8 +272,7 @@ class EnvironmentParameterEnv(VecEnvWrapper):
             if change.reset:
                 obs, dones = self._cut(obs, dones, infos)
         if self.logger is not None:
-            for name, number in self.curriculum.lesson.items():
-                self.logger.record(LESSON_TAG.format(name), number)
+            self.curriculum.record(self.logger)
         return obs, rewards, dones, infos
 
     def state(self) -> dict[str, Any]:

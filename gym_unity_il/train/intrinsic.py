@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gym_unity_il.errors import ConfigError
-from gym_unity_il.train.config import CuriositySettings, RNDSettings
+from gym_unity_il.train.config import IntrinsicSettings
 from gym_unity_il.train.policies import Normalization, ObservationAdapter, SensorExtractor, extractor_kwargs
 
 #: Width of the hidden layer of the forward and inverse models (ML-Agents': 256).
@@ -131,7 +131,7 @@ class CuriosityModel(nn.Module):
         normalization: standardization of vector sensors, as the policy's.
     """
 
-    def __init__(self, adapter: ObservationAdapter, action_space: spaces.Space, settings: CuriositySettings,
+    def __init__(self, adapter: ObservationAdapter, action_space: spaces.Space, settings: IntrinsicSettings,
                  normalization: Normalization | None = None) -> None:  # fmt: skip
         super().__init__()
         size = settings.encoding_size
@@ -176,7 +176,7 @@ class RNDModel(nn.Module):
         normalization: standardization of vector sensors, as the policy's.
     """
 
-    def __init__(self, adapter: ObservationAdapter, settings: RNDSettings, normalization: Normalization | None = None) -> None:
+    def __init__(self, adapter: ObservationAdapter, settings: IntrinsicSettings, normalization: Normalization | None = None) -> None:
         super().__init__()
         self.target = _encoder(adapter, normalization, settings.encoding_size, layers=3).requires_grad_(False)
         self.predictor = _encoder(adapter, normalization, settings.encoding_size, layers=3)
@@ -253,8 +253,8 @@ class IntrinsicRewards(VecEnvWrapper):
         venv: VecEnv,
         adapter: ObservationAdapter,
         *,
-        curiosity: CuriositySettings | None = None,
-        rnd: RNDSettings | None = None,
+        curiosity: IntrinsicSettings | None = None,
+        rnd: IntrinsicSettings | None = None,
         update_every: int,
         batch_size: int = 64,
         epochs: int = 1,

@@ -51,7 +51,7 @@ from gym_unity_il.errors import ConfigError
 from gym_unity_il.scenes.evaluate import Predictor
 from gym_unity_il.spec import ActionSpec, BehaviorSpec
 from gym_unity_il.train.config import RunConfig, TrainerSettings
-from gym_unity_il.train.curriculum import LESSON_TAG, Curriculum
+from gym_unity_il.train.curriculum import Curriculum
 from gym_unity_il.train.env import make_training_env
 from gym_unity_il.train.policies import ObservationAdapter, make_model
 from gym_unity_il.train.progress import RunRecorder
@@ -354,8 +354,7 @@ class OnlineBC:
         assert self.curriculum is not None
         change = self.curriculum.update(self.steps + 1, ended)
         if self.logger is not None:
-            for name, number in self.curriculum.lesson.items():
-                self.logger.record(LESSON_TAG.format(name), number)
+            self.curriculum.record(self.logger)
         if change is None:
             return False
         self.worker.set_env_parameters(change.values)

@@ -91,6 +91,15 @@ def test_samplers_round_trip() -> None:
     ]
 
 
+def test_set_parameter_sends_what_parse_reads_back() -> None:
+    values = [("gravity", 9.5), ("mass", Sampler(SamplerType.UNIFORM, 7, (1.0, 2.0))), ("scale", Sampler(SamplerType.GAUSSIAN, -3, (0.5, 0.25))),
+              ("size", Sampler(SamplerType.MULTIRANGEUNIFORM, 11, (0.0, 1.0, 4.0, 6.0)))]  # fmt: skip
+    channel = EnvironmentParametersChannel()
+    for key, value in values:
+        channel.set_parameter(key, value)
+    assert [EnvironmentParametersChannel.parse(p) for _, p in split_messages(SideChannelManager([channel]).outgoing_bytes())] == values
+
+
 def test_stats_are_collected_per_key_and_cleared() -> None:
     stats = StatsSideChannel()
     manager = SideChannelManager([stats])

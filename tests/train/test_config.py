@@ -17,10 +17,9 @@ from gym_unity_il.train.config import (
     MAX_CONFIG_BYTES,
     NUMERIC_RANGES,
     CloningSettings,
-    CuriositySettings,
     GAILSettings,
+    IntrinsicSettings,
     PPOSettings,
-    RNDSettings,
     SACSettings,
     TrainerSettings,
     parse_config,
@@ -127,7 +126,7 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- configs are data, safely read
 
 SETTINGS_CLASSES = {"": TrainerSettings, "ppo.": PPOSettings, "sac.": SACSettings, "gail.": GAILSettings, "cloning.": CloningSettings,
-                    "curiosity.": CuriositySettings, "rnd.": RNDSettings}  # fmt: skip
+                    "curiosity.": IntrinsicSettings, "rnd.": IntrinsicSettings}  # fmt: skip
 
 
 def _numeric_keys() -> list[tuple[str, str, bool]]:

@@ -20,7 +20,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.train import make_training_env, parse_config
-from gym_unity_il.train.config import CuriositySettings, RNDSettings
+from gym_unity_il.train.config import IntrinsicSettings
 from gym_unity_il.train.intrinsic import CuriosityModel, IntrinsicRewards, RNDModel, to_transitions
 from gym_unity_il.train.policies import ObservationAdapter, extractor_kwargs
 
@@ -29,7 +29,7 @@ IMAGE_AND_VECTOR = spaces.Dict({"camera": spaces.Box(0, 255, (8, 8, 1), np.uint8
 #: Episodes of a few steps, so that terminal observations come up often.
 GRID = {"num_agents": 2, "grid_size": 3, "camera_height": 5, "camera_width": 5, "grayscale": True, "max_steps": 6}
 BALL = {"num_agents": 2, "max_steps": 10}
-SIGNALS = {"curiosity": CuriositySettings(strength=0.5, encoding_size=16), "rnd": RNDSettings(strength=2.0, encoding_size=16)}
+SIGNALS = {"curiosity": IntrinsicSettings(strength=0.5, encoding_size=16), "rnd": IntrinsicSettings(strength=2.0, encoding_size=16)}
 
 
 def _observations(space: spaces.Space, rng: np.random.Generator, n: int, shift: float) -> Any:
@@ -64,9 +64,9 @@ def test_models_learn_what_they_see_often(signal: str, env_space: spaces.Space, 
     seen, novel = transitions(0.0), transitions(2.0)
     th.manual_seed(0)
     if signal == "curiosity":
-        model: CuriosityModel | RNDModel = CuriosityModel(adapter, action_space, CuriositySettings(strength=0.01))
+        model: CuriosityModel | RNDModel = CuriosityModel(adapter, action_space, IntrinsicSettings(strength=0.01))
     else:
-        model = RNDModel(adapter, RNDSettings(strength=0.01, learning_rate=1.0e-3))
+        model = RNDModel(adapter, IntrinsicSettings(strength=0.01, learning_rate=1.0e-3))
     for _ in range(150):
         model.update(seen)
     assert model.reward(novel).mean() > 3 * model.reward(seen).mean()
@@ -77,7 +77,7 @@ def test_curiosity_pays_nothing_before_its_first_update_and_at_most_one_after_st
     adapter = ObservationAdapter(VECTOR)
     rng = np.random.default_rng(1)
     batch = to_transitions(adapter.space, _observations(VECTOR, rng, 32, 0), np.zeros(32, np.int64), _observations(VECTOR, rng, 32, 30))
-    model = CuriosityModel(adapter, spaces.Discrete(2), CuriositySettings(strength=50.0))
+    model = CuriosityModel(adapter, spaces.Discrete(2), IntrinsicSettings(strength=50.0))
     assert (model.reward(batch) == 0).all()
     model.update(batch)
     assert model.reward(batch).max() == pytest.approx(1 / 50.0)  # far-apart observations: the cap
@@ -224,14 +224,14 @@ def test_bad_settings_are_config_errors(section: dict[str, Any], message: str) -
 
 def test_settings_read_from_our_dialect_and_what_the_wrapper_refuses() -> None:
     config = parse_config({"default": {"curiosity": {"strength": 0.02}}, "GridWorld": {"rnd": {"strength": 0.01, "encoding_size": 32}}})
-    assert config.default.curiosity == CuriositySettings(strength=0.02) and config.default.rnd == RNDSettings()
-    assert config.for_behavior("GridWorld").rnd == RNDSettings(strength=0.01, encoding_size=32)
+    assert config.default.curiosity == IntrinsicSettings(strength=0.02) and config.default.rnd == IntrinsicSettings(learning_rate=1.0e-4)
+    assert config.for_behavior("GridWorld").rnd == IntrinsicSettings(strength=0.01, encoding_size=32, learning_rate=1.0e-4)
     assert config.for_behavior("GridWorld").curiosity.strength == 0.02
     with pytest.raises(ConfigError, match=r"needs continuous \(Box\) or discrete \(Discrete, MultiDiscrete\) actions"):
-        CuriosityModel(ObservationAdapter(VECTOR), spaces.Dict({"continuous": spaces.Box(-1, 1, (2,)), "discrete": spaces.MultiDiscrete([2])}), CuriositySettings(strength=0.1))
+        CuriosityModel(ObservationAdapter(VECTOR), spaces.Dict({"continuous": spaces.Box(-1, 1, (2,)), "discrete": spaces.MultiDiscrete([2])}), IntrinsicSettings(strength=0.1))
     policy_env, adapter = _policy_env("grid", GRID)
     try:
         with pytest.raises(ConfigError, match="curiosity.strength and rnd.strength are both 0"):
-            IntrinsicRewards(policy_env, adapter, curiosity=CuriositySettings(), rnd=None, update_every=8)
+            IntrinsicRewards(policy_env, adapter, curiosity=IntrinsicSettings(), rnd=None, update_every=8)
     finally:
         policy_env.close()
