@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ import numpy as np
 from gym_unity_il.errors import ConfigError, GymUnityILError
 
 if TYPE_CHECKING:
+    from gym_unity_il.scenes.evaluate import Predictor
     from gym_unity_il.train.config import RunSettings
 
 
@@ -129,11 +130,13 @@ def _demo_info(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- demo record
 
-def _recording_policy(source: str, env: Any, *, scene: str | None = None, algo: str = "auto", seed: int = 0) -> Callable[[Any], Any]:
-    """``obs -> action`` for ``--policy``: ``"expert"`` (a built-in scene's scripted expert),
+def _recording_policy(source: str, env: Any, *, scene: str | None = None, algo: str = "auto", seed: int = 0) -> Predictor:
+    """The policy of ``--policy``: ``"expert"`` (a built-in scene's scripted expert),
     ``"random"`` (uniform over the action space, seeded), or the path of a saved SB3 model
-    or policy (loaded with :func:`gym_unity_il.export.load_policy`, see it for ``algo``).
-    SB3 files hold pickled objects: load only files you trust."""
+    or policy (loaded with :func:`gym_unity_il.export.load_policy`, see it for ``algo``;
+    a recurrent one keeps its state through each episode, see
+    :func:`~gym_unity_il.demo.recorder.record_episodes`). SB3 files hold pickled objects:
+    load only files you trust."""
     from gym_unity_il.export.saved import load_policy
     from gym_unity_il.scenes.evaluate import RandomPolicy
 
@@ -142,15 +145,12 @@ def _recording_policy(source: str, env: Any, *, scene: str | None = None, algo: 
             raise ConfigError("--policy expert needs a built-in --scene (a Unity build has no scripted expert)")
         from gym_unity_il.scenes import expert_policy
 
-        expert = expert_policy(scene, image_format=env.unwrapped.image_format)
-        return lambda obs: expert.predict(obs)[0]
+        return expert_policy(scene, image_format=env.unwrapped.image_format)
     if source == "random":
-        uniform = RandomPolicy(env.unwrapped.behavior_spec, seed=seed)
-        return lambda obs: uniform.predict(obs)[0]
+        return RandomPolicy(env.unwrapped.behavior_spec, seed=seed)
     if not Path(source).is_file():
         raise ConfigError(f"--policy {source!r} is neither 'expert', 'random' nor a saved model file")
-    policy = load_policy(source, env.observation_space, algo=algo)
-    return lambda obs: policy.predict(obs, deterministic=True)[0]
+    return load_policy(source, env.observation_space, algo=algo)
 
 
 def _demo_record(args: argparse.Namespace) -> int:
@@ -164,7 +164,7 @@ def _demo_record(args: argparse.Namespace) -> int:
     kwargs = _scene_kwargs(args) or {}
     env = gym.make("UnityIL-v0", scene=args.scene, file_name=args.env, scene_kwargs=kwargs, seed=args.seed, image_format=args.image_format)
     try:
-        act = _recording_policy(args.policy, env, scene=args.scene, algo=args.algo, seed=args.seed)
+        policy = _recording_policy(args.policy, env, scene=args.scene, algo=args.algo, seed=args.seed)
     except BaseException:
         env.close()
         raise
@@ -174,7 +174,7 @@ def _demo_record(args: argparse.Namespace) -> int:
 
     try:
         path, returns = record_episodes(
-            env, act, args.out, episodes=args.episodes, seed=args.seed, overwrite=args.overwrite, on_episode=progress
+            env, policy, args.out, episodes=args.episodes, seed=args.seed, overwrite=args.overwrite, on_episode=progress
         )
     except KeyboardInterrupt:
         if not args.out.is_file():
@@ -201,7 +201,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
     record.add_argument("--env", help="path of a Unity build")
     record.add_argument("--scene-kwargs", help='scene arguments as JSON, e.g. \'{"max_steps": 300}\'')
     record.add_argument("--policy", default="expert", help="expert (built-in scenes), random, or a saved SB3 model file")
-    record.add_argument("--algo", default="auto", help="algorithm of the saved model: auto (read from the file), ppo, sac, ..., or policy")
+    record.add_argument("--algo", default="auto", help="algorithm of the saved model: auto (read from the file), ppo, sac, ..., recurrentppo, or policy")
     record.add_argument("--episodes", type=int, default=10)
     record.add_argument("--seed", type=int, default=0)
     record.add_argument("--image-format", default="hwc_uint8", choices=["hwc_uint8", "chw_float"])
@@ -370,7 +370,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     export = commands.add_parser("export", help="export a trained policy as an ONNX model for Unity (ML-Agents' model contract)")
     export.add_argument("source", help="a run folder (results/<run-id>/) or a saved SB3 model / policy file")
     export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
-    export.add_argument("--algo", default="auto", help="auto (default: read from the file), ppo, a2c, sac, td3, ddpg, dqn, or policy (a bare policy file)")
+    export.add_argument("--algo", default="auto", help="auto (default: read from the file), ppo, a2c, sac, td3, ddpg, dqn, recurrentppo, or policy (a bare policy file)")
     _add_spec_flags(export)
     export.add_argument("--image-format", choices=["hwc_uint8", "chw_float"], help="image format the policy was trained with (default: from its image dtype)")
     export.add_argument("--vec-normalize", type=Path, help="a VecNormalize saved with .save(): its statistics are baked in")

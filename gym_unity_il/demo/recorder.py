@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -34,6 +34,9 @@ from gymnasium import spaces
 from gym_unity_il.demo.writer import DemoWriter
 from gym_unity_il.errors import SpecMismatchError
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, DimensionProperty, ImageFormat, ObservationSpec
+
+if TYPE_CHECKING:  # the type only: recording imports no scene
+    from gym_unity_il.scenes.evaluate import Predictor
 
 _NONE, _TE = DimensionProperty.NONE, DimensionProperty.TRANSLATIONAL_EQUIVARIANCE
 _FLATTEN_FIX = "wrap the env in gymnasium.wrappers.FlattenObservation (or pass behavior_spec=)"
@@ -270,7 +273,7 @@ class DemoRecorder(gym.Wrapper):
 
 def record_episodes(
     env: gym.Env,
-    act: Callable[[Any], Any],
+    act: Callable[[Any], Any] | Predictor,
     path: str | Path,
     *,
     episodes: int,
@@ -278,8 +281,17 @@ def record_episodes(
     on_episode: Callable[[int, float], None] | None = None,
     **recorder_kwargs: Any,
 ) -> tuple[Path, list[float]]:
-    """Records ``episodes`` whole episodes of ``env`` driven by ``act(obs) -> action`` into
-    ``path`` and closes ``env``.
+    """Records ``episodes`` whole episodes of ``env`` driven by ``act`` into ``path`` and
+    closes ``env``.
+
+    ``act`` is either a callable ``obs -> action`` or a policy with SB3's ``predict``
+    (models, loaded policies, scripted experts, recurrent ones such as sb3-contrib's
+    ``RecurrentPPO``). A policy is called as ``predict(obs, state=state,
+    episode_start=episode_start, deterministic=True)``: ``state`` is None at the first
+    step of the recording, then what its previous call returned; ``episode_start`` is a
+    bool array of one row, True at the first step of each episode (where a recurrent
+    policy resets its state) and False at the others. Feed-forward policies return state
+    None and ignore both.
 
     Episode *i* starts from ``env.reset(seed=seed + i)``; once it is written,
     ``on_episode(i, its return)`` is called (e.g. to show progress). ``recorder_kwargs`` go
@@ -302,14 +314,19 @@ def record_episodes(
         env.close()
         raise
     returns = []
+    state: Any = None
     try:
         for i in range(episodes):
             obs, _ = recorder.reset(seed=seed + i)
-            total, done = 0.0, False
+            total, done, first = 0.0, False, True
             while not done:
-                obs, reward, terminated, truncated, _ = recorder.step(act(obs))
+                if hasattr(act, "predict"):
+                    action, state = act.predict(obs, state=state, episode_start=np.array([first]), deterministic=True)
+                else:
+                    action = act(obs)
+                obs, reward, terminated, truncated, _ = recorder.step(action)
                 total += float(reward)
-                done = terminated or truncated
+                done, first = terminated or truncated, False
             returns.append(total)
             if on_episode is not None:
                 on_episode(i, total)

@@ -2,8 +2,9 @@
 
 :func:`build_unity_module` turns a policy (or, for hybrid actions, one policy per action
 part) into a ``torch.nn.Module`` whose forward takes Unity's inputs (``obs_<i>`` with
-images NCHW in [0, 1], then ``action_masks``) and returns the action outputs Unity applies
-as they are. Everything SB3 does around the network is baked in:
+images NCHW in [0, 1], then ``action_masks``, then ``recurrent_in``) and returns the action
+outputs Unity applies as they are (then ``recurrent_out``). Everything SB3 does around the
+network is baked in:
 
 * observations: Unity's [0, 1] floats back to byte values for policies trained on uint8
   images (``image_format="hwc_uint8"``), the layout the policy expects (HWC as the env
@@ -13,7 +14,13 @@ as they are. Everything SB3 does around the network is baked in:
   Gaussian, TD3's deterministic actor), ``unscale_action`` for squashing policies and the
   clipping ``predict`` applies, then clipping to [-1, 1] (UnityILEnv's ``Box(-1, 1)``);
 * discrete actions: logits (or DQN's Q-values) masked with ``action_masks``
-  (1 = allowed), one ``Multinomial`` draw per branch and the ``ArgMax``.
+  (1 = allowed), one ``Multinomial`` draw per branch and the ``ArgMax``;
+* memory: sb3-contrib's recurrent policies (``RecurrentPPO``) run their actor LSTM one step
+  between the features and the actor's MLP. Unity keeps one memory vector per agent, so the
+  LSTM state travels as ML-Agents packs it: ``recurrent_in`` / ``recurrent_out`` are
+  ``[batch, 1, memory_size]`` with the hidden state ``h`` in the first half and the cell
+  state ``c`` in the second (``memory_size = 2 * hidden``). Unity feeds zeros to a new agent
+  or episode, which is where SB3 resets the state too.
 """
 
 from __future__ import annotations
@@ -53,20 +60,25 @@ class ResolvedPolicy:
         module: the torch module whose forward pass is exported.
         observation_space: the observation space the policy was built for.
         action_space: its action space.
+        memory_size: the size of the recurrent state Unity keeps per agent (``2 * hidden``
+            of the actor LSTM), 0 for a policy without memory.
     """
 
     kind: PolicyKind
     module: Any
     observation_space: spaces.Space
     action_space: spaces.Space
+    memory_size: int = 0
 
 
 def resolve_policy(policy: Any) -> ResolvedPolicy:
-    """Finds the deciding module in an SB3 algorithm, an SB3 policy or an ``imitation`` BC.
+    """Finds the deciding module in an SB3 algorithm, an SB3 policy or an ``imitation`` BC
+    (sb3-contrib's ``RecurrentPPO`` and its recurrent policies included).
 
     Raises:
-        ConfigError: the object is of a kind that cannot be exported (recurrent policies,
-            MultiBinary actions, anything that is not an SB3 policy).
+        ConfigError: the object is of a kind that cannot be exported (MultiBinary actions,
+            recurrent policies whose LSTM state does not fit one memory vector, anything that
+            is not an SB3 policy).
     """
     from stable_baselines3.common.policies import BasePolicy
     from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
@@ -82,8 +94,7 @@ def resolve_policy(policy: Any) -> ResolvedPolicy:
             f"cannot export a {type(policy).__name__}: pass an SB3 algorithm (PPO, A2C, SAC, TD3, DDPG, DQN), "
             "its .policy, or imitation's BC (or bc.policy)"
         )
-    if hasattr(policy, "lstm_actor"):
-        raise ConfigError(f"{type(policy).__name__} is recurrent; recurrent policies cannot be exported yet (memory_size must be 0)")
+    memory_size = _memory_size(policy) if hasattr(policy, "lstm_actor") else 0
     if isinstance(policy, (SACPolicy, TD3Policy)):
         policy = policy.actor
     elif isinstance(policy, DQNPolicy):
@@ -99,7 +110,30 @@ def resolve_policy(policy: Any) -> ResolvedPolicy:
         _check_actor_critic_distribution(policy)
     else:
         raise ConfigError(f"cannot export {type(policy).__name__}: supported are actor-critic policies (PPO, A2C, BC), SAC and TD3 actors, DQN Q-networks")
-    return ResolvedPolicy(kind, policy, policy.observation_space, policy.action_space)
+    return ResolvedPolicy(kind, policy, policy.observation_space, policy.action_space, memory_size)
+
+
+def _memory_size(policy: Any) -> int:
+    """The memory Unity keeps for a recurrent policy: ``h`` and ``c`` of its one-layer actor LSTM.
+
+    Raises:
+        ConfigError: an LSTM whose state is not one ``(h, c)`` pair of equal size.
+    """
+    lstm = policy.lstm_actor
+    name = type(policy).__name__
+    if not isinstance(lstm, nn.LSTM):
+        raise ConfigError(f"{name}.lstm_actor is a {type(lstm).__name__}; only torch.nn.LSTM actors can be exported")
+    if lstm.num_layers != 1:
+        raise ConfigError(
+            f"{name} has {lstm.num_layers} LSTM layers; Unity keeps one memory vector per agent, which holds the (h, c) state of one "
+            "layer as ML-Agents packs it: train with policy_kwargs={'n_lstm_layers': 1} (a wider lstm_hidden_size instead of more layers)"
+        )
+    if lstm.bidirectional or lstm.proj_size or lstm.batch_first:
+        raise ConfigError(
+            f"{name}'s LSTM is built with bidirectional={lstm.bidirectional}, proj_size={lstm.proj_size}, batch_first={lstm.batch_first}; "
+            "a step-by-step policy whose memory is (h, c) of equal size needs the defaults: drop them from lstm_kwargs"
+        )
+    return 2 * int(lstm.hidden_size)
 
 
 def _check_actor_critic_distribution(policy: Any) -> None:
@@ -369,6 +403,33 @@ def _features(policy: Any, obs: Any, extractor: Any) -> torch.Tensor:
     return BaseModel.extract_features(policy, obs, extractor)
 
 
+def _actor_latent(policy: Any, obs: Any, memory: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """An actor-critic policy's actor latent and, for a recurrent policy, its new memory:
+    features, one step of the actor LSTM from ``memory`` when given, then the actor's MLP."""
+    features = _features(policy, obs, getattr(policy, "pi_features_extractor", policy.features_extractor))
+    if memory is not None:
+        features, memory = _lstm_step(policy.lstm_actor, features, memory)
+    return policy.mlp_extractor.forward_actor(features), memory
+
+
+def _lstm_step(lstm: nn.LSTM, features: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of a one-layer LSTM on Unity's memory.
+
+    Args:
+        lstm: the LSTM (sequence first, one layer).
+        features: its input, ``[batch, input_size]``.
+        memory: ``[batch, 1, 2 * hidden]``, ``h`` then ``c``.
+
+    Returns:
+        The LSTM's output ``[batch, hidden]`` and the new memory ``[batch, 1, 2 * hidden]``.
+    """
+    hidden = lstm.hidden_size
+    state = memory.transpose(0, 1)  # [1, batch, 2 * hidden]: (layers, batch, size) as the LSTM takes it
+    h, c = state[:, :, :hidden].contiguous(), state[:, :, hidden:].contiguous()  # two Slice nodes
+    out, (h, c) = lstm(features.unsqueeze(0), (h, c))
+    return out.reshape(-1, hidden), torch.cat([h, c], dim=2).transpose(0, 1)
+
+
 class ContinuousHead(nn.Module):
     """``(sampled, deterministic)`` continuous actions, as Unity should apply them."""
 
@@ -391,31 +452,31 @@ class ContinuousHead(nn.Module):
         self.register_buffer("clip_low", torch.as_tensor(lo, dtype=torch.float32))
         self.register_buffer("clip_high", torch.as_tensor(hi, dtype=torch.float32))
 
-    def _mean_std(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _mean_std(self, obs: Any, memory: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         policy = self.policy
         if self.kind == "td3":
-            return policy(obs), None
+            return policy(obs), None, None
         if self.kind == "sac":
             mean, log_std, extra = policy.get_action_dist_params(obs)
             if policy.use_sde:
-                return mean, _sde_std(policy.action_dist, log_std, extra["latent_sde"])
-            return mean, log_std.exp()
-        features = _features(policy, obs, getattr(policy, "pi_features_extractor", policy.features_extractor))
-        latent = policy.mlp_extractor.forward_actor(features)
+                return mean, _sde_std(policy.action_dist, log_std, extra["latent_sde"]), None
+            return mean, log_std.exp(), None
+        latent, memory = _actor_latent(policy, obs, memory)
         mean = policy.action_net(latent)
         from stable_baselines3.common.distributions import StateDependentNoiseDistribution
 
         if isinstance(policy.action_dist, StateDependentNoiseDistribution):
-            return mean, _sde_std(policy.action_dist, policy.log_std, latent)
-        return mean, policy.log_std.exp()  # broadcast over the batch (no Expand node)
+            return mean, _sde_std(policy.action_dist, policy.log_std, latent), memory
+        return mean, policy.log_std.exp(), memory  # broadcast over the batch (no Expand node)
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, std = self._mean_std(self.observation(inputs))
+    def forward(self, inputs: Sequence[torch.Tensor], memory: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(sampled, deterministic, new memory)``; the memory is None without ``memory``."""
+        mean, std, memory = self._mean_std(self.observation(inputs), memory)
         deterministic = mean
         sampled = mean if std is None else mean + torch.randn_like(mean) * std
         if self.squashed and self.kind != "td3":  # TD3's actor ends with its own tanh
             deterministic, sampled = torch.tanh(deterministic), torch.tanh(sampled)
-        return self._bound(sampled), self._bound(deterministic)
+        return self._bound(sampled), self._bound(deterministic), memory
 
     def _bound(self, actions: torch.Tensor) -> torch.Tensor:
         if self.rescale:  # SB3's unscale_action: [-1, 1] -> [low, high]
@@ -441,36 +502,49 @@ class DiscreteHead(nn.Module):
         #: Actor-critic policies sample from softmax(logits); DQN acts greedily.
         self.samples = resolved.kind == "actor_critic"
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, inputs: Sequence[torch.Tensor], memory: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(logits, new memory)``; the memory is None without ``memory``."""
         obs = self.observation(inputs)
         policy = self.policy
         if self.kind == "dqn":
-            return policy(obs)
-        features = _features(policy, obs, getattr(policy, "pi_features_extractor", policy.features_extractor))
-        return policy.action_net(policy.mlp_extractor.forward_actor(features))
+            return policy(obs), None
+        latent, memory = _actor_latent(policy, obs, memory)
+        return policy.action_net(latent), memory
 
 
 class UnityPolicyModule(nn.Module):
     """Unity's inputs -> ``(continuous_actions, deterministic_continuous_actions,
-    discrete_actions, deterministic_discrete_actions)``, each present when the behavior
-    has that kind of action. Inputs: ``obs_0 ... obs_{n-1}`` then ``action_masks``
-    when there are discrete actions."""
+    discrete_actions, deterministic_discrete_actions, recurrent_out)``, each action pair
+    present when the behavior has that kind of action, ``recurrent_out`` when the policy has
+    memory. Inputs: ``obs_0 ... obs_{n-1}``, then ``action_masks`` when there are discrete
+    actions, then ``recurrent_in`` when the policy has memory.
 
-    def __init__(self, *, n_observations: int, continuous: ContinuousHead | None, discrete: DiscreteHead | None, branches: tuple[int, ...]) -> None:
+    Args:
+        memory_size: the recurrent state size (0: no memory); the head of the recurrent
+            policy steps its LSTM on ``recurrent_in`` (one head: hybrid behaviors have no memory).
+    """
+
+    def __init__(self, *, n_observations: int, continuous: ContinuousHead | None, discrete: DiscreteHead | None, branches: tuple[int, ...],
+                 memory_size: int = 0) -> None:  # fmt: skip
         super().__init__()
         self.n_observations = n_observations
         self.continuous = continuous
         self.discrete = discrete
         self.branches = list(branches)
+        self.memory_size = memory_size
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         observations = inputs[: self.n_observations]
+        memory = inputs[-1] if self.memory_size else None
         outputs: list[torch.Tensor] = []
+        memory_out = None
         if self.continuous is not None:
-            outputs.extend(self.continuous(observations))
+            sampled, deterministic, memory_out = self.continuous(observations, memory)
+            outputs.extend([sampled, deterministic])
         if self.discrete is not None:
             mask = inputs[self.n_observations]
-            logits = self.discrete(observations)
+            logits, discrete_memory = self.discrete(observations, memory)
+            memory_out = memory_out if discrete_memory is None else discrete_memory
             masked = logits * mask - MASK_PENALTY * (1.0 - mask)
             parts = torch.split(masked, self.branches, dim=1) if len(self.branches) > 1 else (masked,)
             greedy = [torch.argmax(p, dim=1, keepdim=True) for p in parts]
@@ -480,6 +554,8 @@ class UnityPolicyModule(nn.Module):
                 sampled = greedy
             join = (lambda xs: torch.cat(xs, dim=1)) if len(parts) > 1 else (lambda xs: xs[0])
             outputs.extend([join(sampled), join(greedy)])
+        if memory_out is not None:
+            outputs.append(memory_out)
         return tuple(outputs)
 
 
@@ -531,6 +607,7 @@ def prepare_parts(policy: Any, spec: BehaviorSpec, *, image_format: ImageFormat 
     Raises:
         SpecMismatchError: besides the mismatches of the plan, an ``image_format`` other than
             the one the policy was saved with.
+        ConfigError: a recurrent policy in a hybrid mapping.
     """
     act = spec.action_spec
     if not spec.observation_specs:
@@ -539,6 +616,11 @@ def prepare_parts(policy: Any, spec: BehaviorSpec, *, image_format: ImageFormat 
     for part, obj in split_policies(policy, spec).items():
         resolved = resolve_policy(obj)
         what = f"the {part} policy" if act.is_hybrid else "the policy"
+        if act.is_hybrid and resolved.memory_size:
+            raise ConfigError(
+                f"{what} is recurrent: Unity keeps one memory vector per agent, which an export fills from the LSTM of a single policy; "
+                "export a hybrid behavior's two parts with feed-forward policies (recurrent policies export for continuous-only or discrete-only behaviors)"
+            )
         check_action_space(resolved, ActionSpec(act.continuous_size, ()) if part == "continuous" else ActionSpec(0, act.discrete_branches), what=what)
         normalized = _normalized_keys(vec_normalize, spec)
         layout = obj.layout if isinstance(obj, TrainedPolicy) else None
@@ -561,6 +643,11 @@ def _normalized_keys(vec_normalize: Any, spec: BehaviorSpec) -> list[str]:
     return list(spec.observation_keys)
 
 
+def memory_size(parts: Sequence[PolicyPart]) -> int:
+    """The model's ``memory_size``: the recurrent policy's state size, 0 without one."""
+    return max((p.resolved.memory_size for p in parts), default=0)
+
+
 def build_unity_module(parts: Sequence[PolicyPart], spec: BehaviorSpec) -> UnityPolicyModule:
     """The exportable module for prepared policy parts."""
     continuous = discrete = None
@@ -575,4 +662,5 @@ def build_unity_module(parts: Sequence[PolicyPart], spec: BehaviorSpec) -> Unity
         continuous=continuous,
         discrete=discrete,
         branches=spec.action_spec.discrete_branches,
+        memory_size=memory_size(parts),
     )

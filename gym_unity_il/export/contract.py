@@ -6,14 +6,18 @@ format ML-Agents' own exporter writes):
 * inputs, all ``float32``, first dimension dynamic (the batch of agents deciding
   together), every other dimension static: ``obs_<i>`` per sensor in the behavior's sensor
   order (images NCHW with values in [0, 1]), ``action_masks`` ``[batch, sum(branches)]``
-  (1 = allowed) when the model has discrete outputs, ``recurrent_in`` when it has memory;
-  no other names (Unity throws on an unknown input);
+  (1 = allowed) when the model has discrete outputs, ``recurrent_in`` ``[batch, 1,
+  memory_size]`` when it has memory; no other names (Unity throws on an unknown input);
 * constant outputs, ``float32`` initializers routed through ``Identity``:
-  ``version_number`` ``[3.0]``, ``memory_size`` ``[0.0]``, ``continuous_action_output_shape``
-  ``[n]``, ``discrete_action_output_shape`` ``[[b1, ..., bk]]``;
+  ``version_number`` ``[3.0]``, ``memory_size`` (``[0.0]`` without memory),
+  ``continuous_action_output_shape`` ``[n]``, ``discrete_action_output_shape``
+  ``[[b1, ..., bk]]``;
 * action outputs: ``continuous_actions`` / ``deterministic_continuous_actions`` (``float32
   [batch, n]``), ``discrete_actions`` / ``deterministic_discrete_actions`` (integer
   ``[batch, k]``);
+* memory: when ``memory_size`` > 0, ``recurrent_in`` and the output ``recurrent_out``, both
+  ``float32 [batch, 1, memory_size]`` (Unity feeds zeros to a new agent or episode, then
+  the agent's last ``recurrent_out``); neither without memory;
 * default-domain opset 7 to 15 (ML-Agents exports 9, the opset Barracuda recommends).
 
 :func:`check_model` validates any ONNX file against it, optionally against a behavior spec.
@@ -216,8 +220,12 @@ def _violations(model, spec: BehaviorSpec | None) -> Iterator[str]:  # type: ign
     yield from _action_violations(graph, spec)
     if memory:
         yield from _memory_violations(graph, int(memory))
-    elif RECURRENT_IN in graph.inputs:
-        yield f"input '{RECURRENT_IN}' exists but '{MEMORY_SIZE}' is 0: Unity never feeds it; set memory_size to the state size or drop the input"
+    elif memory == 0:
+        if RECURRENT_IN in graph.inputs:
+            yield f"input '{RECURRENT_IN}' exists but '{MEMORY_SIZE}' is 0: Unity never feeds it; set memory_size to the state size or drop the input"
+        if RECURRENT_OUT in graph.outputs:
+            yield (f"output '{RECURRENT_OUT}' exists but '{MEMORY_SIZE}' is 0: Unity never reads it, so the model has no memory; "
+                   "set memory_size to the state size or drop the output")  # fmt: skip
 
 
 def _opset_violations(model) -> Iterator[str]:  # type: ignore[no-untyped-def]
@@ -410,12 +418,22 @@ def _discrete_violations(graph: _Graph, spec: BehaviorSpec | None) -> Iterator[s
 
 
 def _memory_violations(graph: _Graph, memory: int) -> Iterator[str]:
+    """The state tensors of a model with ``memory_size`` = ``memory`` > 0 (the input's dtype
+    and batch are checked with every input)."""
     for kind, name, tensors in (("input", RECURRENT_IN, graph.inputs), ("output", RECURRENT_OUT, graph.outputs)):
         tensor = tensors.get(name)
         if tensor is None:
-            yield f"missing {kind} '{name}': '{MEMORY_SIZE}' is {memory}, so Unity feeds and reads the recurrent state"
-        elif tensor.dims is not None and tuple(tensor.dims[1:]) != (1, memory):
-            yield f"{kind} '{name}' has shape {tensor.describe()}; it must be [{BATCH_DIM}, 1, {memory}]"
+            yield (f"missing {kind} '{name}': '{MEMORY_SIZE}' is {memory}, so Unity feeds the recurrent state to '{RECURRENT_IN}' and reads "
+                   f"the next one from '{RECURRENT_OUT}', both [{BATCH_DIM}, 1, {memory}]; export both, or memory_size 0 without memory")  # fmt: skip
+            continue
+        if tensor.dims is not None and tuple(tensor.dims[1:]) != (1, memory):
+            yield f"{kind} '{name}' has shape {tensor.describe()}; it must be [{BATCH_DIM}, 1, {memory}] ('{MEMORY_SIZE}' is {memory})"
+        if kind == "output":
+            if tensor.elem_type != 1:
+                yield f"output '{name}' is {_type_name(tensor.elem_type)}; Unity reads the recurrent state as float32"
+            message = _batch_violation("output", tensor)
+            if message:
+                yield message
 
 
 def _legacy_violations(graph: _Graph, memory: float | None) -> Iterator[str]:

@@ -1,11 +1,12 @@
 """``export_onnx``: a trained SB3 / imitation policy as an ONNX model Unity ML-Agents runs.
 
 The policy is wrapped by :mod:`gym_unity_il.export.adapters` (observation conversion,
-normalisation, sampling, masks, clipping), traced by torch's TorchScript-based ONNX
-exporter (a static graph, opset 9 by default, dynamic batch dimension named ``batch``),
-then given the constant outputs Unity reads (float32 initializers through ``Identity``),
-checked against the contract (:func:`~gym_unity_il.export.contract.check_model`) and
-against the torch policy (:func:`~gym_unity_il.export.parity.parity_check`).
+normalisation, sampling, masks, clipping, the memory of a recurrent policy), traced by
+torch's TorchScript-based ONNX exporter (a static graph, opset 9 by default, dynamic batch
+dimension named ``batch``), then given the constant outputs Unity reads (float32
+initializers through ``Identity``), checked against the contract
+(:func:`~gym_unity_il.export.contract.check_model`) and against the torch policy
+(:func:`~gym_unity_il.export.parity.parity_check`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from gym_unity_il import __version__
 from gym_unity_il.errors import ConfigError, ExportParityError, ModelContractError, OutputError
-from gym_unity_il.export.adapters import PolicyPart, build_unity_module, prepare_parts
+from gym_unity_il.export.adapters import PolicyPart, build_unity_module, memory_size, prepare_parts
 from gym_unity_il.export.contract import (
     ACTION_MASKS,
     BATCH_DIM,
@@ -40,6 +41,8 @@ from gym_unity_il.export.contract import (
     MODEL_VERSION,
     OPSET_RANGE,
     OUTPUT_ORDER,
+    RECURRENT_IN,
+    RECURRENT_OUT,
     VERSION_NUMBER,
     check_model,
     observation_input_name,
@@ -84,7 +87,11 @@ class ExportReport:
                 figures.append(f"max abs difference {p.max_abs_diff:.3g} (continuous)")
             if p.discrete_mismatches is not None:
                 figures.append(f"{p.discrete_mismatches} discrete mismatches")
-            lines.append(f"  parity   onnxruntime vs torch on {p.batch} observations: {', '.join(figures)}")
+            what = f"{p.batch} observations"
+            if p.memory_max_abs_diff is not None:
+                figures.append(f"max abs difference {p.memory_max_abs_diff:.3g} (memory)")
+                what = f"{p.batch} agents over {p.steps} steps, memory carried, {p.episode_starts} episode starts mid-sequence"
+            lines.append(f"  parity   onnxruntime vs torch on {what}: {', '.join(figures)}")
         return "\n".join(lines)
 
 
@@ -143,13 +150,21 @@ def _trace(parts: list[PolicyPart], spec: BehaviorSpec, opset: int) -> Any:
     if act.discrete_branches:
         args.append(torch.ones((batch, sum(act.discrete_branches)), dtype=torch.float32))
         input_names.append(ACTION_MASKS)
+    if module.memory_size:
+        args.append(torch.zeros((batch, 1, module.memory_size), dtype=torch.float32))
+        input_names.append(RECURRENT_IN)
     output_names = []
     if act.continuous_size:
         output_names += [CONTINUOUS_ACTIONS, DETERMINISTIC_CONTINUOUS_ACTIONS]
     if act.discrete_branches:
         output_names += [DISCRETE_ACTIONS, DETERMINISTIC_DISCRETE_ACTIONS]
+    if module.memory_size:
+        output_names.append(RECURRENT_OUT)
     buffer = io.BytesIO()
     with _export_mode():
+        # the LSTM's initial state is an input (recurrent_in), which is what this warning asks for; its own checks of static sizes trace as constants
+        warnings.filterwarnings("ignore", message=r".*batch_size other than 1.*LSTM.*")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.modules\.rnn")
         torch.onnx.export(
             module,
             tuple(args),
@@ -164,13 +179,14 @@ def _trace(parts: list[PolicyPart], spec: BehaviorSpec, opset: int) -> Any:
     return onnx.load_from_string(buffer.getvalue())
 
 
-def _add_constants(model: Any, spec: BehaviorSpec) -> None:
-    """Adds the constant outputs as float32 initializers routed through Identity, and puts
-    the outputs in the order ML-Agents' exporter writes them."""
+def _add_constants(model: Any, spec: BehaviorSpec, memory: int) -> None:
+    """Adds the constant outputs as float32 initializers routed through Identity
+    (``memory_size`` = ``memory``), and puts the outputs in the order ML-Agents' exporter
+    writes them."""
     from onnx import TensorProto, helper, numpy_helper
 
     act = spec.action_spec
-    constants: dict[str, np.ndarray] = {VERSION_NUMBER: np.array([MODEL_VERSION], np.float32), MEMORY_SIZE: np.array([0], np.float32)}
+    constants: dict[str, np.ndarray] = {VERSION_NUMBER: np.array([MODEL_VERSION], np.float32), MEMORY_SIZE: np.array([memory], np.float32)}
     if act.continuous_size:
         constants[CONTINUOUS_SHAPE] = np.array([act.continuous_size], np.float32)
     if act.discrete_branches:
@@ -221,22 +237,25 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     tolerance: float = 1e-4,
     parity_batch: int = 32,
+    parity_steps: int = 50,
     seed: int = 0,
 ) -> ExportReport:
     """Writes ``policy`` as an ONNX model in Unity ML-Agents' model contract.
 
     The model takes Unity's inputs (``obs_<i>`` in the behavior's sensor order, images NCHW
-    in [0, 1]; ``action_masks`` for discrete actions, 1 = allowed) and returns what Unity
-    applies as is: continuous actions clipped to [-1, 1], discrete branch indices of the
-    masked logits (one Multinomial draw per branch, and the ArgMax for deterministic
-    inference), plus the constants ``version_number`` (3), ``memory_size`` (0) and the
-    action shapes.
+    in [0, 1]; ``action_masks`` for discrete actions, 1 = allowed; ``recurrent_in``
+    ``[batch, 1, memory_size]`` for a recurrent policy) and returns what Unity applies as
+    is: continuous actions clipped to [-1, 1], discrete branch indices of the masked logits
+    (one Multinomial draw per branch, and the ArgMax for deterministic inference), the new
+    state ``recurrent_out`` of a recurrent policy, plus the constants ``version_number``
+    (3), ``memory_size`` (``2 * hidden`` of the LSTM, 0 without memory) and the action shapes.
 
     Args:
         policy: an SB3 algorithm or policy (PPO, A2C, SAC, TD3, DDPG, DQN; MLP, CNN or
-            MultiInput), an ``imitation`` BC (or ``bc.policy``); for a hybrid behavior,
-            ``{"continuous": policy_c, "discrete": policy_d}``, two policies trained on the
-            two action parts; or what :func:`~gym_unity_il.export.saved.load_policy` returns,
+            MultiInput), sb3-contrib's RecurrentPPO (one LSTM layer; its memory is (h, c)
+            packed as ML-Agents packs it), an ``imitation`` BC (or ``bc.policy``); for a
+            hybrid behavior, ``{"continuous": policy_c, "discrete": policy_d}``, two
+            feed-forward policies trained on the two action parts; or what :func:`~gym_unity_il.export.saved.load_policy` returns,
             whose saved observation layout says how it takes the sensors. Otherwise its
             observation space must be the env's for this behavior (Dict keys = sensor names;
             images HWC, or CHW after VecTransposeImage), or every sensor packed into one vector.
@@ -254,7 +273,10 @@ def export_onnx(
         parity_check: compare onnxruntime with the torch policy after writing.
         opset: default-domain opset, within Unity's range (7 to 15).
         tolerance: largest accepted max abs difference in the parity check.
-        parity_batch: observations compared in the parity check.
+        parity_batch: observations compared in the parity check (for a recurrent policy:
+            agents, each stepped through ``parity_steps`` observations).
+        parity_steps: steps of the parity check's sequence for a recurrent policy, the
+            memory carried from step to step (feed-forward policies: one batch).
         seed: seed of the parity check's observations.
 
     Returns:
@@ -273,6 +295,8 @@ def export_onnx(
         raise ConfigError(f"opset={opset} is outside the range Unity's inference engines import ({low} to {high}); use {DEFAULT_OPSET}")
     if parity_batch < 1:
         raise ConfigError(f"parity_batch must be at least 1, got {parity_batch}")
+    if parity_steps < 1:
+        raise ConfigError(f"parity_steps must be at least 1, got {parity_steps}")
     vec_normalize = _load_vec_normalize(vec_normalize)
     prepared = prepare_parts(policy, behavior_spec, image_format=image_format, vec_normalize=vec_normalize)
     path = Path(path)
@@ -285,14 +309,15 @@ def export_onnx(
     try:
         with _cpu_eval(prepared) as parts:
             model = _trace(parts, behavior_spec, opset)
-            _add_constants(model, behavior_spec)
+            _add_constants(model, behavior_spec, memory_size(parts))
             model.producer_name = "gym_unity_il"
             model.producer_version = __version__
             model.doc_string = f"Policy for {behavior_spec.describe()}"
             _save(model, draft, path, behavior_spec)
             if parity_check:
                 try:
-                    parity = check_parity(draft, parts, behavior_spec, vec_normalize=vec_normalize, tolerance=tolerance, batch=parity_batch, seed=seed)
+                    parity = check_parity(draft, parts, behavior_spec, vec_normalize=vec_normalize, tolerance=tolerance, batch=parity_batch,
+                                          steps=parity_steps, seed=seed)  # fmt: skip
                 except ExportParityError as exc:
                     raise ExportParityError(f"{path} was not written: {exc}") from None
         if not deterministic_too:

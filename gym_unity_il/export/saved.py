@@ -28,11 +28,14 @@ from gymnasium import spaces
 
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.export.layout import ObservationLayout
+from gym_unity_il.extras import require
 
 #: The SB3 algorithms a saved model may name.
 SB3_ALGORITHMS = ("ppo", "a2c", "sac", "td3", "ddpg", "dqn")
-#: What ``algo`` of :func:`load_policy` may be: ``auto``, an SB3 algorithm, or ``policy``.
-ALGOS = ("auto", *SB3_ALGORITHMS, "policy")
+#: The sb3-contrib algorithms a saved model may name (the ``contrib`` extra), by their class.
+CONTRIB_ALGORITHMS = {"recurrentppo": "RecurrentPPO"}
+#: What ``algo`` of :func:`load_policy` may be: ``auto``, an SB3 or sb3-contrib algorithm, or ``policy``.
+ALGOS = ("auto", *SB3_ALGORITHMS, *CONTRIB_ALGORITHMS, "policy")
 #: The member of a saved ``model.zip`` naming its algorithm and observation layout.
 SAVED_MEMBER = "gym_unity_il.json"
 
@@ -142,15 +145,20 @@ class TrainedPolicy:
         return observation if self.layout is None else self.layout.to_policy(observation)
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple[Any, Any]:
-        return self.model.predict(self.policy_observation(observation), state, episode_start, deterministic)
+        """SB3's ``predict`` on env observations: ``(actions, state)``. A recurrent policy
+        (``RecurrentPPO``) takes the state it returned last time and ``episode_start`` (True
+        where an episode starts: its state starts from zeros) and returns its new ``(h, c)``;
+        others ignore both and return None."""
+        return self.model.predict(self.policy_observation(observation), state=state, episode_start=episode_start, deterministic=deterministic)
 
 
 def load_policy(path: str | os.PathLike[str], env_observation_space: spaces.Space | None = None, *, algo: str = "auto") -> TrainedPolicy:
     """The model or policy saved at ``path``, on the CPU, taking the env's own observations.
 
     Args:
-        path: an SB3 model (``model.save``, a run's ``model.zip``, any algorithm) or a bare
-            policy (``policy.save``, as imitation's BC policy is saved).
+        path: an SB3 model (``model.save``, a run's ``model.zip``, any algorithm, and
+            sb3-contrib's ``RecurrentPPO`` with the ``contrib`` extra) or a bare policy
+            (``policy.save``, as imitation's BC policy is saved).
         env_observation_space: for a file without a saved observation layout (written by
             other code, or by an older version): the env's observation space; images are
             then brought channels first, and a Dict packed into one vector when the policy
@@ -165,6 +173,8 @@ def load_policy(path: str | os.PathLike[str], env_observation_space: spaces.Spac
         FileNotFoundError: nothing at ``path``.
         ConfigError: an unknown ``algo``, a file that is neither kind, or a damaged
             :data:`SAVED_MEMBER`.
+        MissingExtraError: an sb3-contrib model (named, or whose policy class the file
+            names) without sb3-contrib installed.
     """
     path = Path(path)
     if algo not in ALGOS:
@@ -174,9 +184,7 @@ def load_policy(path: str | os.PathLike[str], env_observation_space: spaces.Spac
     named, layout = _read_saved(path)
     algo = named if algo == "auto" and named else algo
     if algo not in ("auto", "policy"):
-        import stable_baselines3
-
-        model = getattr(stable_baselines3, algo.upper()).load(str(path), device="cpu")
+        model = _algorithm_class(algo).load(str(path), device="cpu")
     else:
         if not zipfile.is_zipfile(path):
             raise ConfigError(f"{path} is not a saved SB3 model or policy (not a zip archive)")
@@ -193,6 +201,16 @@ def load_policy(path: str | os.PathLike[str], env_observation_space: spaces.Spac
 load_policy_file = load_policy
 
 
+def _algorithm_class(algo: str) -> Any:
+    """The class of an SB3 or sb3-contrib algorithm by its lower-case name."""
+    if algo in CONTRIB_ALGORITHMS:
+        contrib = require("sb3_contrib", "contrib", f"loading a {CONTRIB_ALGORITHMS[algo]} model")
+        return getattr(contrib, CONTRIB_ALGORITHMS[algo])
+    import stable_baselines3
+
+    return getattr(stable_baselines3, algo.upper())
+
+
 def _read_saved(path: Path) -> tuple[str | None, ObservationLayout | None]:
     """The algorithm and observation layout :func:`save_model` wrote into ``path``, or None and None."""
     if not zipfile.is_zipfile(path):
@@ -204,7 +222,7 @@ def _read_saved(path: Path) -> tuple[str | None, ObservationLayout | None]:
     try:
         saved = json.loads(text)
         algorithm = saved["algorithm"]
-        if algorithm not in SB3_ALGORITHMS:
+        if algorithm not in SB3_ALGORITHMS and algorithm not in CONTRIB_ALGORITHMS:
             raise ValueError(f"unknown algorithm {algorithm!r}")
         return algorithm, ObservationLayout.from_dict(saved["observations"])
     except (ValueError, KeyError, TypeError) as exc:
@@ -215,6 +233,8 @@ def _policy_from_algorithm_file(path: Path) -> Any:
     """Rebuilds ``model.policy`` from an algorithm's zip without the algorithm class."""
     from stable_baselines3.common.save_util import load_from_zip_file
 
+    if _policy_class_module(path).startswith("sb3_contrib"):
+        require("sb3_contrib", "contrib", f"loading {path} (an sb3-contrib policy)")
     data, params, _ = load_from_zip_file(str(path), device="cpu", print_system_info=False)
     if data is None or "policy_class" not in data or "policy" not in params:
         raise ConfigError(f"{path}: the archive has no policy class or policy weights; pass --algo with the model's algorithm")
@@ -229,6 +249,16 @@ def _policy_from_algorithm_file(path: Path) -> Any:
     return policy.to("cpu")
 
 
+def _policy_class_module(path: Path) -> str:
+    """The module of the policy class an algorithm's zip names ("" when it names none)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+        return str(data["policy_class"]["__module__"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
 def _policy_from_policy_file(path: Path) -> Any:
     """A bare SB3 policy file (``BasePolicy.save``) as an ActorCriticPolicy."""
     import torch
@@ -237,6 +267,11 @@ def _policy_from_policy_file(path: Path) -> Any:
     saved = torch.load(str(path), map_location="cpu", weights_only=False)  # a pickle: trusted files only
     if not isinstance(saved, Mapping) or "data" not in saved or "state_dict" not in saved:
         raise ConfigError(f"{path} is not a saved SB3 policy (expected the 'data' and 'state_dict' that policy.save writes)")
+    if any(str(key).startswith("lstm_actor.") for key in saved["state_dict"]):
+        raise ConfigError(
+            f"{path} is a bare recurrent policy, whose file does not record its LSTM's size: save the algorithm instead "
+            "(RecurrentPPO.save, or gym-unity-il train's model.zip) and load that"
+        )
     policy = ActorCriticPolicy(**saved["data"])
     policy.load_state_dict(saved["state_dict"])
     return policy

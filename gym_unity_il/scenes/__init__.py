@@ -1,20 +1,25 @@
 """Built-in scenes: numpy simulations served over Unity's protocol from their own process.
 
-==========  ======================  ==================================================
-name        behavior                task
-==========  ======================  ==================================================
-``ball``    ``3DBall?team=0``       balance a ball on a tilting plate (continuous 2)
-``grid``    ``GridWorld?team=0``    reach the goal the goal signal names, seen by a
-                                    camera (discrete [5] with action masks)
-``hybrid``  ``Hybrid?team=0``       move to a target (continuous 2) and grab it
-                                    (discrete [2])
-==========  ======================  ==================================================
+===========  ======================  ==================================================
+name         behavior                task
+===========  ======================  ==================================================
+``ball``     ``3DBall?team=0``       balance a ball on a tilting plate (continuous 2)
+``grid``     ``GridWorld?team=0``    reach the goal the goal signal names, seen by a
+                                     camera (discrete [5] with action masks)
+``hallway``  ``Hallway?team=0``      choose at the corridor's end the colour shown only
+                                     at its start: needs memory (discrete [3] with
+                                     action masks; vector or camera)
+``hybrid``   ``Hybrid?team=0``       move to a target (continuous 2) and grab it
+                                     (discrete [2])
+===========  ======================  ==================================================
 
 Every scene takes keyword-only constructor arguments, among them ``num_agents``,
 ``max_steps``, ``decision_period`` and ``seed``; the environment parameter
 ``gym_unity_il.seed`` re-seeds it at the next reset. ``ball`` and ``grid`` also offer a
 ``Teacher`` and a ``Student`` behavior (``teacher_student=True``) for online BC, and
-``grid`` a sparse-reward exploration task (``sparse=True``, ``camera=False``). Every
+``grid`` a sparse-reward exploration task (``sparse=True``, ``camera=False``). The
+``hallway`` expert keeps recurrent state (SB3's ``predict(observation, state,
+episode_start)``), as every policy that solves it must. Every
 scene draws a picture of an agent's area for people (``Scene.render``), which the
 trainer asks for on :class:`~gym_unity_il.protocol.channels.ScenePictureChannel`.
 
@@ -34,12 +39,13 @@ from gym_unity_il.scenes.ball import BallExpert
 from gym_unity_il.scenes.base import AgentBatch, Scene
 from gym_unity_il.scenes.expert import ScriptedPolicy
 from gym_unity_il.scenes.grid import GridExpert
+from gym_unity_il.scenes.hallway import HallwayExpert
 from gym_unity_il.scenes.hybrid import HybridExpert
 from gym_unity_il.scenes.registry import DEFAULT_SCENE, SCENES
 from gym_unity_il.spec import ImageFormat, check_image_format
 
 #: The scripted expert of each built-in scene.
-EXPERTS: dict[str, type[ScriptedPolicy]] = {"ball": BallExpert, "grid": GridExpert, "hybrid": HybridExpert}
+EXPERTS: dict[str, type[ScriptedPolicy]] = {"ball": BallExpert, "grid": GridExpert, "hallway": HallwayExpert, "hybrid": HybridExpert}
 
 
 def _scene_class(name: str) -> type[Scene]:

@@ -24,6 +24,7 @@ from gymnasium import spaces
 
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.scenes import SCENES, expert_policy, make_scene
+from gym_unity_il.scenes.hallway import GuessPolicy
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
 
 
@@ -124,6 +125,10 @@ def evaluate_in_process(
 ) -> Evaluation:
     """Runs ``episodes`` episodes of one agent of a built-in scene and records their returns.
 
+    The policy's recurrent state goes round as in SB3: every ``predict`` gets the state the
+    previous one returned and ``episode_start`` (``bool [1]``), true at each episode's first
+    decision; policies without state take and return None.
+
     Args:
         scene_name: a key of :data:`gym_unity_il.scenes.SCENES`.
         policy: an object with SB3's ``predict``, or ``"expert"`` / ``"random"`` for the
@@ -150,6 +155,8 @@ def evaluate_in_process(
     returns: list[float] = []
     lengths: list[int] = []
     episode_return, episode_length = 0.0, 0
+    state: Any = None  # a recurrent policy's state, carried from decision to decision
+    episode_start = True
     while len(returns) < episodes:
         batch = scene.observe()[behavior]
         for reward, done in zip(batch.rewards, batch.done):
@@ -158,12 +165,14 @@ def evaluate_in_process(
                 returns.append(episode_return)
                 lengths.append(episode_length)
                 episode_return, episode_length = 0.0, 0
+                episode_start = True
         if len(returns) >= episodes:
             break
         decision = int(np.flatnonzero(~batch.done)[0])
         observation = env_observation(spec, [o[decision : decision + 1] for o in batch.observations], image_format)
         observation = {k: v[0] for k, v in observation.items()} if isinstance(observation, dict) else observation[0]
-        action, _ = policy.predict(observation, deterministic=True)
+        action, state = policy.predict(observation, state=state, episode_start=np.array([episode_start]), deterministic=True)
+        episode_start = False
         continuous, discrete = spec.action_spec.split(action)
         scene.act({behavior: (continuous[None], discrete[None])})
         episode_length += 1
@@ -171,11 +180,17 @@ def evaluate_in_process(
 
 
 def main() -> None:
-    """Prints the expert and random returns of every built-in scene (the docstring figures)."""
+    """Prints the returns the scene docstrings quote: the expert and random ones of every
+    built-in scene with its defaults, and the hallway's without memory and with its camera."""
     for name in SCENES:
-        for policy in ("expert", "random"):
-            result = evaluate_in_process(name, policy, episodes=20, seed=0)
-            print(f"{name:8s} {policy:7s} return {result.mean_return:8.3f} +- {result.std_return:6.3f}  length {result.mean_length:7.1f}")
+        runs: list[tuple[str, Predictor | str, dict[str, Any]]] = [("expert", "expert", {}), ("random", "random", {})]
+        if name == "hallway":
+            camera = {"camera": True}
+            runs += [("guess", GuessPolicy(seed=0), {}), ("expert", "expert", camera), ("guess", GuessPolicy(seed=0), camera), ("random", "random", camera)]
+        for label, policy, kwargs in runs:
+            result = evaluate_in_process(name, policy, episodes=20, seed=0, **kwargs)
+            variant = "".join(f"  ({k}={v})" for k, v in kwargs.items())
+            print(f"{name:8s} {label:7s} return {result.mean_return:8.3f} +- {result.std_return:6.3f}  length {result.mean_length:7.1f}{variant}")
 
 
 if __name__ == "__main__":

@@ -33,11 +33,12 @@ from gym_unity_il.link.launcher import environment_with_import_path
 from gym_unity_il.scenes.ball import BallScene
 from gym_unity_il.scenes.base import Scene
 from gym_unity_il.scenes.grid import GridScene
+from gym_unity_il.scenes.hallway import HallwayScene
 from gym_unity_il.scenes.hybrid import HybridScene
 from gym_unity_il.scenes.legacy_player import LEGACY_PROTOCOLS
 
 #: The built-in scenes by name.
-SCENES: dict[str, type[Scene]] = {"ball": BallScene, "grid": GridScene, "hybrid": HybridScene}
+SCENES: dict[str, type[Scene]] = {"ball": BallScene, "grid": GridScene, "hallway": HallwayScene, "hybrid": HybridScene}
 
 #: The scene the envs serve when neither a build (``file_name``) nor the Editor is given.
 DEFAULT_SCENE = "ball"

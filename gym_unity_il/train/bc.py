@@ -16,6 +16,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.train.config import TrainerSettings
+from gym_unity_il.train.memory import SequenceCloning, is_recurrent
 from gym_unity_il.train.progress import Helper, RunRecorder
 from gym_unity_il.train.schedules import FLOORS, scheduled
 
@@ -28,8 +29,10 @@ def count_transitions(trajectories: Sequence[Any]) -> int:
     return int(sum(len(t.acts) for t in trajectories))
 
 
-def bc_batches(settings: TrainerSettings, n_transitions: int, *, pretraining: bool, where: str = "config") -> int:
-    """The number of BC batches a run trains (see :class:`TrainerSettings` for the rules).
+def bc_batches(settings: TrainerSettings, n_transitions: int, *, pretraining: bool, where: str = "config", per_pass: int | None = None) -> int:
+    """The number of BC batches a run trains (see :class:`TrainerSettings` for the rules);
+    ``per_pass``: the batches of one pass over the demos when not ``n_transitions // batch_size``
+    (with memory: :func:`~gym_unity_il.train.memory.updates_per_pass`).
 
     Raises:
         ConfigError: the demos hold fewer transitions than one batch.
@@ -39,7 +42,7 @@ def bc_batches(settings: TrainerSettings, n_transitions: int, *, pretraining: bo
             f"{where}: batch_size {settings.batch_size} is larger than the {n_transitions} transitions of the demos; "
             "lower batch_size or record more demonstrations"
         )
-    per_epoch = settings.batches_per_epoch or n_transitions // settings.batch_size  # DemoBatches drops a partial batch
+    per_epoch = settings.batches_per_epoch or per_pass or n_transitions // settings.batch_size  # DemoBatches drops a partial batch
     if settings.num_epoch is not None:
         return settings.num_epoch * per_epoch
     if pretraining:
@@ -84,7 +87,9 @@ class DemoBatches:
 
 
 class BCPhase:
-    """Behavioral cloning of ``policy`` on demonstrations, ``batches`` batches in all.
+    """Behavioral cloning of ``policy`` on demonstrations, ``batches`` batches in all: with
+    `imitation`'s BC, or, for a policy with memory, :class:`~gym_unity_il.train.memory.SequenceCloning`
+    (a batch: one window of episodes).
 
     Every ``summary_freq`` demo samples it evaluates the policy (``evaluate_return``) and
     writes a row of ``metrics.csv``.
@@ -114,19 +119,23 @@ class BCPhase:
     ) -> None:
         from imitation.algorithms import bc
 
-        self.trainer = bc.BC(
-            observation_space=policy.observation_space,
-            action_space=policy.action_space,
-            rng=rng,
-            policy=policy,
-            demonstrations=DemoBatches(trajectories, batch_size=settings.batch_size, rng=rng),
-            batch_size=settings.batch_size,
-            optimizer_kwargs={"lr": settings.learning_rate},
-            ent_weight=settings.ent_weight,
-            l2_weight=settings.l2_weight,
-            device=policy.device,
-            custom_logger=logger,
-        )
+        self.trainer: Any
+        if is_recurrent(policy):
+            self.trainer = SequenceCloning(policy=policy, trajectories=trajectories, settings=settings, rng=rng, logger=logger)
+        else:
+            self.trainer = bc.BC(
+                observation_space=policy.observation_space,
+                action_space=policy.action_space,
+                rng=rng,
+                policy=policy,
+                demonstrations=DemoBatches(trajectories, batch_size=settings.batch_size, rng=rng),
+                batch_size=settings.batch_size,
+                optimizer_kwargs={"lr": settings.learning_rate},
+                ent_weight=settings.ent_weight,
+                l2_weight=settings.l2_weight,
+                device=policy.device,
+                custom_logger=logger,
+            )
         self.total = batches
         self.done = 0
         self.evaluate_return = evaluate_return
@@ -186,13 +195,15 @@ class RolloutCloning(Helper):
     def __init__(self, *, policy: ActorCriticPolicy, trajectories: Sequence[Any], settings: TrainerSettings, rng: np.random.Generator) -> None:
         super().__init__()
         self.policy = policy
-        self.loader = DemoBatches(trajectories, batch_size=settings.batch_size, rng=rng)
+        #: a recurrent policy's cloning over episodes (else the batches of ``loader``)
+        self.sequences = SequenceCloning(policy=policy, trajectories=trajectories, settings=settings, rng=rng) if is_recurrent(policy) else None
+        self.loader = None if self.sequences is not None else DemoBatches(trajectories, batch_size=settings.batch_size, rng=rng)
         epochs = settings.num_epoch if settings.num_epoch is not None else settings.ppo.n_epochs
-        self.batches = epochs * (settings.batches_per_epoch or len(self.loader))
+        self.batches = epochs * (settings.batches_per_epoch or len(self.sequences if self.sequences is not None else self.loader))  # type: ignore[arg-type]
         self.start_lr = settings.learning_rate
         self.anneal_steps = settings.cloning.steps
         self.ent_weight = settings.ent_weight
-        self.optimizer = th.optim.Adam(policy.parameters(), lr=self.start_lr)
+        self.optimizer = self.sequences.optimizer if self.sequences else th.optim.Adam(policy.parameters(), lr=self.start_lr)
 
     def learning_rate(self, step: int) -> float:
         """BC's learning rate at env step ``step``."""
@@ -207,10 +218,13 @@ class RolloutCloning(Helper):
             return
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        if self.sequences is not None:
+            self.logger.record("bc/loss", self.sequences.train(n_batches=self.batches))
+            return
         self.policy.set_training_mode(True)
         losses, done = [], 0
         while done < self.batches:
-            for batch in self.loader:
+            for batch in self.loader:  # type: ignore[union-attr]
                 losses.append(self._step(batch))
                 done += 1
                 if done == self.batches:

@@ -132,6 +132,36 @@ class CloningSettings:
 
 
 @dataclass(frozen=True)
+class MemorySettings:
+    """An LSTM in the policy, as ML-Agents' ``network_settings.memory``: ``memory_size`` is the
+    state Unity keeps for each agent between decisions (the LSTM's hidden and cell state side
+    by side, so the LSTM has ``memory_size // 2`` units); 0 (default) turns memory off.
+    Training runs the LSTM over windows of ``sequence_length`` steps of an episode."""
+
+    #: floats of recurrent state per agent (even; 0: no memory)
+    memory_size: int = 0
+    #: steps of the windows backpropagation runs through
+    sequence_length: int = 64
+
+    @property
+    def enabled(self) -> bool:
+        return self.memory_size > 0
+
+    @property
+    def hidden_size(self) -> int:
+        """The LSTM's units: half the state is its hidden state, half its cell state."""
+        return self.memory_size // 2
+
+    def check(self, where: str) -> None:
+        """Raises ConfigError for an odd ``memory_size`` (it holds two halves)."""
+        if self.memory_size % 2:
+            raise ConfigError(
+                f"{where}.memory_size: {self.memory_size} is odd; the state holds the LSTM's hidden and cell state, two halves of "
+                f"memory_size // 2 each: use an even number, e.g. {self.memory_size + 1}"
+            )
+
+
+@dataclass(frozen=True)
 class TrainerSettings:
     """Everything one behavior is trained with. See the module docstring for the file format.
 
@@ -182,6 +212,10 @@ class TrainerSettings:
     * ``curiosity``, ``rnd``: intrinsic rewards for exploration, ``strength`` times ML-Agents'
       curiosity (ICM) or RND reward added to the env's reward, their models trained on the
       rollouts (:mod:`gym_unity_il.train.intrinsic`); strength 0 (default) turns one off.
+    * ``memory``: ``memory_size`` > 0 gives the policy an LSTM after its features (sb3-contrib's
+      ``RecurrentPPO`` policy, ``memory_size // 2`` units), trained over windows of
+      ``sequence_length`` steps (:mod:`gym_unity_il.train.memory`); Unity keeps
+      ``memory_size`` floats per agent for it (not ``sac`` / ``bc_then_sac``).
     * ``max_restarts``: how many failures of a Unity process (it crashed, hung past the
       timeout or broke the protocol) the run survives by restarting that process; its
       agents' episodes end there (cut) and training goes on. Each restart logs a warning,
@@ -219,6 +253,7 @@ class TrainerSettings:
     curiosity: IntrinsicSettings = field(default_factory=IntrinsicSettings)
     rnd: IntrinsicSettings = field(default_factory=lambda: IntrinsicSettings(learning_rate=1.0e-4))
     cloning: CloningSettings = field(default_factory=CloningSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
 
     def net_arch(self) -> list[int]:
         """The hidden layer sizes for SB3 / imitation policies."""
@@ -518,6 +553,8 @@ def _build(cls: type, values: Mapping[str, Any], where: str, base: Any = None) -
             out[f.name] = _coerce(values[f.name], tp, f"{where}.{written.get(f.name, f.name)}")
     settings = cls(**out)
     _validate(settings, where, written)
+    if hasattr(settings, "check"):
+        settings.check(where)
     return settings
 
 
@@ -554,6 +591,8 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool]] = {
     "strength": (0.0, 1.0e6, False),
     "encoding_size": (1, 4096, False),
     "steps": (0, 10**12, False),
+    "memory_size": (0, 4096, False),
+    "sequence_length": (1, 100_000, False),
 }
 
 #: Accepted range of every numeric run setting (:class:`RunSettings`), as in :data:`NUMERIC_RANGES`.
@@ -623,6 +662,19 @@ class _NoAliasLoader(yaml.SafeLoader):
             line = event.start_mark.line + 1
             raise ConfigError(f"{self.name}, line {line}: YAML anchors and aliases (&name, *name) are not accepted in a config; write the values out")
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """As YAML's, which keeps the last of a key given twice (ML-Agents' own files have such
+        keys, e.g. ``sequence_length`` in 0.10's Hallway section), with a warning naming it."""
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    logger.warning("%s, line %d: %r is given twice (first on line %d); the later value %r is used, as YAML readers and "
+                                   "ML-Agents read it", self.name, line, key_node.value, seen[key_node.value], getattr(value_node, "value", "..."))  # fmt: skip
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_config_file(path: str | Path) -> Any:

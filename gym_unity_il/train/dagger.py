@@ -9,7 +9,19 @@ learns what to do in the states its own mistakes lead to.
 
 The teacher is anything with SB3's ``predict`` over env observations (a scripted expert,
 a saved model, a :class:`~gym_unity_il.train.teacher.HumanTeacher`); images reach it in
-the env's own layout even though the student's policy sees them transposed.
+the env's own layout even though the student's policy sees them transposed. It labels
+every observation of every episode, whoever drives, so a teacher with memory (one that
+returns a state, as the "hallway" expert does) gets its state back at its next call,
+reset where that sub-env's episode ends (`imitation`'s rollout carries it).
+
+A student with memory (``memory`` in the config: sb3-contrib's recurrent policy) cannot go
+through `imitation`'s DAgger, whose collector asks the student without its state and whose
+BC takes one transition at a time. Its rounds have the same meaning and run here: the
+round's env is :class:`StudentDriven` (the student's state carried per sub-env and reset
+where that sub-env's episode ends), a round is whole episodes of at least
+``dagger_round_steps`` steps (saved to ``scratch_dir/demos/round-NNN``), and after it
+``num_epoch`` epochs of :class:`~gym_unity_il.train.memory.SequenceCloning` run over every
+labelled episode so far (demonstrations, when given, join round 0).
 
 * :func:`run_dagger`: the rounds on any VecEnv (e.g. a ``DummyVecEnv`` of ``UnityIL-v0``);
   `imitation`'s collector takes array observations only, so several sensors are packed
@@ -24,13 +36,15 @@ import contextlib
 import functools
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from imitation.algorithms import bc
 from imitation.data import rollout, types
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_demo
 from gym_unity_il.errors import ConfigError
@@ -38,10 +52,11 @@ from gym_unity_il.scenes.evaluate import Predictor
 from gym_unity_il.train.config import RunConfig, TrainerSettings
 from gym_unity_il.train.curriculum import attach_environment_parameters
 from gym_unity_il.train.env import make_training_env
+from gym_unity_il.train.memory import SequenceCloning, is_recurrent
 from gym_unity_il.train.policies import ObservationAdapter, make_model
 from gym_unity_il.train.progress import RunRecorder
 from gym_unity_il.train.runner import Run, RunRequest, RunResult, Training, check_actions, run_training
-from gym_unity_il.train.teacher import TeacherTrainer
+from gym_unity_il.train.teacher import CarriedState, TeacherTrainer
 
 #: BC epochs after each round when ``num_epoch`` is null.
 DAGGER_EPOCHS = 4
@@ -82,6 +97,111 @@ class AdaptedTeacher:
         return self.predict(observations, states, episode_starts)
 
 
+class StudentDriven(VecEnvWrapper):
+    """The env of a DAgger round: each step, every sub-env carries out the teacher's action
+    (the one given to ``step``) with probability ``beta``, else the student's.
+
+    The student decides every step, whoever drives, with its recurrent state carried per
+    sub-env (:class:`~gym_unity_il.train.teacher.CarriedState`) and reset where that
+    sub-env's episode ends; with ``beta`` 1 it is not asked at all. Its actions are sampled
+    (``deterministic=False``), as `imitation`'s collector asks a feed-forward student.
+
+    Args:
+        venv: the env in the policy's observations.
+        student: the student's policy.
+        beta: the chance the teacher's action is carried out.
+        rng: draws whose action each sub-env carries out.
+    """
+
+    def __init__(self, venv: VecEnv, student: Any, beta: float, rng: np.random.Generator) -> None:
+        super().__init__(venv)
+        self.student = CarriedState(student, venv.num_envs)
+        self.beta = beta
+        self.rng = rng
+        self.obs: Any = None
+
+    def reset(self) -> Any:
+        self.obs = self.venv.reset()
+        self.student.restart()
+        return self.obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        actions = np.array(actions)
+        if self.beta < 1.0:
+            student = self.student.predict(self.obs, deterministic=False)
+            takes = self.rng.uniform(0, 1, self.num_envs) > self.beta
+            actions[takes] = np.asarray(student)[takes]
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> Any:
+        self.obs, rewards, dones, infos = self.venv.step_wait()
+        self.student.restart(np.asarray(dones, bool))
+        return self.obs, rewards, dones, infos
+
+
+class _ImitationRounds:
+    """The rounds of a feed-forward student: `imitation`'s DAgger trainer (its collector and its BC)."""
+
+    def __init__(self, *, venv: VecEnv, expert: AdaptedTeacher, policy: Any, settings: TrainerSettings, scratch_dir: str | os.PathLike[str],
+                 logger: Any, rng: np.random.Generator, demonstrations: Sequence[Any] | None) -> None:  # fmt: skip
+        from imitation.algorithms import dagger
+
+        trainer_bc = bc.BC(
+            observation_space=venv.observation_space, action_space=venv.action_space, rng=rng, policy=policy, batch_size=settings.batch_size,
+            optimizer_kwargs={"lr": settings.learning_rate}, ent_weight=settings.ent_weight, l2_weight=settings.l2_weight, device=policy.device,
+            custom_logger=logger,
+        )  # fmt: skip
+        self.trainer = dagger.SimpleDAggerTrainer(
+            venv=venv, scratch_dir=scratch_dir, expert_policy=expert, rng=rng, expert_trajs=demonstrations, beta_schedule=first_round_only,
+            bc_trainer=trainer_bc, custom_logger=logger,
+        )  # fmt: skip
+        self.expert = expert
+
+    @property
+    def round_num(self) -> int:
+        return self.trainer.round_num
+
+    def collect(self, until: Callable[[Sequence[Any]], bool]) -> Sequence[Any]:
+        collector = self.trainer.create_trajectory_collector()
+        return rollout.generate_trajectories(policy=self.expert, venv=collector, sample_until=until, rng=collector.rng)
+
+    def update(self, epochs: int) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
+            self.trainer.extend_and_update({"n_epochs": epochs, "progress_bar": False, "log_rollouts_venv": None})
+
+
+class _SequenceRounds:
+    """The rounds of a student with memory: the episodes of a round driven by :class:`StudentDriven`,
+    labelled by the teacher through `imitation`'s rollout (which carries the teacher's state), saved
+    to ``scratch_dir/demos/round-NNN`` and learnt with :class:`~gym_unity_il.train.memory.SequenceCloning`."""
+
+    def __init__(self, *, venv: VecEnv, expert: AdaptedTeacher, policy: Any, settings: TrainerSettings, scratch_dir: str | os.PathLike[str],
+                 logger: Any, rng: np.random.Generator, demonstrations: Sequence[Any] | None) -> None:  # fmt: skip
+        self.venv = venv
+        self.expert = expert
+        self.policy = policy
+        self.scratch_dir = Path(scratch_dir)
+        self.rng = rng
+        self.logger = logger
+        self.cloning = SequenceCloning(policy=policy, trajectories=demonstrations or [], settings=settings, rng=rng, logger=logger)
+        self.round_num = 0
+
+    def collect(self, until: Callable[[Sequence[Any]], bool]) -> Sequence[Any]:
+        from imitation.data import serialize
+
+        venv = StudentDriven(self.venv, self.policy, first_round_only(self.round_num), self.rng)
+        trajectories = rollout.generate_trajectories(policy=self.expert, venv=venv, sample_until=until, rng=self.rng)
+        serialize.save(self.scratch_dir / "demos" / f"round-{self.round_num:03d}", trajectories)
+        self.cloning.add(trajectories)
+        return trajectories
+
+    def update(self, epochs: int) -> None:
+        self.logger.record("bc/loss", self.cloning.train(n_batches=epochs * len(self.cloning)))
+        self.policy.set_training_mode(False)
+        self.round_num += 1
+
+
 def run_dagger(
     *,
     venv: Any,
@@ -97,19 +217,26 @@ def run_dagger(
 ) -> dict[str, Any]:
     """DAgger rounds until ``settings.max_steps`` labelled env steps.
 
+    A feed-forward student goes through `imitation`'s DAgger trainer; a student with memory
+    (:func:`~gym_unity_il.train.memory.is_recurrent`) through rounds of the same meaning that
+    carry its state (see the module docstring).
+
     Args:
         venv: the env in the policy's observations (``adapter.wrap(env_venv)``).
-        teacher: labels env observations.
-        policy: the student's SB3 ``ActorCriticPolicy``, trained in place.
+        teacher: labels env observations (with its state carried when it returns one).
+        policy: the student's SB3 ``ActorCriticPolicy`` (or sb3-contrib's
+            ``RecurrentActorCriticPolicy``), trained in place.
         adapter: the student's adapter (packed for a Dict observation: `imitation`'s
             DAgger collects arrays only).
         settings: ``max_steps``, ``dagger_round_steps``, ``num_epoch`` (default 4),
-            ``batch_size``, ``learning_rate``, ``ent_weight``, ``l2_weight``.
-        scratch_dir: where `imitation` keeps the rounds' labelled trajectories.
+            ``batch_size``, ``learning_rate``, ``ent_weight``, ``l2_weight`` (with memory,
+            ``memory.sequence_length`` too).
+        scratch_dir: where the rounds' labelled trajectories are kept.
         logger: an `imitation` logger (always given to the trainers: TensorBoard).
         seed: seeds the rollouts and BC's batches.
         recorder: progress bar and ``metrics.csv`` (a row per round).
-        demonstrations: `imitation` trajectories (policy observations) added to round 0.
+        demonstrations: `imitation` trajectories (policy observations) added to round 0
+            (with memory: whole episodes, in order).
 
     Returns:
         ``{"rounds", "labels", "round_returns"}``: rounds run, teacher labels collected,
@@ -118,22 +245,14 @@ def run_dagger(
     Raises:
         ConfigError: a round smaller than a batch.
     """
-    import datasets  # imitation's DAgger saves rounds with Hugging Face datasets: a second of import time, so only here
-    from imitation.algorithms import dagger
+    import datasets  # imitation saves rounds with Hugging Face datasets: a second of import time, so only here
 
     if settings.dagger_round_steps < settings.batch_size:
         raise ConfigError(f"dagger_round_steps {settings.dagger_round_steps} is smaller than batch_size {settings.batch_size}: the first round would not fill one batch")
     rng = np.random.default_rng(seed)
     expert = AdaptedTeacher(teacher, adapter, venv.action_space)
-    trainer_bc = bc.BC(
-        observation_space=venv.observation_space, action_space=venv.action_space, rng=rng, policy=policy, batch_size=settings.batch_size,
-        optimizer_kwargs={"lr": settings.learning_rate}, ent_weight=settings.ent_weight, l2_weight=settings.l2_weight, device=policy.device,
-        custom_logger=logger,
-    )  # fmt: skip
-    trainer = dagger.SimpleDAggerTrainer(
-        venv=venv, scratch_dir=scratch_dir, expert_policy=expert, rng=rng, expert_trajs=demonstrations, beta_schedule=first_round_only,
-        bc_trainer=trainer_bc, custom_logger=logger,
-    )  # fmt: skip
+    kind = _SequenceRounds if is_recurrent(policy) else _ImitationRounds
+    rounds = kind(venv=venv, expert=expert, policy=policy, settings=settings, scratch_dir=scratch_dir, logger=logger, rng=rng, demonstrations=demonstrations)
     epochs = settings.num_epoch if settings.num_epoch is not None else DAGGER_EPOCHS
     labels, returns = 0, []
     bar = recorder.bar("dagger", total=settings.max_steps, initial=0, unit="label") if recorder is not None else None
@@ -141,18 +260,15 @@ def run_dagger(
     datasets.disable_progress_bars()  # keep its bars off ours
     try:
         while labels < settings.max_steps:
-            collector = trainer.create_trajectory_collector()
             until = rollout.make_sample_until(min_timesteps=min(settings.dagger_round_steps, settings.max_steps - labels), min_episodes=1)
-            trajectories = rollout.generate_trajectories(policy=expert, venv=collector, sample_until=until, rng=collector.rng)
+            trajectories = rounds.collect(until)
             steps = sum(len(t) for t in trajectories)
             labels += steps
             round_return = float(np.mean([t.rews.sum() for t in trajectories]))
             returns.append(round_return)
             logger.record("dagger/round_return", round_return)
             logger.record("dagger/labels", labels)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
-                trainer.extend_and_update({"n_epochs": epochs, "progress_bar": False, "log_rollouts_venv": None})
+            rounds.update(epochs)
             if bar is not None:
                 bar.update(steps)
             if recorder is not None:
@@ -163,7 +279,7 @@ def run_dagger(
             datasets.enable_progress_bars()
         if bar is not None:
             bar.close()
-    return {"rounds": trainer.round_num, "labels": labels, "round_returns": returns}
+    return {"rounds": rounds.round_num, "labels": labels, "round_returns": returns}
 
 
 class DaggerPhase:

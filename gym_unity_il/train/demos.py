@@ -28,6 +28,7 @@ from gym_unity_il.train.gail import GAILPhase
 from gym_unity_il.train.policies import ObservationAdapter, make_model, observation_statistics
 from gym_unity_il.train.pretrain import RLPhase, SACActorPretraining
 from gym_unity_il.train.intrinsic import IntrinsicRewards
+from gym_unity_il.train.memory import check_memory, sequences_per_update, updates_per_pass
 from gym_unity_il.train.progress import Helper, KeptState, Phase
 from gym_unity_il.train.schedules import Schedules
 from gym_unity_il.train.runner import Run, Training, check_actions, check_trainer
@@ -69,6 +70,7 @@ class DemoTrainer:
 
     def check(self, settings: TrainerSettings, where: str) -> None:
         check_trainer(settings, self, where)
+        check_memory(settings, where)
         if settings.trainer == "sac" and settings.gail.strength > 0:
             raise ConfigError(
                 f"{where}.gail.strength: {settings.gail.strength}, but 'sac' cannot add the GAIL reward: it is mixed into PPO's rollouts only "
@@ -136,7 +138,8 @@ class DemoTrainer:
             trajectories = demo_to_trajectories(demo)
         n_transitions = count_transitions(trajectories)
 
-        batches = bc_batches(settings, n_transitions, pretraining=settings.trainer != "offline_bc", where=where) if pretrains else 0
+        per_pass = updates_per_pass([len(t.acts) for t in trajectories], sequences_per_update(settings), settings.memory.sequence_length) if settings.memory.enabled else None
+        batches = bc_batches(settings, n_transitions, pretraining=settings.trainer != "offline_bc", where=where, per_pass=per_pass) if pretrains else 0
         if uses_gail and n_transitions < settings.gail.demo_batch_size:
             raise ConfigError(f"{where}.gail.demo_batch_size: {settings.gail.demo_batch_size} is larger than the {n_transitions} transitions of the demos; lower it or record more")
 

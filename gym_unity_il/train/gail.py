@@ -12,6 +12,7 @@ from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from gym_unity_il.train.config import TrainerSettings
+from gym_unity_il.train.memory import is_recurrent
 from gym_unity_il.train.policies import Normalization, ObservationAdapter, SensorRewardNet
 from gym_unity_il.train.progress import Helper, ProgressCallback, RunRecorder, helper_states, load_helper_states, recent_return
 
@@ -30,6 +31,21 @@ class _EnvRewardTap(VecEnvWrapper):
         obs, rewards, dones, infos = self.venv.step_wait()
         self.rewards = np.asarray(rewards, np.float32).copy()
         return obs, rewards, dones, infos
+
+
+def _recurrent_generator_gail() -> type:
+    """`imitation`'s GAIL for a generator with memory (RecurrentPPO). Its discriminator judges
+    single (observation, action) pairs, as ML-Agents' does beside a recurrent policy; only the
+    generator's log-probability of each pair, which `imitation` computes for every adversarial
+    trainer but only AIRL's discriminator reads, has no meaning without the LSTM state of the
+    pair's episode, so it is left out (GAIL never reads it)."""
+    from imitation.algorithms.adversarial.gail import GAIL
+
+    class RecurrentGeneratorGAIL(GAIL):
+        def _get_log_policy_act_prob(self, obs_th: Any, acts_th: Any) -> None:
+            return None
+
+    return RecurrentGeneratorGAIL
 
 
 class GAILPhase:
@@ -83,7 +99,7 @@ class GAILPhase:
         gail = settings.gail
         self.reward_net = SensorRewardNet(adapter, venv.action_space, hidden=settings.net_arch(), normalization=normalization)
         tap = _EnvRewardTap(venv) if strength is not None else None
-        self.trainer = GAIL(
+        self.trainer = (_recurrent_generator_gail() if is_recurrent(model) else GAIL)(
             demonstrations=trajectories,
             demo_batch_size=gail.demo_batch_size,
             venv=tap or venv,

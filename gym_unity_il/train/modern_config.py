@@ -127,7 +127,7 @@ KEYS: dict[str, dict[str, Key]] = {
         "num_layers": Key("honoured", "num_layers"),
         "vis_encode_type": Key("approximated", "simple, nature_cnn: our CNN (NatureCNN's layers from 36 x 36 pixels, a small CNN below); "
                                                "resnet, match3, fully_connected: the same, with a warning"),
-        "memory": Key("refused", "refused unless null: memory (an LSTM) is issue 17's work"),
+        "memory": Key("honoured", "our memory section: an LSTM policy (refused with SAC, which has none); null: no memory"),
         "goal_conditioning_type": Key("ignored", "hyper is ignored with a warning: goal signals are inputs like the other observations "
                                                  "(none); none is honoured",
                                       "hyper: goal signals are inputs like the other observations (as none)"),
@@ -135,8 +135,8 @@ KEYS: dict[str, dict[str, Key]] = {
                              "true: training samples actions; evaluation and export take the most probable one"),
     },
     "network_settings.memory": {
-        "memory_size": Key("refused", "with memory (issue 17)"),
-        "sequence_length": Key("refused", "with memory (issue 17)"),
+        "memory_size": Key("honoured", "memory.memory_size (default 128; even: half hidden, half cell state)"),
+        "sequence_length": Key("honoured", "memory.sequence_length (default 64)"),
     },
     "reward_signals": {
         "extrinsic": Key("honoured", "the env's reward, at weight 1 (see its rows)"),
@@ -349,6 +349,8 @@ def _behavior(reader: KeyReader, raw: Mapping[str, Any], where: str) -> dict[str
     out[kind] = hyper["algorithm"]
     network = _network(reader, reader.mapping(raw.get("network_settings"), f"{where}.network_settings"), f"{where}.network_settings")
     out.update(hidden_units=network["hidden_units"], num_layers=network["num_layers"])
+    if "memory" in network:
+        out["memory"] = network["memory"]
     signals_where = f"{where}.reward_signals"
     signals = _reward_signals(reader, reader.mapping(raw.get("reward_signals", {"extrinsic": {}}), signals_where), signals_where)
     out[kind]["gamma"] = signals["gamma"]
@@ -438,10 +440,13 @@ def _hyperparameters(reader: KeyReader, kind: str, raw: Mapping[str, Any], where
 def _network(reader: KeyReader, raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     """``hidden_units``, ``num_layers`` and ``normalize`` from ``network_settings``."""
     reader.known(raw, ("network_settings",), where)
+    out: dict[str, Any] = {}
     memory = raw.get("memory")
     if memory not in (None, False):
-        reader.known(reader.mapping(memory, f"{where}.memory"), ("network_settings.memory",), f"{where}.memory")
-        raise ConfigError(f"{where}.memory: memory (an LSTM policy) is not built yet (issue 17); remove memory to train without it")
+        memory = reader.mapping(memory, f"{where}.memory")
+        reader.known(memory, ("network_settings.memory",), f"{where}.memory")
+        out["memory"] = {key: reader.number(memory.get(key, default), f"{where}.memory.{key}", integer=True, key=key)
+                         for key, default in (("memory_size", 128), ("sequence_length", 64))}  # fmt: skip
     encoder = raw.get("vis_encode_type", "simple")
     encoders = ("simple", "nature_cnn", "resnet", "match3", "fully_connected")
     if reader.choice(encoder, encoders, f"{where}.vis_encode_type") not in ("simple", "nature_cnn"):
@@ -452,8 +457,8 @@ def _network(reader: KeyReader, raw: Mapping[str, Any], where: str) -> dict[str,
         reader.ignored(where, "network_settings", "goal_conditioning_type")
     if "deterministic" in raw and reader.flag(raw["deterministic"], f"{where}.deterministic"):
         reader.ignored(where, "network_settings", "deterministic")
-    sizes = ("hidden_units", "num_layers")
-    out = {key: reader.number(raw.get(key, BEHAVIOR_DEFAULTS[key]), f"{where}.{key}", integer=True, key=key) for key in sizes}
+    for key in ("hidden_units", "num_layers"):
+        out[key] = reader.number(raw.get(key, BEHAVIOR_DEFAULTS[key]), f"{where}.{key}", integer=True, key=key)
     return {**out, "normalize": reader.flag(raw.get("normalize", BEHAVIOR_DEFAULTS["normalize"]), f"{where}.normalize")}
 
 

@@ -24,6 +24,18 @@ The Teacher Helper's controls, from code or from the teacher's window:
   growing; ``True`` resumes;
 * ``buffer.clear()`` (key C): forget every demonstration so far.
 
+Students and teacher act with their recurrent state carried per agent slot
+(:class:`~gym_unity_il.train.teacher.CarriedState`), each slot's reset where its agent's
+episode ends, so a teacher with memory (a saved recurrent model, a scripted teacher that
+remembers) and students with memory (``memory`` in the config) act as they would in Unity.
+Students with memory learn from whole episodes: the teacher's pairs are kept per teacher
+agent in order, as :class:`TeacherEpisodes` (an episode joins when it ends), and each
+batch is ``batch_size // sequence_length`` of those episodes run from their start with
+:class:`~gym_unity_il.train.memory.SequenceCloning` (truncated backpropagation through
+time: a gradient step per window of ``sequence_length`` steps, each counted as a batch).
+There, recording off cuts the episodes under way (kept up to there) and recording resumes
+with each teacher agent's next episode; clear drops the episodes under way too.
+
 :class:`OnlineTrainer` is what ``gym-unity-il train`` runs for ``trainer: online_bc``
 (:func:`train_online` with a teacher object of your own); the built-in scene ``ball``
 offers the layout with ``scene_kwargs={"teacher_student": True}`` (behaviors ``Teacher``
@@ -36,7 +48,7 @@ import collections
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -53,10 +65,11 @@ from gym_unity_il.spec import ActionSpec, BehaviorSpec
 from gym_unity_il.train.config import RunConfig, TrainerSettings
 from gym_unity_il.train.curriculum import Curriculum
 from gym_unity_il.train.env import make_training_env
+from gym_unity_il.train.memory import SequenceCloning, is_recurrent, sequences_per_update
 from gym_unity_il.train.policies import ObservationAdapter, make_model
 from gym_unity_il.train.progress import RunRecorder
 from gym_unity_il.train.runner import Run, RunRequest, RunResult, Training, check_actions, run_training
-from gym_unity_il.train.teacher import TeacherTrainer
+from gym_unity_il.train.teacher import CarriedState, TeacherTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +157,133 @@ class TeacherBuffer:
         return (obs if self._keyed else obs[""]), self._acts[rows]
 
 
+class TeacherEpisodes:
+    """The teacher's (observation, action) pairs as whole episodes in order, what students with
+    memory learn from (:class:`~gym_unity_il.train.memory.SequenceCloning`).
+
+    One episode is under way per teacher slot; :meth:`add` records a step of every slot,
+    and an episode joins the kept ones when :meth:`end` says it ended (or a new episode
+    begins in its slot). Every kept episode starts at its episode's first step: a policy
+    with memory learns each step with the memory of everything before it.
+
+    The Teacher Helper's controls keep their meaning. Recording off (``recording = False``,
+    key R): the episodes under way are cut there and kept up to there (their steps so far
+    are right, with the memory they had), and nothing is recorded until recording is on
+    again; then each slot's recording begins with its next episode (the rest of an episode
+    under way would lack its beginning). :meth:`clear` (key C) drops the kept episodes and
+    those under way, which are not recorded further for the same reason.
+
+    Args:
+        slots: the teacher behavior's agent slots.
+        adapt: turns a batch of env observations into the students' (their
+            :class:`~gym_unity_il.train.policies.ObservationAdapter`), once per episode as it
+            is kept; None: kept as the env gives them.
+        capacity: the most pairs kept; beyond it the oldest episodes go first (the newest stays).
+        recording: start recording (True) or paused.
+    """
+
+    def __init__(self, *, slots: int, adapt: Callable[[Any], Any] | None = None, capacity: int = BUFFER_CAPACITY, recording: bool = True) -> None:
+        if capacity < 1:
+            raise ConfigError(f"TeacherEpisodes capacity must be at least 1, got {capacity}")
+        self.adapt = adapt
+        self.capacity = capacity
+        #: the kept episodes, oldest first: `imitation` trajectories (the final observation repeats the last one)
+        self.episodes: list[types.Trajectory] = []
+        self._open: list[list[tuple[Any, np.ndarray]] | None] = [None] * slots  # each slot's episode under way (None: not recorded)
+        self._size = 0
+        self._recording = bool(recording)
+        #: pairs recorded since construction (clearing does not reset it)
+        self.total_added = 0
+
+    def __len__(self) -> int:
+        """Pairs in the kept episodes."""
+        return self._size
+
+    @property
+    def recording(self) -> bool:
+        """Whether :meth:`add` keeps what the teacher does (key R of the teacher window toggles it)."""
+        return self._recording
+
+    @recording.setter
+    def recording(self, value: bool) -> None:
+        if self._recording and not value:
+            for row in range(len(self._open)):
+                self._finish(row)  # cut here, kept up to here
+        self._recording = bool(value)
+
+    def toggle_recording(self) -> bool:
+        """Pauses or resumes recording; returns the new state."""
+        self.recording = not self._recording
+        return self._recording
+
+    def clear(self) -> None:
+        """Drops every kept episode and those under way (key C of the teacher window)."""
+        self.episodes.clear()
+        self._open = [None] * len(self._open)
+        self._size = 0
+
+    def add(self, observations: Any, actions: Any, live: np.ndarray, starts: np.ndarray) -> int:
+        """Records one step of the teacher slots when recording; returns the pairs added.
+
+        Args:
+            observations: every slot's observation (leading axis: slots), as the env gives them.
+            actions: every slot's action.
+            live: ``bool [slots]``, the slots whose pair is recorded (an agent in the slot).
+            starts: ``bool [slots]``, the slots whose episode begins with this observation:
+                an episode under way there is kept, and a new one begins (when recording).
+        """
+        for row in np.flatnonzero(starts):
+            self._finish(int(row))
+            if self._recording:
+                self._open[row] = []
+        rows = [int(r) for r in np.flatnonzero(live) if self._open[r] is not None]
+        acts = np.asarray(actions)
+        for row in rows:
+            step = {k: np.asarray(v[row]) for k, v in observations.items()} if isinstance(observations, Mapping) else np.asarray(observations[row])
+            self._open[row].append((step, acts[row]))  # type: ignore[union-attr]
+        self.total_added += len(rows)
+        return len(rows)
+
+    def end(self, rows: np.ndarray) -> None:
+        """The episodes of these slots ended: they join the kept episodes."""
+        for row in rows:
+            self._finish(int(row))
+
+    def _finish(self, row: int) -> None:
+        steps, self._open[row] = self._open[row], None
+        if not steps:
+            return
+        first = steps[0][0]
+        if isinstance(first, dict):
+            obs: Any = {k: np.stack([o[k] for o, _ in steps] + [steps[-1][0][k]]) for k in first}
+        else:
+            obs = np.stack([o for o, _ in steps] + [steps[-1][0]])
+        if self.adapt is not None:
+            obs = self.adapt(obs)
+        obs = types.DictObs(dict(obs)) if isinstance(obs, Mapping) else obs
+        self.episodes.append(types.Trajectory(obs=obs, acts=np.stack([a for _, a in steps]), infos=None, terminal=True))
+        self._size += len(steps)
+        while self._size > self.capacity and len(self.episodes) > 1:
+            self._size -= len(self.episodes.pop(0).acts)
+
+    def sample(self, count: int, rng: np.random.Generator) -> list[types.Trajectory]:
+        """``count`` different kept episodes at random (all of them when fewer are kept).
+
+        Raises:
+            ValueError: no episode is kept.
+        """
+        if not self.episodes:
+            raise ValueError("no teacher episode is kept yet: nothing to sample")
+        chosen = rng.choice(len(self.episodes), size=min(count, len(self.episodes)), replace=False)
+        return [self.episodes[i] for i in chosen]
+
+
+def episode_starts(batch: SlotBatch, agents_before: np.ndarray) -> np.ndarray:
+    """``bool [slots]``: the slots whose observation in ``batch`` begins an episode (the
+    previous one ended in the step, or another agent took the slot)."""
+    return np.asarray(batch.done, bool) | (batch.agent_id != agents_before)
+
+
 def observation_of(arrays: tuple[np.ndarray, ...], spec: BehaviorSpec) -> Any:
     """A batch of observations as the env returns them: the one sensor's array, else a dict by sensor name."""
     if len(arrays) == 1:
@@ -222,11 +362,14 @@ class OnlineBC:
             (:func:`teacher_student_worker`).
         teacher: drives the teacher agents (SB3's ``predict`` on a batch of env observations);
             None when the build decides the teacher's behavior itself (a 0.x Player brain).
-        policy: the students' SB3 ``ActorCriticPolicy``, trained in place.
+        policy: the students' SB3 ``ActorCriticPolicy`` (or sb3-contrib's
+            ``RecurrentActorCriticPolicy``), trained in place.
         adapter: turns env observations into the policy's (:class:`~gym_unity_il.train.policies.ObservationAdapter`).
         settings: ``batch_size``, ``learning_rate``, ``batches_per_epoch`` (default 1),
-            ``max_steps``, ``ent_weight``, ``l2_weight``, ``summary_freq``.
-        buffer: the teacher's pairs (default: a new :class:`TeacherBuffer`).
+            ``max_steps``, ``ent_weight``, ``l2_weight``, ``summary_freq`` (with memory,
+            ``memory.sequence_length`` too).
+        buffer: the teacher's pairs (default: a new :class:`TeacherBuffer`, or for a
+            policy with memory a new :class:`TeacherEpisodes`).
         seed: seeds the batch sampler and the scene's first reset.
         logger: an `imitation` / SB3 logger (TensorBoard), or None.
         curriculum: the config's environment parameters (:class:`~gym_unity_il.train.curriculum.Curriculum`),
@@ -267,7 +410,15 @@ class OnlineBC:
                 if self.unity_teacher
                 else f"the teacher behavior {self.teacher_behavior!r} needs a teacher to drive it"
             )
-        self.buffer = buffer or TeacherBuffer(observation_space=spec.observation_space(session.image_format), action_space=spec.action_space())
+        recurrent = is_recurrent(policy)
+        if buffer is not None and isinstance(buffer, TeacherEpisodes) != recurrent:
+            wanted = "TeacherEpisodes: a student with memory learns from whole episodes" if recurrent else "TeacherBuffer: a student without memory learns from pairs"
+            raise ConfigError(f"buffer: give a {wanted}, not a {type(buffer).__name__} (or give no buffer)")
+        self.buffer: TeacherBuffer | TeacherEpisodes = buffer or (
+            TeacherEpisodes(slots=len(teacher_slots), adapt=adapter)
+            if recurrent
+            else TeacherBuffer(observation_space=spec.observation_space(session.image_format), action_space=spec.action_space())
+        )
         attach = getattr(teacher, "attach", None)
         if callable(attach):
             attach(self.buffer)  # the teacher's window gets the R and C keys
@@ -278,7 +429,12 @@ class OnlineBC:
         self.seed = seed
         self.logger = logger
         self.loss = BehaviorCloningLossCalculator(ent_weight=settings.ent_weight, l2_weight=settings.l2_weight)
-        self.optimizer = th.optim.Adam(policy.parameters(), lr=settings.learning_rate)
+        #: a student with memory learns with sequence cloning, over groups of whole teacher episodes
+        self.cloning = SequenceCloning(policy=policy, trajectories=[], settings=settings, rng=self.rng) if recurrent else None
+        self.optimizer = self.cloning.optimizer if self.cloning is not None else th.optim.Adam(policy.parameters(), lr=settings.learning_rate)
+        #: the students and the teacher act with their recurrent state carried per agent slot
+        self.student_state = CarriedState(policy, len(student_slots))
+        self.teacher_state = CarriedState(teacher, len(teacher_slots)) if teacher is not None else None
         self.steps = 0
         self.batches = 0
         self.student_returns = EpisodeReturns(len(student_slots))
@@ -286,7 +442,12 @@ class OnlineBC:
         self.last_loss = float("nan")
 
     def train_batch(self) -> float:
-        """One gradient step on a batch from the buffer; returns the loss."""
+        """One gradient step on a batch from the buffer; returns the loss. With memory, a
+        batch is ``batch_size // sequence_length`` (at least one) whole teacher episodes,
+        run window by window: a gradient step per window of ``sequence_length`` steps."""
+        if self.cloning is not None:
+            return self._train_sequences()
+        assert isinstance(self.buffer, TeacherBuffer)
         obs, acts = self.buffer.sample(self.settings.batch_size, self.rng)
         self.policy.set_training_mode(True)
         metrics = self.loss(self.policy, self.adapter(types.DictObs(obs) if isinstance(obs, Mapping) else obs), acts)
@@ -296,6 +457,13 @@ class OnlineBC:
         self.policy.set_training_mode(False)
         self.batches += 1
         return float(metrics.loss.item())
+
+    def _train_sequences(self) -> float:
+        assert self.cloning is not None and isinstance(self.buffer, TeacherEpisodes)
+        loss, updates = self.cloning.train_group(self.buffer.sample(sequences_per_update(self.settings), self.rng))
+        self.policy.set_training_mode(False)
+        self.batches += updates
+        return loss
 
     def run(self, recorder: RunRecorder | None = None) -> None:
         """Plays and learns until ``max_steps`` steps (continuing from :attr:`steps`).
@@ -311,30 +479,34 @@ class OnlineBC:
             self.worker.set_env_parameters(self.curriculum.values())
         batches = self.worker.reset(seed=self.seed).batches
         teacher_batch, student_batch = batches[t_name], batches[s_name]
+        teacher_starts = self._begin_episodes(teacher_batch)
         bar = recorder.bar(self.name, total=settings.max_steps, initial=self.steps, unit="step") if recorder is not None else None
         try:
             while self.steps < settings.max_steps:
                 teacher_obs = observation_of(teacher_batch.obs, t_spec)
                 student_obs = observation_of(student_batch.obs, s_spec)
-                student_actions, _ = self.policy.predict(self.adapter(student_obs), deterministic=True)
+                student_actions = self.student_state.predict(self.adapter(student_obs), deterministic=True)
                 live = teacher_batch.agent_id >= 0
-                if self.teacher is None:  # the build decides: its actions are read back after the step
+                if self.teacher_state is None:  # the build decides: its actions are read back after the step
                     teacher_pair = self.worker.slots[t_name].zero_actions()
                 else:
-                    teacher_actions, _ = self.teacher.predict(teacher_obs, deterministic=True)
-                    self._record(teacher_obs, teacher_actions, live)
+                    teacher_actions = self.teacher_state.predict(teacher_obs, deterministic=True)
+                    self._record(teacher_obs, teacher_actions, live, teacher_starts)
                     teacher_pair = split_batch_actions(teacher_actions, t_spec, len(teacher_batch.agent_id))
                 actions = {t_name: teacher_pair, s_name: split_batch_actions(student_actions, s_spec, len(student_batch.agent_id))}
+                before = teacher_batch.agent_id, student_batch.agent_id
                 batches = self.worker.step(actions).batches
                 teacher_batch, student_batch = batches[t_name], batches[s_name]
                 if self.teacher is None and teacher_batch.stored_actions is not None:
                     ends = teacher_batch.done  # an episode's last action: zeros on builds before 0.8.2
-                    self._record(teacher_obs, env_actions(teacher_batch.stored_actions, t_spec.action_spec), live & ~ends)
+                    self._record(teacher_obs, env_actions(teacher_batch.stored_actions, t_spec.action_spec), live & ~ends, teacher_starts)
+                teacher_starts = self._next_episodes(teacher_batch, student_batch, before)
                 self.teacher_returns.add(teacher_batch)
                 ended = self.student_returns.add(student_batch)
                 if self.curriculum is not None and self._next_lesson(ended):
                     batches = self.worker.reset().batches  # a lesson asked for it: the episodes under way end here
                     teacher_batch, student_batch = batches[t_name], batches[s_name]
+                    teacher_starts = self._begin_episodes(teacher_batch)
                     self.teacher_returns.running[:] = self.student_returns.running[:] = 0.0
                 if len(self.buffer):
                     for _ in range(per_step):
@@ -360,9 +532,32 @@ class OnlineBC:
         self.worker.set_env_parameters(change.values)
         return change.reset
 
-    def _record(self, obs: Any, actions: Any, live: np.ndarray) -> None:
-        """Adds the teacher's pairs of the slots with an agent."""
-        if live.all():
+    def _begin_episodes(self, teacher: SlotBatch) -> np.ndarray:
+        """After a reset: every slot's episode begins (the teacher's episodes under way end
+        here). Returns the teacher slots' episode starts."""
+        if isinstance(self.buffer, TeacherEpisodes):
+            self.buffer.end(np.arange(len(teacher.agent_id)))
+        for carried in (self.student_state, self.teacher_state):
+            if carried is not None:
+                carried.restart()
+        return np.ones(len(teacher.agent_id), bool)
+
+    def _next_episodes(self, teacher: SlotBatch, student: SlotBatch, before: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """After a step: the teacher's episodes that ended are kept, and the slots whose next
+        observation begins an episode start from a fresh state. Returns the teacher slots' episode starts."""
+        teacher_starts, student_starts = episode_starts(teacher, before[0]), episode_starts(student, before[1])
+        if isinstance(self.buffer, TeacherEpisodes):
+            self.buffer.end(teacher.terminal_rows)
+        self.student_state.restart(student_starts)
+        if self.teacher_state is not None:
+            self.teacher_state.restart(teacher_starts)
+        return teacher_starts
+
+    def _record(self, obs: Any, actions: Any, live: np.ndarray, starts: np.ndarray) -> None:
+        """Adds the teacher's pairs of the slots with an agent (``starts``: the slots whose episode begins with ``obs``)."""
+        if isinstance(self.buffer, TeacherEpisodes):
+            self.buffer.add(obs, actions, live, starts)
+        elif live.all():
             self.buffer.add(obs, actions)
         elif live.any():
             self.buffer.add(_rows(obs, live), np.asarray(actions)[live])
@@ -478,7 +673,7 @@ def train_online(
 
     The teacher drives the ``brain_to_imitate`` behavior; the students are
     ``behavior_name`` (else the config's only behavior section, else the first other
-    behavior). The students' policy is saved as ``model.zip`` (``PPO.load``) at the end
+    behavior). The students' policy is saved as ``model.zip`` (``PPO.load``; with ``memory``, ``RecurrentPPO.load``) at the end
     and on Ctrl+C, and evaluated on ``eval_episodes`` episodes of a second process of
     the same scene.
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from gym_unity_il.export.layout import ObservationLayout, SensorLayout, sensor_spaces
 from gym_unity_il.train.config import SAC_TRAINERS, TrainerSettings
+from gym_unity_il.train.memory import recurrent_model
 
 #: Images with a smaller side than this use the small CNN (NatureCNN's kernels need it).
 NATURE_CNN_MIN_SIZE = 36
@@ -222,14 +223,17 @@ def extractor_kwargs(adapter: ObservationAdapter, normalization: Normalization |
 
 
 def make_model(settings: TrainerSettings, venv: VecEnv, adapter: ObservationAdapter, *, seed: int, logger: Any,
-               normalization: Normalization | None = None) -> PPO | SAC:  # fmt: skip
+               normalization: Normalization | None = None) -> Any:  # fmt: skip
     """The SB3 model a run trains on ``venv`` (policy observations, through ``adapter``):
     SAC for ``sac`` and ``bc_then_sac``, else PPO (whose policy BC, GAIL, online BC and DAgger train, so
-    every result loads with ``PPO.load``), logging to the run's ``logger``."""
+    every result loads with ``PPO.load``), or sb3-contrib's RecurrentPPO with ``memory``
+    (:mod:`gym_unity_il.train.memory`), logging to the run's ``logger``."""
     policy_kwargs = {"net_arch": settings.net_arch(), **extractor_kwargs(adapter, normalization)}
-    if settings.trainer in SAC_TRAINERS:
+    if settings.memory.enabled:
+        model: Any = recurrent_model(settings, venv, policy_kwargs, seed=seed)
+    elif settings.trainer in SAC_TRAINERS:
         sac = settings.sac
-        model: PPO | SAC = SAC(SACPolicy, venv, learning_rate=sac.learning_rate, buffer_size=sac.buffer_size, batch_size=sac.batch_size,
+        model = SAC(SACPolicy, venv, learning_rate=sac.learning_rate, buffer_size=sac.buffer_size, batch_size=sac.batch_size,
                                learning_starts=sac.learning_starts, gamma=sac.gamma, policy_kwargs=policy_kwargs, seed=seed, device="cpu")  # fmt: skip
     else:
         ppo = settings.ppo

@@ -36,7 +36,6 @@ from gym_unity_il.train.config import TrainerSettings
 from gym_unity_il.train.key_tables import Key, KeyReader
 
 _BC_TRAINERS = "offline_bc, online_bc"
-_RECURRENT = "memory (an LSTM policy) is not built yet (issue 17)"
 #: Why ``time_horizon`` is ignored, per trainer that read it.
 _TIME_HORIZON = {
     "ppo": "SB3 bootstraps the value at the end of each rollout and of cut episodes, not every time_horizon steps",
@@ -76,9 +75,9 @@ KEYS: dict[str, dict[str, Key]] = {
         "normalize": Key("approximated", "true with demonstrations (pretraining or gail): approximated, "
                          "standardized with the demos' statistics instead of "
                          "running ones; true without demonstrations: ignored with a warning; false: honoured"),
-        "use_recurrent": Key("refused", f"false: ignored with a warning; true: refused, {_RECURRENT}"),
-        "memory_size": Key("ignored", "ignored with a warning (use_recurrent false); refused with use_recurrent: true"),
-        "sequence_length": Key("ignored", "ignored with a warning (use_recurrent false); refused with use_recurrent: true"),
+        "use_recurrent": Key("honoured", "true: an LSTM policy (memory.memory_size; refused with sac, which has none); false: no memory"),
+        "memory_size": Key("honoured", "memory.memory_size with use_recurrent: true (needed then); ignored with a warning otherwise"),
+        "sequence_length": Key("honoured", "memory.sequence_length with use_recurrent: true (default 64); ignored with a warning otherwise"),
         "vis_encode_type": Key("ignored", "images go through our CNN (NatureCNN's layers from 36 x 36 pixels, a small CNN below)"),
         "init_entcoef": Key("ignored", "1.0: honoured (SB3's SAC tunes its entropy coefficient from 1.0); other values: ignored with a warning"),
         "tau": Key("refused", "0.005: honoured (SB3's rate); other values: refused, our SAC updates its target network at 0.005"),
@@ -239,7 +238,7 @@ def _translate(section: _Section) -> dict[str, Any]:
     for key in values:
         if key not in USED_BY[trainer]:
             section.ignored(key, f"ML-Agents' {trainer} trainer does not read it")
-    _memory(section)
+    memory = _memory(section)
     for key in ("vis_encode_type", "keep_checkpoints", "threaded", "reward_signal_num_update", "save_replay_buffer"):
         if key in values and key in USED_BY[trainer]:
             section.ignored(key)
@@ -250,19 +249,27 @@ def _translate(section: _Section) -> dict[str, Any]:
         if key in values:
             out[key] = section.number(key, integer=True)
     out.update(_bc(section, trainer) if trainer in ("offline_bc", "online_bc") else _rl(section, trainer))
+    if memory is not None:
+        out["memory"] = memory
     return out
 
 
-def _memory(section: _Section) -> None:
-    """``use_recurrent``, ``memory_size``, ``sequence_length``: refused with memory, else ignored."""
-    if "use_recurrent" in section.values:
-        if section.flag("use_recurrent"):
-            raise ConfigError(f"{section.where('use_recurrent')}: true, but {_RECURRENT}; set use_recurrent to false to train without memory")
-        section.ignored("use_recurrent", "false, our policies have no memory")
+def _memory(section: _Section) -> dict[str, int] | None:
+    """Our ``memory`` section from ``use_recurrent``, ``memory_size`` and ``sequence_length``
+    (None without memory: the other two are then ignored)."""
+    if "use_recurrent" in section.values and section.flag("use_recurrent"):
+        if "memory_size" not in section.values:
+            raise ConfigError(f"{section.where('use_recurrent')}: true, but memory_size is not set; "
+                              "set memory_size (ML-Agents' default section gives 256) or use_recurrent: false")  # fmt: skip
+        memory = {"memory_size": section.number("memory_size", integer=True)}
+        if "sequence_length" in section.values:
+            memory["sequence_length"] = section.number("sequence_length", integer=True)
+        return memory
     for key in ("memory_size", "sequence_length"):
         if key in section.values:
             section.number(key, integer=True)
             section.ignored(key, "used only with use_recurrent: true")
+    return None
 
 
 def _bc(section: _Section, trainer: str) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Teachers for online behavioral cloning and DAgger: scripted, saved models, a human at the keyboard.
 
-A teacher is anything with SB3's ``predict(observations, deterministic=True)`` over a
-batch of env observations. :func:`make_teacher` builds one from the config's ``teacher``
+A teacher is anything with SB3's ``predict(observations, state, episode_start,
+deterministic=True)`` over a batch of env observations; a teacher with memory (a saved
+recurrent model, the "hallway" expert) returns its state and gets it back at its next call,
+which :class:`CarriedState` does for DAgger and online BC, for the students too. :func:`make_teacher` builds one from the config's ``teacher``
 key: ``expert`` (the built-in scene's scripted expert), ``human`` (:class:`HumanTeacher`)
 or the path of a saved SB3 model (a ``results/<run-id>/model.zip``, or any SB3 ``.zip``).
 
@@ -243,6 +245,39 @@ class HumanTeacher:
         if not self.closed:
             self.closed = True
             self._pg.display.quit()
+
+
+class CarriedState:
+    """Drives a predictor over a fixed batch of rows (the sub-envs of a VecEnv, the agent
+    slots of a behavior) with its recurrent state carried, as SB3's recurrent policies take it.
+
+    The state each ``predict`` returns goes into the next call; ``episode_start`` is True
+    for the rows :meth:`restart` named since, so a row starts from a fresh state where its
+    episode begins (the first call starts every row). Policies without memory return None
+    and are driven as before.
+
+    Args:
+        predictor: anything with SB3's ``predict`` (a student's policy, a teacher).
+        rows: the batch size of every call.
+    """
+
+    def __init__(self, predictor: Predictor, rows: int) -> None:
+        self.predictor = predictor
+        self.state: Any = None
+        self.starts = np.ones(rows, bool)
+
+    def restart(self, rows: np.ndarray | None = None) -> None:
+        """Marks the rows whose next observation begins an episode (a bool mask or indices; None: every row)."""
+        if rows is None:
+            self.starts[:] = True
+        else:
+            self.starts[rows] = True
+
+    def predict(self, observation: Any, deterministic: bool) -> Any:
+        """The predictor's actions for a batch of observations, its state carried."""
+        actions, self.state = self.predictor.predict(observation, state=self.state, episode_start=self.starts.copy(), deterministic=deterministic)
+        self.starts[:] = False
+        return actions
 
 
 def make_teacher(name: str | None, *, spec: BehaviorSpec, scene: str | None = None, where: str = "teacher", image_format: str = "hwc_uint8") -> Any:

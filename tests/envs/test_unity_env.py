@@ -44,6 +44,7 @@ SCENE_CASES = [
     pytest.param("ball", {}, "hwc_uint8", id="ball-vector-continuous"),
     pytest.param("grid", {"camera_height": 20, "camera_width": 24}, "hwc_uint8", id="grid-image-discrete"),
     pytest.param("grid", {"camera_height": 16, "camera_width": 16, "grayscale": True}, "chw_float", id="grid-gray-chw-discrete"),
+    pytest.param("hallway", {"camera": True}, "chw_float", id="hallway-image-chw-discrete"),
     pytest.param("hybrid", {}, "hwc_uint8", id="hybrid-vector-hybrid"),
 ]
 

@@ -27,6 +27,7 @@ def _cases() -> list:
                 cases.append(pytest.param("ball", {"num_agents": agents, "decision_period": period, "max_steps": 90}, processes,
                                           id=f"ball-{agents}agents-{processes}proc-period{period}"))  # fmt: skip
     cases.append(pytest.param("grid", {"num_agents": 12, "camera_height": 10, "camera_width": 12, "max_steps": 8}, 2, id="grid-12agents-2proc"))
+    cases.append(pytest.param("hallway", {"num_agents": 12, "length": 5, "max_steps": 12}, 2, id="hallway-12agents-2proc"))
     cases.append(pytest.param("hybrid", {"num_agents": 12, "decision_period": 5, "max_steps": 40}, 1, id="hybrid-12agents-1proc-period5"))
     return cases
 

@@ -16,6 +16,8 @@ CONFIGS = [
     ("ball", {"num_agents": 2, "teacher_student": True, "decision_period": 5}),
     ("grid", {"num_agents": 3}),
     ("grid", {"num_agents": 2, "camera_height": 30, "camera_width": 45, "grayscale": True}),
+    ("hallway", {"num_agents": 3}),
+    ("hallway", {"num_agents": 2, "camera": True, "camera_height": 9, "camera_width": 14, "grayscale": True, "decision_period": 3}),
     ("hybrid", {"num_agents": 3}),
 ]
 
@@ -38,7 +40,7 @@ def drive(scene, steps: int, seed: int = 0) -> list[dict]:
 
 
 def test_registry_and_errors():
-    assert DEFAULT_SCENE in SCENES and set(SCENES) == {"ball", "grid", "hybrid"}
+    assert DEFAULT_SCENE in SCENES and set(SCENES) == {"ball", "grid", "hallway", "hybrid"}
     assert all(make_scene(name).name == name for name in SCENES)
     with pytest.raises(ConfigError, match="unknown built-in scene 'cube'"):
         make_scene("cube")
@@ -67,7 +69,7 @@ def test_observation_specs_agree_with_the_arrays(name, kwargs):
             for obs_spec, array in zip(spec.observation_specs, batch.observations):
                 assert array.shape == (n, *obs_spec.shape)
                 assert array.dtype == (np.uint8 if obs_spec.is_visual else np.float32)
-            assert (batch.action_mask is not None) == (name == "grid")  # only the grid masks actions
+            assert (batch.action_mask is not None) == (name in ("grid", "hallway"))  # only these mask actions
             if batch.action_mask is not None:
                 assert batch.action_mask.shape == (n, sum(spec.action_spec.discrete_branches))
             for image_format in ("hwc_uint8", "chw_float"):
@@ -106,7 +108,7 @@ def test_reseeding_reproduces_an_episode(name):
 
 @pytest.mark.parametrize(
     ("name", "kwargs", "margin"),
-    [("ball", {"max_steps": 300}, 15.0), ("grid", {}, 1.0), ("hybrid", {}, 3.0)],
+    [("ball", {"max_steps": 300}, 15.0), ("grid", {}, 1.0), ("hallway", {}, 0.4), ("hybrid", {}, 3.0)],
 )
 def test_expert_clearly_beats_random(name, kwargs, margin):
     expert = evaluate_in_process(name, "expert", episodes=10, seed=0, **kwargs)

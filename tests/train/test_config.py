@@ -19,6 +19,7 @@ from gym_unity_il.train.config import (
     CloningSettings,
     GAILSettings,
     IntrinsicSettings,
+    MemorySettings,
     PPOSettings,
     SACSettings,
     TrainerSettings,
@@ -126,7 +127,7 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- configs are data, safely read
 
 SETTINGS_CLASSES = {"": TrainerSettings, "ppo.": PPOSettings, "sac.": SACSettings, "gail.": GAILSettings, "cloning.": CloningSettings,
-                    "curiosity.": IntrinsicSettings, "rnd.": IntrinsicSettings}  # fmt: skip
+                    "curiosity.": IntrinsicSettings, "rnd.": IntrinsicSettings, "memory.": MemorySettings}  # fmt: skip
 
 
 def _numeric_keys() -> list[tuple[str, str, bool]]:
@@ -147,7 +148,7 @@ def _section(prefix: str, key: str, value: object) -> dict:
 
 def test_every_numeric_key_has_a_range_that_refuses_values_past_both_ends_and_non_finite() -> None:
     keys = _numeric_keys()
-    assert len(keys) == 42 and {key for _, key, _ in keys} == set(NUMERIC_RANGES)  # batch_size, learning_rate, gamma: twice or more
+    assert len(keys) == 44 and {key for _, key, _ in keys} == set(NUMERIC_RANGES)  # batch_size, learning_rate, gamma: twice or more
     for prefix, key, is_int in keys:
         low, high, open_low = NUMERIC_RANGES[key]
         below = low if open_low else (low - 1 if is_int else low - 0.5)

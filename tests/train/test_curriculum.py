@@ -200,7 +200,7 @@ def test_a_checkpoint_keeps_the_lessons_and_a_resumed_env_sends_them() -> None:
 
 def test_an_evaluation_is_no_training_for_the_curriculum() -> None:
     class Still:
-        def predict(self, obs: Any, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        def predict(self, obs: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple[np.ndarray, None]:
             return np.zeros((len(obs), 2), np.float32), None
 
     env = wrapped({"gravity": curriculum([

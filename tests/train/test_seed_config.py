@@ -39,7 +39,7 @@ def warned(warnings: list[str]) -> list[str]:
     return out
 
 
-_MEMORY = ["use_recurrent", "memory_size", "sequence_length"]
+_MEMORY = ["memory_size", "sequence_length"]
 
 #: fixture -> the trainer of each section, and the keys that warn
 ACCEPTED = {
@@ -53,12 +53,12 @@ ACCEPTED = {
          "3DBall.time_horizon", "3DBall.init_entcoef", "3DBall.normalize", "GridWorld.time_horizon", "GridWorld.init_entcoef"],
     ),
     "offline_bc_config.yaml": (
-        {"default": "offline_bc", "3DBall": "offline_bc", "GridWorld": "offline_bc"},
-        [f"{section}.{k}" for section in ("default", "3DBall", "GridWorld") for k in _MEMORY],
+        {"default": "offline_bc", "3DBall": "offline_bc", "GridWorld": "offline_bc", "Hallway": "offline_bc"},
+        [*(f"{section}.{k}" for section in ("default", "3DBall", "GridWorld") for k in _MEMORY), "Hallway.num_epoch"],
     ),
     "online_bc_config.yaml": (
         {"default": "online_bc", "Student": "online_bc"},
-        [*(f"default.{k}" for k in [*_MEMORY, "time_horizon"]), "Student.use_recurrent", "Student.sequence_length"],
+        [*(f"default.{k}" for k in [*_MEMORY, "time_horizon"]), "Student.sequence_length"],
     ),
     "gail_config.yaml": (
         {"default": "ppo", "3DBall": "ppo", "GridWorld": "gail"},
@@ -136,8 +136,7 @@ def _with(name: str, section: str, **changes: Any) -> dict[str, Any]:
 
 
 REFUSED = [
-    (_with("offline_bc_config.yaml", "GridWorld", use_recurrent=True), r"o\.yaml: section 'GridWorld'\.use_recurrent: true, but memory .*issue 17"),
-    (_with("online_bc_config.yaml", "Student", use_recurrent=True), r"section 'Student'\.use_recurrent: true, but memory"),
+    (_with("offline_bc_config.yaml", "GridWorld", use_recurrent=True, memory_size="big"), r"o\.yaml: section 'GridWorld'\.memory_size: expected an integer"),
     (_with("sac_trainer_config.yaml", "3DBall", reward_signals={"extrinsic": {"strength": 1.0, "gamma": 0.99}, "curiosity": {"strength": 0.02}}),
      r"section '3DBall'\.reward_signals\.curiosity\.strength: 0\.02, but .* beside the env's reward only; use trainer: ppo"),
     (_with("gail_config.yaml", "GridWorld", reward_signals={"gail": {"strength": 1.0, "demo_path": "d.demo"}, "curiosity": {"strength": 0.02}}),
@@ -167,8 +166,8 @@ def test_refusals_name_the_file_section_key_and_fix(raw: dict[str, Any], message
 
 
 def test_an_inherited_key_is_named_in_the_default_section() -> None:
-    raw = _with("trainer_config.yaml", "default", use_recurrent=True)
-    with pytest.raises(ConfigError, match=r"section 'default'\.use_recurrent: true"):
+    raw = _with("sac_trainer_config.yaml", "default", tau=0.01)
+    with pytest.raises(ConfigError, match=r"section 'default'\.tau: 0\.01"):
         translate(raw, source="t.yaml")
 
 

@@ -139,11 +139,12 @@ def test_masked_predict_never_chooses_a_forbidden_action(action_space: spaces.Sp
     masks[1, 1] = False  # the favourite of the first branch is forbidden for the second agent
     if isinstance(action_space, spaces.MultiDiscrete):
         masks[1, 5] = False  # and of the second branch
-    actions = masked_predict(policy, obs, masks)
+    actions, state = masked_predict(policy, obs, masks)
     unmasked, _ = policy.predict(obs, deterministic=True)
+    assert state is None  # a feed-forward policy keeps none
     if isinstance(action_space, spaces.Discrete):
         assert actions.tolist() == [1, 2] and unmasked.tolist() == [1, 1]
     else:
         assert actions.tolist() == [[1, 0], [2, 1]] and unmasked.tolist() == [[1, 0], [1, 0]]
-    sampled = masked_predict(policy, np.zeros((200, 2), np.float32), np.tile(masks[1], (200, 1)), deterministic=False)
+    sampled, _ = masked_predict(policy, np.zeros((200, 2), np.float32), np.tile(masks[1], (200, 1)), deterministic=False)
     assert not np.any((sampled if sampled.ndim == 1 else sampled[:, 0]) == 1)
