@@ -9,10 +9,12 @@
   (the loader and the policy and evaluation types are shared with export and the built-in
   scenes: :mod:`gym_unity_il.export.saved`, :mod:`gym_unity_il.scenes.evaluate`);
 * :func:`make_training_env`: the VecEnv runs train on;
-* :func:`train_online`, :class:`OnlineBC`, :class:`TeacherBuffer`: students learning live
-  from a teacher in the same scene (:mod:`.online`); :class:`HumanTeacher`,
+* :func:`train_online`, :class:`OnlineBC`, :class:`TeacherBuffer` (:class:`TeacherEpisodes`
+  for students with memory): students learning live from a teacher in the same scene (:mod:`.online`); :class:`HumanTeacher`,
   :func:`make_teacher`: teachers (:mod:`.teacher`); :func:`run_dagger`,
   :func:`train_dagger`: DAgger with a teacher as the expert (:mod:`.dagger`);
+* :class:`SequenceCloning`: behavioral cloning of a policy with memory over whole episodes
+  (:mod:`.memory`);
 * every trainer runs through one sequence (:mod:`.runner`), picked from :data:`.run.TRAINERS`.
 """
 
@@ -28,7 +30,8 @@ from gym_unity_il.train.dagger import run_dagger, train_dagger  # noqa: E402
 from gym_unity_il.train.dialects import load_config  # noqa: E402
 from gym_unity_il.train.env import make_training_env  # noqa: E402
 from gym_unity_il.train.evaluation import evaluate, plot_learning_curve  # noqa: E402
-from gym_unity_il.train.online import OnlineBC, TeacherBuffer, train_online  # noqa: E402
+from gym_unity_il.train.memory import SequenceCloning  # noqa: E402
+from gym_unity_il.train.online import OnlineBC, TeacherBuffer, TeacherEpisodes, train_online  # noqa: E402
 from gym_unity_il.train.run import train  # noqa: E402
 from gym_unity_il.train.runner import RunResult  # noqa: E402
 from gym_unity_il.train.teacher import HumanTeacher, make_teacher  # noqa: E402
@@ -40,7 +43,9 @@ __all__ = [
     "RandomPolicy",
     "RunConfig",
     "RunResult",
+    "SequenceCloning",
     "TeacherBuffer",
+    "TeacherEpisodes",
     "TrainedPolicy",
     "TrainerSettings",
     "evaluate",

@@ -21,6 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from gym_unity_il.export.saved import TrainedPolicy
 from gym_unity_il.scenes.evaluate import Evaluation, Predictor
 from gym_unity_il.train.curriculum import paused
+from gym_unity_il.train.memory import is_recurrent
 
 
 def action_masks(venv: VecEnv) -> np.ndarray | None:
@@ -66,7 +67,7 @@ def masked_predict(
     obs, _ = policy.obs_to_tensor(observation)
     allowed = th.as_tensor(np.asarray(masks, bool), device=policy.device)
     with th.no_grad():
-        if hasattr(policy, "lstm_actor"):  # sb3-contrib's recurrent policies
+        if is_recurrent(policy):  # sb3-contrib's recurrent policies
             rows = len(allowed)
             if state is None:
                 zeros = np.zeros((policy.lstm_hidden_state_shape[0], rows, policy.lstm_hidden_state_shape[2]), np.float32)

@@ -79,7 +79,32 @@ BUFFER_CAPACITY = 100_000
 RETURN_WINDOW = 20
 
 
-class TeacherBuffer:
+class _RecordingSwitch:
+    """The record key of the teacher window: :attr:`recording` and :meth:`toggle_recording`
+    (a subclass reacts to a change in :meth:`_switch`)."""
+
+    _recording: bool
+
+    @property
+    def recording(self) -> bool:
+        """Whether what the teacher does is kept (key R of the teacher window toggles it)."""
+        return self._recording
+
+    @recording.setter
+    def recording(self, value: bool) -> None:
+        self._switch(bool(value))
+        self._recording = bool(value)
+
+    def _switch(self, value: bool) -> None:
+        """Called before recording turns ``value``; nothing by default."""
+
+    def toggle_recording(self) -> bool:
+        """Pauses or resumes recording; returns the new state."""
+        self.recording = not self._recording
+        return self._recording
+
+
+class TeacherBuffer(_RecordingSwitch):
     """The teacher's (observation, action) pairs the students learn from.
 
     A ring buffer over env observations (an array, or a mapping of arrays for several
@@ -108,20 +133,6 @@ class TeacherBuffer:
 
     def __len__(self) -> int:
         return self._size
-
-    @property
-    def recording(self) -> bool:
-        """Whether :meth:`add` keeps what the teacher does (key R of the teacher window toggles it)."""
-        return self._recording
-
-    @recording.setter
-    def recording(self, value: bool) -> None:
-        self._recording = bool(value)
-
-    def toggle_recording(self) -> bool:
-        """Pauses or resumes recording; returns the new state."""
-        self._recording = not self._recording
-        return self._recording
 
     def clear(self) -> None:
         """Forgets every pair (key C of the teacher window)."""
@@ -157,7 +168,7 @@ class TeacherBuffer:
         return (obs if self._keyed else obs[""]), self._acts[rows]
 
 
-class TeacherEpisodes:
+class TeacherEpisodes(_RecordingSwitch):
     """The teacher's (observation, action) pairs as whole episodes in order, what students with
     memory learn from (:class:`~gym_unity_il.train.memory.SequenceCloning`).
 
@@ -199,22 +210,10 @@ class TeacherEpisodes:
         """Pairs in the kept episodes."""
         return self._size
 
-    @property
-    def recording(self) -> bool:
-        """Whether :meth:`add` keeps what the teacher does (key R of the teacher window toggles it)."""
-        return self._recording
-
-    @recording.setter
-    def recording(self, value: bool) -> None:
+    def _switch(self, value: bool) -> None:
         if self._recording and not value:
             for row in range(len(self._open)):
                 self._finish(row)  # cut here, kept up to here
-        self._recording = bool(value)
-
-    def toggle_recording(self) -> bool:
-        """Pauses or resumes recording; returns the new state."""
-        self.recording = not self._recording
-        return self._recording
 
     def clear(self) -> None:
         """Drops every kept episode and those under way (key C of the teacher window)."""

@@ -4,7 +4,7 @@
 
 * ``config.yaml``: the resolved config (every section, every key);
 * ``model.zip``: the trained SB3 model (``SAC.load`` for ``sac`` and ``bc_then_sac``,
-  ``PPO.load`` for every other trainer); :func:`~gym_unity_il.train.load_policy`
+  sb3-contrib's ``RecurrentPPO.load`` with ``memory``, ``PPO.load`` for every other trainer); :func:`~gym_unity_il.train.load_policy`
   gives it the env's own observations (the observation layout it was trained through is
   saved in it);
 * ``evaluation.json``: returns of ``eval_episodes`` deterministic episodes (seeds
