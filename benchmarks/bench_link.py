@@ -65,10 +65,15 @@ from gym_unity_il.proto import legacy_pb2 as lpb
 from gym_unity_il.protocol.actions import encode_action_list
 from gym_unity_il.protocol.legacy import API_10
 from gym_unity_il.protocol.observations import encode_observation
+from gym_unity_il.protocol.codec import RESET, STEP
+from gym_unity_il.protocol.handshake import handshake_response
+from gym_unity_il.protocol.messages import encode_trainer_message
 from gym_unity_il.scenes import make_scene
+from gym_unity_il.scenes.registry import resolve_scene, scene_command, scene_target
 from gym_unity_il.scenes.base import AgentBatch, Scene
 from gym_unity_il.scenes.player import wire_observation_spec
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec
+from gym_unity_il.version import __version__
 
 BALL_BEHAVIOR = "3DBall?team=0"
 BALL_SPEC = BehaviorSpec(
@@ -247,6 +252,72 @@ class PingPong:
             self.exchange.close()
         else:
             self.server.stop(None)
+
+
+class ZeroWorkTrainer:
+    """The floor for any Python trainer of a scene: a trainer that does no work at all.
+
+    The scene's own player process (started as the env starts it) calls grpc's public server,
+    whose handler answers every call inline with pre-serialized bytes: the handshake answer,
+    RESET, then STEP with constant actions for as many agents as the request holds decisions
+    (the request is parsed only to count them). Nothing is decoded, nothing is handed to another
+    thread. A call waits for a permit before it is answered, so that :meth:`rate` measures a
+    given number of round trips (the permit costs both sides the same: a semaphore).
+    """
+
+    def __init__(self, scene: str, scene_kwargs: dict[str, Any] | None = None) -> None:
+        kwargs = {"num_agents": 1, **(scene_kwargs or {})}
+        scene_kwargs_only = {k: v for k, v in kwargs.items() if k != "frame_time"}
+        spec = next(iter(resolve_scene(scene_target(scene))(**scene_kwargs_only).behavior_specs().values()))
+        self._action = spec.action_spec
+        self._answers: dict[tuple[tuple[str, int], ...], bytes] = {}
+        self._calls = 0
+        self._left = 0
+        self._permits = threading.Semaphore(0)
+        self._finished = threading.Event()
+        handler = grpc.unary_unary_rpc_method_handler(self._answer)  # bytes in, bytes out
+        self.server = grpc.server(futures.ThreadPoolExecutor(1))
+        self.server.add_generic_rpc_handlers(tuple(grpc.method_handlers_generic_handler(svc, {method: handler}) for svc, method in SERVICES))
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        command = scene_command(scene, kwargs)
+        assert command is not None
+        self.player = subprocess.Popen([*command.argv, "--mlagents-port", str(port)], env=command.environment, stderr=subprocess.DEVNULL)
+
+    def _answer(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._calls += 1
+        if self._calls == 1:
+            return handshake_response(seed=0, package_version=__version__).SerializeToString()
+        if self._calls == 2:
+            return encode_trainer_message(command=RESET)
+        self._permits.acquire()
+        infos = pb.UnityMessageProto.FromString(request).unity_output.rl_output.agentInfos
+        key = tuple((name, sum(not info.done for info in agents.value)) for name, agents in infos.items())
+        answer = self._answers.get(key)
+        if answer is None:
+            act = self._action
+            actions = {name: encode_action_list(np.full((n, act.continuous_size), 0.3, np.float32), np.ones((n, act.discrete_size), np.int32)) for name, n in key}
+            answer = self._answers[key] = encode_trainer_message(command=STEP, actions=actions)
+        self._left -= 1
+        if self._left == 0:
+            self._finished.set()
+        return answer
+
+    def rate(self, calls: int) -> float:
+        """Round trips per second over ``calls`` round trips."""
+        self._finished.clear()
+        self._left = calls
+        start = time.perf_counter()
+        self._permits.release(calls)
+        if not self._finished.wait(600):
+            raise RuntimeError("the scene player stopped calling; is it still running?")
+        return calls / (time.perf_counter() - start)
+
+    def close(self) -> None:
+        self.player.kill()
+        self.player.wait(30)
+        self._permits.release(1)  # the call waiting for a permit ends at once
+        self.server.stop(None)
 
 
 def env_rate(env: UnityILEnv, steps: int) -> float:

@@ -115,6 +115,7 @@ from gym_unity_il.link.launch import LaunchSettings
 from gym_unity_il.link.session import UnitySession
 from gym_unity_il.protocol.channels import Sampler
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
+from gym_unity_il.timers import phase
 
 logger = logging.getLogger(__name__)
 
@@ -376,6 +377,10 @@ class UnityVecEnv(VecEnv):
         self._actions = split_batch_actions(actions, self.behavior_spec, self.num_envs)
 
     def step_wait(self) -> VecEnvStepReturn:
+        with phase("step"):
+            return self._step_wait()
+
+    def _step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
             raise NoAsyncCallError("step_wait() called without step_async(): call step(actions)")
         continuous, discrete = self._actions

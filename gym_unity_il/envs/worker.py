@@ -26,6 +26,7 @@ from gym_unity_il.errors import AgentNeverDecidesError, ConfigError
 from gym_unity_il.link.session import Steps, UnitySession
 from gym_unity_il.protocol.channels import Sampler, StatsAggregationMethod
 from gym_unity_il.spec import BehaviorSpec
+from gym_unity_il.timers import phase
 
 #: Messages a step may take before the env gives up on an agent that never decides.
 MAX_MESSAGES = 10_000
@@ -94,10 +95,12 @@ def exchange_until_ready(session: UnitySession, slots: Mapping[str, AgentSlots],
         AgentNeverDecidesError: some slot's agent did not decide within ``max_messages`` messages.
     """
     for _ in range(max_messages):
-        actions = {name: a for name, s in slots.items() if (a := s.actions()) is not None}
+        with phase("slots"):
+            actions = {name: a for name, s in slots.items() if (a := s.actions()) is not None}
         steps = session.step(actions)
-        for name, s in slots.items():
-            s.absorb(*steps[name])
+        with phase("slots"):
+            for name, s in slots.items():
+                s.absorb(*steps[name])
         if all(s.ready() for s in slots.values()):
             return
     waiting = {name: s.unready_agents() for name, s in slots.items() if not s.ready()}

@@ -66,6 +66,7 @@ from gym_unity_il.protocol.handshake import UnityInfo, handshake_response
 from gym_unity_il.protocol.messages import STATUS_OK
 from gym_unity_il.protocol.side_channels import SideChannel, SideChannelManager
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, check_image_format
+from gym_unity_il.timers import phase
 from gym_unity_il.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -482,14 +483,17 @@ class UnitySession:
         assert codec is not None
         # What the build cannot take (0.x: a parameter it did not announce) is refused while
         # encoding, before anything is sent: the session goes on.
-        side_channel = self._side_channels.outgoing_bytes() if codec.side_channels else b""
-        message = codec.encode(command, actions or {}, parameters=self._parameters if command == RESET else {}, side_channel=side_channel)
+        with phase("encode"):
+            side_channel = self._side_channels.outgoing_bytes() if codec.side_channels else b""
+            message = codec.encode(command, actions or {}, parameters=self._parameters if command == RESET else {}, side_channel=side_channel)
         try:
-            self._server.respond(message)
-            if command == RESET:
-                self._parameters = {}
-            reply = self._receive("the answer to RESET" if command == RESET else "the next step")
-            steps, incoming = codec.decode(reply, self._specs, self.image_format)
+            with phase("transport"):
+                self._server.respond(message)
+                if command == RESET:
+                    self._parameters = {}
+                reply = self._receive("the answer to RESET" if command == RESET else "the next step")
+            with phase("decode"):
+                steps, incoming = codec.decode(reply, self._specs, self.image_format)
             if incoming:
                 self._side_channels.process_incoming(incoming)
             self._steps = steps

@@ -11,6 +11,7 @@ stores), turn them into arrays with :func:`action_arrays`, by the same rules.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from gym_unity_il.errors import UnityProtocolError
 from gym_unity_il.proto import communicator_pb2 as pb
-from gym_unity_il.protocol.wire import delimited_header, packed_varints
+from gym_unity_il.protocol.wire import delimited, delimited_header, packed_varints
 from gym_unity_il.spec import ActionSpec
 
 #: Field numbers of AgentActionProto: the deprecated flat vector, the typed fields.
@@ -27,10 +28,42 @@ FLAT_FIELD, CONTINUOUS_FIELD, DISCRETE_FIELD = 1, 6, 7
 _ACTION_FIELD = 1
 
 
+@functools.lru_cache(maxsize=64)
+def _action_row(c: int, d: int, legacy: bool) -> tuple[np.ndarray, slice | None, slice | None, slice | None]:
+    """The bytes of one AgentActionProto of ``c`` continuous and ``d`` discrete values that all
+    take one byte, with zeros where the values go, and where they go: ``(row, flat, continuous,
+    discrete)`` (None for a field the row does not hold)."""
+    fields = ((FLAT_FIELD, 4 * (c + d), legacy and c + d > 0), (CONTINUOUS_FIELD, 4 * c, c > 0), (DISCRETE_FIELD, d, d > 0))
+    body = b"".join(delimited_header(num, size) + bytes(size) for num, size, present in fields if present)
+    head = delimited_header(_ACTION_FIELD, len(body))
+    spans: list[slice | None] = []
+    pos = len(head)
+    for num, size, present in fields:
+        if present:
+            pos += len(delimited_header(num, size))
+            spans.append(slice(pos, pos + size))
+            pos += size
+        else:
+            spans.append(None)
+    return np.frombuffer(head + body, np.uint8), *spans  # type: ignore[return-value]
+
+
+def _action_bytes(continuous: np.ndarray, discrete: Sequence[int], legacy: bool) -> bytes:
+    """One AgentActionProto of any values (negative or large discrete indices take several bytes)."""
+    body = delimited(FLAT_FIELD, np.concatenate([continuous, np.asarray(discrete, np.float32)]).astype("<f4").tobytes()) if legacy and len(continuous) + len(discrete) else b""
+    if len(continuous):
+        body += delimited(CONTINUOUS_FIELD, continuous.astype("<f4").tobytes())
+    if len(discrete):
+        body += delimited(DISCRETE_FIELD, packed_varints(discrete))
+    return delimited(_ACTION_FIELD, body)
+
+
 def encode_action_list(continuous: np.ndarray, discrete: np.ndarray, *, legacy_vector_actions: bool = False) -> bytes:
     """A serialized ListAgentActionProto: one AgentActionProto per row of ``continuous [n, c]``
     and ``discrete [n, d]``, written directly as bytes (what protobuf would write).
 
+    When every discrete index takes one byte (0 to 127: the usual case), all rows have the same
+    layout and are written at once into a copy of one template row; otherwise row by row.
     ``legacy_vector_actions`` also fills the deprecated flat vector (continuous values then
     discrete indices as floats), which Unity releases before communication API 1.3.0 read.
     """
@@ -41,22 +74,19 @@ def encode_action_list(continuous: np.ndarray, discrete: np.ndarray, *, legacy_v
         return b""
     cont = continuous.reshape(n, -1)
     disc = discrete.reshape(n, -1)
-    c, d = cont.shape[1], disc.shape[1]
-    cont_bytes = cont.astype("<f4").tobytes()
-    legacy_bytes = np.concatenate([cont, disc.astype(np.float32)], axis=1).astype("<f4").tobytes() if legacy_vector_actions else b""
-    legacy_field = delimited_header(FLAT_FIELD, 4 * (c + d)) if legacy_vector_actions and c + d else b""
-    cont_field = delimited_header(CONTINUOUS_FIELD, 4 * c) if c else b""
-    disc_rows = disc.tolist()
-    out = []
-    for i in range(n):
-        body = legacy_field + legacy_bytes[4 * (c + d) * i : 4 * (c + d) * (i + 1)] if legacy_field else b""
-        if c:
-            body += cont_field + cont_bytes[4 * c * i : 4 * c * (i + 1)]
-        if d:
-            ints = packed_varints(disc_rows[i])
-            body += delimited_header(DISCRETE_FIELD, len(ints)) + ints
-        out.append(delimited_header(_ACTION_FIELD, len(body)) + body)
-    return b"".join(out)
+    legacy = bool(legacy_vector_actions)
+    if disc.size and disc.view(np.uint32).max() > 0x7F:  # negative indices view as large
+        return b"".join(_action_bytes(cont[i], disc[i].tolist(), legacy) for i in range(n))
+    row, flat, cont_span, disc_span = _action_row(cont.shape[1], disc.shape[1], legacy)
+    out = np.empty((n, row.size), np.uint8)
+    out[:] = row
+    if cont_span is not None:
+        out[:, cont_span] = np.ascontiguousarray(cont, "<f4").view(np.uint8)
+    if disc_span is not None:
+        out[:, disc_span] = disc
+    if flat is not None:
+        out[:, flat] = np.concatenate([cont, disc], axis=1, dtype="<f4").view(np.uint8)
+    return out.tobytes()
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from gym_unity_il.errors import UnityProtocolError, quote
 from gym_unity_il.proto import communicator_pb2 as pb
-from gym_unity_il.protocol.observations import decode_observation, first_not_finite, float_payload
+from gym_unity_il.protocol.observations import FloatRows, decode_observation, first_not_finite, float_payload
 from gym_unity_il.protocol.specs import MAX_BEHAVIORS, behavior_spec_from_proto
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, ObservationSpec
 
@@ -81,23 +81,35 @@ class StepBatch:
 
 
 def _empty_batch(spec: BehaviorSpec, image_format: ImageFormat) -> StepBatch:
-    return _facts(spec, image_format)[0]
+    return _facts(spec, image_format).empty
 
 
-#: Per (spec, image format): the empty batch and the decoded bytes of one agent. Keyed by the
-#: spec's identity, because hashing a spec costs more than decoding a small message; entries
-#: hold their spec, so an id is never reused while its entry lives.
-_FACTS: dict[tuple[int, str], tuple[StepBatch, int, BehaviorSpec]] = {}
+@dataclass(frozen=True)
+class _Facts:
+    """What decoding a spec's agents needs, made once per spec: the empty batch, the decoded
+    bytes of one agent, and a :class:`FloatRows` per vector sensor (None for images)."""
+
+    empty: StepBatch
+    agent_bytes: int
+    float_rows: tuple[FloatRows | None, ...]
+    spec: BehaviorSpec
 
 
-def _facts(spec: BehaviorSpec, image_format: ImageFormat) -> tuple[StepBatch, int, BehaviorSpec]:
+#: Per (spec, image format). Keyed by the spec's identity, because hashing a spec costs more
+#: than decoding a small message; entries hold their spec, so an id is never reused while its
+#: entry lives.
+_FACTS: dict[tuple[int, str], _Facts] = {}
+
+
+def _facts(spec: BehaviorSpec, image_format: ImageFormat) -> _Facts:
     entry = _FACTS.get((id(spec), image_format))
     if entry is None:
         if len(_FACTS) >= 4 * MAX_BEHAVIORS:
             _FACTS.clear()
         obs = tuple(np.zeros((0, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in spec.observation_specs)
         empty = StepBatch(np.zeros(0, np.int32), obs, np.zeros(0, np.float32), np.zeros(0, bool), None, np.zeros(0, np.int32), np.zeros(0, np.float32))
-        entry = _FACTS[(id(spec), image_format)] = (empty, decoded_bytes_per_agent(spec, image_format), spec)
+        rows = tuple(None if o.is_visual else FloatRows(o) for o in spec.observation_specs)
+        entry = _FACTS[(id(spec), image_format)] = _Facts(empty, decoded_bytes_per_agent(spec, image_format), rows, spec)
     return entry
 
 
@@ -112,13 +124,16 @@ def _not_finite(behavior: str, what: str) -> UnityProtocolError:
     return UnityProtocolError(f"behavior {quote(behavior)} sent a NaN or infinite {what}; fix the scene so it stays finite")
 
 
-def _stack_sensor(infos: Sequence[pb.AgentInfoProto], index: int, spec: ObservationSpec, image_format: ImageFormat, behavior: str) -> np.ndarray:
+def _stack_sensor(infos: Sequence[pb.AgentInfoProto], index: int, spec: ObservationSpec, rows: FloatRows | None, image_format: ImageFormat,
+                  behavior: str) -> np.ndarray:  # fmt: skip
     out_shape = (len(infos), *spec.output_shape(image_format))
-    if not spec.is_visual:
-        payload = b"".join([float_payload(info.observations[index].float_data) for info in infos])
-        if len(payload) != 4 * math.prod(out_shape):
-            raise UnityProtocolError(f"observation {quote(spec.name)}: {len(payload) // 4} floats for {len(infos)} agents of shape {spec.shape}")
-        values = np.frombuffer(bytearray(payload), "<f4").reshape(out_shape)  # a writable array of its own
+    if rows is not None:
+        values = rows.stack([info.observations[index].SerializeToString() for info in infos])
+        if values is None:  # rows laid out differently: one by one
+            payload = b"".join([float_payload(info.observations[index].float_data) for info in infos])
+            if len(payload) != 4 * math.prod(out_shape):
+                raise UnityProtocolError(f"observation {quote(spec.name)}: {len(payload) // 4} floats for {len(infos)} agents of shape {spec.shape}")
+            values = np.frombuffer(bytearray(payload), "<f4").reshape(out_shape)  # a writable array of its own
         if first_not_finite(values) is not None:
             raise _not_finite(behavior, f"observation {quote(spec.name)}")
         return values
@@ -128,14 +143,14 @@ def _stack_sensor(infos: Sequence[pb.AgentInfoProto], index: int, spec: Observat
     return out
 
 
-def _batch(infos: Sequence[pb.AgentInfoProto], spec: BehaviorSpec, image_format: ImageFormat, with_mask: bool) -> StepBatch:
+def _batch(infos: Sequence[pb.AgentInfoProto], columns: Sequence[tuple], facts: _Facts, image_format: ImageFormat, with_mask: bool) -> StepBatch:
+    """The batch of ``infos`` (``columns``: their scalar fields, one tuple per agent, as
+    :func:`decode_agent_infos` reads them)."""
+    spec = facts.spec
     if not infos:
-        return _empty_batch(spec, image_format)
+        return facts.empty
     specs = spec.observation_specs
-    # One pass over the agents for the scalar fields: a few tuples, then one array per field.
-    ids, rewards, interrupted, group_ids, group_rewards, counts = zip(
-        *[(i.id, i.reward, i.max_step_reached, i.group_id, i.group_reward, len(i.observations)) for i in infos]
-    )
+    ids, rewards, _, interrupted, group_ids, group_rewards, counts = zip(*columns)
     if counts.count(len(specs)) != len(counts):
         bad = next(info for info, count in zip(infos, counts) if count != len(specs))
         raise UnityProtocolError(f"agent {bad.id} of {quote(spec.name)} sent {len(bad.observations)} observations, its behavior has {len(specs)}")
@@ -151,7 +166,7 @@ def _batch(infos: Sequence[pb.AgentInfoProto], spec: BehaviorSpec, image_format:
     for values, what in ((reward, "reward"), (group_reward, "group reward")):
         if first_not_finite(values) is not None:
             raise _not_finite(spec.name, what)
-    obs = tuple([_stack_sensor(infos, i, o, image_format, spec.name) for i, o in enumerate(specs)])
+    obs = tuple([_stack_sensor(infos, i, o, rows, image_format, spec.name) for i, (o, rows) in enumerate(zip(specs, facts.float_rows))])
     mask = None
     branches = spec.action_spec.discrete_branches
     if with_mask and branches:
@@ -184,10 +199,16 @@ def decode_agent_infos(
             with another number of sensors than ``spec``, data that does not fit the spec,
             NaN or infinite values.
     """
-    terminal = [info for info in infos if info.done]
-    decision = [info for info in infos if not info.done] if terminal else infos
-    return _batch(decision, spec, image_format, True), _batch(terminal, spec, image_format, False)
-
+    facts = _facts(spec, image_format)
+    # One pass over the agents for their scalar fields: a tuple each, then one array per field.
+    columns = [(i.id, i.reward, i.done, i.max_step_reached, i.group_id, i.group_reward, len(i.observations)) for i in infos]
+    if not any(c[2] for c in columns):
+        return _batch(infos, columns, facts, image_format, True), facts.empty
+    decision = [k for k, c in enumerate(columns) if not c[2]]
+    terminal = [k for k, c in enumerate(columns) if c[2]]
+    return tuple(  # type: ignore[return-value]
+        _batch([infos[k] for k in ks], [columns[k] for k in ks], facts, image_format, with_mask) for ks, with_mask in ((decision, True), (terminal, False))
+    )
 
 
 def decode_unity_output(
@@ -245,7 +266,7 @@ def decode_unity_output(
                 raise UnityProtocolError(f"agents of behavior {quote(name)} arrived before the behavior was announced (protocol.md §6.3)")
             continue
         n = len(values)
-        decoded_bytes += n * _facts(spec, image_format)[1]
+        decoded_bytes += n * _facts(spec, image_format).agent_bytes
         if decoded_bytes > MAX_DECODED_BYTES:
             raise UnityProtocolError(
                 f"behavior {quote(name)}: {n} agents would decode to more than {MAX_DECODED_BYTES >> 20} MB of arrays (with the "

@@ -22,7 +22,7 @@ import numpy as np
 from gym_unity_il.errors import UnityProtocolError, quote
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.images import encode_png, hwc_uint8, image_out, png_hwc, raw_image_out
-from gym_unity_il.protocol.wire import delimited, delimited_header, leading_payload
+from gym_unity_il.protocol.wire import LEN, WireError, delimited, delimited_header, fields_of, leading_payload
 from gym_unity_il.spec import ImageFormat, ObservationSpec, check_image_format
 
 #: Field numbers: ObservationProto.float_data, FloatData.data (packed floats).
@@ -53,6 +53,63 @@ def float_payload(float_data: pb.ObservationProto.FloatData) -> bytes:
     """The raw little-endian float32 bytes of a FloatData message (copied once, no Python floats).
     Protobuf writes its one known field, packed, before any unknown ones."""
     return leading_payload(float_data.SerializeToString(), FLOAT_VALUES_FIELD)
+
+
+def float_span(serialized: bytes, count: int) -> int | None:
+    """Where the ``count`` float32 values of a serialized ObservationProto start, when it holds
+    them as protobuf writes them (one ``float_data`` field whose FloatData starts with one packed
+    run of exactly those values), else None."""
+    try:
+        fields = [f for f in fields_of(serialized) if f[0] == FLOAT_DATA_FIELD]
+        if len(fields) != 1 or fields[0][1] != LEN:
+            return None
+        start, end = fields[0][2], fields[0][3]
+        inner = [f for f in fields_of(serialized[start:end]) if f[0] == FLOAT_VALUES_FIELD]
+    except WireError:
+        return None
+    if len(inner) != 1 or inner[0][1] != LEN or inner[0][3] - inner[0][2] != 4 * count:
+        return None
+    return start + inner[0][2]
+
+
+class FloatRows:
+    """One vector sensor's values of many agents, copied at once from their serialized
+    ObservationProtos.
+
+    A sensor's observations differ from agent to agent only in their float values: where
+    those lie is learned from one serialization (:func:`float_span`) and kept, and a batch is
+    read as one table when every row has the same length and the same bytes outside the
+    values. Such rows parse exactly as the learned one (their values sit inside a packed
+    field of the same length, where any bytes are valid floats), so the copy is what
+    protobuf would read.
+    """
+
+    def __init__(self, spec: ObservationSpec) -> None:
+        self.shape = spec.shape
+        self.count = math.prod(spec.shape)
+        self._layout: tuple[int, int, bytes, bytes] | None = None  # (row size, values start, bytes before, bytes after)
+
+    def stack(self, rows: list[bytes]) -> np.ndarray | None:
+        """float32 ``[len(rows), *shape]`` (a writable array of its own), or None when the rows are
+        not laid out alike (the caller decodes them one by one); NaNs are not checked here."""
+        first = rows[0]
+        layout = self._layout
+        if layout is None or len(first) != layout[0] or not (first.startswith(layout[2]) and first.endswith(layout[3])):
+            at = float_span(first, self.count)
+            if at is None:
+                return None
+            layout = self._layout = (len(first), at, first[:at], first[at + 4 * self.count :])
+        size, at, _, _ = layout
+        end = at + 4 * self.count
+        if len(rows) == 1:
+            return np.frombuffer(bytearray(first[at:end]), "<f4").reshape(1, *self.shape)
+        joined = b"".join(rows)
+        if len(joined) != size * len(rows):
+            return None
+        table = np.frombuffer(joined, np.uint8).reshape(len(rows), size)
+        if not ((table[1:, :at] == table[0, :at]).all() and (table[1:, end:] == table[0, end:]).all()):
+            return None
+        return table[:, at:end].copy().view("<f4").reshape(len(rows), *self.shape)
 
 
 def float_data_from_array(array: np.ndarray) -> pb.ObservationProto.FloatData:

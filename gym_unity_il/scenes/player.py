@@ -13,13 +13,15 @@ handshake, reading an input, building an output) is the :class:`Wire` spoken.
 Command line (normally started by the env, not by hand)::
 
     python -m gym_unity_il.scenes <name or module:Class> (--mlagents-port N | --port N)
-        [--protocol 0.4|...|0.11 [--stacked-vectors N]] [--scene-kwargs JSON] [-logFile F]
-        [-nographics] [-batchmode]
+        [--protocol 0.4|...|0.11 [--stacked-vectors N]] [--scene-kwargs JSON] [--frame-time S]
+        [-logFile F] [-nographics] [-batchmode]
 
 The port comes from ``--mlagents-port`` (what a player of ML-Agents 1.0 and later reads) or
 ``--port`` (what a 0.x player reads); given both, the one of the era spoken wins.
 ``--stacked-vectors N`` (0.x only, default 1) makes each agent send its last N vector
-frames. ``-nographics`` and ``-batchmode`` are accepted and ignored, as are unknown
+frames. ``--frame-time S`` makes every step (and reset) take S seconds more before the
+player answers, standing in for the frame a Unity player renders (benchmarks of several
+processes use it). ``-nographics`` and ``-batchmode`` are accepted and ignored, as are unknown
 arguments. ``-logFile F`` creates F's folder when it is missing; when F cannot be written
 the log goes to stderr (with a warning saying why), as a Unity player does.
 
@@ -63,6 +65,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -94,7 +97,7 @@ from gym_unity_il.protocol.side_channels import frame_messages, split_messages
 from gym_unity_il.protocol.specs import brain_parameters_to_proto
 from gym_unity_il.scenes.base import AgentBatch, Scene
 from gym_unity_il.scenes.legacy_player import LEGACY_PROTOCOLS, LegacyWire
-from gym_unity_il.scenes.registry import check_scene_kwargs, resolve_scene
+from gym_unity_il.scenes.registry import MAX_FRAME_TIME, check_scene_kwargs, resolve_scene
 from gym_unity_il.spec import BehaviorSpec, DimensionProperty, ObservationSpec
 
 logger = logging.getLogger("gym_unity_il.scenes.player")
@@ -359,6 +362,7 @@ class ScenePlayer:
         port: the trainer's port on localhost.
         wire: the protocol era spoken (default: communication API 1.x, :class:`ModernWire`).
         faults: fault injection for tests.
+        frame_time: seconds every step and reset waits before the answer (a rendered frame's time).
     """
 
     def __init__(
@@ -369,8 +373,10 @@ class ScenePlayer:
         port: int,
         wire: Wire | None = None,
         faults: Faults = Faults(),
+        frame_time: float = 0.0,
     ) -> None:
         self.scene_class = scene_class
+        self.frame_time = frame_time
         self.scene_kwargs = scene_kwargs
         self.port = port
         self.wire: Wire = wire if wire is not None else ModernWire()
@@ -437,6 +443,8 @@ class ScenePlayer:
                 assert self._scene is not None
                 self._scene.act(self.wire.actions(rl_input, self._scene))
             assert self._scene is not None
+            if self.frame_time:
+                time.sleep(self.frame_time)  # the time a Unity player spends on its frame
             response = exchange(self.wire.output(self._scene))
             if response.header.status != STATUS_OK:
                 logger.info("the trainer closed the connection (status %d); quitting", response.header.status)
@@ -537,6 +545,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--protocol", choices=sorted(LEGACY_PROTOCOLS), default=None, help="be a player of this ML-Agents 0.x release")
     parser.add_argument("--stacked-vectors", type=int, default=1, help="with --protocol: vector frames each agent sends (default 1)")
     parser.add_argument("--scene-kwargs", default="{}", help="JSON object of keyword arguments for the scene")
+    parser.add_argument("--frame-time", type=float, default=0.0, help="seconds every step waits before the answer, like a rendered frame")
     parser.add_argument("-logFile", dest="log_file", default=None, help="write the log here")
     parser.add_argument("-nographics", action="store_true", help="accepted and ignored")
     parser.add_argument("-batchmode", action="store_true", help="accepted and ignored")
@@ -587,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_scene_kwargs(scene_class, kwargs)
         faults = Faults.parse(args.fault).first_life()
         port = _port(args)
+        if not 0 <= args.frame_time <= MAX_FRAME_TIME:
+            raise ConfigError(f"--frame-time must be from 0 to {MAX_FRAME_TIME} seconds, got {args.frame_time}")
         if args.protocol:
             wire: Wire = LegacyWire.for_scene(LEGACY_PROTOCOLS[args.protocol], scene_class, kwargs, stacked=args.stacked_vectors)
         elif args.stacked_vectors != 1:
@@ -596,5 +607,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (json.JSONDecodeError, ConfigError) as exc:
         logger.error("%s", exc)
         return 2
-    player = ScenePlayer(scene_class=scene_class, scene_kwargs=kwargs, port=port, wire=wire, faults=faults)
+    player = ScenePlayer(scene_class=scene_class, scene_kwargs=kwargs, port=port, wire=wire, faults=faults, frame_time=args.frame_time)
     return player.run()

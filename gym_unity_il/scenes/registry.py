@@ -45,6 +45,8 @@ DEFAULT_SCENE = "ball"
 
 #: The module that serves a scene like a Unity player (``python -m``).
 PLAYER_MODULE = "gym_unity_il.scenes"
+#: The longest ``frame_time`` a scene may take per step, in seconds.
+MAX_FRAME_TIME = 10.0
 
 
 def scene_target(scene: str | type) -> str:
@@ -117,7 +119,9 @@ def scene_command(
             two that go to the player instead: ``"protocol"``, an ML-Agents release of
             :data:`~gym_unity_il.scenes.legacy_player.LEGACY_PROTOCOLS` (``"0.4"`` ...
             ``"0.11"``) to play a Unity player of that release (default: communication API
-            1.x), and with it ``"stacked_vectors"``, the vector frames each agent sends (default 1).
+            1.x), and with it ``"stacked_vectors"``, the vector frames each agent sends (default 1);
+            and ``"frame_time"``, seconds the player waits in every step before it answers, as a
+            Unity player spends rendering a frame (default 0: the scene alone).
         launch: the launch settings the command goes with (default: all defaults).
         defaults: constructor arguments the scene gets when it takes them and
             ``scene_kwargs`` leaves them out (``UnityILEnv``: ``{"num_agents": 1}``).
@@ -139,7 +143,7 @@ def scene_command(
     scene_class = resolve_scene(target)
     accepted = inspect.signature(scene_class).parameters
     kwargs = {**{k: v for k, v in (defaults or {}).items() if k in accepted}, **(scene_kwargs or {})}
-    player_args = _player_arguments(kwargs.pop("protocol", None), kwargs.pop("stacked_vectors", None))
+    player_args = _player_arguments(kwargs.pop("protocol", None), kwargs.pop("stacked_vectors", None)) + _frame_time_argument(kwargs.pop("frame_time", None))
     check_scene_kwargs(scene_class, kwargs)  # an unknown argument fails here, before any process starts
     try:
         kwargs_json = json.dumps(kwargs)
@@ -152,6 +156,19 @@ def scene_command(
         auto_port=True,
         draws_pictures=True,
     )
+
+
+def _frame_time_argument(frame_time: object) -> list[str]:
+    """The player's flag for ``scene_kwargs`` ``frame_time``.
+
+    Raises:
+        ConfigError: not a number of seconds from 0 to 10.
+    """
+    if frame_time is None:
+        return []
+    if isinstance(frame_time, bool) or not isinstance(frame_time, (int, float)) or not 0 <= frame_time <= MAX_FRAME_TIME:
+        raise ConfigError(f"scene_kwargs frame_time must be a number of seconds from 0 to {MAX_FRAME_TIME}, got {frame_time!r}")
+    return ["--frame-time", repr(float(frame_time))]
 
 
 def _player_arguments(protocol: object, stacked_vectors: object) -> list[str]:

@@ -194,6 +194,7 @@ def test_actions_roundtrip_and_legacy_vector() -> None:
         (np.zeros((3, 0), np.float32), np.array([[2, 0], [1, 300], [0, -1]], np.int32)),  # multi-byte and negative varints
         (np.arange(40, dtype=np.float32).reshape(2, 20), np.array([[4], [0]], np.int32)),  # 80-byte rows: two-byte lengths
         (np.zeros((2, 0), np.float32), np.zeros((2, 0), np.int32)),  # agents without actions
+        (np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2], np.arange(9, dtype=np.int32).reshape(3, 3)[:, 1:]),  # strided views
     ],
 )
 def test_action_bytes_are_what_protobuf_writes(cont: np.ndarray, disc: np.ndarray, legacy: bool) -> None:
@@ -244,21 +245,29 @@ def _pngs(data: bytes) -> list[bytes]:
     return pieces
 
 
+def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """``(kind, payload)`` of every chunk of one PNG."""
+    out, pos = [], len(images.PNG_SIGNATURE)
+    while pos < len(png):
+        (length,) = struct.unpack_from(">I", png, pos)
+        out.append((png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    return out
+
+
 def _pillow_pixels(png: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(png)) as img:
         return np.asarray(img)
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4, 7])
-def test_written_pngs_read_without_pillow_exactly_as_pillow_reads_them(channels: int) -> None:
+def test_written_pngs_read_back_exactly_as_pillow_reads_them(channels: int) -> None:
     image = np.random.default_rng(channels).integers(0, 256, (9, 13, channels), dtype=np.uint8)
     data, _ = images.encode_png(image)
     pieces = _pngs(data)
     assert len(pieces) == max(1, -(-channels // 3))
     for png in pieces:
-        fast = images._unfiltered_png_pixels(png)
-        assert fast is not None  # the fast path reads what encode_png writes
-        assert np.array_equal(fast, _pillow_pixels(png))
+        assert np.array_equal(images.decode_png(png), _pillow_pixels(png))
     assert np.array_equal(images.decode_png(data)[:, :, :channels], image)
 
 
@@ -276,18 +285,16 @@ def _unfiltered_png(pixels: np.ndarray, colour_type: int) -> bytes:
 
 
 @pytest.mark.parametrize(("channels", "colour_type"), [(1, 0), (3, 2), (4, 6)])
-def test_unfiltered_grey_rgb_and_rgba_pngs_match_pillow(channels: int, colour_type: int) -> None:
+def test_unfiltered_grey_rgb_and_rgba_pngs_decode_to_their_pixels(channels: int, colour_type: int) -> None:
     pixels = np.random.default_rng(colour_type).integers(0, 256, (5, 7, channels), dtype=np.uint8)
     png = _unfiltered_png(pixels, colour_type)
-    fast = images._unfiltered_png_pixels(png)
-    assert fast is not None and np.array_equal(fast, pixels)
     pillow = _pillow_pixels(png)
-    assert np.array_equal(fast, pillow[:, :, None] if pillow.ndim == 2 else pillow)
+    assert np.array_equal(pillow[:, :, None] if pillow.ndim == 2 else pillow, pixels)
     assert np.array_equal(images.decode_png(png), pixels)
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
-def test_filtered_pngs_go_to_pillow_and_decode_the_same(mode: str) -> None:
+def test_filtered_pngs_decode_as_pillow_reads_them(mode: str) -> None:
     # A smooth gradient: Pillow's encoder filters its rows, as Unity's does.
     y, x = np.mgrid[0:16, 0:20]
     pixels = np.stack([(y * 9 + x * 5) % 256, (x * 11) % 256, (y * 13) % 256, 255 - y * 3], axis=2).astype(np.uint8)
@@ -295,8 +302,23 @@ def test_filtered_pngs_go_to_pillow_and_decode_the_same(mode: str) -> None:
     buf = io.BytesIO()
     Image.fromarray(pixels[:, :, 0] if mode == "L" else pixels, mode=mode).save(buf, format="PNG")
     png = buf.getvalue()
-    assert images._unfiltered_png_pixels(png) is None
+    idat = b"".join(data for kind, data in _chunks(png) if kind == b"IDAT")
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(16, 1 + 20 * len(mode))
+    assert rows[:, 0].any()  # filtered rows: the case of Unity's PNGs
     assert np.array_equal(images.decode_png(png), pixels)
+
+
+@pytest.mark.parametrize(("mode", "channels"), [("1", 1), ("P", 3), ("LA", 4), ("I;16", 3)])
+def test_other_png_modes_decode_to_8_bit_grey_rgb_or_rgba(mode: str, channels: int) -> None:
+    rgb = np.random.default_rng(3).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb).convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    decoded = images.decode_png(buf.getvalue())
+    assert decoded.dtype == np.uint8 and decoded.shape == (6, 5, channels)
+    expected = np.asarray(img.convert({1: "L", 3: "RGB", 4: "RGBA"}[channels]))
+    if mode != "I;16":  # Pillow clips 16-bit grey when it converts; libspng scales it to 8 bits
+        assert np.array_equal(decoded, expected.reshape(decoded.shape))
 
 
 @pytest.mark.parametrize(
@@ -345,3 +367,51 @@ def test_batched_decode_equals_decoding_each_observation() -> None:
             for k, o in enumerate(spec.observation_specs):
                 one_by_one = np.stack([observations.decode_observation(info.observations[k], o, image_format) for info in mine])
                 assert batch.obs[k].dtype == one_by_one.dtype and np.array_equal(batch.obs[k], one_by_one)
+
+
+def _vector_info(agent: int, values: np.ndarray, spec: ObservationSpec, *, name: str | None = None, unpacked: bool = False) -> pb.AgentInfoProto:
+    obs = observations.encode_observation(values, spec)
+    if name is not None:
+        obs.name = name
+    info = pb.AgentInfoProto(id=agent, reward=0.25, observations=[obs])
+    if unpacked:  # the floats as separate fixed32 fields: valid protobuf, laid out differently
+        data = b"".join(b"\x0d" + struct.pack("<f", v) for v in values.ravel().tolist())
+        info.observations[0].float_data.Clear()
+        info.observations[0].float_data.MergeFromString(data)
+    return _roundtrip(info)
+
+
+@pytest.mark.parametrize("odd", [None, "name", "unpacked", "short"])
+def test_vector_rows_laid_out_alike_or_not_decode_as_each_observation(odd: str | None) -> None:
+    """Agents whose observations differ only in their values are read as one table; any other
+    difference (another sensor name, floats that protobuf reads the same from other bytes, a
+    wrong count) goes agent by agent, with the same values or the same error."""
+    spec = BehaviorSpec("V?team=0", (ObservationSpec((2, 3), name="v"),), ActionSpec(1))
+    values = np.random.default_rng(5).normal(size=(5, 2, 3)).astype(np.float32)
+    infos = [_vector_info(i, values[i], spec.observation_specs[0]) for i in range(5)]
+    if odd == "name":
+        infos[3] = _vector_info(3, values[3], spec.observation_specs[0], name="other")
+    elif odd == "unpacked":
+        infos[3] = _vector_info(3, values[3], spec.observation_specs[0], unpacked=True)
+    elif odd == "short":
+        infos[3].observations[0].float_data.data.pop()
+    for _ in range(2):  # the second time with the layout the first one learned
+        if odd == "short":
+            with pytest.raises(UnityProtocolError, match="29 floats for 5 agents of shape"):
+                decode_agent_infos(infos, spec)
+            continue
+        decision, _ = decode_agent_infos(infos, spec)
+        assert np.array_equal(decision.obs[0], values) and decision.obs[0].flags.writeable
+        one_by_one = np.stack([observations.decode_observation(info.observations[0], spec.observation_specs[0]) for info in infos])
+        assert np.array_equal(decision.obs[0], one_by_one)
+
+
+def test_float_span_finds_the_packed_values_or_says_none() -> None:
+    spec = ObservationSpec((4,), name="v")
+    data = observations.encode_observation(np.arange(4, dtype=np.float32), spec).SerializeToString()
+    at = observations.float_span(data, 4)
+    assert at is not None and np.array_equal(np.frombuffer(data[at : at + 16], "<f4"), np.arange(4))
+    assert observations.float_span(data, 3) is None  # another count
+    assert observations.float_span(data[:-10], 4) is None  # cut inside the values
+    twice = data + b"\x22\x00"  # a second, empty float_data field (protobuf merges the two)
+    assert observations.float_span(twice, 4) is None

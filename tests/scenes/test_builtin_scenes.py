@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from gym_unity_il.envs.unity_env import UnityILEnv
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.scenes import DEFAULT_SCENE, SCENES, expert_policy, make_scene
 from gym_unity_il.scenes.academy import SEED_PARAMETER
 from gym_unity_il.scenes.evaluate import RandomPolicy, env_observation, evaluate_in_process
+from gym_unity_il.scenes.registry import scene_command
 
 CONFIGS = [
     ("ball", {"num_agents": 3}),
@@ -170,3 +174,19 @@ def test_expert_drives_imitation_rollouts(in_process_env):
     for trajectory in trajectories:
         assert trajectory.terminal and trajectory.rews[-1] == pytest.approx(1.0)
         assert trajectory.obs.get("CameraSensor").shape[1:] == (3, 84, 84)
+
+
+def test_frame_time_makes_every_step_of_the_player_take_that_long():
+    """``frame_time`` stands in for a rendered Unity frame: the player waits that long in every
+    step before it answers (and refuses what is not a number of seconds from 0 to 10)."""
+    argv = scene_command("ball", {"frame_time": 0.25}).argv
+    assert argv[-2:] == ("--frame-time", "0.25") and "frame_time" not in argv[argv.index("--scene-kwargs") + 1]
+    for bad in (-1, 11, "fast", True):
+        with pytest.raises(ConfigError, match="frame_time must be a number of seconds from 0 to 10"):
+            scene_command("ball", {"frame_time": bad})
+    with UnityILEnv(scene="ball", scene_kwargs={"frame_time": 0.25}) as env:
+        env.reset(seed=0)
+        start = time.perf_counter()
+        for _ in range(3):
+            env.step(env.action_space.sample())
+        assert time.perf_counter() - start >= 0.75  # a lower bound: the player slept that long
