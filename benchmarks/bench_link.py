@@ -19,9 +19,13 @@ rounds (the measurements alternate, so a busy machine slows them alike):
   the transport cost.
 * ball: the env on the built-in scene ``ball`` with one agent: the same messages plus the
   scene's physics.
+* floor: :class:`ZeroWorkTrainer`, a trainer that does no work (grpc's public server answering
+  every call inline with pre-serialized actions, counting the agents only), on the very player
+  process the env would drive (link, ball, grid): ours / floor shows what our trainer side costs
+  (aim: >= 1.0 with one agent, >= 0.95 with images);
 * the same again with every process pinned to one core (Linux), where a round trip does
   not pay for waking threads on the other core;
-* images: the env on the scene ``grid`` with 84x84x3 PNG observations, against a ping-pong
+* images: the env on the scene ``grid`` with 84x84x3 PNG observations, against its floor and a ping-pong
   of the same message sizes;
 * strays: the env on ``ball`` while another local program floods the port from 20 connections
   (each calling again the moment a call ends), against the same env alone: once the session's
@@ -359,32 +363,38 @@ def _rates(env: float, grpc_pong: float, queue_pong: float) -> str:
 
 
 def compare_vector(steps: int, rounds: int, label: str) -> None:
-    """Both ping-pongs, link and ball, interleaved; prints the medians and the ratios."""
+    """Both ping-pongs, link and ball, and the zero-work trainer on each of the two scenes,
+    interleaved; prints the medians and the ratios."""
     grpc_ping, queue_ping = PingPong("ball", "grpc"), PingPong("ball", "queue")
     link, ball = make_env(LINK_SCENE), make_env("ball")
+    floors = {"link": ZeroWorkTrainer(LINK_SCENE), "ball": ZeroWorkTrainer("ball")}
     try:
         measures = {"grpc": grpc_ping.rate, "queue": queue_ping.rate, "link": partial(env_rate, link), "ball": partial(env_rate, ball)}
-        rate = interleaved(measures, steps, rounds)
+        rate = interleaved(measures | {f"{k} floor": f.rate for k, f in floors.items()}, steps, rounds)
     finally:
-        for closing in (link, ball, grpc_ping, queue_ping):
+        for closing in (link, ball, grpc_ping, queue_ping, *floors.values()):
             closing.close()
     pongs = rate["grpc"], rate["queue"]
-    print(f"{label:<15} {pongs[0]:8.0f} {pongs[1]:9.0f}    {_rates(rate['link'], *pongs)}    {_rates(rate['ball'], *pongs)}")
+    floor = " ".join(f"{rate[f'{k} floor']:6.0f} ({rate[k] / rate[f'{k} floor']:4.2f})" for k in floors)
+    print(f"{label:<15} {pongs[0]:8.0f} {pongs[1]:9.0f}    {_rates(rate['link'], *pongs)}    {_rates(rate['ball'], *pongs)}    {floor}")
 
 
 def compare_images(steps: int, rounds: int) -> None:
-    """Both ping-pongs with the grid scene's message sizes against the env on the grid scene."""
+    """Both ping-pongs with the grid scene's message sizes and the zero-work trainer on the grid
+    scene against the env on it."""
     grpc_ping, queue_ping = PingPong("grid", "grpc"), PingPong("grid", "queue")
     grid = make_env("grid", camera_height=84, camera_width=84)
+    floor = ZeroWorkTrainer("grid", {"camera_height": 84, "camera_width": 84})
     try:
-        rate = interleaved({"grpc": grpc_ping.rate, "queue": queue_ping.rate, "grid": partial(env_rate, grid)}, steps, rounds)
+        rate = interleaved({"grpc": grpc_ping.rate, "queue": queue_ping.rate, "grid": partial(env_rate, grid), "floor": floor.rate}, steps, rounds)
     finally:
-        for closing in (grid, grpc_ping, queue_ping):
+        for closing in (grid, grpc_ping, queue_ping, floor):
             closing.close()
     request, answer = step_messages("grid")
     print(
-        f"images (grid, 84x84x3 PNG; {request.ByteSize()} B / {answer.ByteSize()} B per step): ping-pong {rate['grpc']:5.0f} | "
-        f"{rate['queue']:5.0f} round trips/s, env {_rates(rate['grid'], rate['grpc'], rate['queue'])} steps/s"
+        f"images (grid, 84x84x3 PNG + 2 floats; {request.ByteSize()} B / {answer.ByteSize()} B per step): ping-pong {rate['grpc']:5.0f} | "
+        f"{rate['queue']:5.0f} round trips/s, env {_rates(rate['grid'], rate['grpc'], rate['queue'])} steps/s; zero-work trainer "
+        f"{rate['floor']:5.0f} steps/s, ours / floor {rate['grid'] / rate['floor']:4.2f} (aim >= 0.95)"
     )
 
 
@@ -473,8 +483,11 @@ def main() -> None:
         "  link: a scene that sends the ball scene's messages (one agent, 8 floats in, 2 continuous actions out; Unity -> trainer\n"
         f"        {request.ByteSize()} B, trainer -> Unity {answer.ByteSize()} B) and simulates nothing: the cost of the link itself\n"
         "  ball: the built-in scene ball with one agent: the same messages plus its physics\n"
-        "Env figures are steps/s (ratio to the grpc-server ping-pong, aim for link >= 0.8 | ratio to the queue-server ping-pong).\n"
-        f"{'':<15} {'ping-pong round trips/s':>23}    {'link':<18}    {'ball':<18}\n"
+        "  floor: the zero-work trainer (ZeroWorkTrainer) on the link and ball scenes' own player processes: the most steps/s\n"
+        "         any Python trainer gets from them\n"
+        "Env figures are steps/s (ratio to the grpc-server ping-pong, aim for link >= 0.8 | ratio to the queue-server ping-pong);\n"
+        "floors are steps/s (ours / floor, aim >= 1.0).\n"
+        f"{'':<15} {'ping-pong round trips/s':>23}    {'link':<18}    {'ball':<18}    {'floor: link, ball':<27}\n"
         f"{'':<15} {'grpc':>8} {'queue':>9}"
     )
     compare_vector(args.steps, args.rounds, "all cores")

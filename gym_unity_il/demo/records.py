@@ -4,7 +4,7 @@ The reader (:mod:`gym_unity_il.demo.reader`) frames the records of a chunk of th
 and hands their byte ranges here; these functions give the fields their ML-Agents
 meaning, for all records of the chunk at once (:mod:`gym_unity_il.protocol.scan`), by the
 rules of the live link: images go through
-:func:`gym_unity_il.protocol.observations.decode_observation`, actions through
+:func:`gym_unity_il.protocol.observations.decode_images`, actions through
 :func:`gym_unity_il.protocol.actions.action_arrays`, and NaN or infinite observations and
 rewards are refused by :func:`gym_unity_il.protocol.observations.first_not_finite`.
 Vector data is copied from the file bytes, which gives the same float32 values as the
@@ -22,11 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from gym_unity_il.errors import GymUnityILError
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol import scan
 from gym_unity_il.protocol.actions import CONTINUOUS_FIELD, DISCRETE_FIELD, FLAT_FIELD, ActionError, ActionValues, action_arrays
-from gym_unity_il.protocol.observations import FLOAT_DATA_FIELD, FLOAT_VALUES_FIELD, decode_observation, first_not_finite, float_data_header
+from gym_unity_il.protocol.observations import FLOAT_DATA_FIELD, FLOAT_VALUES_FIELD, ImageBatchError, decode_images, first_not_finite, float_data_header
 from gym_unity_il.protocol.wire import WireError
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, ObservationSpec
 
@@ -213,14 +212,13 @@ def _count_error(specs: list[ObservationSpec], counts: np.ndarray, sizes: np.nda
 
 def _images(protos: Iterator[tuple[int, int, pb.ObservationProto]], spec: ObservationSpec, n: int, image_format: ImageFormat) -> np.ndarray:
     """Decodes one image sensor of ``n`` records as the link does (``protos`` yields
-    (record index, buffer position, ObservationProto))."""
-    out = np.empty((n, *spec.output_shape(image_format)), spec.output_dtype(image_format))
-    for i, pos, proto in protos:
-        try:
-            out[i] = decode_observation(proto, spec, image_format)
-        except (GymUnityILError, ValueError, OSError, SyntaxError, EOFError) as exc:
-            raise RecordError(i, pos, f"cannot decode image observation {spec.name or '(unnamed)'} ({exc})") from None
-    return out
+    (record index, buffer position, ObservationProto) for every record in order)."""
+    records = list(protos)
+    try:
+        return decode_images([proto for _, _, proto in records], spec, image_format)
+    except ImageBatchError as exc:
+        i, pos, _ = records[exc.index]
+        raise RecordError(i, pos, f"cannot decode image observation {spec.name or '(unnamed)'} ({exc})") from None
 
 
 def _parsed_observations(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Iterator[tuple[int, int, pb.ObservationProto]]:

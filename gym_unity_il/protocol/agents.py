@@ -24,7 +24,7 @@ import numpy as np
 
 from gym_unity_il.errors import UnityProtocolError, quote
 from gym_unity_il.proto import communicator_pb2 as pb
-from gym_unity_il.protocol.observations import FloatRows, decode_observation, first_not_finite, float_payload
+from gym_unity_il.protocol.observations import FloatRows, ImageBatchError, decode_images, first_not_finite, float_payload
 from gym_unity_il.protocol.specs import MAX_BEHAVIORS, behavior_spec_from_proto
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, ObservationSpec
 
@@ -137,10 +137,10 @@ def _stack_sensor(infos: Sequence[pb.AgentInfoProto], index: int, spec: Observat
         if first_not_finite(values) is not None:
             raise _not_finite(behavior, f"observation {quote(spec.name)}")
         return values
-    out = np.empty(out_shape, spec.output_dtype(image_format))
-    for i, info in enumerate(infos):
-        out[i] = decode_observation(info.observations[index], spec, image_format)
-    return out
+    try:
+        return decode_images([info.observations[index] for info in infos], spec, image_format)
+    except ImageBatchError as exc:
+        raise exc.cause from None
 
 
 def _batch(infos: Sequence[pb.AgentInfoProto], columns: Sequence[tuple], facts: _Facts, image_format: ImageFormat, with_mask: bool) -> StepBatch:

@@ -16,10 +16,14 @@ pixels decoded from PNG are bytes, always finite.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from gym_unity_il.errors import UnityProtocolError, quote
+from gym_unity_il.errors import GymUnityILError, UnityProtocolError, quote
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.images import encode_png, hwc_uint8, image_out, png_hwc, raw_image_out
 from gym_unity_il.protocol.wire import LEN, WireError, delimited, delimited_header, fields_of, leading_payload
@@ -151,6 +155,61 @@ def decode_observation(obs: pb.ObservationProto, spec: ObservationSpec, image_fo
     if obs.compression_type == pb.PNG or obs.WhichOneof("observation_data") == "compressed_data":
         return image_out(png_hwc(obs.compressed_data, list(obs.compressed_channel_mapping), spec.hwc, obs.name), image_format)
     return raw_image_out(_floats(obs, spec), spec.channels_first, image_format)
+
+
+#: A batch of images is decoded on several threads when it has this many images, or this many
+#: compressed bytes in all; a smaller one on the calling thread alone (handing work to other
+#: threads costs more than it saves there).
+PARALLEL_MIN_IMAGES, PARALLEL_MIN_BYTES = 4, 16 << 10
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+class ImageBatchError(Exception):
+    """An image of a batch (:func:`decode_images`) cannot be decoded: ``index`` says which,
+    ``cause`` is the image's own error (what :func:`decode_observation` raised)."""
+
+    def __init__(self, index: int, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.index = index
+        self.cause = cause
+
+
+def _decode_part(protos: Sequence[pb.ObservationProto], part: range, out: np.ndarray, spec: ObservationSpec,
+                 image_format: ImageFormat) -> ImageBatchError | None:  # fmt: skip
+    for i in part:
+        try:
+            out[i] = decode_observation(protos[i], spec, image_format)
+        except (GymUnityILError, ValueError, OSError, SyntaxError, EOFError) as exc:
+            return ImageBatchError(i, exc)
+    return None
+
+
+def decode_images(protos: Sequence[pb.ObservationProto], spec: ObservationSpec, image_format: ImageFormat = "hwc_uint8") -> np.ndarray:
+    """One image sensor of many agents or records, decoded as :func:`decode_observation` does,
+    stacked. A large batch is decoded on this thread and on a shared pool's together, one part
+    each: the PNG decoder lets other threads run while it works.
+
+    Raises:
+        ImageBatchError: the first image (in order) that cannot be decoded.
+    """
+    out = np.empty((len(protos), *spec.output_shape(image_format)), spec.output_dtype(image_format))
+    workers = min(os.cpu_count() or 1, len(protos))
+    small = len(protos) < PARALLEL_MIN_IMAGES and sum(len(p.compressed_data) for p in protos) < PARALLEL_MIN_BYTES
+    if workers < 2 or small:
+        failure = _decode_part(protos, range(len(protos)), out, spec, image_format)
+    else:
+        global _pool
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=os.cpu_count(), thread_name_prefix="image-decoder")
+        parts = [range(k, len(protos), workers) for k in range(workers)]
+        pending = [_pool.submit(_decode_part, protos, part, out, spec, image_format) for part in parts[1:]]
+        failures = [_decode_part(protos, parts[0], out, spec, image_format), *(f.result() for f in pending)]
+        failure = min((f for f in failures if f is not None), key=lambda f: f.index, default=None)
+    if failure is not None:
+        raise failure
+    return out
 
 
 def _header(spec: ObservationSpec) -> pb.ObservationProto:

@@ -415,3 +415,23 @@ def test_float_span_finds_the_packed_values_or_says_none() -> None:
     assert observations.float_span(data[:-10], 4) is None  # cut inside the values
     twice = data + b"\x22\x00"  # a second, empty float_data field (protobuf merges the two)
     assert observations.float_span(twice, 4) is None
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_image_batches_decode_alike_on_one_thread_or_several(parallel: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch decoded on the pool's threads and this one gives the images of decoding each, and
+    of several broken ones the first in order is reported, whichever thread met it."""
+    limit = 0 if parallel else 1 << 40
+    monkeypatch.setattr(observations, "PARALLEL_MIN_IMAGES", limit)
+    monkeypatch.setattr(observations, "PARALLEL_MIN_BYTES", limit)
+    spec = ObservationSpec((6, 5, 3), name="cam")
+    pictures = np.random.default_rng(2).integers(0, 256, (9, 6, 5, 3), dtype=np.uint8)
+    protos = [observations.encode_observation(p, spec) for p in pictures]
+    for image_format in ("hwc_uint8", "chw_float"):
+        one_by_one = np.stack([observations.decode_observation(p, spec, image_format) for p in protos])
+        assert np.array_equal(observations.decode_images(protos, spec, image_format), one_by_one)
+    for broken in (6, 3):  # on different threads when there are two (parts are every other image)
+        protos[broken] = pb.ObservationProto(shape=[6, 5, 3], compression_type=pb.PNG, compressed_data=b"not a png")
+    with pytest.raises(observations.ImageBatchError) as caught:
+        observations.decode_images(protos, spec)
+    assert caught.value.index == 3 and isinstance(caught.value.cause, UnityProtocolError) and "not PNG data" in str(caught.value)
