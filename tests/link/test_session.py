@@ -264,10 +264,11 @@ def test_process_crashing_mid_episode_is_a_clear_error(tmp_path: Path, assert_re
 
 def test_process_hanging_mid_episode_times_out_naming_the_log(tmp_path: Path, assert_released) -> None:
     session = open_session(
-        scene="ball", scene_kwargs={"num_agents": 1}, additional_args=["--fault", "hang-at-step:2"], timeout_wait=1, log_folder=tmp_path
+        scene="ball", scene_kwargs={"num_agents": 1}, additional_args=["--fault", "hang-at-step:2"], timeout_wait=60, log_folder=tmp_path
     )
     session.reset()
     session.step()
+    session.timeout_wait = 1  # short only for the hanging step: a busy machine may take longer to start and reset
     with pytest.raises(UnityTimeoutError, match=r"within 1 s.*Player-0\.log"):
         session.step()
     assert_released(session.port)
