@@ -22,6 +22,10 @@ from gym_unity_il.train.schedules import FLOORS, scheduled
 
 #: Epochs of BC pretraining (``bc_then_ppo`` / ``bc_then_sac``) when ``num_epoch`` is null.
 PRETRAIN_EPOCHS = 10
+#: Batches a BC phase trains at least between two evaluations, per env step an evaluation
+#: plays (:func:`evaluation_interval`). On the built-in ball a step of its 12 agents takes
+#: about 0.7 of a batch of 64, so the evaluations take about a quarter of a long phase's time.
+BATCHES_PER_EVALUATION_STEP = 2
 
 
 def count_transitions(trajectories: Sequence[Any]) -> int:
@@ -48,6 +52,17 @@ def bc_batches(settings: TrainerSettings, n_transitions: int, *, pretraining: bo
     if pretraining:
         return PRETRAIN_EPOCHS * per_epoch
     return math.ceil(settings.max_steps / settings.batch_size)
+
+
+def evaluation_interval(summary_freq: int, batch_size: int, trajectories: Sequence[Any]) -> int:
+    """The batches between two rows of a BC phase, each of which evaluates the policy on the
+    env: ``summary_freq`` demo samples, but at least :data:`BATCHES_PER_EVALUATION_STEP` batches
+    per step of a demo episode (their mean length). An evaluation plays one episode per env
+    copy, all at once, so about that many env steps: apart from the row after its last batch,
+    a BC phase of any length plays at most one env step evaluating per that many batches it
+    trains."""
+    episode_steps = float(np.mean([len(t.acts) for t in trajectories])) if len(trajectories) else 0.0
+    return max(1, summary_freq // batch_size, math.ceil(BATCHES_PER_EVALUATION_STEP * episode_steps))
 
 
 class DemoBatches:
@@ -91,8 +106,9 @@ class BCPhase:
     `imitation`'s BC, or, for a policy with memory, :class:`~gym_unity_il.train.memory.SequenceCloning`
     (a batch: one window of episodes).
 
-    Every ``summary_freq`` demo samples it evaluates the policy (``evaluate_return``) and
-    writes a row of ``metrics.csv``.
+    Every ``summary_freq`` demo samples, or less often when a demo episode is long
+    (:func:`evaluation_interval`), and after its last batch, it evaluates the policy
+    (``evaluate_return``) and writes a row of ``metrics.csv``.
 
     Args:
         policy: the policy to train (in place).
@@ -101,7 +117,7 @@ class BCPhase:
         batches: the budget.
         rng: random generator of `imitation`'s BC.
         logger: the run's `imitation` logger.
-        evaluate_return: mean return of the current policy on the env.
+        evaluate_return: the returns of the current policy's episodes on the env (an evaluation).
     """
 
     name = "bc"
@@ -115,7 +131,7 @@ class BCPhase:
         batches: int,
         rng: np.random.Generator,
         logger: Any,
-        evaluate_return: Callable[[], float],
+        evaluate_return: Callable[[], Sequence[float]],
     ) -> None:
         from imitation.algorithms import bc
 
@@ -139,10 +155,11 @@ class BCPhase:
         self.total = batches
         self.done = 0
         self.evaluate_return = evaluate_return
+        self.trajectories = trajectories
 
     def run(self, recorder: RunRecorder) -> None:
         size = self.trainer.batch_size
-        every = max(1, recorder.summary_freq // size)
+        every = evaluation_interval(recorder.summary_freq, size, self.trajectories)
         bar = recorder.bar(self.name, total=self.total * size, initial=self.done * size, unit="sample")
 
         def due() -> bool:

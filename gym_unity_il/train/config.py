@@ -190,7 +190,8 @@ class TrainerSettings:
     * ``normalize``: standardize vector observations with the demos' mean and standard
       deviation, inside the policy (the saved model takes raw observations).
     * ``summary_freq``: steps between rows of ``metrics.csv`` (BC: demo samples, with an
-      evaluation episode per env copy; RL: env steps, mean return of recent episodes).
+      evaluation episode per env copy, at least two batches per step of a demo episode apart;
+      RL: env steps, the mean return of the episodes that ended since the previous row).
     * ``ppo.n_steps``: steps per agent between PPO updates, or ``ppo.buffer_size``: steps of
       all agents together (ML-Agents' ``buffer_size``), shared by the VecEnv's agents.
     * ``ppo.learning_rate_schedule``, ``ppo.clip_range_schedule``, ``ppo.ent_coef_schedule``,

@@ -234,7 +234,7 @@ def run_dagger(
         scratch_dir: where the rounds' labelled trajectories are kept.
         logger: an `imitation` logger (always given to the trainers: TensorBoard).
         seed: seeds the rollouts and BC's batches.
-        recorder: progress bar and ``metrics.csv`` (a row per round).
+        recorder: progress bar and ``metrics.csv`` (a row per round: its episodes).
         demonstrations: `imitation` trajectories (policy observations) added to round 0
             (with memory: whole episodes, in order).
 
@@ -264,7 +264,8 @@ def run_dagger(
             trajectories = rounds.collect(until)
             steps = sum(len(t) for t in trajectories)
             labels += steps
-            round_return = float(np.mean([t.rews.sum() for t in trajectories]))
+            episode_returns = [float(t.rews.sum()) for t in trajectories]
+            round_return = float(np.mean(episode_returns))
             returns.append(round_return)
             logger.record("dagger/round_return", round_return)
             logger.record("dagger/labels", labels)
@@ -272,7 +273,7 @@ def run_dagger(
             if bar is not None:
                 bar.update(steps)
             if recorder is not None:
-                recorder.summary("dagger", labels, round_return)
+                recorder.summary("dagger", labels, episode_returns)
             logger.dump(labels)
     finally:
         if bars_were_on:

@@ -158,8 +158,8 @@ class DemoTrainer:
         if restart_log is not None:
             restart_log.logger = run.logger
 
-        def evaluate_return() -> float:
-            return run.held_out_return(model, policy_venv)
+        def evaluate_return() -> list[float]:
+            return run.held_out_returns(model, policy_venv)
 
         helpers: list[Helper] = [Schedules(settings)] if Schedules.needed(settings, model) else []
         helpers.extend(lesson_checkpoints(venv))  # the lessons of the environment parameters, if any

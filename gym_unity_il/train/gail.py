@@ -14,7 +14,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from gym_unity_il.train.config import TrainerSettings
 from gym_unity_il.train.memory import is_recurrent
 from gym_unity_il.train.policies import Normalization, ObservationAdapter, SensorRewardNet
-from gym_unity_il.train.progress import Helper, ProgressCallback, RunRecorder, helper_states, load_helper_states, recent_return
+from gym_unity_il.train.progress import Helper, ProgressCallback, RunRecorder, helper_states, load_helper_states
 
 
 class _EnvRewardTap(VecEnvWrapper):
@@ -139,7 +139,7 @@ class GAILPhase:
                         self.trainer.train_disc()
                 self.trainer.logger.dump(self.model.num_timesteps)
             # the last row, unless written (also when resumed after the last step, before its row)
-            recorder.catch_up(self.name, self.model.num_timesteps, recent_return(self.model))
+            recorder.catch_up(self.name, self.model.num_timesteps, ())
         finally:
             self.trainer.gen_callback = gen_callback
             bar.close()

@@ -75,7 +75,7 @@ logger = logging.getLogger(__name__)
 
 #: Pairs a :class:`TeacherBuffer` keeps by default (the oldest are overwritten beyond it).
 BUFFER_CAPACITY = 100_000
-#: Finished student episodes the logged mean return is taken over.
+#: Finished episodes :attr:`EpisodeReturns.mean` is taken over (``evaluation.json``'s ``teacher_return``).
 RETURN_WINDOW = 20
 
 
@@ -329,12 +329,14 @@ def teacher_student_worker(session_kwargs: Mapping[str, Any], *, teacher_behavio
 
 
 class EpisodeReturns:
-    """Running returns of a set of slots, and the returns of their finished episodes."""
+    """Running returns of a set of slots, and the returns of their finished episodes: the last
+    ``window`` (:attr:`mean`) and those that ended since the last row (:meth:`take`)."""
 
     def __init__(self, n: int, window: int = RETURN_WINDOW) -> None:
         self.running = np.zeros(n)
         self.finished: collections.deque[float] = collections.deque(maxlen=window)
         self.episodes = 0
+        self.unreported: list[float] = []
 
     def add(self, batch: SlotBatch) -> list[float]:
         """Adds a step's rewards; returns the returns of the episodes it ended."""
@@ -345,12 +347,18 @@ class EpisodeReturns:
             self.running[row] = 0.0
             self.episodes += 1
         self.finished.extend(ended)
+        self.unreported.extend(ended)
         return ended
 
     @property
     def mean(self) -> float | None:
         """Mean of the last finished episodes (None before the first ends)."""
         return float(np.mean(self.finished)) if self.finished else None
+
+    def take(self) -> list[float]:
+        """The returns of the episodes that ended since the last call."""
+        taken, self.unreported = self.unreported, []
+        return taken
 
 
 class OnlineBC:
@@ -562,15 +570,15 @@ class OnlineBC:
             self.buffer.add(_rows(obs, live), np.asarray(actions)[live])
 
     def _summary(self, recorder: RunRecorder | None) -> None:
-        student, teacher = self.student_returns.mean, self.teacher_returns.mean
+        student, teacher = self.student_returns.take(), self.teacher_returns.take()  # the episodes that ended since the last row
         if self.logger is not None:
             self.logger.record("online/buffer_size", len(self.buffer))
             self.logger.record("online/recording", int(self.buffer.recording))
             self.logger.record("online/loss", self.last_loss)
-            if teacher is not None:
-                self.logger.record("online/teacher_return", teacher)
-            if student is not None:
-                self.logger.record("online/student_return", student)
+            if teacher:
+                self.logger.record("online/teacher_return", float(np.mean(teacher)))
+            if student:
+                self.logger.record("online/student_return", float(np.mean(student)))
         if recorder is not None:
             recorder.summary(self.name, self.steps, student)
         if self.logger is not None:

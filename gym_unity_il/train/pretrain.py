@@ -18,9 +18,9 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList
 
-from gym_unity_il.train.bc import DemoBatches
+from gym_unity_il.train.bc import DemoBatches, evaluation_interval
 from gym_unity_il.train.config import TrainerSettings
-from gym_unity_il.train.progress import Helper, ProgressCallback, RunRecorder, helper_states, load_helper_states, recent_return
+from gym_unity_il.train.progress import Helper, ProgressCallback, RunRecorder, helper_states, load_helper_states
 
 
 class SACActorPretraining:
@@ -32,7 +32,9 @@ class SACActorPretraining:
         settings: ``batch_size`` and ``learning_rate``.
         batches: the budget.
         rng: the shuffling generator.
-        evaluate_return: mean return of the current policy on the env.
+        evaluate_return: the returns of the current policy's episodes on the env (an evaluation).
+
+    Its rows come as :class:`~gym_unity_il.train.bc.BCPhase`'s (:func:`~gym_unity_il.train.bc.evaluation_interval`).
     """
 
     name = "bc"
@@ -45,7 +47,7 @@ class SACActorPretraining:
         settings: TrainerSettings,
         batches: int,
         rng: np.random.Generator,
-        evaluate_return: Callable[[], float],
+        evaluate_return: Callable[[], Sequence[float]],
     ) -> None:
         self.model = model
         self.batch_size = settings.batch_size
@@ -54,6 +56,7 @@ class SACActorPretraining:
         self.total = batches
         self.done = 0
         self.evaluate_return = evaluate_return
+        self.trajectories = trajectories
 
     def _batches(self) -> Iterator[dict[str, Any]]:
         while True:
@@ -64,7 +67,7 @@ class SACActorPretraining:
         from imitation.util import util
 
         size = self.batch_size
-        every = max(1, recorder.summary_freq // size)
+        every = evaluation_interval(recorder.summary_freq, size, self.trajectories)
         bar = recorder.bar(self.name, total=self.total * size, initial=self.done * size, unit="sample")
         device = self.model.device
         batches = self._batches()
@@ -120,8 +123,9 @@ class RLPhase:
             if remaining > 0:
                 callback = CallbackList([ProgressCallback(recorder, self.name, bar), *self.helpers])
                 self.model.learn(remaining, reset_num_timesteps=False, callback=callback)
-            # the last row, unless written (also when resumed after the last step, before its row)
-            recorder.catch_up(self.name, self.model.num_timesteps, recent_return(self.model))
+            # learning wrote the last row (ProgressCallback); resumed after the last step and before
+            # its row, the run writes it here, without the episodes that ended before the interrupt
+            recorder.catch_up(self.name, self.model.num_timesteps, ())
         finally:
             bar.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,14 +13,17 @@ from typing import Any, Protocol
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.utils import safe_mean
 from tqdm import tqdm
 
 from gym_unity_il.errors import ConfigError, OutputError
 
-#: Columns of ``metrics.csv``: the phase (bc, ppo, sac, gail), its step count (demo samples
-#: for bc, env steps otherwise), the return, and the wall time of the process so far.
-METRICS_COLUMNS = ("phase", "step", "return", "time_s")
+#: Columns of ``metrics.csv``: the phase (bc, ppo, sac, gail, online_bc, dagger), its step count
+#: (demo samples for bc, teacher labels for dagger, env steps otherwise), the mean return of the
+#: row's episodes and how many there were, and the wall time of the process so far. A row's
+#: episodes are those that ended since the previous row, as ``mlagents-learn`` reports them (BC:
+#: those of the evaluation it ran; DAgger: those of the round); where none ended, ``return`` is
+#: empty and ``episodes`` 0.
+METRICS_COLUMNS = ("phase", "step", "return", "episodes", "time_s")
 
 
 class Phase(Protocol):
@@ -94,13 +96,16 @@ class RunRecorder:
     """Progress bar, ``metrics.csv`` (appended to, so a resumed run keeps its history) and
     the `imitation` / SB3 logger writing TensorBoard events.
 
-    It also keeps what a checkpoint needs to resume to the same rows: the rows written so
-    far (:attr:`rows`), a summary whose return was being computed when the run was
-    interrupted (:attr:`pending`), and, during RL, the step the model's parameters belong
-    to (:attr:`safe_step`, the start of the rollout in progress).
+    Every row (:meth:`summary`) goes to all three: its mean return and episode count to
+    ``metrics.csv``, ``summary/<phase>_return`` (when an episode ended) and
+    ``summary/<phase>_episodes`` to TensorBoard, and the return to the bar. With progress bars
+    shown, it also prints a line in the style of ``mlagents-learn`` beside the bar
+    (:meth:`progress_line`).
 
-    With progress bars shown, every row also prints a line in the style of ``mlagents-learn``
-    beside the bar (:meth:`progress_line`).
+    It also keeps what a checkpoint needs to resume to the same rows: the rows written so
+    far (:attr:`rows`), a summary whose evaluation was running when the run was interrupted
+    (:attr:`pending`), and, during RL, the step the model's parameters belong to
+    (:attr:`safe_step`, the start of the rollout in progress).
 
     Args:
         metrics_path: the run's ``metrics.csv``.
@@ -111,7 +116,7 @@ class RunRecorder:
 
     Raises:
         OutputError: ``metrics.csv`` cannot be written (also from :meth:`summary`).
-        ConfigError: an existing ``metrics.csv`` cannot be read.
+        ConfigError: an existing ``metrics.csv`` cannot be read, or has other columns.
     """
 
     def __init__(self, *, metrics_path: Path, logger: Any, summary_freq: int, progress: bool = True, behavior: str = "") -> None:
@@ -121,7 +126,6 @@ class RunRecorder:
         self.progress = progress
         self.metrics_path = metrics_path
         self.started = time.perf_counter()
-        self.last_return: float | None = None
         self.pending: tuple[str, int] | None = None
         self.safe_step: int | None = None
         self._bar: tqdm | None = None
@@ -130,12 +134,18 @@ class RunRecorder:
         if self.metrics_path.exists():
             try:
                 with open(self.metrics_path, newline="", encoding="utf-8") as f:
-                    self.rows = [(str(row["phase"]), int(row["step"])) for row in csv.DictReader(f)]
+                    reader = csv.DictReader(f)
+                    self.rows = [(str(row["phase"]), int(row["step"])) for row in reader]
             except (OSError, ValueError, KeyError, TypeError, csv.Error) as exc:
                 raise ConfigError(
                     f"{self.metrics_path}: damaged or not written by gym_unity_il ({type(exc).__name__}), so the run cannot go on "
                     "writing its rows; start it anew with force=True (--force on the command line)"
                 ) from None
+            if tuple(reader.fieldnames or ()) != METRICS_COLUMNS:
+                raise ConfigError(
+                    f"{self.metrics_path}: columns {','.join(reader.fieldnames or ()) or 'none'}, not {','.join(METRICS_COLUMNS)} (written by another "
+                    "version of gym_unity_il), so the run cannot go on writing its rows; start it anew with force=True (--force on the command line)"
+                )
         else:
             with writing(self.metrics_path):
                 with open(self.metrics_path, "w", newline="") as f:
@@ -146,50 +156,52 @@ class RunRecorder:
         self._bar = tqdm(total=total, initial=min(initial, total), desc=phase, unit=unit, disable=not self.progress, dynamic_ncols=True)
         return self._bar
 
-    def summary(self, phase: str, step: int, mean_return: float | None | Callable[[], float | None],
-                *, returns: Sequence[float] | None = None) -> None:  # fmt: skip
-        """Appends a row to ``metrics.csv``, logs the return and shows it on the bar.
+    def summary(self, phase: str, step: int, returns: Sequence[float] | Callable[[], Sequence[float]]) -> None:
+        """Appends the row of ``phase`` at ``step``: the mean and the number of ``returns``, the
+        returns of the episodes that ended since the previous row (none: an empty return).
 
-        ``mean_return`` may be a function computing it (an evaluation): while it runs the
-        row is :attr:`pending`, so a checkpoint saved after an interrupt knows the row is due.
-        ``returns``: the returns of the episodes that ended since the last row (RL), which
-        the progress line reports instead of ``mean_return``.
+        ``returns`` may be a function computing them (an evaluation): while it runs the row is
+        :attr:`pending`, so a checkpoint saved after an interrupt knows the row is due, and the
+        progress line says it is an evaluation.
         """
-        if callable(mean_return):
+        evaluated = False
+        if callable(returns):
             self.pending = (phase, step)
-            mean_return = mean_return()
-        value = "" if mean_return is None or math.isnan(mean_return) else f"{mean_return:.6g}"
+            returns, evaluated = returns(), True
+        episodes = [float(r) for r in returns]
+        mean = float(np.mean(episodes)) if episodes else None
+        value = "" if mean is None else f"{mean:.6g}"
         with writing(self.metrics_path):
             with open(self.metrics_path, "a", newline="") as f:
-                csv.writer(f).writerow((phase, step, value, f"{time.perf_counter() - self.started:.2f}"))
+                csv.writer(f).writerow((phase, step, value, len(episodes), f"{time.perf_counter() - self.started:.2f}"))
         self.rows.append((phase, step))
         self.pending = None
-        if value:
-            self.last_return = float(mean_return)  # type: ignore[arg-type]
-            self.logger.record(f"summary/{phase}_return", self.last_return)
-            if self._bar is not None:
-                self._bar.set_postfix(ret=f"{self.last_return:.3g}", refresh=False)
+        self.logger.record(f"summary/{phase}_episodes", len(episodes))
+        if mean is not None:
+            self.logger.record(f"summary/{phase}_return", mean)
+        if self._bar is not None:
+            self._bar.set_postfix(ret="none" if mean is None else f"{mean:.3g}", refresh=False)
         if self.progress:
-            tqdm.write(self.progress_line(phase, step, float(mean_return) if value else None, returns), file=sys.stderr)  # type: ignore[arg-type]
+            tqdm.write(self.progress_line(phase, step, episodes, evaluated=evaluated), file=sys.stderr)
 
-    def progress_line(self, phase: str, step: int, mean_return: float | None, returns: Sequence[float] | None = None) -> str:
+    def progress_line(self, phase: str, step: int, returns: Sequence[float], *, evaluated: bool = False) -> str:
         """The line ``mlagents-learn`` prints every ``summary_freq`` steps, for a row of
-        ``phase`` at ``step``: the mean and standard deviation of ``returns`` when given (RL),
-        else ``mean_return`` (an evaluation), or that no episode ended since the last row.
-        BC phases count demo samples and say so."""
+        ``phase`` at ``step``: the mean and standard deviation of ``returns``, or that no
+        episode was completed since the last row. BC phases count demo samples, and a row
+        ``evaluated`` names the episodes it played."""
         head = f"{self.behavior.split('?team=')[0]}. Step: {step}{' samples (bc)' if phase == 'bc' else ''}. Time Elapsed: {time.perf_counter() - self.started:.3f} s."
-        if returns:
-            return f"{head} Mean Reward: {float(np.mean(returns)):.3f}. Std of Reward: {float(np.std(returns)):.3f}. Training."
-        if returns is None and mean_return is not None:
-            return f"{head} Mean Reward: {mean_return:.3f} (evaluation). Training."
-        return f"{head} No episode was completed since last summary. Training."
+        if not returns:
+            return f"{head} No episode was completed since last summary. Training."
+        played = f" Evaluation of {len(returns)} episodes." if evaluated else ""
+        return f"{head} Mean Reward: {float(np.mean(returns)):.3f}. Std of Reward: {float(np.std(returns)):.3f}.{played} Training."
 
-    def catch_up(self, phase: str, step: int, mean_return: float | None | Callable[[], float | None]) -> None:
-        """Writes the row of ``phase`` at ``step`` unless it is the last row already: a phase
-        calls it where a row is due on resuming, in case the run was interrupted after the
-        step was counted and before its row was written."""
+    def catch_up(self, phase: str, step: int, returns: Sequence[float] | Callable[[], Sequence[float]]) -> None:
+        """Writes the row of ``phase`` at ``step`` (as :meth:`summary`) unless it is the last row
+        already: where a row is due that may have been written (an RL phase's last step), also
+        on resuming, in case the run was interrupted after the step was counted and before its
+        row was written."""
         if self.rows[-1:] != [(phase, step)]:
-            self.summary(phase, step, mean_return)
+            self.summary(phase, step, returns)
 
     def rows_until(self, phase: str, step: int) -> int:
         """How many rows come before any row of ``phase`` past ``step`` at the end of the file
@@ -223,16 +235,12 @@ def writing(path: Path) -> Iterator[None]:
         raise OutputError.from_os_error(path, exc) from exc
 
 
-def recent_return(model: Any) -> float | None:
-    """The mean return of an SB3 model's recent episodes (None before any ended)."""
-    returns = [info["r"] for info in model.ep_info_buffer or ()]
-    return safe_mean(returns) if returns else None
-
-
 class ProgressCallback(BaseCallback):
-    """Moves the bar with an SB3 model's env steps and writes a summary (mean return of the
-    last 100 finished episodes; the progress line: those that ended since the last summary)
-    every ``summary_freq`` steps."""
+    """Moves the bar with an SB3 model's env steps and writes a row every ``summary_freq``
+    steps (at the first step past each multiple), with the returns of the episodes that
+    ended since the previous row; and the row of the phase's last step when the training
+    reaches the bar's total (the phase's budget).
+    """
 
     def __init__(self, recorder: RunRecorder, phase: str, bar: tqdm) -> None:
         super().__init__()
@@ -240,6 +248,7 @@ class ProgressCallback(BaseCallback):
         self.phase = phase
         self.bar = bar
         self.next_summary: int | None = None
+        #: returns of the episodes that ended since the last row
         self.returns: list[float] = []
 
     def _on_rollout_start(self) -> None:
@@ -247,6 +256,9 @@ class ProgressCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         self.recorder.safe_step = self.model.num_timesteps
+        if self.model.num_timesteps >= self.bar.total:  # the phase's last step: its row, after the last update
+            self.recorder.catch_up(self.phase, self.model.num_timesteps, self.returns)
+            self.returns = []
 
     def _on_step(self) -> bool:
         self.returns.extend(float(info["episode"]["r"]) for info in self.locals.get("infos", ()) if "episode" in info)
@@ -260,8 +272,8 @@ class ProgressCallback(BaseCallback):
         return True
 
     def write_summary(self) -> None:
-        """Writes the summary of the current step."""
+        """Writes the row of the current step."""
         steps = self.model.num_timesteps
-        self.recorder.summary(self.phase, steps, recent_return(self.model), returns=self.returns)
+        self.recorder.summary(self.phase, steps, self.returns)
         self.returns = []
         self.next_summary = (steps // self.recorder.summary_freq + 1) * self.recorder.summary_freq

@@ -121,10 +121,10 @@ class Run:
         with writing(self.files.tensorboard):
             return imitation_logger.configure(self.files.tensorboard, ["tensorboard"])
 
-    def held_out_return(self, model: Any, venv: VecEnv) -> float:
-        """The mean return of ``model`` over one episode per env copy of ``venv`` (policy
-        observations), on the held-out seeds of the final evaluation: a row of ``metrics.csv``."""
-        return evaluate(model, venv, episodes=venv.num_envs, seed=HELD_OUT_SEEDS + self.request.seed).mean_return
+    def held_out_returns(self, model: Any, venv: VecEnv) -> list[float]:
+        """The returns of ``model``'s episodes, one per env copy of ``venv`` (policy
+        observations), on the held-out seeds of the final evaluation: a BC row of ``metrics.csv``."""
+        return evaluate(model, venv, episodes=venv.num_envs, seed=HELD_OUT_SEEDS + self.request.seed).returns
 
 
 @dataclass
@@ -288,7 +288,7 @@ class _Course:
                     recorder.truncate(int(state["metrics_rows"]))
                     if state.get("pending_summary"):
                         phase_name, step = state["pending_summary"]
-                        recorder.summary(phase_name, int(step), lambda: run.held_out_return(training.model, training.venv))
+                        recorder.summary(phase_name, int(step), lambda: run.held_out_returns(training.model, training.venv))
                 for current in range(current, len(training.phases)):
                     recorder.safe_step = None
                     training.phases[current].run(recorder)

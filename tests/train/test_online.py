@@ -40,7 +40,7 @@ def test_students_reach_the_teachers_return(tmp_path: Path) -> None:
     assert summary["env_steps"] == 1200 and summary["teacher_pairs"] == 1200 and summary["gradient_batches"] == 2 * 1200
     assert result.evaluation is not None and result.evaluation.mean_return >= 0.9 * teacher
     rows = (result.run_dir / "metrics.csv").read_text().splitlines()
-    assert rows[0] == "phase,step,return,time_s" and [r.split(",")[1] for r in rows[1:]] == ["300", "600", "900", "1200"]
+    assert rows[0] == "phase,step,return,episodes,time_s" and [r.split(",")[1] for r in rows[1:]] == ["300", "600", "900", "1200"]
     assert any((result.run_dir / "tensorboard").iterdir())
     model = PPO.load(result.model_path, device="cpu")
     obs = np.zeros((1, 8), np.float32)
