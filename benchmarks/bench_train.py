@@ -35,22 +35,40 @@ import argparse
 import dataclasses
 import json
 import re
+import tempfile
 import time
+from collections import deque
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 import yaml
+from imitation.util import logger as imitation_logger
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
-from gym_unity_il.demo import record_episodes
+from gym_unity_il.demo import demo_to_trajectories, read_demo, record_episodes
 from gym_unity_il.scenes import expert_policy
-from gym_unity_il.train import RandomPolicy, evaluate, load_config, load_policy, make_training_env, parse_config, train
+from gym_unity_il.train import RandomPolicy, RunConfig, TrainerSettings, evaluate, load_config, load_policy, make_training_env, parse_config, train
+from gym_unity_il.train.gail import GAILPhase
+from gym_unity_il.train.policies import ObservationAdapter, make_model, observation_statistics
+from gym_unity_il.train.pretrain import RLPhase
+from gym_unity_il.train.progress import RunRecorder
+from gym_unity_il.train.schedules import Schedules
 
 SCENE = "ball"
 SCENE_KWARGS = {"max_steps": 1000}
 DEMO_EPISODES = 20
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "offline_bc.yaml"
+#: The GAIL config users start from: its ``default`` section trains "ball".
+GAIL_CONFIG = EXAMPLE_CONFIG.with_name("gail.yaml")
+#: GAIL's measure on ball: the mean of the scene's own returns of the last ``WINDOW`` finished
+#: episodes (12: one per agent), against ``TARGET`` times the expert's mean return.
+WINDOW = 12
+TARGET = 0.95
 #: Evaluation seeds of the grid run start here, far from the demos' 0, 1, ...
 HELD_OUT_SEED = 1_000_000
 
@@ -179,6 +197,139 @@ def bench_exploration(out: Path, steps: int, seeds: int) -> None:
         print(f"{name:<15} return {sum(returns) / seeds:6.3f}  per seed {[round(r, 3) for r in returns]}  ({wall:5.1f} s per run)")
 
 
+class Reached(Exception):
+    """A :class:`Stopwatch`'s target was reached: the run stops there."""
+
+
+class Stopwatch(VecEnvWrapper):
+    """Passes everything through, timing the steps of the VecEnv below it (``env_seconds``)
+    and keeping the scene's own returns of the episodes that end (``info["episode"]`` of the
+    training env's VecMonitor), before any reward is replaced.
+
+    With ``target``, the step at which the mean of the last :data:`WINDOW` returns first
+    reaches it records ``reached`` (agent steps, seconds since ``started``) and raises
+    :class:`Reached`.
+    """
+
+    def __init__(self, venv: VecEnv, target: float | None = None) -> None:
+        super().__init__(venv)
+        self.target = target
+        self.returns: deque[float] = deque(maxlen=WINDOW)
+        self.agent_steps = 0
+        self.env_seconds = 0.0
+        self.seconds = 0.0
+        self.started = time.perf_counter()
+        self.reached: tuple[int, float] | None = None
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        started = time.perf_counter()
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.env_seconds += time.perf_counter() - started
+        self.agent_steps += self.num_envs
+        self.returns.extend(float(info["episode"]["r"]) for info in infos if "episode" in info)
+        if self.target is not None and len(self.returns) == WINDOW and np.mean(self.returns) >= self.target:
+            self.reached = (self.agent_steps, time.perf_counter() - self.started)
+            raise Reached
+        return obs, rewards, dones, infos
+
+
+def timed_training(settings: TrainerSettings, *, scene: str, scene_kwargs: dict, seed: int, target: float | None = None) -> Stopwatch:
+    """Trains ``settings`` (``ppo`` or ``gail``, from scratch) for its ``max_steps`` the way
+    :func:`~gym_unity_il.train.train` puts such a run together (the training env, the
+    observation adapter, the demos' statistics with ``normalize``, the model, its schedules,
+    the phase), with a :class:`Stopwatch` on the training env, which it returns (``seconds``:
+    the training's wall time). With ``target`` the run stops once the watch reaches it."""
+    extras = settings.cloning.during_rl or settings.curiosity.strength or settings.rnd.strength or settings.memory.enabled or settings.gail.strength
+    if settings.trainer not in ("ppo", "gail") or extras or (settings.trainer == "ppo" and settings.num_epoch):
+        raise ValueError(f"timed_training builds plain ppo and gail runs only; got trainer {settings.trainer!r} with BC, intrinsic or GAIL rewards or memory")
+    gail = settings.trainer == "gail"
+    set_random_seed(seed)
+    venv, _ = make_training_env(scene=scene, scene_kwargs=scene_kwargs, seed=seed)
+    watch = Stopwatch(venv, target)
+    try:
+        adapter = ObservationAdapter(watch.observation_space, pack=gail)
+        policy_venv = adapter.wrap(watch)
+        trajectories = demo_to_trajectories(read_demo(settings.demo_path)) if gail or settings.normalize else []
+        normalization = observation_statistics(trajectories, watch.observation_space) if settings.normalize else None
+        logger = imitation_logger.configure(None, [])
+        model = make_model(settings, policy_venv, adapter, seed=seed, logger=logger, normalization=normalization)
+        helpers = [Schedules(settings)] if Schedules.needed(settings, model) else []
+        phase: GAILPhase | RLPhase = (
+            GAILPhase(name="gail", model=model, venv=policy_venv, trajectories=adapter.trajectories(trajectories), settings=settings, adapter=adapter,
+                      normalization=normalization, total_steps=settings.max_steps, logger=logger, helpers=helpers)
+            if gail else RLPhase(name="ppo", model=model, total_steps=settings.max_steps, helpers=helpers)
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory() as scratch:
+            recorder = RunRecorder(metrics_path=Path(scratch) / "metrics.csv", logger=logger, summary_freq=settings.summary_freq, progress=False)
+            watch.started = time.perf_counter()
+            try:
+                phase.run(recorder)
+            except Reached:
+                pass
+            watch.seconds = time.perf_counter() - watch.started
+    finally:
+        venv.close()
+    return watch
+
+
+def gail_settings(section: str, **changes: Any) -> TrainerSettings:
+    """A section of the example GAIL config (``default``: ball), with ``changes``."""
+    config = parse_config(yaml.safe_load(GAIL_CONFIG.read_text()), source=GAIL_CONFIG.name)
+    return dataclasses.replace(config.default if section == "default" else config.for_behavior(section), **changes)
+
+
+def bench_gail_steps(demo: Path, expert_return: float, seeds: list[int], budget: int) -> None:
+    """GAIL with the example config on ball, per seed: the agent steps and wall time until the
+    mean return of the last :data:`WINDOW` finished episodes first reaches :data:`TARGET` of
+    the expert's (the scene's own returns, not GAIL's reward)."""
+    target = TARGET * expert_return
+    settings = gail_settings("default", demo_path=str(demo), max_steps=budget)
+    print(f"\nGAIL, {GAIL_CONFIG.name} as it is, on {SCENE!r} {SCENE_KWARGS}: agent steps until the mean return of the last {WINDOW} "
+          f"finished episodes first reaches {TARGET:.0%} of the expert's ({target:.2f}); at most {budget:,} "
+          "(aim: every seed within 100,000; mlagents-learn 1.1 took 84,000 to 96,000)")  # fmt: skip
+    print(f"{'seed':>4} {'agent steps':>12} {'wall s':>7}")
+    for seed in seeds:
+        watch = timed_training(settings, scene=SCENE, scene_kwargs=SCENE_KWARGS, seed=seed, target=target)
+        if watch.reached is None:
+            print(f"{seed:>4} {'not reached':>12} {watch.seconds:>7.1f}   (last {WINDOW} episodes: {np.mean(watch.returns):.2f} after {watch.agent_steps:,} agent steps)")
+        else:
+            print(f"{seed:>4} {watch.reached[0]:>12,} {watch.reached[1]:>7.1f}")
+
+
+def stepping_rate(scene: str, scene_kwargs: dict, vec_steps: int) -> float:
+    """Agent-steps/s of the training VecEnv of ``scene`` with random actions."""
+    venv, _ = make_training_env(scene=scene, scene_kwargs=scene_kwargs, seed=0)
+    try:
+        policy = RandomPolicy(venv.action_space, seed=0)
+        obs = venv.reset()
+        for _ in range(10):  # warm-up
+            obs = venv.step(policy.predict(obs)[0])[0]
+        started = time.perf_counter()
+        for _ in range(vec_steps):
+            obs = venv.step(policy.predict(obs)[0])[0]
+        return vec_steps * venv.num_envs / (time.perf_counter() - started)
+    finally:
+        venv.close()
+
+
+def bench_env_share(runs: dict[str, tuple[str, dict, TrainerSettings]], vec_steps: int) -> None:
+    """Where training time goes: for each scene, PPO (the GAIL section's settings on the
+    scene's reward) and GAIL, the share of the training's wall time spent inside the training
+    VecEnv's step, and the VecEnv's stepping rate within training next to its raw rate
+    (random actions, nothing learning)."""
+    print("\nTime inside the VecEnv's step against the learner (PPO: the settings of GAIL's section, on the scene's reward)")
+    print(f"{'scene':<6} {'trainer':<5} {'agent steps':>11} {'wall s':>7} {'env share':>10} {'env steps/s in training':>24} {'raw steps/s':>12}")
+    for name, (scene, scene_kwargs, settings) in runs.items():
+        raw = stepping_rate(scene, scene_kwargs, vec_steps)
+        for trainer in ("ppo", "gail"):
+            watch = timed_training(dataclasses.replace(settings, trainer=trainer), scene=scene, scene_kwargs=scene_kwargs, seed=0)
+            print(f"{name:<6} {trainer:<5} {watch.agent_steps:>11,} {watch.seconds:>7.1f} {watch.env_seconds / watch.seconds:>10.0%} "
+                  f"{watch.agent_steps / watch.env_seconds:>24,.0f} {raw:>12,.0f}")  # fmt: skip
+
+
 def grid_record_command(config: Path) -> tuple[int, dict]:
     """Episodes and scene arguments of the grid ``demo record`` command in the config's comment."""
     comment = " ".join(line.lstrip("#").strip().rstrip("\\") for line in config.read_text().splitlines() if line.startswith("#"))
@@ -219,10 +370,15 @@ def bench_grid(out: Path, eval_episodes: int, seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gail-steps", type=int, default=300_000, help="GAIL budget in env steps (over all agents)")
+    parser.add_argument("--gail-steps", type=int, default=150_000, help="GAIL budget in env steps (over all agents)")
     parser.add_argument("--eval-episodes", type=int, default=12)
     parser.add_argument("--config-steps", type=int, default=200_000, help="budget of the runs of ML-Agents' config files, in env steps")
     parser.add_argument("--skip-gail", action="store_true")
+    parser.add_argument("--gail-seeds", type=int, default=3, help="seeds of GAIL's steps to 95 %% of the expert")
+    parser.add_argument("--gail-steps-budget", type=int, default=150_000, help="at most this many agent steps for each of them")
+    parser.add_argument("--skip-gail-steps", action="store_true", help="skip GAIL's steps to 95 %% of the expert")
+    parser.add_argument("--share-steps", type=int, default=2000, help="steps of the VecEnv (each: every agent) for each run of the time shares")
+    parser.add_argument("--skip-env-share", action="store_true", help="skip the env's share of the training time (PPO and GAIL, ball and grid)")
     parser.add_argument("--skip-configs", action="store_true", help="skip the runs of ML-Agents' config files")
     parser.add_argument("--explore-steps", type=int, default=150_000, help="budget of each exploration run (sparse grid), in env steps")
     parser.add_argument("--explore-seeds", type=int, default=4)
@@ -253,26 +409,22 @@ def main() -> None:
     print(f"expert return  {expert_return:8.2f}")
     print(f"random return  {random_return:8.2f}   ({100 * random_return / expert_return:5.1f} % of expert)")
 
-    runs = {
-        "bc": {"trainer": "offline_bc", "num_epoch": 10, "batch_size": 64, "learning_rate": 1.0e-3, "summary_freq": 10**9},
-        "gail": {
-            "trainer": "gail", "max_steps": args.gail_steps, "summary_freq": max(1000, args.gail_steps // 30),
-            "ppo": {"n_steps": 256, "batch_size": 512, "n_epochs": 5, "learning_rate": 3.0e-4},
-            "gail": {"demo_batch_size": 1024, "n_disc_updates_per_round": 2, "disc_learning_rate": 3.0e-4},
-        },
-    }  # fmt: skip
-    if args.skip_gail:
-        del runs["gail"]
-    for name, section in runs.items():
-        config = parse_config({"default": {"demo_path": str(demo), "hidden_units": 64, "num_layers": 2, "eval_episodes": args.eval_episodes, **section}})
+    config = parse_config({"default": {"trainer": "offline_bc", "demo_path": str(demo), "hidden_units": 64, "num_layers": 2, "eval_episodes": args.eval_episodes,
+                                       "num_epoch": 10, "batch_size": 64, "learning_rate": 1.0e-3, "summary_freq": 10**9}})  # fmt: skip
+    runs = {"bc": (config, "10 epochs", 95, 60)}
+    if not args.skip_gail:
+        gail = gail_settings("default", demo_path=str(demo), max_steps=args.gail_steps, eval_episodes=args.eval_episodes)
+        runs["gail"] = (RunConfig(default=gail, behaviors={}), f"{args.gail_steps} env steps ({GAIL_CONFIG.name})", 90, 600)
+    for name, (config, budget, aim, seconds) in runs.items():
         started = time.perf_counter()
         run = train(config, run_id=name, results_dir=results, scene=SCENE, scene_kwargs=SCENE_KWARGS, seed=args.seed, progress=False, force=True)
         wall = time.perf_counter() - started
         assert run.evaluation is not None
         mean = run.evaluation.mean_return
-        budget = f"{section['num_epoch']} epochs" if name == "bc" else f"{section['max_steps']} env steps"
         print(f"{name:<6} return  {mean:8.2f}   ({100 * mean / expert_return:5.1f} % of expert) after {budget} in {wall:6.1f} s "
-              f"(aim: {95 if name == 'bc' else 90} % in {60 if name == 'bc' else 600} s)")  # fmt: skip
+              f"(aim: {aim} % in {seconds} s)")  # fmt: skip
+    if not args.skip_gail_steps:
+        bench_gail_steps(demo, expert_return, [args.seed + i for i in range(args.gail_seeds)], args.gail_steps_budget)
     if not args.skip_configs:
         bench_ml_agents_configs(args.out, demo, expert_return, args.eval_episodes, args.config_steps, args.seed)
     if not args.skip_explore:
