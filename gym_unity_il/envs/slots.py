@@ -35,9 +35,10 @@ logger = logging.getLogger(__name__)
 VACANT_AFTER = 100
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SlotBatch:
-    """What the slots of one behavior in one process report after a reset or a step (arrays over slots).
+    """What the slots of one behavior in one process report after a reset or a step (arrays
+    over slots). Read-only by convention.
 
     Attributes:
         obs: one array per sensor, ``[n, *output_shape]``: each slot's latest observation.
@@ -114,10 +115,12 @@ class AgentSlots:
         self.fresh = np.zeros(n, bool)  # began a new episode (or agent) in this step: rewards dropped
         self.waited = np.zeros(n, np.int64)  # messages spent waiting
         self._rows = np.zeros(0, np.intp)  # slot of each decision row of the last message (-1: none)
-        self._cache_ids: np.ndarray | None = None
-        self._cache_rows = self._rows
+        self._delivered: np.ndarray | slice = self._rows  # the slots among them (a slice: all, in order)
+        self._known: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray | slice, np.ndarray | slice]] = {}  # see _deciding
         self._sorted_ids = np.zeros(0, np.int64)
         self._sorted_slots = np.zeros(0, np.intp)
+        self._vacant = np.zeros(n, bool)
+        self._no_terminal = (np.zeros(0, np.intp), tuple(t[:0] for t in self.terminal_obs))
         self._rebind()
         self._warned_extra = False
 
@@ -142,7 +145,7 @@ class AgentSlots:
         self.fresh[:] = False
         self.continuous[:-1] = continuous
         self.discrete[:-1] = discrete
-        self.pending[:] = self.agent >= 0
+        np.logical_not(self._vacant, out=self.pending)
 
     def zero_actions(self) -> tuple[np.ndarray, np.ndarray]:
         """All-zero actions for every slot, ``(float32 [n, c], int32 [n, d])``, to fill in."""
@@ -154,22 +157,18 @@ class AgentSlots:
         rows = self._rows
         if not rows.size:
             return None
-        slots = rows[rows >= 0]
-        self.pending[slots] = False
+        self.pending[self._delivered] = False
+        if isinstance(self._delivered, slice):  # every slot in order: the actions as they are
+            return self.continuous[:-1], self.discrete[:-1]
         return self.continuous[rows], self.discrete[rows]
 
     def absorb(self, decision: StepBatch, terminal: StepBatch) -> None:
         """Takes one message's decision and terminal steps of the behavior."""
         if len(terminal):
             self._absorb_terminal(terminal)
-        rows = self._slots_of(decision.agent_id)
-        if self.adopt and len(rows) and rows.min() < 0:
-            rows = self._take_over(decision.agent_id, rows)
-        self._rows = rows
+        rows, slots, pick = self._deciding(decision.agent_id)
+        self._rows, self._delivered = rows, slots
         if len(rows):
-            hit = rows >= 0
-            slots = rows if hit.all() else rows[hit]
-            pick = slice(None) if len(slots) == len(rows) else hit
             fresh = self.fresh[slots]
             reward = decision.reward[pick]
             self.reward[slots] += reward if not fresh.any() else np.where(fresh, np.float32(0.0), reward)
@@ -192,7 +191,7 @@ class AgentSlots:
 
     def ready(self) -> bool:
         """Whether every slot with an agent has its decision (vacant slots count as ready)."""
-        return bool(np.all(self.decided | (self.agent < 0)))
+        return bool(self.decided.all()) or bool((self.decided | self._vacant).all())
 
     def unready_agents(self) -> list[int]:
         """The agents the slots still wait for (for error messages)."""
@@ -200,14 +199,18 @@ class AgentSlots:
 
     def result(self) -> SlotBatch:
         """A copy of what the slots report now."""
-        rows = np.flatnonzero(self.done)
+        if self.done.any():
+            rows = np.flatnonzero(self.done)
+            terminal_obs = tuple(t[rows] for t in self.terminal_obs)
+        else:
+            rows, terminal_obs = self._no_terminal
         return SlotBatch(
             obs=tuple(o.copy() for o in self.obs),
             reward=self.reward.copy(),
             done=self.done.copy(),
             truncated=self.truncated.copy(),
             terminal_rows=rows,
-            terminal_obs=tuple(t[rows] for t in self.terminal_obs),
+            terminal_obs=terminal_obs,
             action_mask=None if self.mask is None else self.mask.copy(),
             agent_id=self.agent.copy(),
             stored_actions=None if self.stored is None else (self.stored[0].copy(), self.stored[1].copy()),
@@ -222,7 +225,7 @@ class AgentSlots:
         self.decided[:] = False
 
     def _absorb_terminal(self, terminal: StepBatch) -> None:
-        rows = self._slots_of(terminal.agent_id, cache=False)
+        rows = self._slots_of(terminal.agent_id)
         hit = rows >= 0
         if not hit.any():
             return
@@ -282,24 +285,40 @@ class AgentSlots:
 
     def _rebind(self) -> None:
         """Rebuilds the id lookup after the agents of the slots changed."""
-        bound = np.flatnonzero(self.agent >= 0)
+        np.less(self.agent, 0, out=self._vacant)
+        bound = np.flatnonzero(~self._vacant)
         order = np.argsort(self.agent[bound], kind="stable")
         self._sorted_ids = self.agent[bound][order]
         self._sorted_slots = bound[order]
-        self._cache_ids = None
+        self._known.clear()
 
-    def _slots_of(self, ids: np.ndarray, *, cache: bool = True) -> np.ndarray:
+    def _deciding(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | slice, np.ndarray | slice]:
+        """For the deciding agents ``ids`` of a message: their slots' rows (-1: none, after
+        newcomers took over free slots), the slots among them and which of ``ids`` those are
+        (slices when all are there in order). Remembered for lists of agents that all have a
+        slot, until the slots' agents change (a message repeats its agents' order)."""
+        key = (ids.dtype.char, ids.tobytes())
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        rows = self._slots_of(ids)
+        if self.adopt and len(rows) and rows.min() < 0:
+            rows = self._take_over(ids, rows)
+        hit = rows >= 0
+        if hit.all():
+            everyone = len(rows) == len(self) and bool((rows == np.arange(len(rows))).all())
+            known = (rows, slice(None) if everyone else rows, slice(None))
+            if len(self._known) < 8:
+                self._known[key] = known
+            return known
+        return rows, rows[hit], hit
+
+    def _slots_of(self, ids: np.ndarray) -> np.ndarray:
         """The slot of each agent id (-1 for agents without a slot)."""
-        if cache and self._cache_ids is not None and np.array_equal(ids, self._cache_ids):
-            return self._cache_rows
         if not len(self._sorted_ids):
-            rows = np.full(len(ids), -1, np.intp)
-        else:
-            pos = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self._sorted_ids) - 1)
-            rows = np.where(self._sorted_ids[pos] == ids, self._sorted_slots[pos], -1).astype(np.intp)
-        if cache:
-            self._cache_ids, self._cache_rows = np.array(ids), rows
-        return rows
+            return np.full(len(ids), -1, np.intp)
+        pos = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self._sorted_ids) - 1)
+        return np.where(self._sorted_ids[pos] == ids, self._sorted_slots[pos], -1).astype(np.intp)
 
 
 def join_batches(parts: Sequence[SlotBatch], offsets: np.ndarray) -> SlotBatch:

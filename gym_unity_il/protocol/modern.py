@@ -20,6 +20,7 @@ from gym_unity_il.protocol.codec import Actions, Codec, Steps
 from gym_unity_il.protocol.handshake import handshake_response, read_handshake
 from gym_unity_il.protocol.messages import encode_trainer_message, parse_unity_message
 from gym_unity_il.protocol.side_channels import frame_messages
+from gym_unity_il.protocol.templates import MessageTemplates
 from gym_unity_il.spec import BehaviorSpec, ImageFormat
 
 
@@ -40,18 +41,31 @@ class ModernCodec(Codec):
         self.base_capabilities = handshake.base_capabilities
         self._channels_first = handshake.channels_first
         self._legacy_actions = handshake.legacy_actions
+        self._templates = MessageTemplates()
+        self._parsed: tuple[pb.UnityMessageProto, bytes] | None = None  # the last message parsed, and its bytes
 
     def handshake_response(self, *, seed: int, num_areas: int, package_version: str) -> bytes:
         return handshake_response(seed=seed, package_version=package_version, num_areas=num_areas).SerializeToString()
 
     def parse(self, data: bytes) -> pb.UnityMessageProto:
-        return parse_unity_message(data)
+        message = parse_unity_message(data)
+        self._parsed = (message, data)
+        return message
 
     def decode(self, message: object, specs: MutableMapping[str, BehaviorSpec], image_format: ImageFormat) -> tuple[Steps, bytes]:
+        """The message's agents, from the bytes it was parsed from by a template when one
+        matches (:mod:`~gym_unity_il.protocol.templates`), else by the full decoder."""
         assert isinstance(message, pb.UnityMessageProto)
+        data = self._parsed[1] if self._parsed is not None and self._parsed[0] is message else None
+        self._parsed = None
+        if data is not None and (known := self._templates.decode(data, specs, image_format)) is not None:
+            return known
         output = message.unity_output
         steps = decode_unity_output(output, specs, channels_first=self._channels_first, image_format=image_format)
-        return steps, output.rl_output.side_channel
+        side_channel = output.rl_output.side_channel
+        if data is not None:
+            self._templates.learn(data, steps, side_channel, specs, image_format, announced=output.HasField("rl_initialization_output"))
+        return steps, side_channel
 
     def encode(self, command: int, actions: Actions, *, parameters: Mapping[str, float] | None = None, side_channel: bytes = b"") -> bytes:
         lists = {name: encode_action_list(c, d, legacy_vector_actions=self._legacy_actions) for name, (c, d) in actions.items()}

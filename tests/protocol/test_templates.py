@@ -1,0 +1,207 @@
+"""Templates decode repeated messages exactly as the full decoder does, or not at all: the
+same arrays for any floats in a known layout, nothing for a message whose layout differs
+(or whose floats are not finite), whatever bytes are changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gym_unity_il.proto import communicator_pb2 as pb
+from gym_unity_il.protocol import templates
+from gym_unity_il.protocol.agents import StepBatch, decode_unity_output
+from gym_unity_il.protocol.observations import encode_observation
+from gym_unity_il.protocol.templates import MessageTemplates, holes
+from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
+
+ONE_CAMERA = BehaviorSpec("Seer?team=0", (ObservationSpec((4, 4, 3), name="Camera"),), ActionSpec(0, (2,)))
+
+
+def behavior(name: str, sensors: tuple[int, ...], branches: tuple[int, ...]) -> BehaviorSpec:
+    return BehaviorSpec(name, tuple(ObservationSpec((size,), name=f"Vector{j}") for j, size in enumerate(sensors)), ActionSpec(2, branches))
+
+
+SPECS = {
+    "Walker?team=0": behavior("Walker?team=0", (3, 5), (3,)),
+    "Pusher?team=1": behavior("Pusher?team=1", (4,), ()),
+}
+
+
+def message(agents: dict[str, list[dict]], side_channel: bytes = b"") -> bytes:
+    """A message of Unity: per behavior, one dict per agent (id, reward, group_reward, done,
+    obs: one array per sensor, mask)."""
+    out = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
+    rl = out.unity_output.rl_output
+    rl.side_channel = side_channel
+    for name, infos in agents.items():
+        spec = SPECS[name] if name in SPECS else ONE_CAMERA
+        for agent in infos:
+            info = rl.agentInfos[name].value.add(
+                id=agent["id"], reward=agent["reward"], group_reward=agent.get("group_reward", 0.0), done=agent.get("done", False)
+            )
+            info.observations.extend(encode_observation(v, o) for v, o in zip(agent["obs"], spec.observation_specs))
+            info.action_mask.extend(agent.get("mask", []))
+    return out.SerializeToString()
+
+
+def agents_of(rng: np.random.Generator, n: dict[str, int], *, zero_rewards: bool = False) -> dict[str, list[dict]]:
+    return {
+        name: [
+            {
+                "id": 10 * k + 3,
+                "reward": 0.0 if zero_rewards else float(rng.normal()),
+                "group_reward": float(rng.normal()) if k % 2 else 0.0,
+                "obs": [rng.normal(size=o.shape).astype(np.float32) for o in SPECS[name].observation_specs],
+                "mask": [bool(k % 2), False, True][: sum(SPECS[name].action_spec.discrete_branches)],
+            }
+            for k in range(count)
+        ]
+        for name, count in n.items()
+    }
+
+
+def full_decode(data: bytes, specs: dict[str, BehaviorSpec]):  # type: ignore[no-untyped-def]
+    return decode_unity_output(pb.UnityMessageProto.FromString(data).unity_output, specs)
+
+
+def learned(data: bytes, specs: dict[str, BehaviorSpec]) -> MessageTemplates:
+    known = MessageTemplates()
+    known.learn(data, full_decode(data, specs), b"", specs, "hwc_uint8", announced=False)
+    return known
+
+
+def assert_same_steps(got, want) -> None:  # type: ignore[no-untyped-def]
+    assert set(got) == set(want)
+    for name in want:
+        for a, b in zip(got[name], want[name]):
+            assert isinstance(a, StepBatch)
+            for field in ("agent_id", "reward", "interrupted", "group_id", "group_reward"):
+                np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"{name} {field}")
+                assert getattr(a, field).dtype == getattr(b, field).dtype
+            assert (a.action_mask is None) == (b.action_mask is None)
+            if a.action_mask is not None:
+                np.testing.assert_array_equal(a.action_mask, b.action_mask)
+            assert len(a.obs) == len(b.obs)
+            for x, y in zip(a.obs, b.obs):
+                assert x.shape == y.shape and x.dtype == y.dtype
+                np.testing.assert_array_equal(x, y)
+
+
+@settings(deadline=None, max_examples=60)
+@given(walkers=st.integers(0, 6), pushers=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
+def test_a_message_of_a_known_layout_decodes_as_the_full_decoder_does(walkers: int, pushers: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    counts = {"Walker?team=0": walkers, "Pusher?team=1": pushers}
+    specs = dict(SPECS)
+    known = learned(message(agents_of(rng, counts)), specs)
+    for _ in range(3):  # other floats, the same layout
+        data = message(agents_of(rng, counts))
+        got = known.decode(data, specs, "hwc_uint8")
+        assert got is not None
+        assert got[1] == b""
+        assert_same_steps(got[0], full_decode(data, specs))
+    assert known.hits == 3
+
+
+def test_other_layouts_agents_ids_or_flags_go_to_the_full_decoder() -> None:
+    rng = np.random.default_rng(0)
+    counts = {"Walker?team=0": 2, "Pusher?team=1": 3}
+    first = agents_of(rng, counts)
+    known = learned(message(first), dict(SPECS))
+    others = {
+        "an agent more": agents_of(rng, {"Walker?team=0": 3, "Pusher?team=1": 3}),
+        "a reward of zero (no field)": agents_of(rng, counts, zero_rewards=True),
+        "another id": {**first, "Pusher?team=1": [{**first["Pusher?team=1"][0], "id": 4}, *first["Pusher?team=1"][1:]]},
+        "an episode end": {**first, "Pusher?team=1": [{**first["Pusher?team=1"][0], "done": True}, *first["Pusher?team=1"][1:]]},
+    }
+    for what, agents in others.items():
+        assert known.decode(message(agents), dict(SPECS), "hwc_uint8") is None, what
+    assert known.decode(message(first, side_channel=b"\x01"), dict(SPECS), "hwc_uint8") is None
+    assert known.decode(message(first), dict(SPECS), "chw_float") is None
+    assert known.decode(message(first), {**SPECS, "New?team=0": SPECS["Pusher?team=1"]}, "hwc_uint8") is None
+    assert known.decode(message(first), dict(SPECS), "hwc_uint8") is not None
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_not_finite_floats_are_left_to_the_full_decoder_which_names_them(value: float) -> None:
+    rng = np.random.default_rng(1)
+    counts = {"Pusher?team=1": 2}
+    known = learned(message(agents_of(rng, counts)), dict(SPECS))
+    agents = agents_of(rng, counts)
+    agents["Pusher?team=1"][1]["obs"][0][2] = value
+    assert known.decode(message(agents), dict(SPECS), "hwc_uint8") is None
+    agents = agents_of(rng, counts)
+    agents["Pusher?team=1"][0]["reward"] = value
+    assert known.decode(message(agents), dict(SPECS), "hwc_uint8") is None
+
+
+@settings(deadline=None, max_examples=200)
+@given(seed=st.integers(0, 2**32 - 1), flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=3))
+def test_changed_bytes_decode_as_the_full_decoder_decodes_them_or_not_at_all(seed: int, flips: list[tuple[float, int]]) -> None:
+    """Whatever bytes change, a template answers only when the full decoder gives the same
+    arrays; on the bytes the full decoder refuses, it never answers."""
+    rng = np.random.default_rng(seed)
+    specs = dict(SPECS)
+    data = message(agents_of(rng, {"Walker?team=0": 2, "Pusher?team=1": 2}))
+    known = learned(data, specs)
+    changed = bytearray(data)
+    for where, xor in flips:
+        changed[int(where * len(changed))] ^= xor
+    got = known.decode(bytes(changed), specs, "hwc_uint8")
+    if got is None:
+        return
+    assert_same_steps(got[0], full_decode(bytes(changed), dict(SPECS)))
+
+
+def test_holes_are_the_fixed_width_values_of_the_message() -> None:
+    rng = np.random.default_rng(2)
+    data = message(agents_of(rng, {"Pusher?team=1": 2}))
+    found = list(holes(data))
+    # Per agent: the reward, the packed floats of its sensor, a group reward for the second.
+    assert [(size, path[-1]) for _, size, path in found] == [(4, ("reward", 0)), (16, ("data", 0)), (4, ("reward", 0)), (16, ("data", 0)),
+                                                             (4, ("group_reward", 0))]  # fmt: skip
+    assert {path[2] for _, _, path in found} == {("agentInfos", b"Pusher?team=1")}
+    assert [path[4] for _, _, path in found] == [("value", 0)] * 2 + [("value", 1)] * 3
+    first_reward = np.frombuffer(data, np.uint8, 4, found[0][0]).view("<f4")[0]
+    assert first_reward == np.float32(full_decode(data, dict(SPECS))["Pusher?team=1"][0].reward[0])
+
+
+def test_images_are_never_templates() -> None:
+    specs = {ONE_CAMERA.name: ONE_CAMERA}
+    image = np.zeros((4, 4, 3), np.uint8)
+    data = message({ONE_CAMERA.name: [{"id": 1, "reward": 1.0, "obs": [image]}]})
+    known = learned(data, specs)
+    assert known.decode(data, specs, "hwc_uint8") is None
+
+
+def test_results_are_arrays_of_their_own_and_the_shared_ones_are_read_only() -> None:
+    rng = np.random.default_rng(3)
+    counts = {"Walker?team=0": 2}
+    specs = dict(SPECS)
+    known = learned(message(agents_of(rng, counts)), specs)
+    data = message(agents_of(rng, counts))
+    first = known.decode(data, specs, "hwc_uint8")
+    assert first is not None
+    decision = first[0]["Walker?team=0"][0]
+    decision.obs[0][:] = 7.0
+    decision.reward[:] = 7.0
+    again = known.decode(data, specs, "hwc_uint8")
+    assert again is not None
+    assert_same_steps(again[0], full_decode(data, specs))
+    with pytest.raises(ValueError):
+        again[0]["Walker?team=0"][0].agent_id[0] = 5  # shared with the template: read-only
+
+
+def test_learning_stops_where_templates_do_not_pay() -> None:
+    rng = np.random.default_rng(4)
+    known = MessageTemplates()
+    specs = dict(SPECS)
+    layouts = [message(agents_of(rng, {"Pusher?team=1": k})) for k in range(1, 2 * templates.FREE_LEARNINGS + 2)]
+    for i, data in enumerate(layouts):  # each layout comes once, then its message once more
+        known.learn(data, full_decode(data, specs), b"", specs, "hwc_uint8", announced=False)
+        assert (known.decode(data, specs, "hwc_uint8") is not None) == (i < templates.FREE_LEARNINGS)
+    assert known.learned == templates.FREE_LEARNINGS
+    assert known.hits == templates.FREE_LEARNINGS
+    assert len(known) == templates.MAX_TEMPLATES
