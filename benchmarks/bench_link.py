@@ -263,18 +263,24 @@ class ZeroWorkTrainer:
 
     The scene's own player process (started as the env starts it) calls grpc's public server,
     whose handler answers every call inline with pre-serialized bytes: the handshake answer,
-    RESET, then STEP with constant actions for as many agents as the request holds decisions
-    (the request is parsed only to count them). Nothing is decoded, nothing is handed to another
-    thread. A call waits for a permit before it is answered, so that :meth:`rate` measures a
-    given number of round trips (the permit costs both sides the same: a semaphore).
+    RESET, then STEP with random actions for as many agents as the request holds decisions
+    (the request is parsed only to count them): the next of :attr:`ANSWERS` answers drawn
+    beforehand as the benchmarks draw the env's actions (uniform over the action space), so
+    that the player does the same work for both. Nothing is decoded, nothing is handed to
+    another thread. A call waits for a permit before it is answered, so that :meth:`rate`
+    measures a given number of round trips (the permit costs both sides the same: a semaphore).
     """
+
+    #: Random answers drawn per count of deciding agents, used in turn.
+    ANSWERS = 64
 
     def __init__(self, scene: str, scene_kwargs: dict[str, Any] | None = None) -> None:
         kwargs = {"num_agents": 1, **(scene_kwargs or {})}
         scene_kwargs_only = {k: v for k, v in kwargs.items() if k != "frame_time"}
         spec = next(iter(resolve_scene(scene_target(scene))(**scene_kwargs_only).behavior_specs().values()))
         self._action = spec.action_spec
-        self._answers: dict[tuple[tuple[str, int], ...], bytes] = {}
+        self._answers: dict[tuple[tuple[str, int], ...], list[bytes]] = {}
+        self._rng = np.random.default_rng(0)
         self._calls = 0
         self._left = 0
         self._permits = threading.Semaphore(0)
@@ -297,15 +303,23 @@ class ZeroWorkTrainer:
         self._permits.acquire()
         infos = pb.UnityMessageProto.FromString(request).unity_output.rl_output.agentInfos
         key = tuple((name, sum(not info.done for info in agents.value)) for name, agents in infos.items())
-        answer = self._answers.get(key)
-        if answer is None:
-            act = self._action
-            actions = {name: encode_action_list(np.full((n, act.continuous_size), 0.3, np.float32), np.ones((n, act.discrete_size), np.int32)) for name, n in key}
-            answer = self._answers[key] = encode_trainer_message(command=STEP, actions=actions)
+        answers = self._answers.get(key)
+        if answers is None:
+            answers = self._answers[key] = [encode_trainer_message(command=STEP, actions=self._random_actions(key)) for _ in range(self.ANSWERS)]
+        answer = answers[self._calls % self.ANSWERS]
         self._left -= 1
         if self._left == 0:
             self._finished.set()
         return answer
+
+    def _random_actions(self, key: tuple[tuple[str, int], ...]) -> dict[str, bytes]:
+        act = self._action
+        branches = np.array(act.discrete_branches, np.int64)
+        return {
+            name: encode_action_list(self._rng.uniform(-1, 1, (n, act.continuous_size)).astype(np.float32),
+                                     self._rng.integers(0, branches, (n, len(branches))).astype(np.int32))  # fmt: skip
+            for name, n in key
+        }
 
     def rate(self, calls: int) -> float:
         """Round trips per second over ``calls`` round trips."""

@@ -17,6 +17,7 @@ Vector (rank 1) and buffer (rank 2) observations are always ``float32``.
 from __future__ import annotations
 
 import enum
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
@@ -230,12 +231,13 @@ class ActionSpec:
         if not self.discrete_branches:
             return ActionPair(cont, np.zeros(0, np.int32))
         disc = np.asarray(disc).reshape(self.discrete_size)
-        if disc.dtype.kind == "f" and not np.all(np.mod(disc, 1) == 0):
+        values = disc.tolist()  # a few numbers: checked in Python
+        whole = disc.dtype.kind in "biu" or (disc.dtype.kind == "f" and all(math.isfinite(v) and v == int(v) for v in values))
+        if not whole:
             raise ValueError(f"discrete action must hold whole numbers, got {disc}")
-        disc = disc.astype(np.int32)
-        if np.any(disc < 0) or np.any(disc >= np.array(self.discrete_branches, dtype=np.int64)):
+        if not all(0 <= v < b for v, b in zip(values, self.discrete_branches)):
             raise ValueError(f"discrete action {disc.tolist()} outside branch sizes {self.discrete_branches}")
-        return ActionPair(cont, disc)
+        return ActionPair(cont, disc.astype(np.int32))
 
 
 @dataclass(frozen=True)

@@ -126,12 +126,13 @@ class ObservationLayout:
         return OrderedDict(parts) if len(self.sensors) > 1 else parts[self.sensors[0].key]
 
     def to_policy(self, observation: Any) -> Any:
-        """One env observation or a batch (an array, or a mapping by sensor key) as the policy takes it."""
+        """One env observation or a batch (an array, or a mapping by sensor key) as the policy
+        takes it. Moved image axes are views of the env's arrays (a learner copies what it keeps)."""
         parts = self._parts(observation)
         out = OrderedDict()
         for sensor in self.sensors:
             value, move = np.asarray(parts[sensor.key]), self._move(sensor)
-            out[sensor.key] = value if move is None else np.ascontiguousarray(np.moveaxis(value, *move))
+            out[sensor.key] = value if move is None else np.moveaxis(value, *move)
         if not self.packed:
             return self._keyed(out)
         pieces = []

@@ -63,7 +63,8 @@ def encode_action_list(continuous: np.ndarray, discrete: np.ndarray, *, legacy_v
     and ``discrete [n, d]``, written directly as bytes (what protobuf would write).
 
     When every discrete index takes one byte (0 to 127: the usual case), all rows have the same
-    layout and are written at once into a copy of one template row; otherwise row by row.
+    layout and are written at once into a copy of one template row; otherwise (and for a single
+    row) row by row.
     ``legacy_vector_actions`` also fills the deprecated flat vector (continuous values then
     discrete indices as floats), which Unity releases before communication API 1.3.0 read.
     """
@@ -75,7 +76,7 @@ def encode_action_list(continuous: np.ndarray, discrete: np.ndarray, *, legacy_v
     cont = continuous.reshape(n, -1)
     disc = discrete.reshape(n, -1)
     legacy = bool(legacy_vector_actions)
-    if disc.size and disc.view(np.uint32).max() > 0x7F:  # negative indices view as large
+    if n == 1 or (disc.size and disc.view(np.uint32).max() > 0x7F):  # negative indices view as large
         return b"".join(_action_bytes(cont[i], disc[i].tolist(), legacy) for i in range(n))
     row, flat, cont_span, disc_span = _action_row(cont.shape[1], disc.shape[1], legacy)
     out = np.empty((n, row.size), np.uint8)

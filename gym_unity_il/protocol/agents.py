@@ -162,10 +162,10 @@ def _batch(infos: Sequence[pb.AgentInfoProto], columns: Sequence[tuple], facts: 
             f"agent {twice} of {quote(spec.name)} appears twice among the {kind} steps of one message; each agent sends one "
             "step per message (the data is damaged or not from ML-Agents)"
         )
-    reward, group_reward = np.array(rewards, np.float32), np.array(group_rewards, np.float32)
-    for values, what in ((reward, "reward"), (group_reward, "group reward")):
-        if first_not_finite(values) is not None:
+    for values, what in ((rewards, "reward"), (group_rewards, "group reward")):
+        if not math.isfinite(sum(values)):  # as first_not_finite: float32 values cannot overflow a double sum
             raise _not_finite(spec.name, what)
+    reward, group_reward = np.array(rewards, np.float32), np.array(group_rewards, np.float32)
     obs = tuple([_stack_sensor(infos, i, o, rows, image_format, spec.name) for i, (o, rows) in enumerate(zip(specs, facts.float_rows))])
     mask = None
     branches = spec.action_spec.discrete_branches

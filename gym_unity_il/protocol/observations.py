@@ -161,6 +161,7 @@ def decode_observation(obs: pb.ObservationProto, spec: ObservationSpec, image_fo
 #: compressed bytes in all; a smaller one on the calling thread alone (handing work to other
 #: threads costs more than it saves there).
 PARALLEL_MIN_IMAGES, PARALLEL_MIN_BYTES = 4, 16 << 10
+_CPUS = os.cpu_count() or 1
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -194,15 +195,14 @@ def decode_images(protos: Sequence[pb.ObservationProto], spec: ObservationSpec, 
         ImageBatchError: the first image (in order) that cannot be decoded.
     """
     out = np.empty((len(protos), *spec.output_shape(image_format)), spec.output_dtype(image_format))
-    workers = min(os.cpu_count() or 1, len(protos))
-    small = len(protos) < PARALLEL_MIN_IMAGES and sum(len(p.compressed_data) for p in protos) < PARALLEL_MIN_BYTES
-    if workers < 2 or small:
+    workers = min(_CPUS, len(protos))
+    if workers < 2 or (len(protos) < PARALLEL_MIN_IMAGES and sum(len(p.compressed_data) for p in protos) < PARALLEL_MIN_BYTES):
         failure = _decode_part(protos, range(len(protos)), out, spec, image_format)
     else:
         global _pool
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=os.cpu_count(), thread_name_prefix="image-decoder")
+                _pool = ThreadPoolExecutor(max_workers=_CPUS, thread_name_prefix="image-decoder")
         parts = [range(k, len(protos), workers) for k in range(workers)]
         pending = [_pool.submit(_decode_part, protos, part, out, spec, image_format) for part in parts[1:]]
         failures = [_decode_part(protos, parts[0], out, spec, image_format), *(f.result() for f in pending)]

@@ -98,7 +98,6 @@ class _Part:
 
 @dataclass(frozen=True)
 class _Template:
-    size: int
     mask: np.ndarray  # 0xFF on the bytes that must match, 0 on the holes
     constant: bytes  # the template's bytes & mask
     gather: np.ndarray  # the holes' byte offsets, in the order of the floats
@@ -116,7 +115,7 @@ class MessageTemplates:
 
     Attributes:
         hits: messages decoded by a template so far.
-        learned: templates learned so far (or tried: a message may turn out not to qualify).
+        learned: messages tried as templates so far (learned, or found not to qualify).
     """
 
     def __init__(self) -> None:
@@ -166,19 +165,20 @@ class MessageTemplates:
               announced: bool) -> None:  # fmt: skip
         """Takes ``data`` (decoded by the full decoder into ``steps``) as a template when it
         qualifies: see the module docstring."""
-        if announced or side_channel or len(data) > MAX_TEMPLATE_BYTES or len(data) in self._templates:
+        if announced or side_channel or len(data) > MAX_TEMPLATE_BYTES:
             return
         if self.learned >= FREE_LEARNINGS + self.hits // HITS_PER_LEARNING:
             return
+        self.learned += 1
         if any(len(terminal) or any(o.is_visual for o in specs[name].observation_specs) for name, (_, terminal) in steps.items()):
             return
-        self.learned += 1
         try:
             template = _make_template(data, steps, len(specs), image_format)
         except WireError:
             return
         if template is None:
             return
+        self._templates.pop(len(data), None)  # a message of that size but another layout: the newer one
         if len(self._templates) >= MAX_TEMPLATES:
             del self._templates[next(iter(self._templates))]
         self._templates[len(data)] = template
@@ -236,10 +236,10 @@ def _make_template(data: bytes, steps: Steps, num_specs: int, image_format: str)
                 count += obs.size
     if found:  # holes of agents the decode has not: not a message to learn from
         return None
-    offsets = np.concatenate([np.arange(o, o + size) for o, size in spans]) if spans else np.zeros(0, np.intp)
+    offsets = np.concatenate([np.arange(o, o + size, dtype=np.int32) for o, size in spans]) if spans else np.zeros(0, np.int32)
     mask = np.full(len(data), 0xFF, np.uint8)
     mask[offsets] = 0
     constant = (np.frombuffer(data, np.uint8) & mask).tobytes()
     frozen = {name: (_frozen(d), _frozen(t)) for name, (d, t) in steps.items()}
     by_behavior = tuple((name, tuple(p for p in parts if p.behavior == name)) for name in steps if any(p.behavior == name for p in parts))
-    return _Template(len(data), mask, constant, offsets.astype(np.intp), by_behavior, frozen, num_specs, image_format)
+    return _Template(mask, constant, offsets, by_behavior, frozen, num_specs, image_format)

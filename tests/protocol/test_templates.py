@@ -205,3 +205,18 @@ def test_learning_stops_where_templates_do_not_pay() -> None:
     assert known.learned == templates.FREE_LEARNINGS
     assert known.hits == templates.FREE_LEARNINGS
     assert len(known) == templates.MAX_TEMPLATES
+
+
+def test_a_new_layout_of_the_same_size_replaces_the_old_one() -> None:
+    """Agents renumbered (same sizes): the new layout becomes the template of that size."""
+    rng = np.random.default_rng(5)
+    specs = dict(SPECS)
+    first = agents_of(rng, {"Pusher?team=1": 2})
+    renumbered = {"Pusher?team=1": [{**agent, "id": agent["id"] + 1} for agent in first["Pusher?team=1"]]}
+    known = learned(message(first), specs)
+    data = message(renumbered)
+    assert len(data) == len(message(first)) and known.decode(data, specs, "hwc_uint8") is None
+    known.learn(data, full_decode(data, specs), b"", specs, "hwc_uint8", announced=False)
+    assert len(known) == 1
+    assert_same_steps(known.decode(data, specs, "hwc_uint8")[0], full_decode(data, specs))  # type: ignore[index]
+    assert known.decode(message(first), specs, "hwc_uint8") is None
