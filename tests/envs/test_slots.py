@@ -162,6 +162,24 @@ def test_agents_without_a_slot_get_zero_actions_and_one_warning(caplog) -> None:
     np.testing.assert_array_equal(slots.result().agent_id, [0])
 
 
+def test_a_newcomer_in_a_repeated_list_of_agents_takes_the_slot_that_frees_later() -> None:
+    """The same deciding agents message after message: agent 2 has no slot until agent 1's
+    slot turns vacant (agent 1 never comes back after the reset), then takes it over."""
+    slots = AgentSlots(spec=SPEC, agent_ids=np.array([0, 1]), vacant_after=2)
+    slots.begin_reset()
+    for k in range(3):
+        message(slots, steps([0, 2], obs=[k, k]))
+        expected = ([0, -1], True) if k == 2 else ([0, 1], False)  # vacant after two messages without agent 1
+        assert (slots.result().agent_id.tolist(), slots.ready()) == expected
+    slots.begin_step(np.array([[0.1], [0.2]], np.float32), np.zeros((2, 0), np.int32))
+    answer = message(slots, steps([0, 2], obs=[3, 7], reward=[1.0, 5.0]))
+    np.testing.assert_array_equal(answer[0][:, 0], np.float32([0.1, 0.2]))  # agent 2 in slot 1, with its action
+    batch = slots.result()
+    np.testing.assert_array_equal(batch.agent_id, [0, 2])
+    np.testing.assert_array_equal(batch.obs[0], [[0, 3], [2, 7]])
+    np.testing.assert_allclose(batch.reward, [1.0, 0.0])  # a newcomer's first rewards are dropped
+
+
 def test_without_auto_reset_an_agent_leaves_its_slot_for_good() -> None:
     slots = AgentSlots(spec=SPEC, agent_ids=np.array([0, 1]), auto_reset=False, adopt=False)
     reset(slots, [0, 1])
