@@ -20,9 +20,9 @@ rounds (the measurements alternate, so a busy machine slows them alike):
 * ball: the env on the built-in scene ``ball`` with one agent: the same messages plus the
   scene's physics.
 * floor: :class:`ZeroWorkTrainer`, a trainer that does no work (grpc's public server answering
-  every call inline with pre-serialized actions, counting the agents only), on the very player
-  process the env would drive (link, ball, grid): ours / floor shows what our trainer side costs
-  (aim: >= 1.0 with one agent, >= 0.95 with images);
+  every call inline with pre-serialized random actions, counting the agents only), on the very
+  player process the env would drive (link, ball, grid), which both drive with random actions:
+  ours / floor shows what our trainer side costs (aim: >= 1.0 with one agent, >= 0.95 with images);
 * the same again with every process pinned to one core (Linux), where a round trip does
   not pay for waking threads on the other core;
 * images: the env on the scene ``grid`` with 84x84x3 PNG observations, against its floor and a ping-pong

@@ -8,8 +8,8 @@ agent, random actions; episodes end and restart within the steps, as in training
 * ping-pong: the bare gRPC round trips per second of ``bench_link.py`` (one client process,
   grpc's public server answering at once, the bytes of a one-agent ball step);
 * floor: :class:`bench_link.ZeroWorkTrainer` on the same scene process as the VecEnv's (grpc's
-  public server answering every call inline with pre-serialized actions, counting the agents
-  only): the most agent-steps/s any Python trainer gets from that player;
+  public server answering every call inline with pre-serialized random actions, counting the
+  agents only): the most agent-steps/s any Python trainer gets from that player;
 * 1 agent in 1 process and 32 agents in 1 process: VecEnv steps/s, agent-steps/s, and
   ours / floor (aim: >= 1.0 for one agent, >= 0.95 for 32);
 * scaling: 1, 2 and 4 processes of 8 agents, agent-steps/s against n x the one-process floor,
