@@ -282,6 +282,7 @@ class UnityVecEnv(VecEnv):
         self.process_ids: list[int | None] = [info.process_id for info in infos]
         counts = [info.num_agents[self.behavior_name] for info in infos]
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        self._spans = [(int(lo), int(hi)) for lo, hi in zip(self._offsets[:-1], self._offsets[1:])]  # each process's slots
         n = int(self._offsets[-1])
         self._camera = next((i for i, o in enumerate(self.behavior_spec.observation_specs) if o.is_visual), None)
         if render_mode == "rgb_array" and self._camera is None:
@@ -385,8 +386,7 @@ class UnityVecEnv(VecEnv):
             raise NoAsyncCallError("step_wait() called without step_async(): call step(actions)")
         continuous, discrete = self._actions
         self._actions = None
-        offsets = self._offsets
-        args = [({self.behavior_name: (continuous[lo:hi], discrete[lo:hi])},) for lo, hi in zip(offsets[:-1], offsets[1:])]
+        args = [({self.behavior_name: (continuous[lo:hi], discrete[lo:hi])},) for lo, hi in self._spans]
         batch, restarted = self._call("step", args)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for j, row in enumerate(batch.terminal_rows.tolist()):
@@ -499,7 +499,7 @@ class UnityVecEnv(VecEnv):
         seed, given = (None, None) if reset_args is None else reset_args
         parameters = {**self._env_parameters[process], **(given or {})}  # what the failed process held, and this reset's
         info, first = self._backend.restart(process, kwargs, (seed, parameters))
-        lo, hi = int(self._offsets[process]), int(self._offsets[process + 1])
+        lo, hi = self._spans[process]
         (name, spec), = info.specs.items()
         count = info.num_agents[name]
         if name != self.behavior_name or not spec.is_compatible(self.behavior_spec) or count != hi - lo:
@@ -516,7 +516,7 @@ class UnityVecEnv(VecEnv):
 
     def _rows_of(self, processes: Sequence[int]) -> list[int]:
         """The slots of ``processes``."""
-        return [row for p in processes for row in range(int(self._offsets[p]), int(self._offsets[p + 1]))]
+        return [row for p in processes for row in range(*self._spans[p])]
 
     def _observation(self, arrays: tuple[np.ndarray, ...]) -> VecEnvObs:
         if len(arrays) == 1:
