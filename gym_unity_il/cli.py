@@ -189,8 +189,44 @@ def _demo_record(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------- demo convert
+
+
+def _demo_convert(args: argparse.Namespace) -> int:
+    from gym_unity_il.demo.minari import demo_to_minari, minari_to_demo
+
+    # the options of the other direction (each None, or False, unless given)
+    others = ("dataset_id", "env", "hybrid_actions", "scene", "scene_kwargs", "storage") if args.to == "demo" else ("out", "overwrite")
+    given = [f"--{name.replace('_', '-')}" for name in others if getattr(args, name) not in (None, False)]
+    if given:
+        raise ConfigError(f"{', '.join(given)} cannot go with --to {args.to}; leave {'it' if len(given) == 1 else 'them'} out")
+    if args.to == "demo":
+        if args.out is None:
+            raise ConfigError("--to demo needs --out FILE.demo, the .demo file to write")
+        path = minari_to_demo(args.source, args.out, dataset_dir=args.dataset_dir, overwrite=args.overwrite)
+        print(f"wrote {path}")
+        return 0
+    if args.dataset_id is None:
+        raise ConfigError("--to minari needs --dataset-id NAMESPACE/NAME-vN, the id of the dataset to write")
+    if args.scene is not None and args.env is not None:
+        raise ConfigError("give at most one of --scene NAME (a built-in scene) and --env PATH (a Unity build)")
+    if args.scene_kwargs is not None and args.scene is None:
+        raise ConfigError("--scene-kwargs are the arguments of --scene NAME: give the scene too")
+    env_kwargs: dict[str, Any] | None = None
+    if args.scene is not None:
+        env_kwargs = {"scene": args.scene, "scene_kwargs": _scene_kwargs(args) or {}}
+    elif args.env is not None:
+        env_kwargs = {"file_name": args.env}
+    storage = args.storage or "arrow"
+    dataset = demo_to_minari(
+        args.source, args.dataset_id, storage=storage, dataset_dir=args.dataset_dir, hybrid_actions=args.hybrid_actions or "error", env_kwargs=env_kwargs
+    )
+    print(f"wrote Minari dataset {dataset.id} ({storage}): {dataset.total_episodes} episodes, {dataset.total_steps} steps, in {dataset.storage.data_path.parent}")
+    return 0
+
+
 def _add_demo(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    demo = commands.add_parser("demo", help="inspect and record .demo files")
+    demo = commands.add_parser("demo", help="inspect, record and convert .demo files")
     actions = demo.add_subparsers(dest="demo_command", metavar="ACTION", required=True)
     info = actions.add_parser("info", help="meta, behavior spec, steps, episodes, rewards and value ranges of .demo files")
     info.add_argument("path", type=Path, help="a .demo file or a directory of them")
@@ -207,6 +243,20 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
     record.add_argument("--image-format", default="hwc_uint8", choices=["hwc_uint8", "chw_float"])
     record.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     record.set_defaults(run=_demo_record)
+    convert = actions.add_parser("convert", help="convert .demo files into a Minari dataset (--to minari), or a Minari dataset into a .demo file (--to demo)")
+    convert.add_argument("source", help="--to minari: a .demo file or a folder of them; --to demo: a Minari dataset id or folder")
+    convert.add_argument("--to", required=True, choices=["minari", "demo"], help="what to write")
+    convert.add_argument("--dataset-id", help="--to minari: the id of the new dataset, NAMESPACE/NAME-vN")
+    convert.add_argument("--storage", choices=["arrow", "hdf5"], help="--to minari: Minari's storage format (default arrow)")
+    convert.add_argument("--dataset-dir", type=Path,
+                         help="root folder of Minari datasets to write in or read from (default: MINARI_DATASETS_PATH, else ~/.minari/datasets)")  # fmt: skip
+    convert.add_argument("--hybrid-actions", choices=["error", "continuous", "discrete"], help="--to minari: which part of hybrid actions to keep (default: refuse them)")
+    convert.add_argument("--scene", help="--to minari: the built-in scene the demos were recorded in (the dataset can then recreate the env)")
+    convert.add_argument("--scene-kwargs", help='--to minari: that scene\'s arguments as JSON, e.g. \'{"camera_height": 64}\'')
+    convert.add_argument("--env", help="--to minari: path of the Unity build the demos were recorded in")
+    convert.add_argument("--out", type=Path, help="--to demo: the .demo file to write")
+    convert.add_argument("--overwrite", action="store_true", help="--to demo: replace OUT if it exists")
+    convert.set_defaults(run=_demo_convert)
 
 
 # ---------------------------------------------------------------------------------- train

@@ -6,7 +6,8 @@
   `imitation` data and SB3 replay buffers (the action taken at observation *t* is the
   stored action of record *t+1*; see :mod:`gym_unity_il.demo.convert`);
 * :class:`DemoWriter` / :func:`write_demo`: files exactly as Unity's recorder writes them;
-* :class:`DemoRecorder`: a gymnasium wrapper recording any env into a `.demo` file.
+* :class:`DemoRecorder`: a gymnasium wrapper recording any env into a `.demo` file;
+* :func:`demo_to_minari` / :func:`minari_to_demo`: Minari datasets (the ``datasets`` extra).
 """
 
 from gym_unity_il.demo.convert import (
@@ -17,6 +18,7 @@ from gym_unity_il.demo.convert import (
     flat_action_space,
     split_episodes,
 )
+from gym_unity_il.demo.minari import demo_to_minari, load_minari_dataset, minari_to_demo
 from gym_unity_il.demo.reader import (
     DemoEra,
     DemoFormatWarning,
@@ -46,11 +48,14 @@ __all__ = [
     "behavior_spec_from_spaces",
     "check_demo_matches",
     "demo_files",
+    "demo_to_minari",
     "demo_to_trajectories",
     "demo_to_transitions",
     "fill_replay_buffer",
     "flat_action_space",
     "iter_records",
+    "load_minari_dataset",
+    "minari_to_demo",
     "read_demo",
     "record_episodes",
     "sanitize_name",

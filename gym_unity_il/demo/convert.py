@@ -71,11 +71,13 @@ def flat_action_space(spec: BehaviorSpec, *, hybrid_actions: HybridActions = "er
     return _action_spec(spec.action_spec, hybrid_actions).space()
 
 
-def _actions(demo: Demonstration, rows: np.ndarray, spec: ActionSpec) -> np.ndarray:
-    if spec.continuous_size or not spec.discrete_branches:
+def flat_actions(demo: Demonstration, rows: np.ndarray, space: spaces.Space) -> np.ndarray:
+    """The stored actions of records ``rows`` in the form of ``space``, a space of
+    :func:`flat_action_space` (see the module docstring for the forms)."""
+    if isinstance(space, spaces.Box):
         return demo.stored_continuous_actions[rows]
     disc = demo.stored_discrete_actions[rows].astype(np.int64)
-    return disc[:, 0] if len(spec.discrete_branches) == 1 else disc
+    return disc[:, 0] if isinstance(space, spaces.Discrete) else disc
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,7 +154,7 @@ def demo_to_trajectories(
     """
     trajectory = require("imitation.data.types", "train", _IMITATION).TrajectoryWithRew
     demo = _load(path_or_demo, image_format)
-    act_spec = _action_spec(demo.behavior_spec.action_spec, hybrid_actions)
+    act_space = flat_action_space(demo.behavior_spec, hybrid_actions=hybrid_actions)
     if len(demo) and not demo.observations:
         files = ", ".join(str(m.path) for m in demo.metas)
         raise DemoFormatError(f"{files}: the records hold no observation at all. Fix: record the behavior with at least one sensor.")
@@ -162,7 +164,7 @@ def demo_to_trajectories(
         trajectories.append(
             trajectory(
                 obs=_observations(demo, ep.rows),
-                acts=_actions(demo, after, act_spec),
+                acts=flat_actions(demo, after, act_space),
                 infos=None,
                 terminal=ep.terminal,
                 rews=demo.rewards[after].astype(np.float32),
@@ -237,11 +239,11 @@ def fill_replay_buffer(
     """
     demo = _load(path_or_demo, image_format)
     spec = demo.behavior_spec
-    act_spec = _action_spec(spec.action_spec, hybrid_actions)
+    act_space = flat_action_space(spec, hybrid_actions=hybrid_actions)
     if buffer.n_envs != 1:
         raise ValueError(f"the replay buffer has n_envs={buffer.n_envs}; create it with n_envs=1 to hold demonstrations")
     obs_space = spec.observation_space(demo.image_format)
-    for what, theirs, ours in (("observation", buffer.observation_space, obs_space), ("action", buffer.action_space, act_spec.space())):
+    for what, theirs, ours in (("observation", buffer.observation_space, obs_space), ("action", buffer.action_space, act_space)):
         if not spaces_match(theirs, ours):
             raise SpecMismatchError(
                 f"the replay buffer's {what} space {theirs} differs from the demonstration's {ours} ({spec.describe()}). "
@@ -253,7 +255,7 @@ def fill_replay_buffer(
     added = 0
     for ep in split_episodes(demo):
         obs = [o[ep.rows] for o in demo.observations]
-        acts = _actions(demo, ep.rows[1:], act_spec)
+        acts = flat_actions(demo, ep.rows[1:], act_space)
         rews = demo.rewards[ep.rows[1:]]
         last = len(ep.rows) - 2
         for t in range(len(ep.rows) - 1):
