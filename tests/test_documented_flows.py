@@ -68,17 +68,32 @@ def documented_commands() -> list[tuple[str, str]]:
     return commands + [("README.md", c) for c in readme_commands(REPO / "README.md")]
 
 
+def _option(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv[:-1] else None
+
+
+def _minari_dataset(argv: list[str], dataset_id: str) -> str:
+    """Where ``demo convert`` finds or writes the Minari dataset ``dataset_id``."""
+    return str(Path(_option(argv, "--dataset-dir") or ".") / dataset_id)
+
+
 def _outputs(argv: list[str]) -> set[str]:
-    """The paths a command writes (``--out``, the file ``demo record`` writes)."""
+    """The paths a command writes (``--out``, the file ``demo record`` writes, the Minari dataset
+    ``demo convert --to minari`` writes)."""
     outs = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--out"}
     if argv[:2] == ["demo", "record"]:
         outs.add(argv[2])
+    if argv[:2] == ["demo", "convert"] and _option(argv, "--dataset-id"):
+        outs.add(_minari_dataset(argv, _option(argv, "--dataset-id")))  # type: ignore[arg-type]
     return outs
 
 
 def _inputs(argv: list[str]) -> list[str]:
-    """The paths a command reads: arguments naming files or folders, outputs left out."""
-    outs = _outputs(argv)
+    """The paths a command reads: arguments naming files or folders (a Minari dataset id: its
+    folder), outputs and dataset ids to write left out."""
+    if argv[:2] == ["demo", "convert"] and _option(argv, "--to") == "demo":
+        return [_minari_dataset(argv, argv[2])]
+    outs = _outputs(argv) | {_option(argv, "--dataset-id")}
     return [a for a in argv if not a.startswith(("-", "{")) and ("/" in a or a.endswith(FILE_SUFFIXES)) and a not in outs]
 
 
@@ -102,6 +117,11 @@ def _check_outputs(argv: list[str], stdout: str, cwd: Path) -> None:
         assert "recorded" in stdout
     elif argv[:2] == ["demo", "info"]:
         assert "behavior" in stdout and "observation" in stdout
+    elif argv[:2] == ["demo", "convert"] and _option(argv, "--to") == "minari":
+        assert (cwd / _minari_dataset(argv, argv[argv.index("--dataset-id") + 1]) / "data").is_dir()
+        assert "wrote Minari dataset" in stdout
+    elif argv[:2] == ["demo", "convert"]:
+        assert (cwd / argv[argv.index("--out") + 1]).stat().st_size > 0
     elif argv[0] == "train":
         run = cwd / "results" / argv[argv.index("--run-id") + 1]
         for name in ("model.zip", "evaluation.json", "metrics.csv", "learning_curve.png", "config.yaml"):
@@ -139,7 +159,7 @@ def test_documented_commands_run_as_written(tmp_path: Path) -> None:
     trained = {(Path(a[1]).name, a[a.index("--scene") + 1]) for a in ran if a[0] == "train"}
     assert trained >= {("offline_bc.yaml", "ball"), ("offline_bc.yaml", "grid"), ("gail.yaml", "ball"), ("bc_then_ppo.yaml", "ball"),
                        ("online_bc.yaml", "ball"), ("dagger.yaml", "ball")}  # fmt: skip
-    assert {tuple(a[:2]) for a in ran if a[0] == "demo"} == {("demo", "record"), ("demo", "info")}
+    assert {tuple(a[:2]) for a in ran if a[0] == "demo"} == {("demo", "record"), ("demo", "info"), ("demo", "convert")}
     exported = {a[a.index("--out") + 1] for a in ran if a[0] == "export"}
     checked = {a[1] for a in ran if a[0] == "check-model"}
     assert {"3DBall.onnx", "GridWorld.onnx"} <= exported and exported <= checked
