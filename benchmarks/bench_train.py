@@ -5,8 +5,14 @@
 Prints, measured in one run on this machine: the expert's and a random policy's return,
 BC's return after training on 20 expert episodes and its wall time (recording excluded,
 training and final evaluation included), and GAIL's return after its budget and its wall
-time. The aims are BC >= 95 % of the expert in under 60 s and GAIL >= 90 % in under
-10 minutes on 2 CPU cores.
+time, GAIL with ``examples/configs/gail.yaml`` as it is. The aims are BC >= 95 % of the
+expert in under 60 s and GAIL >= 90 % in under 10 minutes on 2 CPU cores.
+
+Then GAIL's agent steps to the expert, per seed (3 by default), with the same config: the
+agent steps (VecEnv steps x agents) and wall time until the mean of the scene's own returns
+of the last 12 finished episodes (not GAIL's reward) first reaches 95 % of the expert's.
+The aim: every seed within 100,000 agent steps (``mlagents-learn`` 1.1 with its GAIL took
+84,000 to 96,000 on the same scene and demos).
 
 Then ML-Agents' own config files on "ball", as ``gym-unity-il train`` reads them (the same
 demos): a 0.10 / 0.11 ``gail_config.yaml`` section (PPO with ``pretraining``, and ``gail`` beside
@@ -20,13 +26,21 @@ budget and seeds (aim: the curiosity runs' return is higher), with RND as a thir
 Then the GridWorld flow of ``examples/configs/offline_bc.yaml``: demos recorded as its
 comment says (the expert, the episodes and scene arguments of its ``demo record``
 command, episode seeds 0, 1, ...), BC with its ``GridWorld`` section, the return on
-episodes of other seeds against the expert's on the same seeds (aim: >= 90 %). The
-script prints the figures and ratios, it never asserts.
+episodes of other seeds against the expert's on the same seeds (aim: >= 90 %).
+
+Last, where training time goes, on "ball" and on that grid: PPO (GAIL's settings, on the
+scene's reward) and GAIL, each for ``--share-steps`` steps of every agent: the share of the
+training's wall time spent inside the training VecEnv's step (the rest is the learner:
+policy, updates, discriminator), next to the VecEnv's raw stepping rate (agent-steps/s with
+random actions, measured in the same run). The script prints the figures and ratios, it
+never asserts.
 
 Usage::
 
-    python benchmarks/bench_train.py [--gail-steps 300000] [--config-steps 200000] [--explore-steps 150000] [--explore-seeds 4]
-                                     [--eval-episodes 12] [--skip-gail] [--skip-configs] [--skip-explore] [--skip-ball] [--out runs/bench_train]
+    python benchmarks/bench_train.py [--gail-steps 150000] [--gail-seeds 3] [--gail-steps-budget 150000] [--config-steps 200000]
+                                     [--explore-steps 150000] [--explore-seeds 4] [--share-steps 2000] [--eval-episodes 12]
+                                     [--skip-gail] [--skip-gail-steps] [--skip-configs] [--skip-explore] [--skip-env-share]
+                                     [--skip-ball] [--out runs/bench_train]
 """
 
 from __future__ import annotations
@@ -275,10 +289,9 @@ def timed_training(settings: TrainerSettings, *, scene: str, scene_kwargs: dict,
     return watch
 
 
-def gail_settings(section: str, **changes: Any) -> TrainerSettings:
-    """A section of the example GAIL config (``default``: ball), with ``changes``."""
-    config = parse_config(yaml.safe_load(GAIL_CONFIG.read_text()), source=GAIL_CONFIG.name)
-    return dataclasses.replace(config.default if section == "default" else config.for_behavior(section), **changes)
+def gail_settings(**changes: Any) -> TrainerSettings:
+    """The example GAIL config's ``default`` section, with ``changes``."""
+    return dataclasses.replace(parse_config(yaml.safe_load(GAIL_CONFIG.read_text()), source=GAIL_CONFIG.name).default, **changes)
 
 
 def bench_gail_steps(demo: Path, expert_return: float, seeds: list[int], budget: int) -> None:
@@ -286,9 +299,9 @@ def bench_gail_steps(demo: Path, expert_return: float, seeds: list[int], budget:
     mean return of the last :data:`WINDOW` finished episodes first reaches :data:`TARGET` of
     the expert's (the scene's own returns, not GAIL's reward)."""
     target = TARGET * expert_return
-    settings = gail_settings("default", demo_path=str(demo), max_steps=budget)
+    settings = gail_settings(demo_path=str(demo), max_steps=budget)
     print(f"\nGAIL, {GAIL_CONFIG.name} as it is, on {SCENE!r} {SCENE_KWARGS}: agent steps until the mean return of the last {WINDOW} "
-          f"finished episodes first reaches {TARGET:.0%} of the expert's ({target:.2f}); at most {budget:,} "
+          f"finished episodes first reaches {100 * TARGET:.0f} % of the expert's ({target:.2f}); at most {budget:,} "
           "(aim: every seed within 100,000; mlagents-learn 1.1 took 84,000 to 96,000)")  # fmt: skip
     print(f"{'seed':>4} {'agent steps':>12} {'wall s':>7}")
     for seed in seeds:
@@ -299,35 +312,40 @@ def bench_gail_steps(demo: Path, expert_return: float, seeds: list[int], budget:
             print(f"{seed:>4} {watch.reached[0]:>12,} {watch.reached[1]:>7.1f}")
 
 
-def stepping_rate(scene: str, scene_kwargs: dict, vec_steps: int) -> float:
-    """Agent-steps/s of the training VecEnv of ``scene`` with random actions."""
+def stepping_rate(scene: str, scene_kwargs: dict, vec_steps: int) -> tuple[float, int]:
+    """Agent-steps/s of the training VecEnv of ``scene`` with random actions (the time inside its
+    step only, as :class:`Stopwatch` counts it), and its agents."""
     venv, _ = make_training_env(scene=scene, scene_kwargs=scene_kwargs, seed=0)
     try:
         policy = RandomPolicy(venv.action_space, seed=0)
         obs = venv.reset()
         for _ in range(10):  # warm-up
             obs = venv.step(policy.predict(obs)[0])[0]
-        started = time.perf_counter()
+        seconds = 0.0
         for _ in range(vec_steps):
-            obs = venv.step(policy.predict(obs)[0])[0]
-        return vec_steps * venv.num_envs / (time.perf_counter() - started)
+            actions = policy.predict(obs)[0]
+            started = time.perf_counter()
+            obs = venv.step(actions)[0]
+            seconds += time.perf_counter() - started
+        return vec_steps * venv.num_envs / seconds, venv.num_envs
     finally:
         venv.close()
 
 
-def bench_env_share(runs: dict[str, tuple[str, dict, TrainerSettings]], vec_steps: int) -> None:
-    """Where training time goes: for each scene, PPO (the GAIL section's settings on the
-    scene's reward) and GAIL, the share of the training's wall time spent inside the training
-    VecEnv's step, and the VecEnv's stepping rate within training next to its raw rate
-    (random actions, nothing learning)."""
-    print("\nTime inside the VecEnv's step against the learner (PPO: the settings of GAIL's section, on the scene's reward)")
-    print(f"{'scene':<6} {'trainer':<5} {'agent steps':>11} {'wall s':>7} {'env share':>10} {'env steps/s in training':>24} {'raw steps/s':>12}")
-    for name, (scene, scene_kwargs, settings) in runs.items():
-        raw = stepping_rate(scene, scene_kwargs, vec_steps)
+def bench_env_share(runs: dict[str, tuple[dict, TrainerSettings]], vec_steps: int) -> None:
+    """Where training time goes, per scene: PPO (GAIL's settings, on the scene's reward) and
+    GAIL for ``vec_steps`` steps of every agent, the share of the training's wall time spent
+    inside the training VecEnv's step, and the VecEnv's stepping rate within the training
+    next to its raw rate (random actions, nothing learning, measured just before)."""
+    print("\nTime inside the training VecEnv's step against the learner (PPO: GAIL's settings, on the scene's reward)")
+    print(f"{'scene':<6} {'trainer':<7} {'agent steps':>11} {'wall s':>7} {'env share':>9} {'env agent-steps/s':>17} {'raw agent-steps/s':>17}")
+    for scene, (scene_kwargs, settings) in runs.items():
+        raw, agents = stepping_rate(scene, scene_kwargs, vec_steps)
         for trainer in ("ppo", "gail"):
-            watch = timed_training(dataclasses.replace(settings, trainer=trainer), scene=scene, scene_kwargs=scene_kwargs, seed=0)
-            print(f"{name:<6} {trainer:<5} {watch.agent_steps:>11,} {watch.seconds:>7.1f} {watch.env_seconds / watch.seconds:>10.0%} "
-                  f"{watch.agent_steps / watch.env_seconds:>24,.0f} {raw:>12,.0f}")  # fmt: skip
+            run = dataclasses.replace(settings, trainer=trainer, max_steps=vec_steps * agents)
+            watch = timed_training(run, scene=scene, scene_kwargs=scene_kwargs, seed=0)
+            print(f"{scene:<6} {trainer:<7} {watch.agent_steps:>11,} {watch.seconds:>7.1f} {watch.env_seconds / watch.seconds:>9.0%} "
+                  f"{watch.agent_steps / watch.env_seconds:>17,.0f} {raw:>17,.0f}")  # fmt: skip
 
 
 def grid_record_command(config: Path) -> tuple[int, dict]:
@@ -338,8 +356,9 @@ def grid_record_command(config: Path) -> tuple[int, dict]:
     return int(re.search(r"--episodes (\d+)", command).group(1)), json.loads(kwargs.group(1)) if kwargs else {}
 
 
-def bench_grid(out: Path, eval_episodes: int, seed: int) -> None:
-    """The GridWorld flow of the example config (see the module docstring)."""
+def bench_grid(out: Path, eval_episodes: int, seed: int) -> tuple[Path, dict]:
+    """The GridWorld flow of the example config (see the module docstring); returns its demos
+    and scene arguments."""
     episodes, scene_kwargs = grid_record_command(EXAMPLE_CONFIG)
     demo = out / "grid_expert.demo"
     expert = expert_policy("grid")
@@ -366,6 +385,7 @@ def bench_grid(out: Path, eval_episodes: int, seed: int) -> None:
     for name in ("expert", "random", "bc"):
         print(f"{name:<6} return  {returns[name]:8.3f}   ({100 * returns[name] / returns['expert']:5.1f} % of expert)"
               + (f" after {wall:6.1f} s (aim: 90 %)" if name == "bc" else ""))  # fmt: skip
+    return demo, scene_kwargs
 
 
 def main() -> None:
@@ -413,7 +433,7 @@ def main() -> None:
                                        "num_epoch": 10, "batch_size": 64, "learning_rate": 1.0e-3, "summary_freq": 10**9}})  # fmt: skip
     runs = {"bc": (config, "10 epochs", 95, 60)}
     if not args.skip_gail:
-        gail = gail_settings("default", demo_path=str(demo), max_steps=args.gail_steps, eval_episodes=args.eval_episodes)
+        gail = gail_settings(demo_path=str(demo), max_steps=args.gail_steps, eval_episodes=args.eval_episodes)
         runs["gail"] = (RunConfig(default=gail, behaviors={}), f"{args.gail_steps} env steps ({GAIL_CONFIG.name})", 90, 600)
     for name, (config, budget, aim, seconds) in runs.items():
         started = time.perf_counter()
@@ -429,7 +449,11 @@ def main() -> None:
         bench_ml_agents_configs(args.out, demo, expert_return, args.eval_episodes, args.config_steps, args.seed)
     if not args.skip_explore:
         bench_exploration(args.out, args.explore_steps, args.explore_seeds)
-    bench_grid(args.out, max(args.eval_episodes, 20), args.seed)
+    grid_demo, grid_kwargs = bench_grid(args.out, max(args.eval_episodes, 20), args.seed)
+    if not args.skip_env_share:
+        ball = gail_settings(demo_path=str(demo))
+        grid = gail_settings(demo_path=str(grid_demo))
+        bench_env_share({SCENE: (SCENE_KWARGS, ball), "grid": (grid_kwargs, grid)}, args.share_steps)
 
 
 if __name__ == "__main__":

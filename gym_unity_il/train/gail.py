@@ -51,13 +51,25 @@ def _recurrent_generator_gail() -> type:
 class GAILPhase:
     """Trains ``model`` (PPO) against a GAIL discriminator for ``total_steps`` env steps.
 
-    Each round collects ``ppo.n_steps`` steps per env copy, then takes
-    ``gail.n_disc_updates_per_round`` discriminator steps. With ``strength`` set, the
-    generator's reward is the env's reward plus ``strength`` times the GAIL reward instead
-    of the GAIL reward alone.
+    Each round collects the model's ``n_steps`` per agent (``ppo.buffer_size`` steps of all
+    agents together, or ``ppo.n_steps`` each), updates the generator, then takes
+    ``gail.n_disc_updates_per_round`` discriminator steps on ``gail.demo_batch_size`` expert
+    and as many generator samples (of that round, unless ``gail.gen_replay_buffer_capacity``
+    keeps more). How often the generator updates sets how much experience GAIL needs: on
+    "ball" an update every 1,536 agent steps reaches the expert in about a quarter of the
+    steps an update every 24,576 takes (``examples/configs/gail.yaml``).
+    With ``strength`` set, the generator's reward is the env's reward plus ``strength`` times
+    the GAIL reward instead of the GAIL reward alone.
 
-    Episodes of Unity scenes end on their own (a dropped ball), so the trainer runs with
-    ``allow_variable_horizon=True``.
+    The GAIL reward is ``-log(1 - D)``, ML-Agents' form (``D``: the discriminator's
+    probability that a step is the expert's). It is never negative, so it pays for every
+    step an episode lasts: right for tasks whose episodes end on failure (a dropped ball),
+    against those that end on success (reaching a goal), where GAIL alone learns to stay
+    away from the end. Train those with ``ppo`` on the env's reward and BC beside it
+    (``cloning.during_rl``), a little GAIL reward on top if wanted (``gail.strength``).
+    Episodes Unity cuts at ``max_steps`` are bootstrapped from the value of their last
+    observation (SB3 reads ``TimeLimit.truncated``), as ML-Agents does. Episodes of Unity
+    scenes have no fixed length, so the trainer runs with ``allow_variable_horizon=True``.
 
     Args:
         name: the phase's name in ``metrics.csv`` (``gail`` or ``ppo``).
