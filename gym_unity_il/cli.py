@@ -161,6 +161,8 @@ def _demo_record(args: argparse.Namespace) -> int:
 
     if (args.scene is None) == (args.env is None):
         raise ConfigError("give exactly one of --scene NAME (a built-in scene) and --env PATH (a Unity build)")
+    if args.dataset_dir is not None and args.minari_id is None:
+        raise ConfigError("--dataset-dir is where --minari-id writes its dataset; give --minari-id NAMESPACE/NAME-vN too, or leave --dataset-dir out")
     kwargs = _scene_kwargs(args) or {}
     env = gym.make("UnityIL-v0", scene=args.scene, file_name=args.env, scene_kwargs=kwargs, seed=args.seed, image_format=args.image_format)
     try:
@@ -174,8 +176,9 @@ def _demo_record(args: argparse.Namespace) -> int:
 
     try:
         path, returns = record_episodes(
-            env, policy, args.out, episodes=args.episodes, seed=args.seed, overwrite=args.overwrite, on_episode=progress
-        )
+            env, policy, args.out, episodes=args.episodes, seed=args.seed, overwrite=args.overwrite, on_episode=progress,
+            minari_id=args.minari_id, dataset_dir=args.dataset_dir,
+        )  # fmt: skip
     except KeyboardInterrupt:
         if not args.out.is_file():
             raise
@@ -186,6 +189,8 @@ def _demo_record(args: argparse.Namespace) -> int:
               "(records after the last complete episode belong to the interrupted one)", flush=True)  # fmt: skip
         return 130
     print(f"recorded {len(returns)} episodes to {path}: mean return {np.mean(returns):.4g} (min {min(returns):.4g}, max {max(returns):.4g})")
+    if args.minari_id is not None:
+        print(f"wrote the same episodes to the Minari dataset {args.minari_id}")
     return 0
 
 
@@ -242,6 +247,8 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
     record.add_argument("--seed", type=int, default=0)
     record.add_argument("--image-format", default="hwc_uint8", choices=["hwc_uint8", "chw_float"])
     record.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    record.add_argument("--minari-id", help="also write the recording as a new Minari dataset of this id, NAMESPACE/NAME-vN (the datasets extra)")
+    record.add_argument("--dataset-dir", type=Path, help="--minari-id: the root folder of datasets (default: MINARI_DATASETS_PATH, else ~/.minari/datasets)")
     record.set_defaults(run=_demo_record)
     convert = actions.add_parser("convert", help="convert .demo files into a Minari dataset (--to minari), or a Minari dataset into a .demo file (--to demo)")
     convert.add_argument("source", help="--to minari: a .demo file or a folder of them; --to demo: a Minari dataset id or folder")

@@ -7,7 +7,8 @@
   stored action of record *t+1*; see :mod:`gym_unity_il.demo.convert`);
 * :class:`DemoWriter` / :func:`write_demo`: files exactly as Unity's recorder writes them;
 * :class:`DemoRecorder`: a gymnasium wrapper recording any env into a `.demo` file;
-* :func:`demo_to_minari` / :func:`minari_to_demo`: Minari datasets (the ``datasets`` extra).
+* :func:`demo_to_minari` / :func:`minari_to_demo` / :func:`read_minari_demo`: Minari datasets
+  (the ``datasets`` extra); :func:`read_demonstrations` reads either, as trainers do.
 """
 
 from gym_unity_il.demo.convert import (
@@ -18,7 +19,14 @@ from gym_unity_il.demo.convert import (
     flat_action_space,
     split_episodes,
 )
-from gym_unity_il.demo.minari import demo_to_minari, load_minari_dataset, minari_to_demo
+from gym_unity_il.demo.minari import (
+    demo_to_minari,
+    load_minari_dataset,
+    minari_data_folder,
+    minari_to_demo,
+    read_demonstrations,
+    read_minari_demo,
+)
 from gym_unity_il.demo.reader import (
     DemoEra,
     DemoFormatWarning,
@@ -55,8 +63,11 @@ __all__ = [
     "flat_action_space",
     "iter_records",
     "load_minari_dataset",
+    "minari_data_folder",
     "minari_to_demo",
     "read_demo",
+    "read_demonstrations",
+    "read_minari_demo",
     "record_episodes",
     "sanitize_name",
     "split_episodes",

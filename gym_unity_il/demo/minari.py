@@ -30,6 +30,10 @@ those keywords as its env spec, so ``dataset.recover_environment()`` makes the e
 the action executed before its observation (zeros at an episode's first record), so
 reading the file back gives the dataset's episodes again.
 
+:func:`read_minari_demo` reads a dataset as a :class:`~gym_unity_il.demo.Demonstration`
+(through the file :func:`minari_to_demo` writes), and :func:`read_demonstrations` reads
+either a `.demo` source or a dataset: what trainers do with ``demo_path``.
+
 Minari keeps datasets under a root folder: ``dataset_dir`` when given, else Minari's own
 (``MINARI_DATASETS_PATH``, by default ``~/.minari/datasets``). A dataset ``NS/NAME-vN``
 lives in ``ROOT/NS/NAME-vN/data``; ``minari.load_dataset`` finds it when
@@ -41,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,9 +55,9 @@ import numpy as np
 from gymnasium import spaces
 
 from gym_unity_il.demo.convert import Episode, HybridActions, flat_action_space, flat_actions, split_episodes
-from gym_unity_il.demo.reader import DEFAULT_BATCH, DemoReader, Demonstration, check_demo_matches, demo_files
+from gym_unity_il.demo.reader import DEFAULT_BATCH, DemoReader, Demonstration, check_demo_matches, demo_files, read_demo
 from gym_unity_il.demo.recorder import behavior_spec_from_spaces
-from gym_unity_il.demo.writer import DemoWriter
+from gym_unity_il.demo.writer import DemoWriter, sanitize_name
 from gym_unity_il.errors import ConfigError, DemoFormatError, SpecMismatchError
 from gym_unity_il.extras import require
 from gym_unity_il.spec import BehaviorSpec
@@ -184,6 +189,31 @@ def _episode_buffers(demo: Demonstration, episodes: list[Episode], act_space: sp
         )
 
 
+def check_new_dataset(dataset_id: str, *, dataset_dir: str | Path | None = None) -> Path:
+    """The folder a new dataset ``dataset_id`` gets in ``dataset_dir`` (default: Minari's
+    root), after checking that the id is well formed and not taken.
+
+    Raises:
+        ConfigError: a malformed dataset id.
+        FileExistsError: a dataset with this id already exists in the root folder.
+        MissingExtraError: minari is not installed (the ``datasets`` extra).
+    """
+    try:
+        require("minari.dataset.minari_dataset", "datasets", _MINARI).parse_dataset_id(dataset_id)
+    except ValueError:
+        raise ConfigError(
+            f"{dataset_id!r} is not a Minari dataset id. Fix: write (NAMESPACE/)NAME-vN, e.g. 'unity/ball-expert-v0' "
+            "(a namespace has two characters or more; letters, digits, '-' and '_')."
+        ) from None
+    folder = _dataset_root(dataset_dir) / dataset_id
+    if folder.exists():
+        raise FileExistsError(
+            f"a Minari dataset {dataset_id!r} already exists in {folder}. Fix: choose another name or version, "
+            "or delete it first (minari.delete_dataset, or remove the folder)."
+        )
+    return folder
+
+
 def demo_to_minari(
     paths: str | Path | Iterable[str | Path],
     dataset_id: str,
@@ -228,13 +258,7 @@ def demo_to_minari(
     minari = _minari()
     if storage not in STORAGES:
         raise ConfigError(f"storage={storage!r} is not a Minari storage this converter writes; use one of {', '.join(STORAGES)}")
-    try:
-        require("minari.dataset.minari_dataset", "datasets", _MINARI).parse_dataset_id(dataset_id)
-    except ValueError:
-        raise ConfigError(
-            f"{dataset_id!r} is not a Minari dataset id. Fix: write (NAMESPACE/)NAME-vN, e.g. 'unity/ball-expert-v0' "
-            "(a namespace has two characters or more; letters, digits, '-' and '_')."
-        ) from None
+    folder = check_new_dataset(dataset_id, dataset_dir=dataset_dir)
     files = [f for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths) for f in demo_files(p)]
     if not files:
         raise DemoFormatError("no .demo file was given. Fix: pass a .demo file, a folder of them, or a list of either.")
@@ -254,12 +278,6 @@ def demo_to_minari(
     obs_space = spec.observation_space("hwc_uint8")
     act_space = flat_action_space(spec, hybrid_actions=hybrid_actions)
 
-    folder = _dataset_root(dataset_dir) / dataset_id
-    if folder.exists():
-        raise FileExistsError(
-            f"a Minari dataset {dataset_id!r} already exists in {folder}. Fix: choose another name or version, "
-            "or delete it first (minari.delete_dataset, or remove the folder)."
-        )
     folder.mkdir(parents=True)
     try:
         data = require("minari.dataset.minari_storage", "datasets", _MINARI).MinariStorage.new(
@@ -300,6 +318,16 @@ def demo_to_minari(
     return minari.MinariDataset(data)
 
 
+def minari_data_folder(path: str | Path) -> Path | None:
+    """The ``data`` folder of the Minari dataset whose folder (``ROOT/ID`` or its ``data``
+    folder) is ``path``, or None when ``path`` is not one. Needs no minari."""
+    given = Path(path)
+    for data in (given / "data", given):
+        if (data / "metadata.json").is_file():
+            return data
+    return None
+
+
 def load_minari_dataset(dataset_or_id: MinariDataset | str | Path, *, dataset_dir: str | Path | None = None) -> MinariDataset:
     """A Minari dataset given as itself, as the folder of one (``ROOT/ID`` or its ``data``
     folder), or as an id looked up in ``dataset_dir`` (default: Minari's root).
@@ -311,10 +339,9 @@ def load_minari_dataset(dataset_or_id: MinariDataset | str | Path, *, dataset_di
     minari = _minari()
     if isinstance(dataset_or_id, minari.MinariDataset):
         return dataset_or_id
-    given = Path(dataset_or_id)
-    for data in (given / "data", given):
-        if (data / "metadata.json").is_file():
-            return minari.MinariDataset(data)
+    folder = minari_data_folder(dataset_or_id)
+    if folder is not None:
+        return minari.MinariDataset(folder)
     root = _dataset_root(dataset_dir)
     data = root / str(dataset_or_id) / "data"
     if not (data / "metadata.json").is_file():
@@ -407,3 +434,49 @@ def minari_to_demo(
                     action_mask=None if masks is None else masks[t],
                 )
     return Path(path)
+
+
+def read_minari_demo(dataset_or_id: MinariDataset | str | Path, *, dataset_dir: str | Path | None = None) -> Demonstration:
+    """The episodes of a Minari dataset as a :class:`~gym_unity_il.demo.Demonstration`: the
+    records :func:`minari_to_demo` writes, read back by :func:`~gym_unity_il.demo.read_demo`.
+    For a dataset converted from `.demo` files, :func:`~gym_unity_il.demo.demo_to_trajectories`
+    gives the trajectories of those files (the records the causal pairing keeps, in the
+    same order). Memory holds the whole dataset, as ``read_demo`` does.
+
+    Raises:
+        SpecMismatchError: a space that a behavior spec cannot hold.
+        FileNotFoundError: no such dataset.
+        MissingExtraError: minari is not installed (the ``datasets`` extra).
+    """
+    dataset = load_minari_dataset(dataset_or_id, dataset_dir=dataset_dir)
+    with tempfile.TemporaryDirectory(prefix="minari-demo-") as folder:
+        return read_demo(minari_to_demo(dataset, Path(folder) / "dataset.demo", name=sanitize_name(dataset.id)))
+
+
+def read_demonstrations(source: str | Path, *, dataset_dir: str | Path | None = None) -> Demonstration:
+    """The demonstrations ``source`` names, as trainers read them: a `.demo` file or a
+    folder of them (:func:`~gym_unity_il.demo.read_demo`), a Minari dataset's folder, or a
+    Minari dataset id in ``dataset_dir`` (default: Minari's root, ``MINARI_DATASETS_PATH``)
+    (:func:`read_minari_demo`). An existing path is read as what it is; any other source
+    that is not a ``.demo`` name is taken as a dataset id.
+
+    Raises:
+        FileNotFoundError: ``source`` is neither an existing `.demo` file or folder nor a
+            Minari dataset, naming where each was looked for.
+        DemoFormatError, SpecMismatchError: as ``read_demo`` and ``read_minari_demo``.
+        MissingExtraError: ``source`` is a dataset and minari is not installed (the
+            ``datasets`` extra).
+    """
+    path = Path(source)
+    if minari_data_folder(path) is None and (path.exists() or path.suffix == ".demo"):
+        return read_demo(path)
+    require("minari", "datasets", f"{str(source)!r} is no existing .demo file or folder, so it names a Minari dataset; reading one")
+    try:
+        return read_minari_demo(source, dataset_dir=dataset_dir)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{str(source)!r} is neither a .demo file or folder (no such path) nor a Minari dataset (no dataset folder "
+            f"of that name, and no dataset of that id in {_dataset_root(dataset_dir)}). Fix: give the path of a .demo file "
+            "or of a folder of them, or a Minari dataset's folder, or its id with MINARI_DATASETS_PATH naming the root "
+            "folder that holds it."
+        ) from None

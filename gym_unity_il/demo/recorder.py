@@ -279,6 +279,8 @@ def record_episodes(
     episodes: int,
     seed: int = 0,
     on_episode: Callable[[int, float], None] | None = None,
+    minari_id: str | None = None,
+    dataset_dir: str | Path | None = None,
     **recorder_kwargs: Any,
 ) -> tuple[Path, list[float]]:
     """Records ``episodes`` whole episodes of ``env`` driven by ``act`` into ``path`` and
@@ -299,9 +301,17 @@ def record_episodes(
     the file and ``env`` are closed: the file keeps every episode recorded so far, and an
     unfinished last one as cut by the end of the recording.
 
+    With ``minari_id`` the recording is also written as the Minari dataset of that id, in
+    ``dataset_dir`` (default: Minari's root, ``MINARI_DATASETS_PATH``) once every episode
+    is recorded, exactly as :func:`~gym_unity_il.demo.demo_to_minari` converts the file
+    (the ``datasets`` extra). When ``env`` was made by ``gym.make("UnityIL-v0", ...)``
+    the dataset keeps those keywords, so ``dataset.recover_environment()`` makes it again.
+    The id is checked before the first episode.
+
     Raises:
         OutputError: the file cannot be written (full disk, read-only folder, ...), naming
             the file, the reason, what the file holds and the fix; ``env`` is closed.
+        ConfigError, FileExistsError: ``minari_id`` is malformed or taken (nothing recorded).
 
     Returns:
         The file written and the return of each episode.
@@ -309,6 +319,10 @@ def record_episodes(
     try:
         if episodes < 1:
             raise ValueError(f"episodes must be at least 1, got {episodes}")
+        if minari_id is not None:
+            from gym_unity_il.demo.minari import check_new_dataset, demo_to_minari  # it imports this module
+
+            check_new_dataset(minari_id, dataset_dir=dataset_dir)
         recorder = DemoRecorder(env, path, **recorder_kwargs)
     except BaseException:
         env.close()
@@ -332,4 +346,8 @@ def record_episodes(
                 on_episode(i, total)
     finally:
         recorder.close()
+    if minari_id is not None:
+        spec = env.spec
+        env_kwargs = dict(spec.kwargs) if spec is not None and spec.id == "UnityIL-v0" else None
+        demo_to_minari(recorder.path, minari_id, dataset_dir=dataset_dir, env_kwargs=env_kwargs)
     return recorder.path, returns

@@ -175,7 +175,9 @@ class TrainerSettings:
       ``gail.strength`` as ignored), ``online_bc`` (students learn live from a teacher
       playing in the same scene: :mod:`gym_unity_il.train.online`), ``dagger``
       (`imitation`'s DAgger with the teacher as the expert: :mod:`gym_unity_il.train.dagger`).
-    * ``demo_path``: a `.demo` file or a folder of them. ``offline_bc``, ``gail`` and
+    * ``demo_path``: a `.demo` file or a folder of them, or a Minari dataset: its folder or
+      its id in ``MINARI_DATASETS_PATH`` (the ``datasets`` extra;
+      :func:`~gym_unity_il.demo.read_demonstrations`). ``offline_bc``, ``gail`` and
       ``bc_then_*`` need it; ``ppo`` / ``sac`` need it for BC pretraining, the GAIL reward or
       ``normalize`` (without it they learn from the env's reward alone); ``online_bc`` and
       ``dagger`` learn from the teacher (DAgger starts from the demos when given).

@@ -46,7 +46,7 @@ from imitation.algorithms import bc
 from imitation.data import rollout, types
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_demo
+from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_demonstrations
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.scenes.evaluate import Predictor
 from gym_unity_il.train.config import RunConfig, TrainerSettings
@@ -328,7 +328,7 @@ class DaggerTrainer(TeacherTrainer):
                 policy_venv = adapter.wrap(venv)
                 demos = None
                 if settings.demo_path is not None:
-                    demo = read_demo(settings.demo_path)
+                    demo = read_demonstrations(settings.demo_path)
                     check_demo_matches(demo.behavior_spec, spec, what_a=f"demo {settings.demo_path}", what_b="env")
                     demos = adapter.trajectories(demo_to_trajectories(demo))
                 model = make_model(settings, policy_venv, adapter, seed=request.seed, logger=run.logger)

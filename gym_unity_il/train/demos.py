@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_wrapper
 
-from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_demo
+from gym_unity_il.demo import check_demo_matches, demo_to_trajectories, read_demonstrations
 from gym_unity_il.errors import ConfigError
 from gym_unity_il.spec import BehaviorSpec
 from gym_unity_il.train.bc import BCPhase, RolloutCloning, bc_batches, count_transitions
@@ -133,7 +133,7 @@ class DemoTrainer:
                            "(gail.strength > 0), BC beside the RL (cloning.during_rl) or normalize, and none is set", where, settings.trainer)  # fmt: skip
         trajectories: list[Any] = []
         if uses_demos:
-            demo = read_demo(settings.demo_path)  # type: ignore[arg-type]
+            demo = read_demonstrations(settings.demo_path)  # type: ignore[arg-type]
             check_demo_matches(demo.behavior_spec, spec, what_a=f"demo {settings.demo_path}", what_b="env")
             trajectories = demo_to_trajectories(demo)
         n_transitions = count_transitions(trajectories)

@@ -321,3 +321,39 @@ def test_the_command_line_converts_both_ways(
     assert "--to demo needs --out" in capsys.readouterr().err
     assert main(["demo", "convert", "unity/grid-cli-v0", "--to", "demo", "--out", "x.demo", "--storage", "hdf5", "--scene", "grid"]) == 2
     assert "--scene, --storage cannot go with --to demo" in capsys.readouterr().err and not Path("x.demo").exists()
+
+
+def test_a_recording_writes_the_demo_and_the_same_episodes_as_a_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "datasets"
+    out = tmp_path / "grid.demo"
+    args = ["demo", "record", str(out), "--scene", "grid", "--scene-kwargs", '{"grid_size": 3}', "--episodes", "3", "--seed", "7"]
+    assert main([*args, "--minari-id", "unity/grid-live-v0", "--dataset-dir", "datasets"]) == 0
+    assert "wrote the same episodes to the Minari dataset unity/grid-live-v0" in capsys.readouterr().out
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    dataset = _check_with_minari("unity/grid-live-v0", root)
+    demo = read_demo(out)
+    episodes = split_episodes(demo)
+    assert dataset.total_episodes == len(episodes) == 3
+    keys = demo.behavior_spec.observation_keys
+    space = flat_action_space(demo.behavior_spec)
+    for ep, episode in zip(episodes, dataset.iterate_episodes()):
+        for key, observations in zip(keys, demo.observations):
+            assert np.array_equal(episode.observations[key], observations[ep.rows])
+        assert np.array_equal(episode.actions, demo.stored_discrete_actions[ep.rows[1:]].reshape(len(ep.rows) - 1, *space.shape))
+        assert np.array_equal(episode.rewards, demo.rewards[ep.rows[1:]])
+        assert np.array_equal(episode.infos["action_mask"], demo.action_masks[ep.rows])
+        assert (bool(episode.terminations[-1]), bool(episode.truncations[-1])) == (ep.terminal, not ep.terminal)
+    kwargs = dataset.env_spec.kwargs
+    assert (kwargs["scene"], kwargs["scene_kwargs"], kwargs["seed"]) == ("grid", {"grid_size": 3}, 7)
+
+    # a taken or malformed id is refused before anything is recorded
+    again = tmp_path / "again.demo"
+    assert main(["demo", "record", str(again), *args[3:], "--minari-id", "unity/grid-live-v0", "--dataset-dir", "datasets"]) == 2
+    assert "already exists" in capsys.readouterr().err and not again.exists()
+    assert main(["demo", "record", str(again), *args[3:], "--minari-id", "grid live"]) == 2
+    assert "is not a Minari dataset id" in capsys.readouterr().err and not again.exists()
+    assert main(["demo", "record", str(again), *args[3:], "--dataset-dir", "datasets"]) == 2
+    assert "give --minari-id" in capsys.readouterr().err and not again.exists()
