@@ -8,7 +8,8 @@
 * :class:`DemoWriter` / :func:`write_demo`: files exactly as Unity's recorder writes them;
 * :class:`DemoRecorder`: a gymnasium wrapper recording any env into a `.demo` file;
 * :func:`demo_to_minari` / :func:`minari_to_demo` / :func:`read_minari_demo`: Minari datasets
-  (the ``datasets`` extra); :func:`read_demonstrations` reads either, as trainers do.
+  (the ``datasets`` extra); :func:`read_demonstrations` reads either, as trainers do;
+  :func:`minari_to_d3rlpy`: a dataset for d3rlpy's offline RL (the ``offline`` extra).
 """
 
 from gym_unity_il.demo.convert import (
@@ -23,6 +24,7 @@ from gym_unity_il.demo.minari import (
     demo_to_minari,
     load_minari_dataset,
     minari_data_folder,
+    minari_to_d3rlpy,
     minari_to_demo,
     read_demonstrations,
     read_minari_demo,
@@ -64,6 +66,7 @@ __all__ = [
     "iter_records",
     "load_minari_dataset",
     "minari_data_folder",
+    "minari_to_d3rlpy",
     "minari_to_demo",
     "read_demo",
     "read_demonstrations",

@@ -34,6 +34,9 @@ reading the file back gives the dataset's episodes again.
 (through the file :func:`minari_to_demo` writes), and :func:`read_demonstrations` reads
 either a `.demo` source or a dataset: what trainers do with ``demo_path``.
 
+:func:`minari_to_d3rlpy` turns a dataset into d3rlpy's ``MDPDataset`` for offline RL (the
+``offline`` extra).
+
 Minari keeps datasets under a root folder: ``dataset_dir`` when given, else Minari's own
 (``MINARI_DATASETS_PATH``, by default ``~/.minari/datasets``). A dataset ``NS/NAME-vN``
 lives in ``ROOT/NS/NAME-vN/data``; ``minari.load_dataset`` finds it when
@@ -62,7 +65,8 @@ from gym_unity_il.errors import ConfigError, DemoFormatError, SpecMismatchError
 from gym_unity_il.extras import require
 from gym_unity_il.spec import BehaviorSpec
 
-if TYPE_CHECKING:  # minari loads on first use: the core install does not have it
+if TYPE_CHECKING:  # minari and d3rlpy load on first use: the core install does not have them
+    from d3rlpy.dataset import MDPDataset
     from minari import MinariDataset
 
 Storage = Literal["arrow", "hdf5"]
@@ -480,3 +484,68 @@ def read_demonstrations(source: str | Path, *, dataset_dir: str | Path | None = 
             "or of a folder of them, or a Minari dataset's folder, or its id with MINARI_DATASETS_PATH naming the root "
             "folder that holds it."
         ) from None
+
+
+def minari_to_d3rlpy(dataset_or_id: MinariDataset | str | Path, *, dataset_dir: str | Path | None = None) -> MDPDataset:
+    """The episodes of a Minari dataset as d3rlpy's ``MDPDataset``, for its offline RL
+    algorithms (IQL, CQL, ...).
+
+    Every transition of the dataset is kept. d3rlpy stores as many observations as actions
+    and pairs an action with the next stored observation, so a terminated episode keeps
+    its first T observations (the terminal one is never needed) and a truncated episode
+    keeps all T+1, its last one with a zero action and reward that no transition uses: its
+    last transition still reaches the observation it led to, and is bootstrapped from it.
+    A ``Dict`` observation becomes a tuple of arrays in the space's key order.
+
+    Args:
+        dataset_or_id: a ``MinariDataset``, a dataset folder, or a dataset id.
+        dataset_dir: the root folder to look the id up in (default: Minari's).
+
+    Raises:
+        SpecMismatchError: an action space that is neither a ``Box`` nor a ``Discrete``
+            (d3rlpy's two kinds), or observations that are not a ``Box`` or a ``Dict`` of them.
+        FileNotFoundError: no such dataset.
+        MissingExtraError: d3rlpy or minari is not installed (the ``offline`` extra).
+    """
+    d3rlpy = require("d3rlpy", "offline", "offline RL from Minari datasets")
+    dataset = load_minari_dataset(dataset_or_id, dataset_dir=dataset_dir)
+    obs_space, act_space = dataset.observation_space, dataset.action_space
+    if isinstance(act_space, spaces.Box) and len(act_space.shape) == 1:
+        kind, zero_action = d3rlpy.constants.ActionSpace.CONTINUOUS, np.zeros((1, *act_space.shape), np.float32)
+    elif isinstance(act_space, spaces.Discrete):
+        kind, zero_action = d3rlpy.constants.ActionSpace.DISCRETE, np.zeros(1, np.int64)
+    else:
+        raise SpecMismatchError(
+            f"the Minari dataset {dataset.id!r} has actions {act_space}, which d3rlpy cannot learn: it takes a rank-1 Box "
+            "(continuous) or a Discrete. Fix: convert the actions first (e.g. a MultiDiscrete's branches as one Discrete)."
+        )
+    keys = list(obs_space.spaces) if isinstance(obs_space, spaces.Dict) else None
+    if not all(isinstance(s, spaces.Box) for s in (obs_space.spaces.values() if keys else [obs_space])):
+        raise SpecMismatchError(f"the Minari dataset {dataset.id!r} has observations {obs_space}; d3rlpy takes a Box or a Dict of Boxes.")
+    columns: list[list[np.ndarray]] = [[] for _ in keys or [None]]
+    actions, rewards, terminals, timeouts = [], [], [], []
+    for episode in dataset.iterate_episodes():
+        steps = len(episode.rewards)
+        terminated = bool(episode.terminations[-1])
+        kept = steps if terminated else steps + 1
+        for column, key in zip(columns, keys or [None]):
+            column.append(np.asarray(episode.observations if key is None else episode.observations[key])[:kept])
+        action = np.asarray(episode.actions).reshape(steps, *zero_action.shape[1:])
+        actions.append(action if terminated else np.concatenate([action, zero_action.astype(action.dtype)]))
+        reward = np.zeros(kept, np.float32)
+        reward[:steps] = episode.rewards
+        rewards.append(reward)
+        ends = np.zeros(kept, np.float32)
+        ends[-1] = 1.0
+        terminals.append(ends if terminated else np.zeros(kept, np.float32))
+        timeouts.append(np.zeros(kept, np.float32) if terminated else ends)
+    observations = [np.concatenate(c) for c in columns]
+    return d3rlpy.dataset.MDPDataset(
+        observations=observations[0] if keys is None else observations,
+        actions=np.concatenate(actions),
+        rewards=np.concatenate(rewards),
+        terminals=np.concatenate(terminals),
+        timeouts=np.concatenate(timeouts),
+        action_space=kind,
+        action_size=int(act_space.shape[0]) if kind == d3rlpy.constants.ActionSpace.CONTINUOUS else int(act_space.n),
+    )
