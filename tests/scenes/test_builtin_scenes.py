@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from gym_unity_il.envs.unity_env import UnityILEnv
 from gym_unity_il.errors import ConfigError
+from gym_unity_il.link.launcher import environment_with_import_path
 from gym_unity_il.scenes import DEFAULT_SCENE, SCENES, expert_policy, make_scene
 from gym_unity_il.scenes.academy import SEED_PARAMETER
 from gym_unity_il.scenes.evaluate import RandomPolicy, env_observation, evaluate_in_process
@@ -176,17 +178,21 @@ def test_expert_drives_imitation_rollouts(in_process_env):
         assert trajectory.obs.get("CameraSensor").shape[1:] == (3, 84, 84)
 
 
-def test_frame_time_makes_every_step_of_the_player_take_that_long():
-    """``frame_time`` stands in for a rendered Unity frame: the player waits that long in every
-    step before it answers (and refuses what is not a number of seconds from 0 to 10)."""
-    argv = scene_command("ball", {"frame_time": 0.25}).argv
-    assert argv[-2:] == ("--frame-time", "0.25") and "frame_time" not in argv[argv.index("--scene-kwargs") + 1]
+def test_frame_time_reaches_the_player_which_checks_it_and_serves_as_usual() -> None:
+    """``frame_time`` stands in for a rendered Unity frame: it travels to the player as
+    ``--frame-time`` (not as a scene argument), both ends refuse what is not a number of seconds
+    from 0 to 10, and a player given one serves steps as usual. (What it costs per step is
+    printed by ``benchmarks/bench_vecenv.py``, never asserted here.)"""
+    argv = scene_command("ball", {"frame_time": 0.01}).argv
+    assert argv[-2:] == ("--frame-time", "0.01") and "frame_time" not in argv[argv.index("--scene-kwargs") + 1]
     for bad in (-1, 11, "fast", True):
         with pytest.raises(ConfigError, match="frame_time must be a number of seconds from 0 to 10"):
             scene_command("ball", {"frame_time": bad})
-    with UnityILEnv(scene="ball", scene_kwargs={"frame_time": 0.25}) as env:
+    player = subprocess.run([sys.executable, "-m", "gym_unity_il.scenes", "ball", "--mlagents-port", "1", "--frame-time", "11"],
+                            capture_output=True, text=True, timeout=60, env=environment_with_import_path())  # fmt: skip
+    assert player.returncode == 2 and "--frame-time must be from 0 to 10.0 seconds, got 11.0" in player.stderr
+    with UnityILEnv(scene="ball", scene_kwargs={"frame_time": 0.01}) as env:
         env.reset(seed=0)
-        start = time.perf_counter()
         for _ in range(3):
-            env.step(env.action_space.sample())
-        assert time.perf_counter() - start >= 0.75  # a lower bound: the player slept that long
+            obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            assert env.observation_space.contains(obs) and np.isfinite(reward)
