@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
@@ -144,6 +145,16 @@ def _floats(obs: pb.ObservationProto, spec: ObservationSpec) -> np.ndarray:
     return data.reshape(spec.shape)
 
 
+def decode_png_observation(data: bytes, mapping: Sequence[int], spec: ObservationSpec, image_format: ImageFormat, name: str) -> np.ndarray:
+    """The PNG ``data`` of the image observation ``name`` (``mapping``: its
+    ``compressed_channel_mapping``) as the env returns it.
+
+    Raises:
+        UnityProtocolError: as :func:`~gym_unity_il.protocol.images.png_hwc`.
+    """
+    return image_out(png_hwc(data, list(mapping), spec.hwc, name), image_format)
+
+
 def decode_observation(obs: pb.ObservationProto, spec: ObservationSpec, image_format: ImageFormat = "hwc_uint8") -> np.ndarray:
     """One sensor's data as the env returns it (see :mod:`gym_unity_il.spec` for the layouts).
 
@@ -153,7 +164,7 @@ def decode_observation(obs: pb.ObservationProto, spec: ObservationSpec, image_fo
     if not spec.is_visual:
         return _floats(obs, spec)
     if obs.compression_type == pb.PNG or obs.WhichOneof("observation_data") == "compressed_data":
-        return image_out(png_hwc(obs.compressed_data, list(obs.compressed_channel_mapping), spec.hwc, obs.name), image_format)
+        return decode_png_observation(obs.compressed_data, obs.compressed_channel_mapping, spec, image_format, obs.name)
     return raw_image_out(_floats(obs, spec), spec.channels_first, image_format)
 
 
@@ -164,6 +175,9 @@ PARALLEL_MIN_IMAGES, PARALLEL_MIN_BYTES = 4, 16 << 10
 _CPUS = os.cpu_count() or 1
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_ImageSource = TypeVar("_ImageSource")
+#: What decoding one image may raise (Pillow's own kinds included).
+_IMAGE_ERRORS = (GymUnityILError, ValueError, OSError, SyntaxError, EOFError)
 
 
 class ImageBatchError(Exception):
@@ -176,40 +190,62 @@ class ImageBatchError(Exception):
         self.cause = cause
 
 
-def _decode_part(protos: Sequence[pb.ObservationProto], part: range, out: np.ndarray, spec: ObservationSpec,
-                 image_format: ImageFormat) -> ImageBatchError | None:  # fmt: skip
+def _decode_part(sources: Sequence[_ImageSource], part: range, out: np.ndarray, decode: Callable[[_ImageSource], np.ndarray]) -> ImageBatchError | None:
     for i in part:
         try:
-            out[i] = decode_observation(protos[i], spec, image_format)
-        except (GymUnityILError, ValueError, OSError, SyntaxError, EOFError) as exc:
+            out[i] = decode(sources[i])
+        except _IMAGE_ERRORS as exc:
             return ImageBatchError(i, exc)
     return None
 
 
-def decode_images(protos: Sequence[pb.ObservationProto], spec: ObservationSpec, image_format: ImageFormat = "hwc_uint8") -> np.ndarray:
-    """One image sensor of many agents or records, decoded as :func:`decode_observation` does,
-    stacked. A large batch is decoded on this thread and on a shared pool's together, one part
-    each: the PNG decoder lets other threads run while it works.
+def decode_image_batch(sources: Sequence[_ImageSource], decode: Callable[[_ImageSource], np.ndarray], compressed_bytes: Callable[[_ImageSource], int],
+                       spec: ObservationSpec, image_format: ImageFormat) -> np.ndarray:  # fmt: skip
+    """One image sensor of many agents or records, ``decode(source)`` each (an array of the
+    sensor's output shape), stacked. A large batch (by count, or by ``compressed_bytes`` in
+    all) is decoded on this thread and on a shared pool's together, one part each: the PNG
+    decoder lets other threads run meanwhile. A batch of one is its image, not a copy.
 
     Raises:
         ImageBatchError: the first image (in order) that cannot be decoded.
     """
-    out = np.empty((len(protos), *spec.output_shape(image_format)), spec.output_dtype(image_format))
-    workers = min(_CPUS, len(protos))
-    if workers < 2 or (len(protos) < PARALLEL_MIN_IMAGES and sum(len(p.compressed_data) for p in protos) < PARALLEL_MIN_BYTES):
-        failure = _decode_part(protos, range(len(protos)), out, spec, image_format)
+    shape, dtype = spec.output_shape(image_format), spec.output_dtype(image_format)
+    if len(sources) == 1:
+        try:
+            image = decode(sources[0])
+        except _IMAGE_ERRORS as exc:
+            raise ImageBatchError(0, exc) from None
+        if image.shape == shape and image.dtype == dtype and image.flags.c_contiguous:
+            return image[None]
+        out = np.empty((1, *shape), dtype)
+        out[0] = image
+        return out
+    out = np.empty((len(sources), *shape), dtype)
+    workers = min(_CPUS, len(sources))
+    if workers < 2 or (len(sources) < PARALLEL_MIN_IMAGES and sum(compressed_bytes(s) for s in sources) < PARALLEL_MIN_BYTES):
+        failure = _decode_part(sources, range(len(sources)), out, decode)
     else:
         global _pool
         with _pool_lock:
             if _pool is None:
                 _pool = ThreadPoolExecutor(max_workers=_CPUS, thread_name_prefix="image-decoder")
-        parts = [range(k, len(protos), workers) for k in range(workers)]
-        pending = [_pool.submit(_decode_part, protos, part, out, spec, image_format) for part in parts[1:]]
-        failures = [_decode_part(protos, parts[0], out, spec, image_format), *(f.result() for f in pending)]
+        parts = [range(k, len(sources), workers) for k in range(workers)]
+        pending = [_pool.submit(_decode_part, sources, part, out, decode) for part in parts[1:]]
+        failures = [_decode_part(sources, parts[0], out, decode), *(f.result() for f in pending)]
         failure = min((f for f in failures if f is not None), key=lambda f: f.index, default=None)
     if failure is not None:
         raise failure
     return out
+
+
+def decode_images(protos: Sequence[pb.ObservationProto], spec: ObservationSpec, image_format: ImageFormat = "hwc_uint8") -> np.ndarray:
+    """One image sensor of many agents or records, decoded as :func:`decode_observation` does,
+    stacked (:func:`decode_image_batch`).
+
+    Raises:
+        ImageBatchError: the first image (in order) that cannot be decoded.
+    """
+    return decode_image_batch(protos, lambda obs: decode_observation(obs, spec, image_format), lambda obs: len(obs.compressed_data), spec, image_format)
 
 
 def _header(spec: ObservationSpec) -> pb.ObservationProto:

@@ -1,6 +1,7 @@
 """Templates decode repeated messages exactly as the full decoder does, or not at all: the
-same arrays for any floats in a known layout, nothing for a message whose layout differs
-(or whose floats are not finite), whatever bytes are changed."""
+same arrays for any floats and pictures in a known layout, nothing for a message whose
+layout differs (or whose floats are not finite, or whose pictures do not decode), whatever
+bytes are changed."""
 
 from __future__ import annotations
 
@@ -9,14 +10,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gym_unity_il.errors import UnityProtocolError
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol import templates
 from gym_unity_il.protocol.agents import StepBatch, decode_unity_output
 from gym_unity_il.protocol.observations import encode_observation
-from gym_unity_il.protocol.templates import MessageTemplates, holes
-from gym_unity_il.spec import ActionSpec, BehaviorSpec, ObservationSpec
+from gym_unity_il.protocol.templates import VALUE, MessageTemplates, holes
+from gym_unity_il.spec import ActionSpec, BehaviorSpec, ImageFormat, ObservationSpec
 
-ONE_CAMERA = BehaviorSpec("Seer?team=0", (ObservationSpec((4, 4, 3), name="Camera"),), ActionSpec(0, (2,)))
+#: A vector, a colour camera and a grey one; pictures of 12x10 pixels take 100 to 400 bytes as
+#: PNGs, their lengths two-byte varints.
+LOOKER = BehaviorSpec(
+    "Looker?team=0",
+    (ObservationSpec((3,), name="Vector"), ObservationSpec((12, 10, 3), name="Camera"), ObservationSpec((12, 10, 1), name="Grey")),
+    ActionSpec(0, (2,)),
+)
 
 
 def behavior(name: str, sensors: tuple[int, ...], branches: tuple[int, ...]) -> BehaviorSpec:
@@ -36,12 +44,12 @@ def message(agents: dict[str, list[dict]], side_channel: bytes = b"") -> bytes:
     rl = out.unity_output.rl_output
     rl.side_channel = side_channel
     for name, infos in agents.items():
-        spec = SPECS[name] if name in SPECS else ONE_CAMERA
+        spec = SPECS[name] if name in SPECS else LOOKER
         for agent in infos:
             info = rl.agentInfos[name].value.add(
                 id=agent["id"], reward=agent["reward"], group_reward=agent.get("group_reward", 0.0), done=agent.get("done", False)
             )
-            info.observations.extend(encode_observation(v, o) for v, o in zip(agent["obs"], spec.observation_specs))
+            info.observations.extend(encode_observation(v, o, compress=agent.get("png", True)) for v, o in zip(agent["obs"], spec.observation_specs))
             info.action_mask.extend(agent.get("mask", []))
     return out.SerializeToString()
 
@@ -54,7 +62,7 @@ def agents_of(rng: np.random.Generator, n: dict[str, int], *, zero_rewards: bool
                 "reward": 0.0 if zero_rewards else float(rng.normal()),
                 "group_reward": float(rng.normal()) if k % 2 else 0.0,
                 "obs": [rng.normal(size=o.shape).astype(np.float32) for o in SPECS[name].observation_specs],
-                "mask": [bool(k % 2), False, True][: sum(SPECS[name].action_spec.discrete_branches)],
+                "mask": [bool(m) for m in rng.integers(0, 2, sum(SPECS[name].action_spec.discrete_branches))],
             }
             for k in range(count)
         ]
@@ -62,13 +70,29 @@ def agents_of(rng: np.random.Generator, n: dict[str, int], *, zero_rewards: bool
     }
 
 
-def full_decode(data: bytes, specs: dict[str, BehaviorSpec]):  # type: ignore[no-untyped-def]
-    return decode_unity_output(pb.UnityMessageProto.FromString(data).unity_output, specs)
+def lookers(rng: np.random.Generator, n: int, noisy_rows: int) -> dict[str, list[dict]]:
+    """``n`` agents of LOOKER whose pictures are noise in their first ``noisy_rows`` rows and
+    flat below (more noisy rows, longer PNGs)."""
+    def picture(channels: int) -> np.ndarray:
+        image = np.full((12, 10, channels), 90, np.uint8)
+        image[:noisy_rows] = rng.integers(0, 256, (noisy_rows, 10, channels), dtype=np.uint8)
+        return image
+
+    return {LOOKER.name: [{"id": k + 1, "reward": float(rng.normal()), "obs": [rng.normal(size=3).astype(np.float32), picture(3), picture(1)]}
+                         for k in range(n)]}  # fmt: skip
 
 
-def learned(data: bytes, specs: dict[str, BehaviorSpec]) -> MessageTemplates:
+def pictures_of(data: bytes) -> list[bytes]:
+    return [o.compressed_data for i in pb.UnityMessageProto.FromString(data).unity_output.rl_output.agentInfos[LOOKER.name].value for o in i.observations[1:]]
+
+
+def full_decode(data: bytes, specs: dict[str, BehaviorSpec], image_format: ImageFormat = "hwc_uint8"):  # type: ignore[no-untyped-def]
+    return decode_unity_output(pb.UnityMessageProto.FromString(data).unity_output, specs, image_format=image_format)
+
+
+def learned(data: bytes, specs: dict[str, BehaviorSpec], image_format: ImageFormat = "hwc_uint8") -> MessageTemplates:
     known = MessageTemplates()
-    known.learn(data, full_decode(data, specs), b"", specs, "hwc_uint8", announced=False)
+    known.learn(data, full_decode(data, specs, image_format), b"", specs, image_format, announced=False)
     return known
 
 
@@ -115,6 +139,7 @@ def test_other_layouts_agents_ids_or_flags_go_to_the_full_decoder() -> None:
         "a reward of zero (no field)": agents_of(rng, counts, zero_rewards=True),
         "another id": {**first, "Pusher?team=1": [{**first["Pusher?team=1"][0], "id": 4}, *first["Pusher?team=1"][1:]]},
         "an episode end": {**first, "Pusher?team=1": [{**first["Pusher?team=1"][0], "done": True}, *first["Pusher?team=1"][1:]]},
+        "an agent without its mask": {**first, "Walker?team=0": [{**first["Walker?team=0"][0], "mask": []}, *first["Walker?team=0"][1:]]},
     }
     for what, agents in others.items():
         assert known.decode(message(agents), dict(SPECS), "hwc_uint8") is None, what
@@ -138,13 +163,14 @@ def test_not_finite_floats_are_left_to_the_full_decoder_which_names_them(value: 
 
 
 @settings(deadline=None, max_examples=200)
-@given(seed=st.integers(0, 2**32 - 1), flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=3))
-def test_changed_bytes_decode_as_the_full_decoder_decodes_them_or_not_at_all(seed: int, flips: list[tuple[float, int]]) -> None:
+@given(seed=st.integers(0, 2**32 - 1), flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=3),
+       pictures=st.booleans())
+def test_changed_bytes_decode_as_the_full_decoder_decodes_them_or_not_at_all(seed: int, flips: list[tuple[float, int]], pictures: bool) -> None:
     """Whatever bytes change, a template answers only when the full decoder gives the same
     arrays; on the bytes the full decoder refuses, it never answers."""
     rng = np.random.default_rng(seed)
-    specs = dict(SPECS)
-    data = message(agents_of(rng, {"Walker?team=0": 2, "Pusher?team=1": 2}))
+    specs = {LOOKER.name: LOOKER} if pictures else dict(SPECS)
+    data = message(lookers(rng, 2, 8) if pictures else agents_of(rng, {"Walker?team=0": 2, "Pusher?team=1": 2}))
     known = learned(data, specs)
     changed = bytearray(data)
     for where, xor in flips:
@@ -152,13 +178,13 @@ def test_changed_bytes_decode_as_the_full_decoder_decodes_them_or_not_at_all(see
     got = known.decode(bytes(changed), specs, "hwc_uint8")
     if got is None:
         return
-    assert_same_steps(got[0], full_decode(bytes(changed), dict(SPECS)))
+    assert_same_steps(got[0], full_decode(bytes(changed), specs))
 
 
 def test_holes_are_the_fixed_width_values_of_the_message() -> None:
     rng = np.random.default_rng(2)
     data = message(agents_of(rng, {"Pusher?team=1": 2}))
-    found = list(holes(data))
+    found = [(offset, size, path) for offset, size, path, kind in holes(data) if kind == VALUE]
     # Per agent: the reward, the packed floats of its sensor, a group reward for the second.
     assert [(size, path[-1]) for _, size, path in found] == [(4, ("reward", 0)), (16, ("data", 0)), (4, ("reward", 0)), (16, ("data", 0)),
                                                              (4, ("group_reward", 0))]  # fmt: skip
@@ -168,12 +194,45 @@ def test_holes_are_the_fixed_width_values_of_the_message() -> None:
     assert first_reward == np.float32(full_decode(data, dict(SPECS))["Pusher?team=1"][0].reward[0])
 
 
-def test_images_are_never_templates() -> None:
-    specs = {ONE_CAMERA.name: ONE_CAMERA}
-    image = np.zeros((4, 4, 3), np.uint8)
-    data = message({ONE_CAMERA.name: [{"id": 1, "reward": 1.0, "obs": [image]}]})
+@settings(deadline=None, max_examples=30)
+@given(agents=st.integers(1, 4), seed=st.integers(0, 2**32 - 1), image_format=st.sampled_from(["hwc_uint8", "chw_float"]))
+def test_pictures_of_other_lengths_decode_as_the_full_decoder_does(agents: int, seed: int, image_format: ImageFormat) -> None:
+    rng = np.random.default_rng(seed)
+    specs = {LOOKER.name: LOOKER}
+    first = message(lookers(rng, agents, 4))
+    known = learned(first, specs, image_format)
+    for rows in (6, 9, 12):  # longer pictures, of lengths that differ from agent to agent
+        data = message(lookers(rng, agents, rows))
+        assert [len(p) for p in pictures_of(data)] != [len(p) for p in pictures_of(first)]
+        got = known.decode(data, specs, image_format)
+        assert got is not None
+        assert_same_steps(got[0], full_decode(data, specs, image_format))
+    assert known.hits == 3
+
+
+def test_pictures_that_change_the_framing_or_do_not_decode_go_to_the_full_decoder() -> None:
+    rng = np.random.default_rng(6)
+    specs = {LOOKER.name: LOOKER}
+    known = learned(message(lookers(rng, 2, 12)), specs)
+    short = message(lookers(rng, 2, 0))  # flat pictures: PNGs under 128 bytes, their lengths one-byte varints
+    assert min(len(p) for p in pictures_of(short)) < 128 <= min(len(p) for p in pictures_of(message(lookers(rng, 2, 12))))
+    assert known.decode(short, specs, "hwc_uint8") is None
+    data = message(lookers(rng, 2, 12))
+    picture = pictures_of(data)[1]
+    damaged = data.replace(picture, picture[:60] + bytes([picture[60] ^ 0x55]) + picture[61:])  # its IDAT's checksum fails
+    assert known.decode(damaged, specs, "hwc_uint8") is None
+    with pytest.raises(UnityProtocolError, match="PNG"):
+        full_decode(damaged, specs)
+    assert known.decode(data, specs, "hwc_uint8") is not None
+
+
+def test_raw_float_images_are_never_templates() -> None:
+    specs = {LOOKER.name: LOOKER}
+    agents = lookers(np.random.default_rng(7), 1, 3)
+    agents[LOOKER.name][0]["png"] = False
+    data = message(agents)
     known = learned(data, specs)
-    assert known.decode(data, specs, "hwc_uint8") is None
+    assert len(known) == 0 and known.decode(data, specs, "hwc_uint8") is None
 
 
 def test_results_are_arrays_of_their_own_and_the_shared_ones_are_read_only() -> None:
