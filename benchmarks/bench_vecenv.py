@@ -2,7 +2,7 @@
 gRPC ping-pong, measured in the same run.
 
 Prints, as medians over rounds that alternate the measurements (so a busy machine slows all
-of them alike), for the built-in scene ``ball`` (8 floats in, 2 continuous actions out per
+of them alike; ours / floor: the median of the ratio within each round), for the built-in scene ``ball`` (8 floats in, 2 continuous actions out per
 agent, random actions; episodes end and restart within the steps, as in training):
 
 * ping-pong: the bare gRPC round trips per second of ``bench_link.py`` (one client process,
@@ -65,11 +65,11 @@ def measure(processes: int, agents: int, steps: int, rounds: int, *, ping: PingP
         venv.reset()
         actions = np.random.default_rng(0).uniform(-1, 1, (64, venv.num_envs, 2)).astype(np.float32)
         measures = {"vecenv": partial(vec_env_rate, venv, actions), "floor": floor.rate} | ({"ping": ping.rate} if ping else {})
-        rates = interleaved(measures, steps, rounds)
+        rates = interleaved(measures, steps, rounds, {"ours / floor": ("vecenv", "floor")})
     finally:
         venv.close()
         floor.close()
-    return rates | {"vecenv": rates["vecenv"] * processes * agents, "floor": rates["floor"] * agents}
+    return rates | {"vecenv": rates["vecenv"] * processes * agents, "floor": rates["floor"] * agents, "ours / floor": rates["ours / floor"] * processes}
 
 
 def time_phases(agents: int, steps: int) -> str:
@@ -102,7 +102,7 @@ def print_phases(agents: int, steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400, help="VecEnv steps (and round trips) per round")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per layout")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per layout")
     parser.add_argument("--frame-time", type=float, default=0.01, help="seconds per step of the slow players of the scaling test")
     parser.add_argument("--ray", action="store_true", help="also measure 4 processes x 8 agents in Ray actors")
     parser.add_argument("--timers", action="store_true", help="also print where a step's time goes")
@@ -114,7 +114,7 @@ def main() -> None:
             rates = measure(1, agents, args.steps, args.rounds, ping=ping)
             ours, floor = rates["vecenv"], rates["floor"]
             print(
-                f"{label:<21}: {ours:7.0f} agent-steps/s | floor {floor:7.0f} | ours / floor {ours / floor:4.2f} "
+                f"{label:<21}: {ours:7.0f} agent-steps/s | floor {floor:7.0f} | ours / floor {rates['ours / floor']:4.2f} "
                 f"(aim {'>= 1.0' if agents == 1 else '>= 0.95'}) | ping-pong {rates['ping']:5.0f} round trips/s"
             )
             if args.timers:

@@ -171,7 +171,7 @@ class AgentSlots:
         if len(rows):
             fresh = self.fresh[slots]
             reward = decision.reward[pick]
-            self.reward[slots] += reward if not fresh.any() else np.where(fresh, np.float32(0.0), reward)
+            self.reward[slots] += np.where(fresh, np.float32(0.0), reward) if np.count_nonzero(fresh) else reward
             for out, values in zip(self.obs, decision.obs):
                 out[slots] = values[pick]
             if self.mask is not None and decision.action_mask is not None:
@@ -183,15 +183,16 @@ class AgentSlots:
                     out[slots] = values[pick]
             self.waiting[slots] = False
             self.decided[slots] |= ~self.pending[slots]
-        if self.waiting.any():
+        if np.count_nonzero(self.waiting):  # (count_nonzero: a few times quicker than any() on small arrays)
             self.waited[self.waiting] += 1
             gone = self.waiting & (self.waited > self.vacant_after)
-            if gone.any():
+            if np.count_nonzero(gone):
                 self._vacate(np.flatnonzero(gone))
 
     def ready(self) -> bool:
         """Whether every slot with an agent has its decision (vacant slots count as ready)."""
-        return bool(self.decided.all()) or bool((self.decided | self._vacant).all())
+        n = len(self.decided)
+        return bool(np.count_nonzero(self.decided) == n or np.count_nonzero(self.decided | self._vacant) == n)
 
     def unready_agents(self) -> list[int]:
         """The agents the slots still wait for (for error messages)."""
@@ -199,7 +200,7 @@ class AgentSlots:
 
     def result(self) -> SlotBatch:
         """A copy of what the slots report now."""
-        if self.done.any():
+        if np.count_nonzero(self.done):
             rows = np.flatnonzero(self.done)
             terminal_obs = tuple(t[rows] for t in self.terminal_obs)
         else:

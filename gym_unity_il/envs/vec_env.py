@@ -394,7 +394,7 @@ class UnityVecEnv(VecEnv):
             infos[row]["TimeLimit.truncated"] = bool(batch.truncated[row])
         for row in self._rows_of(restarted):
             infos[row]["unity_restarted"] = True
-        if (batch.agent_id < 0).any():
+        if np.count_nonzero(batch.agent_id < 0):
             for row in np.flatnonzero(batch.agent_id < 0).tolist():
                 infos[row]["vacant"] = True
         return self._observation(batch.obs), batch.reward, batch.done, infos

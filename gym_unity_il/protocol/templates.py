@@ -39,7 +39,7 @@ from gym_unity_il.protocol.observations import ImageBatchError, decode_image_bat
 from gym_unity_il.protocol.wire import FIXED32, FIXED64, LEN, WireError, encode_varint, fields_of, read_varint
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, ObservationSpec
 
-#: Templates kept per session (a new one replaces the oldest).
+#: Templates kept per session (a new one replaces the one that matched longest ago).
 MAX_TEMPLATES = 4
 #: Messages larger than this are never templates.
 MAX_TEMPLATE_BYTES = 1 << 20
@@ -228,7 +228,7 @@ class MessageTemplates:
     """
 
     def __init__(self) -> None:
-        self._templates: list[_Template] = []  # the newest last
+        self._templates: list[_Template] = []  # the last one to match first, then the newest
         self.learned = 0
         self.hits = 0
 
@@ -239,11 +239,13 @@ class MessageTemplates:
     def decode(self, data: bytes, specs: MutableMapping[str, BehaviorSpec], image_format: ImageFormat) -> tuple[Steps, bytes] | None:
         """``(steps, side channel)`` of ``data`` when it matches a template (as the full
         decoder would return them, floats checked finite), else None."""
-        for template in self._templates:
+        for i, template in enumerate(self._templates):
             if template.specs == len(specs) and template.image_format == image_format:
                 steps = _decode(template, data, image_format)
                 if steps is not None:
                     self.hits += 1
+                    if i:  # the one that matched is tried first next time
+                        self._templates.insert(0, self._templates.pop(i))
                     return steps, b""
         return None
 
@@ -265,8 +267,8 @@ class MessageTemplates:
         # A template that takes this message's framing but not its bytes: another layout, replaced by the newer one.
         self._templates = [t for t in self._templates if t.split(data) is None]
         if len(self._templates) >= MAX_TEMPLATES:
-            del self._templates[0]
-        self._templates.append(template)
+            del self._templates[-1]  # the one that matched longest ago
+        self._templates.insert(0, template)
 
 
 def _decode(template: _Template, data: bytes, image_format: ImageFormat) -> Steps | None:
