@@ -64,7 +64,7 @@ def _train(labels: int, round_steps: int, seed: int, episodes: int, train_steps:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as scratch:
             outcome = run_dagger(venv=adapter.wrap(venv), teacher=expert_policy(SCENE), policy=policy, adapter=adapter, settings=settings,
-                                 scratch_dir=Path(scratch), logger=imitation_logger.configure(None, []), seed=seed)  # fmt: skip
+                                 scratch_dir=Path(scratch), logger=imitation_logger.configure(scratch, []), seed=seed)  # fmt: skip
         wall = time.perf_counter() - started
     finally:
         venv.close()

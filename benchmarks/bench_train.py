@@ -46,6 +46,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import re
@@ -263,12 +264,12 @@ def timed_training(settings: TrainerSettings, *, scene: str, scene_kwargs: dict,
     set_random_seed(seed)
     venv, _ = make_training_env(scene=scene, scene_kwargs=scene_kwargs, seed=seed)
     watch = Stopwatch(venv, target)
-    try:
+    with tempfile.TemporaryDirectory() as scratch, contextlib.closing(venv):  # (the logs go to scratch: nothing outside it)
         adapter = ObservationAdapter(watch.observation_space, pack=gail)
         policy_venv = adapter.wrap(watch)
         trajectories = demo_to_trajectories(read_demo(settings.demo_path)) if gail or settings.normalize else []
         normalization = observation_statistics(trajectories, watch.observation_space) if settings.normalize else None
-        logger = imitation_logger.configure(None, [])
+        logger = imitation_logger.configure(scratch, [])
         model = make_model(settings, policy_venv, adapter, seed=seed, logger=logger, normalization=normalization)
         helpers = [Schedules(settings)] if Schedules.needed(settings, model) else []
         phase: GAILPhase | RLPhase = (
@@ -276,16 +277,13 @@ def timed_training(settings: TrainerSettings, *, scene: str, scene_kwargs: dict,
                       normalization=normalization, total_steps=settings.max_steps, logger=logger, helpers=helpers)
             if gail else RLPhase(name="ppo", model=model, total_steps=settings.max_steps, helpers=helpers)
         )  # fmt: skip
-        with tempfile.TemporaryDirectory() as scratch:
-            recorder = RunRecorder(metrics_path=Path(scratch) / "metrics.csv", logger=logger, summary_freq=settings.summary_freq, progress=False)
-            watch.started = time.perf_counter()
-            try:
-                phase.run(recorder)
-            except Reached:
-                pass
-            watch.seconds = time.perf_counter() - watch.started
-    finally:
-        venv.close()
+        recorder = RunRecorder(metrics_path=Path(scratch) / "metrics.csv", logger=logger, summary_freq=settings.summary_freq, progress=False)
+        watch.started = time.perf_counter()
+        try:
+            phase.run(recorder)
+        except Reached:
+            pass
+        watch.seconds = time.perf_counter() - watch.started
     return watch
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Tests marked ``imitation`` are skipped where only the core install is (the lighter CI run)."""
     if item.get_closest_marker("imitation") is not None and not HAS_IMITATION:
         pytest.skip("needs imitation, the train extra: pip install 'gym_unity_il[train]'")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _temporary_files_under_pytest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The temporary folder of this process and of the processes it starts is one of pytest's
+    (which pytest prunes), so that what the code under test leaves there (a failed session keeps
+    its log for the user to read) does not pile up in the system's."""
+    folder = str(tmp_path_factory.mktemp("tmp"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", folder)
+        patch.setattr(tempfile, "tempdir", folder)
+        yield
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ def test_each_rl_row_holds_the_episodes_that_ended_since_the_previous_row(tmp_pa
     venv, _ = make_training_env(scene="ball", scene_kwargs=SHORT, seed=0)
     log = EpisodeLog(venv)
     try:
-        logger = configure(None, [])
+        logger = configure(str(tmp_path / "log"), [])
         model = PPO("MlpPolicy", log, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu", policy_kwargs={"net_arch": [16]})
         model.set_logger(logger)
         recorder = RunRecorder(metrics_path=tmp_path / "metrics.csv", logger=logger, summary_freq=24, progress=True, behavior="3DBall?team=0")
@@ -123,4 +123,4 @@ def test_a_metrics_file_with_other_columns_is_refused(tmp_path: Path) -> None:
     metrics = tmp_path / "metrics.csv"
     metrics.write_text("phase,step,return,time_s\nbc,64,1.5,2.0\n")
     with pytest.raises(ConfigError, match=r"metrics\.csv: columns phase,step,return,time_s, not phase,step,return,episodes,time_s .*force=True"):
-        RunRecorder(metrics_path=metrics, logger=configure(None, []), summary_freq=64)
+        RunRecorder(metrics_path=metrics, logger=configure(str(tmp_path / "log"), []), summary_freq=64)
