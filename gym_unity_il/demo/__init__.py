@@ -41,7 +41,8 @@ from gym_unity_il.demo.reader import (
     iter_records,
     read_demo,
 )
-from gym_unity_il.demo.recorder import DemoRecorder, behavior_spec_from_spaces, record_episodes
+from gym_unity_il.demo.recorder import DemoRecorder, record_episodes
+from gym_unity_il.demo.spaces import behavior_spec_from_spaces
 from gym_unity_il.demo.writer import DemoWriter, WriterCheckpoint, sanitize_name, unique_demo_path, write_demo
 
 __all__ = [

@@ -59,7 +59,7 @@ from gymnasium import spaces
 
 from gym_unity_il.demo.convert import Episode, HybridActions, flat_action_space, flat_actions, split_episodes
 from gym_unity_il.demo.reader import DEFAULT_BATCH, DemoReader, Demonstration, check_demo_matches, demo_files, read_demo
-from gym_unity_il.demo.recorder import behavior_spec_from_spaces
+from gym_unity_il.demo.spaces import behavior_spec_from_spaces
 from gym_unity_il.demo.writer import DemoWriter, sanitize_name
 from gym_unity_il.errors import ConfigError, DemoFormatError, SpecMismatchError
 from gym_unity_il.extras import require
