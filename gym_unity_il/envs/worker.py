@@ -99,9 +99,11 @@ def exchange_until_ready(session: UnitySession, slots: Mapping[str, AgentSlots],
             actions = {name: a for name, s in slots.items() if (a := s.actions()) is not None}
         steps = session.step(actions)
         with phase("slots"):
+            ready = True
             for name, s in slots.items():
                 s.absorb(*steps[name])
-        if all(s.ready() for s in slots.values()):
+                ready = ready and s.ready()
+        if ready:
             return
     waiting = {name: s.unready_agents() for name, s in slots.items() if not s.ready()}
     raise AgentNeverDecidesError(
