@@ -204,7 +204,8 @@ def decode_image_batch(sources: Sequence[_ImageSource], decode: Callable[[_Image
     """One image sensor of many agents or records, ``decode(source)`` each (an array of the
     sensor's output shape), stacked. A large batch (by count, or by ``compressed_bytes`` in
     all) is decoded on this thread and on a shared pool's together, one part each: the PNG
-    decoder lets other threads run meanwhile. A batch of one is its image, not a copy.
+    decoder lets other threads run meanwhile. A batch of one is its image (when writable and
+    contiguous), not a copy.
 
     Raises:
         ImageBatchError: the first image (in order) that cannot be decoded.
@@ -215,7 +216,7 @@ def decode_image_batch(sources: Sequence[_ImageSource], decode: Callable[[_Image
             image = decode(sources[0])
         except _IMAGE_ERRORS as exc:
             raise ImageBatchError(0, exc) from None
-        if image.shape == shape and image.dtype == dtype and image.flags.c_contiguous:
+        if image.shape == shape and image.dtype == dtype and image.flags.c_contiguous and image.flags.writeable:  # an array of its own
             return image[None]
         out = np.empty((1, *shape), dtype)
         out[0] = image

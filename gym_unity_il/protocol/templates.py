@@ -45,8 +45,9 @@ MAX_TEMPLATES = 4
 MAX_TEMPLATE_BYTES = 1 << 20
 #: Templates are learned at most this many times plus once per :data:`HITS_PER_LEARNING` hits.
 FREE_LEARNINGS, HITS_PER_LEARNING = 8, 16
-#: Growths of pictures whose constants a template keeps (see :meth:`_Template.constant_for`).
-MAX_GROWTHS = 256
+#: Growths of pictures whose constants a template keeps (see :meth:`_Template.constant_for`), at
+#: most so many, and at most so many bytes of them.
+MAX_GROWTHS, MAX_GROWTH_BYTES = 256, 8 << 20
 
 #: Kinds of :func:`holes`: a fixed-width value, packed flags, the payload of a sub-message, the payload of a bytes field.
 VALUE, FLAGS, MESSAGE, BYTES = "value", "flags", "message", "bytes"
@@ -210,7 +211,7 @@ class _Template:
                 patched = None
                 break
             patched[length.at : length.at + length.width] = varint  # type: ignore[index]
-        if len(self._constants) >= MAX_GROWTHS:
+        if len(self._constants) >= min(MAX_GROWTHS, max(1, MAX_GROWTH_BYTES // len(self.constant))):
             self._constants.clear()
         constant = self._constants[growth] = None if patched is None else bytes(patched)
         return constant

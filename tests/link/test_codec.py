@@ -435,3 +435,19 @@ def test_image_batches_decode_alike_on_one_thread_or_several(parallel: bool, mon
     with pytest.raises(observations.ImageBatchError) as caught:
         observations.decode_images(protos, spec)
     assert caught.value.index == 3 and isinstance(caught.value.cause, UnityProtocolError) and "not PNG data" in str(caught.value)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+@pytest.mark.parametrize("image_format", ["hwc_uint8", "chw_float"])
+def test_a_batch_of_one_image_is_an_array_of_its_own(compress: bool, image_format: str) -> None:
+    """One image comes back as a batch of one that the caller may write to (a raw float image's
+    values are not left viewing the message's bytes), equal to decoding it alone."""
+    spec = ObservationSpec((3, 6, 5), name="cam", channels_first=True)
+    picture = np.random.default_rng(3).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    values = picture if image_format == "hwc_uint8" else picture.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+    proto = observations.encode_observation(values, spec, image_format=image_format, compress=compress)  # type: ignore[arg-type]
+    batch = observations.decode_images([proto], spec, image_format)  # type: ignore[arg-type]
+    assert batch.shape == (1, *spec.output_shape(image_format)) and batch.flags.writeable and batch.flags.c_contiguous  # type: ignore[arg-type]
+    np.testing.assert_array_equal(batch[0], observations.decode_observation(proto, spec, image_format))  # type: ignore[arg-type]
+    batch[0] = 0  # its own: writing to it changes nothing else
+    np.testing.assert_array_equal(observations.decode_images([proto], spec, image_format)[0], observations.decode_observation(proto, spec, image_format))  # type: ignore[arg-type]
