@@ -44,6 +44,7 @@ Run: ``python benchmarks/bench_link.py [--steps N] [--rounds R]`` (about a minut
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -204,10 +205,27 @@ def ping_client(port: int, kind: str) -> None:
     channel.close()
 
 
+def ping_server(kind: str) -> None:
+    """The server half of the grpc-server ping-pong, in its own process: grpc's public server
+    parsing each request as ExchangeServer.receive() does and answering with the prebuilt
+    bytes; prints its port, serves until stdin ends."""
+    request, answer = step_messages(kind)
+    data = answer.SerializeToString()
+    handler = grpc.unary_unary_rpc_method_handler(lambda request, context: data, request_deserializer=type(request).FromString)
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    server.add_generic_rpc_handlers(tuple(grpc.method_handlers_generic_handler(svc, {method: handler}) for svc, method in SERVICES))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    sys.stdin.read()
+    server.stop(None)
+
+
 class PingPong:
     """A bare server that parses each request and answers at once with the prebuilt answer
     of ``kind``, and its client process. ``server`` is ``"grpc"`` (grpc's public server: a
-    serving thread and a thread pool run the handler), ``"queue"`` (the link's fast transport,
+    serving thread and a thread pool run the handler, in a process of its own: no gRPC server
+    idles beside the env measured here), ``"queue"`` (the link's fast transport,
     :class:`QueueServer`, driving gRPC's completion queue on this thread) or ``"public"`` (the
     link's public transport, :class:`PublicServer`)."""
 
@@ -215,13 +233,11 @@ class PingPong:
         request, answer = step_messages(kind)
         self.answer = answer.SerializeToString()
         self.exchange: ExchangeServer | None = None
+        self.server: subprocess.Popen[str] | None = None
         if server == "grpc":
-            # Parses the request as ExchangeServer.receive() does, and answers with the prebuilt bytes.
-            handler = grpc.unary_unary_rpc_method_handler(lambda request, context: self.answer, request_deserializer=type(request).FromString)
-            self.server = grpc.server(futures.ThreadPoolExecutor(4))
-            self.server.add_generic_rpc_handlers(tuple(grpc.method_handlers_generic_handler(svc, {method: handler}) for svc, method in SERVICES))
-            port = self.server.add_insecure_port("127.0.0.1:0")
-            self.server.start()
+            self.server = subprocess.Popen([sys.executable, __file__, "--ping-server", kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                           env=environment_with_import_path())  # fmt: skip
+            port = int(self.server.stdout.readline())  # type: ignore[union-attr]
         else:
             self.exchange = QueueServer(port=0) if server == "queue" else PublicServer(port=0)
             self.exchange.parse = type(request).FromString  # the era's messages, as a session parses them
@@ -255,28 +271,16 @@ class PingPong:
         self.client.wait(30)
         if self.exchange is not None:
             self.exchange.close()
-        else:
-            self.server.stop(None)
+        if self.server is not None:
+            self.server.stdin.close()  # type: ignore[union-attr]
+            self.server.wait(30)
 
 
-class ZeroWorkTrainer:
-    """The floor for any Python trainer of a scene: a trainer that does no work at all.
+class _ZeroWork:
+    """The zero-work trainer itself, in the process of :func:`zero_work_trainer` (see :class:`ZeroWorkTrainer`)."""
 
-    The scene's own player process (started as the env starts it) calls grpc's public server,
-    whose handler answers every call inline with pre-serialized bytes: the handshake answer,
-    RESET, then STEP with random actions for as many agents as the request holds decisions
-    (the request is parsed only to count them): the next of :attr:`ANSWERS` answers drawn
-    beforehand as the benchmarks draw the env's actions (uniform over the action space), so
-    that the player does the same work for both. Nothing is decoded, nothing is handed to
-    another thread. A call waits for a permit before it is answered, so that :meth:`rate`
-    measures a given number of round trips (the permit costs both sides the same: a semaphore).
-    """
-
-    #: Random answers drawn per count of deciding agents, used in turn.
-    ANSWERS = 64
-
-    def __init__(self, scene: str, scene_kwargs: dict[str, Any] | None = None) -> None:
-        kwargs = {"num_agents": 1, **(scene_kwargs or {})}
+    def __init__(self, scene: str, scene_kwargs: dict[str, Any]) -> None:
+        kwargs = {"num_agents": 1, **scene_kwargs}
         scene_kwargs_only = {k: v for k, v in kwargs.items() if k != "frame_time"}
         spec = next(iter(resolve_scene(scene_target(scene))(**scene_kwargs_only).behavior_specs().values()))
         self._action = spec.action_spec
@@ -306,8 +310,8 @@ class ZeroWorkTrainer:
         key = tuple((name, sum(not info.done for info in agents.value)) for name, agents in infos.items())
         answers = self._answers.get(key)
         if answers is None:
-            answers = self._answers[key] = [encode_trainer_message(command=STEP, actions=self._random_actions(key)) for _ in range(self.ANSWERS)]
-        answer = answers[self._calls % self.ANSWERS]
+            answers = self._answers[key] = [encode_trainer_message(command=STEP, actions=self._random_actions(key)) for _ in range(ZeroWorkTrainer.ANSWERS)]
+        answer = answers[self._calls % ZeroWorkTrainer.ANSWERS]
         self._left -= 1
         if self._left == 0:
             self._finished.set()
@@ -323,7 +327,6 @@ class ZeroWorkTrainer:
         }
 
     def rate(self, calls: int) -> float:
-        """Round trips per second over ``calls`` round trips."""
         self._finished.clear()
         self._left = calls
         start = time.perf_counter()
@@ -337,6 +340,55 @@ class ZeroWorkTrainer:
         self.player.wait(30)
         self._permits.release(1)  # the call waiting for a permit ends at once
         self.server.stop(None)
+
+
+def zero_work_trainer(scene: str, scene_kwargs: dict[str, Any]) -> None:
+    """The process of a :class:`ZeroWorkTrainer`: for each number N read from stdin, answers N
+    calls and prints the round trips per second; ends with stdin."""
+    work = _ZeroWork(scene, scene_kwargs)
+    try:
+        for line in sys.stdin:
+            print(work.rate(int(line)), flush=True)
+    finally:
+        work.close()
+
+
+class ZeroWorkTrainer:
+    """The floor for any Python trainer of a scene: a trainer that does no work at all.
+
+    In a process of its own, as a trainer is (no other gRPC server beside it, and none beside
+    the env measured here), it starts the scene's own player process as the env starts it,
+    and grpc's public server's handler answers every call inline with pre-serialized bytes: the
+    handshake answer, RESET, then STEP with random actions for as many agents as the request
+    holds decisions (the request is parsed only to count them): the next of :attr:`ANSWERS`
+    answers drawn beforehand as the benchmarks draw the env's actions (uniform over the action
+    space), so that the player does the same work for both. Nothing is decoded, nothing is
+    handed to another thread. A call waits for a permit before it is answered, so that
+    :meth:`rate` measures a given number of round trips (the permit costs both sides the same:
+    a semaphore); the rate is measured in that process.
+    """
+
+    #: Random answers drawn per count of deciding agents, used in turn.
+    ANSWERS = 64
+
+    def __init__(self, scene: str, scene_kwargs: dict[str, Any] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--zero-work-trainer", scene, "--scene-kwargs", json.dumps(scene_kwargs or {})],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment_with_import_path(),
+        )  # fmt: skip
+
+    def rate(self, calls: int) -> float:
+        """Round trips per second over ``calls`` round trips."""
+        self.process.stdin.write(f"{calls}\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        line = self.process.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise RuntimeError(f"the zero-work trainer ended (exit code {self.process.wait(30)})")
+        return float(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()  # type: ignore[union-attr]
+        self.process.wait(60)
 
 
 def env_rate(env: UnityILEnv, steps: int) -> float:
@@ -354,15 +406,15 @@ def env_rate(env: UnityILEnv, steps: int) -> float:
 
 def interleaved(measures: dict[str, Callable[[int], float]], steps: int, rounds: int, ratios: dict[str, tuple[str, str]] | None = None) -> dict[str, float]:
     """The median of each measurement (a function of the number of steps returning a rate) over
-    ``rounds`` rounds in which the measurements take turns, after a warm-up; and for each of
-    ``ratios`` (label: ``(numerator, denominator)``, two measurements that follow each other
-    in a round) the median of their ratio within each round, which drifts of the machine's
-    speed between rounds leave out."""
+    ``rounds`` rounds in which the measurements take turns (in reverse order every other
+    round), after a warm-up; and for each of ``ratios`` (label: ``(numerator, denominator)``,
+    two measurements that follow each other in a round) the median of their ratio within each
+    round, which drifts of the machine's speed between rounds leave out."""
     for measure in measures.values():
         measure(100)
     runs: dict[str, list[float]] = {label: [] for label in measures}
-    for _ in range(rounds):
-        for label, measure in measures.items():
+    for i in range(rounds):
+        for label, measure in list(measures.items())[:: -1 if i % 2 else 1]:  # every other round backwards: no measurement always goes first
             runs[label].append(measure(steps))
     medians = {label: statistics.median(values) for label, values in runs.items()}
     return medians | {label: statistics.median(a / b for a, b in zip(runs[top], runs[bottom])) for label, (top, bottom) in (ratios or {}).items()}
@@ -488,7 +540,16 @@ def main() -> None:
     parser.add_argument("--kind", default="ball", help=argparse.SUPPRESS)
     parser.add_argument("--stray-client", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--connections", type=int, default=20, help=argparse.SUPPRESS)
+    parser.add_argument("--zero-work-trainer", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--scene-kwargs", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--ping-server", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.zero_work_trainer is not None:
+        zero_work_trainer(args.zero_work_trainer, json.loads(args.scene_kwargs))
+        return
+    if args.ping_server is not None:
+        ping_server(args.ping_server)
+        return
     if args.ping_client is not None:
         ping_client(args.ping_client, args.kind)
         return
