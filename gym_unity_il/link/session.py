@@ -467,6 +467,7 @@ class UnitySession:
                 "leave side_channels out (reset parameters go with reset(env_parameters=...))"
             )
         self._server.respond(answer)
+        codec.expect(self._specs, self.image_format)
         self._server.parse = codec.parse
         self._receive("the second message of the handshake")
         self.unity_info = codec.unity

@@ -59,6 +59,10 @@ class Codec(abc.ABC):
     def handshake_response(self, *, seed: int, num_areas: int, package_version: str) -> bytes:
         """The answer to the build's first call."""
 
+    def expect(self, specs: MutableMapping[str, BehaviorSpec], image_format: ImageFormat) -> None:
+        """Tells the codec the ``specs`` and ``image_format`` that :meth:`decode` will be called
+        with (the session's own), so that it may decode a message it knows while parsing it."""
+
     @abc.abstractmethod
     def parse(self, data: bytes) -> object:
         """One message of the build from its bytes; it has ``header.status``.

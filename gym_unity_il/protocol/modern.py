@@ -18,10 +18,16 @@ from gym_unity_il.protocol.agents import decode_unity_output
 from gym_unity_il.protocol.channels import ENVIRONMENT_PARAMETERS_CHANNEL_ID, EnvironmentParametersChannel
 from gym_unity_il.protocol.codec import Actions, Codec, Steps
 from gym_unity_il.protocol.handshake import handshake_response, read_handshake
-from gym_unity_il.protocol.messages import encode_trainer_message, parse_unity_message
+from gym_unity_il.protocol.messages import STATUS_OK, encode_trainer_message, parse_unity_message
 from gym_unity_il.protocol.side_channels import frame_messages
 from gym_unity_il.protocol.templates import MessageTemplates
 from gym_unity_il.spec import BehaviorSpec, ImageFormat
+
+
+#: What :meth:`ModernCodec.parse` returns for a message it decoded by a template: the header of
+#: every such message (status 200: a template compares the header's bytes, and only messages of
+#: status 200 are decoded).
+KNOWN = pb.UnityMessageProto(header=pb.HeaderProto(status=STATUS_OK))
 
 
 class ModernCodec(Codec):
@@ -42,22 +48,38 @@ class ModernCodec(Codec):
         self._channels_first = handshake.channels_first
         self._legacy_actions = handshake.legacy_actions
         self._templates = MessageTemplates()
-        self._parsed: tuple[pb.UnityMessageProto, bytes] | None = None  # the last message parsed, and its bytes
+        self._expected: tuple[MutableMapping[str, BehaviorSpec], ImageFormat] | None = None
+        # The last message parsed, its bytes, and its decode when a template made it.
+        self._parsed: tuple[pb.UnityMessageProto, bytes, tuple[Steps, bytes] | None] | None = None
 
     def handshake_response(self, *, seed: int, num_areas: int, package_version: str) -> bytes:
         return handshake_response(seed=seed, package_version=package_version, num_areas=num_areas).SerializeToString()
 
+    def expect(self, specs: MutableMapping[str, BehaviorSpec], image_format: ImageFormat) -> None:
+        self._expected = (specs, image_format)
+
     def parse(self, data: bytes) -> pb.UnityMessageProto:
+        """The message of ``data``. One that a template matches (:mod:`~gym_unity_il.protocol.templates`,
+        with the specs and format of :meth:`expect`) is decoded at once and not parsed: it comes
+        back as :data:`KNOWN`, which holds its header (status 200, as the template's)."""
+        if self._expected is not None and (known := self._templates.decode(data, *self._expected)) is not None:
+            self._parsed = (KNOWN, data, known)
+            return KNOWN
         message = parse_unity_message(data)
-        self._parsed = (message, data)
+        self._parsed = (message, data, None)
         return message
 
     def decode(self, message: object, specs: MutableMapping[str, BehaviorSpec], image_format: ImageFormat) -> tuple[Steps, bytes]:
         """The message's agents, from the bytes it was parsed from by a template when one
         matches (:mod:`~gym_unity_il.protocol.templates`), else by the full decoder."""
         assert isinstance(message, pb.UnityMessageProto)
-        data = self._parsed[1] if self._parsed is not None and self._parsed[0] is message else None
-        self._parsed = None
+        parsed, self._parsed = self._parsed, None
+        data = parsed[1] if parsed is not None and parsed[0] is message else None
+        if parsed is not None and parsed[2] is not None and data is not None:
+            expected = self._expected
+            if expected is not None and expected[0] is specs and expected[1] == image_format:
+                return parsed[2]
+            message = parse_unity_message(data)  # decoded for other specs: again, for these
         if data is not None and (known := self._templates.decode(data, specs, image_format)) is not None:
             return known
         output = message.unity_output

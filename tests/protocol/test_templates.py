@@ -14,6 +14,8 @@ from gym_unity_il.errors import UnityProtocolError
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol import templates
 from gym_unity_il.protocol.agents import StepBatch, decode_unity_output
+from gym_unity_il.protocol.eras import open_codec
+from gym_unity_il.protocol.modern import KNOWN
 from gym_unity_il.protocol.observations import encode_observation
 from gym_unity_il.protocol.templates import VALUE, MessageTemplates, holes
 from gym_unity_il.spec import ActionSpec, BehaviorSpec, ImageFormat, ObservationSpec
@@ -279,3 +281,30 @@ def test_a_new_layout_of_the_same_size_replaces_the_old_one() -> None:
     assert len(known) == 1
     assert_same_steps(known.decode(data, specs, "hwc_uint8")[0], full_decode(data, specs))  # type: ignore[index]
     assert known.decode(message(first), specs, "hwc_uint8") is None
+
+
+def test_a_codec_told_the_specs_decodes_known_messages_without_parsing_them() -> None:
+    """After expect(), parse() answers a message a template knows with the stand-in KNOWN (its
+    header, status 200) and decode() with the template's decode; other messages, and decodes
+    for other specs, go the full way with the same results."""
+    hello = pb.UnityMessageProto(header=pb.HeaderProto(status=200))
+    hello.unity_output.rl_initialization_output.communication_version = "1.5.0"
+    hello.unity_output.rl_initialization_output.package_version = "2.0.0"
+    codec = open_codec(hello.SerializeToString())
+    specs = dict(SPECS)
+    codec.expect(specs, "hwc_uint8")
+    rng = np.random.default_rng(8)
+    counts = {"Walker?team=0": 2, "Pusher?team=1": 1}
+    first = message(agents_of(rng, counts))
+    parsed = codec.parse(first)
+    assert parsed is not KNOWN  # nothing learned yet
+    assert_same_steps(codec.decode(parsed, specs, "hwc_uint8")[0], full_decode(first, specs))
+    data = message(agents_of(rng, counts))
+    parsed = codec.parse(data)
+    assert parsed is KNOWN and parsed.header.status == 200
+    assert_same_steps(codec.decode(parsed, specs, "hwc_uint8")[0], full_decode(data, specs))
+    other = dict(SPECS)  # another mapping: the message is decoded again, for it
+    assert_same_steps(codec.decode(codec.parse(data), other, "hwc_uint8")[0], full_decode(data, other))
+    closing = pb.UnityMessageProto.FromString(data)
+    closing.header.status = 400
+    assert codec.parse(closing.SerializeToString()).header.status == 400  # another header: not a template's
