@@ -437,6 +437,7 @@ def _make_template(data: bytes, steps: Steps, specs: MutableMapping[str, Behavio
             if width < 0:
                 return None
             lengths.append(_Length(joined_at(offset - width), width, size, inside))
+
     def joined_offsets(spans: list[tuple[int, int]]) -> np.ndarray:  # every byte of the holes, in the joined segments
         return np.concatenate([np.arange(joined_at(offset), joined_at(offset) + size, dtype=np.int32) for offset, size in spans] or [np.zeros(0, np.int32)])
 
