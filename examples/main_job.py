@@ -107,7 +107,7 @@ def plot(path: Path, results: dict[str, dict[str, tuple[float, float]]], runs: d
     share.set_xlim(min(0.0, *percent) - 5, max(110.0, *percent) + 5)
     share.set_xlabel("% of the expert's return")
     share.set_title("trained policies against their expert")
-    share.legend(loc="lower right")
+    share.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)  # below the axis: the bars fill it
     for ax in axes[1:, -1]:
         ax.axis("off")
     fig.tight_layout()
