@@ -70,22 +70,21 @@ class ModernCodec(Codec):
         return message
 
     def decode(self, message: object, specs: MutableMapping[str, BehaviorSpec], image_format: ImageFormat) -> tuple[Steps, bytes]:
-        """The message's agents, from the bytes it was parsed from by a template when one
-        matches (:mod:`~gym_unity_il.protocol.templates`), else by the full decoder."""
+        """The message's agents: the template's decode of a message :meth:`parse` found known,
+        else the full decoder's. Templates are learned from (and matched, in :meth:`parse`,
+        against) the messages decoded with the specs and format of :meth:`expect`."""
         assert isinstance(message, pb.UnityMessageProto)
         parsed, self._parsed = self._parsed, None
         data = parsed[1] if parsed is not None and parsed[0] is message else None
+        expected = self._expected is not None and self._expected[0] is specs and self._expected[1] == image_format
         if parsed is not None and parsed[2] is not None and data is not None:
-            expected = self._expected
-            if expected is not None and expected[0] is specs and expected[1] == image_format:
+            if expected:
                 return parsed[2]
-            message = parse_unity_message(data)  # decoded for other specs: again, for these
-        if data is not None and (known := self._templates.decode(data, specs, image_format)) is not None:
-            return known
+            message = parse_unity_message(data)  # decoded for the expected specs: again, for these
         output = message.unity_output
         steps = decode_unity_output(output, specs, channels_first=self._channels_first, image_format=image_format)
         side_channel = output.rl_output.side_channel
-        if data is not None:
+        if data is not None and expected:
             self._templates.learn(data, steps, side_channel, specs, image_format, announced=output.HasField("rl_initialization_output"))
         return steps, side_channel
 
