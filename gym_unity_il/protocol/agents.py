@@ -25,6 +25,7 @@ import numpy as np
 from gym_unity_il.errors import UnityProtocolError, quote
 from gym_unity_il.proto import communicator_pb2 as pb
 from gym_unity_il.protocol.observations import FloatRows, ImageBatchError, decode_images, first_not_finite, float_payload
+from gym_unity_il.protocol.rows import AgentRows, Rows
 from gym_unity_il.protocol.specs import MAX_BEHAVIORS, behavior_spec_from_proto
 from gym_unity_il.spec import BehaviorSpec, ImageFormat, ObservationSpec
 
@@ -40,6 +41,9 @@ SENSOR_COST = 64
 DECODE_FIXED_BYTES = 32 << 20
 #: ... plus this many times the message's size.
 DECODE_BYTES_PER_BYTE = 16
+#: Behaviors with at least this many agents in a message are read at once from their bytes
+#: (:mod:`gym_unity_il.protocol.rows`); fewer, one by one.
+ROWS_FROM = 4
 
 
 @dataclass(slots=True)
@@ -87,12 +91,14 @@ def _empty_batch(spec: BehaviorSpec, image_format: ImageFormat) -> StepBatch:
 @dataclass(frozen=True)
 class _Facts:
     """What decoding a spec's agents needs, made once per spec: the empty batch, the decoded
-    bytes of one agent, and a :class:`FloatRows` per vector sensor (None for images)."""
+    bytes of one agent, a :class:`FloatRows` per vector sensor (None for images), and the
+    :class:`~gym_unity_il.protocol.rows.AgentRows` of a spec without images."""
 
     empty: StepBatch
     agent_bytes: int
     float_rows: tuple[FloatRows | None, ...]
     spec: BehaviorSpec
+    rows: AgentRows | None
 
 
 #: Per (spec, image format). Keyed by the spec's identity, because hashing a spec costs more
@@ -109,7 +115,8 @@ def _facts(spec: BehaviorSpec, image_format: ImageFormat) -> _Facts:
         obs = tuple(np.zeros((0, *o.output_shape(image_format)), o.output_dtype(image_format)) for o in spec.observation_specs)
         empty = StepBatch(np.zeros(0, np.int32), obs, np.zeros(0, np.float32), np.zeros(0, bool), None, np.zeros(0, np.int32), np.zeros(0, np.float32))
         rows = tuple(None if o.is_visual else FloatRows(o) for o in spec.observation_specs)
-        entry = _FACTS[(id(spec), image_format)] = _Facts(empty, decoded_bytes_per_agent(spec, image_format), rows, spec)
+        agent_rows = None if any(o.is_visual for o in spec.observation_specs) else AgentRows(spec)
+        entry = _FACTS[(id(spec), image_format)] = _Facts(empty, decoded_bytes_per_agent(spec, image_format), rows, spec, agent_rows)
     return entry
 
 
@@ -211,6 +218,43 @@ def decode_agent_infos(
     )
 
 
+def _decode_list(infos: pb.UnityRLOutputProto.ListAgentInfoProto, spec: BehaviorSpec, image_format: ImageFormat) -> tuple[StepBatch, StepBatch]:
+    """:func:`decode_agent_infos` of a behavior's list of agents; read at once from its bytes
+    (:mod:`gym_unity_il.protocol.rows`) when it has at least :data:`ROWS_FROM` agents and no
+    image sensors, and they read so."""
+    facts = _facts(spec, image_format)
+    if facts.rows is not None and len(infos.value) >= ROWS_FROM:
+        rows = facts.rows.read(infos.SerializeToString())
+        if rows is not None:
+            batches = _split_rows(rows, facts)
+            if batches is not None:
+                return batches
+    return decode_agent_infos(infos.value, spec, image_format)
+
+
+def _split_rows(rows: Rows, facts: _Facts) -> tuple[StepBatch, StepBatch] | None:
+    """The decision and terminal steps of ``rows``, or None when an agent is twice in either
+    (:func:`decode_agent_infos` says so)."""
+    batches = []
+    for part, with_mask in ((slice(None, rows.decisions), True), (slice(rows.decisions, None), False)):
+        ids = rows.agent_id[part]
+        if not len(ids):
+            batches.append(facts.empty)
+            continue
+        if len(set(ids.tolist())) != len(ids):
+            return None
+        batches.append(StepBatch(
+            agent_id=ids,
+            obs=tuple([o[part] for o in rows.obs]),
+            reward=rows.reward[part],
+            interrupted=rows.interrupted[part],
+            action_mask=rows.mask[part] if with_mask and rows.mask is not None else None,
+            group_id=rows.group_id[part],
+            group_reward=rows.group_reward[part],
+        ))  # fmt: skip
+    return batches[0], batches[1]
+
+
 def decode_unity_output(
     output: pb.UnityOutputProto,
     specs: MutableMapping[str, BehaviorSpec],
@@ -273,12 +317,12 @@ def decode_unity_output(
                 "message's other behaviors); the data is damaged or not from ML-Agents"
             )
         cost += n * (AGENT_COST + SENSOR_COST * len(spec.observation_specs))
-        work.append((name, values, spec))
+        work.append((name, infos, spec))
     if cost > DECODE_FIXED_BYTES and cost > DECODE_FIXED_BYTES + DECODE_BYTES_PER_BYTE * output.ByteSize():
-        agents = sum(len(values) for _, values, _ in work)
+        agents = sum(len(infos.value) for _, infos, _ in work)
         raise UnityProtocolError(
             f"the message carries {agents} agents in {output.ByteSize()} bytes: too many agents for its size (decoding them would "
             f"take about {cost >> 20} MB); the data is damaged or not from ML-Agents"
         )
-    decoded = {name: decode_agent_infos(values, spec, image_format) for name, values, spec in work}
+    decoded = {name: _decode_list(infos, spec, image_format) for name, infos, spec in work}
     return {name: decoded[name] if name in decoded else decode_agent_infos((), spec, image_format) for name, spec in specs.items()}

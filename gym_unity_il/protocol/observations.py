@@ -33,8 +33,9 @@ from gym_unity_il.spec import ImageFormat, ObservationSpec, check_image_format
 #: Field numbers: ObservationProto.float_data, FloatData.data (packed floats).
 FLOAT_DATA_FIELD, FLOAT_VALUES_FIELD = 4, 1
 #: Up to this many values are checked in Python (their sum as doubles is finite exactly when
-#: each is); numpy's fixed cost only pays off for more.
-_FEW_VALUES = 64
+#: each is); numpy's fixed cost only pays off for more. Up to :data:`_SOME_VALUES`, one
+#: boolean per value costs less than the sum of squares, which needs no array at all.
+_FEW_VALUES, _SOME_VALUES = 64, 4096
 
 
 def first_not_finite(values: np.ndarray) -> int | None:
@@ -43,6 +44,9 @@ def first_not_finite(values: np.ndarray) -> int | None:
     `.demo` files (see the module docstring)."""
     if values.size <= _FEW_VALUES:
         if math.isfinite(sum(values.ravel().tolist())):
+            return None
+    elif values.size <= _SOME_VALUES:
+        if np.isfinite(values).all():
             return None
     else:
         # The sum of squares is finite when every value is (it overflows only for values beyond

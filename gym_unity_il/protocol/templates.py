@@ -285,7 +285,7 @@ def _decode(template: _Template, data: bytes, image_format: ImageFormat) -> Step
     floats = buf[template.gather].view("<f4")
     if first_not_finite(floats) is not None:
         return None  # the full decoder says which value
-    flags = buf[template.flags]
+    flags = buf[template.flags] if template.flags.size else template.flags
     if flags.size and flags.max() > 1:
         return None  # flags protobuf reads otherwise: the full decoder's
     steps = dict(template.steps)
