@@ -12,7 +12,9 @@ Then GAIL's agent steps to the expert, per seed (3 by default), with the same co
 agent steps (VecEnv steps x agents) and wall time until the mean of the scene's own returns
 of the last 12 finished episodes (not GAIL's reward) first reaches 95 % of the expert's.
 The aim: every seed within 100,000 agent steps (``mlagents-learn`` 1.1 with its GAIL took
-84,000 to 96,000 on the same scene and demos).
+84,000 to 96,000 on the same scene and demos). After the grid flow below, the same measure
+on grid from pixels (8 agents, that flow's demos) for the config's variant its comment gives
+for tasks that end on success (PPO on the scene's reward, BC beside it, GAIL at 0.01).
 
 Then ML-Agents' own config files on "ball", as ``gym-unity-il train`` reads them (the same
 demos): a 0.10 / 0.11 ``gail_config.yaml`` section (PPO with ``pretraining``, and ``gail`` beside
@@ -68,6 +70,7 @@ import gym_unity_il  # noqa: F401  (registers UnityIL-v0)
 from gym_unity_il.demo import demo_to_trajectories, read_demo, record_episodes
 from gym_unity_il.scenes import expert_policy
 from gym_unity_il.train import RandomPolicy, RunConfig, TrainerSettings, evaluate, load_config, load_policy, make_training_env, parse_config, train
+from gym_unity_il.train.bc import RolloutCloning
 from gym_unity_il.train.gail import GAILPhase
 from gym_unity_il.train.policies import ObservationAdapter, make_model, observation_statistics
 from gym_unity_il.train.pretrain import RLPhase
@@ -86,6 +89,8 @@ WINDOW = 12
 TARGET = 0.95
 #: Evaluation seeds of the grid run start here, far from the demos' 0, 1, ...
 HELD_OUT_SEED = 1_000_000
+#: Agents of the grid scene in the runs to the expert (the flow's demos have one).
+GRID_AGENTS = 8
 
 
 #: ML-Agents 0.10 / 0.11 ``gail_config.yaml``'s shape: a brain section with PPO, ``pretraining``
@@ -252,29 +257,35 @@ class Stopwatch(VecEnvWrapper):
 
 
 def timed_training(settings: TrainerSettings, *, scene: str, scene_kwargs: dict, seed: int, target: float | None = None) -> Stopwatch:
-    """Trains ``settings`` (``ppo`` or ``gail``, from scratch) for its ``max_steps`` the way
+    """Trains ``settings`` (``ppo`` or ``gail``, from scratch, with BC beside the RL and the
+    GAIL reward mixed into PPO's when they ask) for its ``max_steps`` the way
     :func:`~gym_unity_il.train.train` puts such a run together (the training env, the
     observation adapter, the demos' statistics with ``normalize``, the model, its schedules,
-    the phase), with a :class:`Stopwatch` on the training env, which it returns (``seconds``:
-    the training's wall time). With ``target`` the run stops once the watch reaches it."""
-    extras = settings.cloning.during_rl or settings.curiosity.strength or settings.rnd.strength or settings.memory.enabled or settings.gail.strength
+    the cloning, the phase), with a :class:`Stopwatch` on the training env, which it returns
+    (``seconds``: the training's wall time). With ``target`` the run stops once the watch reaches it."""
+    extras = settings.curiosity.strength or settings.rnd.strength or settings.memory.enabled
     if settings.trainer not in ("ppo", "gail") or extras or (settings.trainer == "ppo" and settings.num_epoch):
-        raise ValueError(f"timed_training builds plain ppo and gail runs only; got trainer {settings.trainer!r} with BC, intrinsic or GAIL rewards or memory")
-    gail = settings.trainer == "gail"
+        raise ValueError(f"timed_training builds ppo and gail runs without pretraining, intrinsic rewards or memory; got trainer {settings.trainer!r}")
+    gail = settings.trainer == "gail" or settings.gail.strength > 0
     set_random_seed(seed)
     venv, _ = make_training_env(scene=scene, scene_kwargs=scene_kwargs, seed=seed)
     watch = Stopwatch(venv, target)
     with tempfile.TemporaryDirectory() as scratch, contextlib.closing(venv):  # (the logs go to scratch: nothing outside it)
         adapter = ObservationAdapter(watch.observation_space, pack=gail)
         policy_venv = adapter.wrap(watch)
-        trajectories = demo_to_trajectories(read_demo(settings.demo_path)) if gail or settings.normalize else []
+        uses_demos = gail or settings.normalize or settings.cloning.during_rl
+        trajectories = demo_to_trajectories(read_demo(settings.demo_path)) if uses_demos else []
         normalization = observation_statistics(trajectories, watch.observation_space) if settings.normalize else None
         logger = imitation_logger.configure(scratch, [])
         model = make_model(settings, policy_venv, adapter, seed=seed, logger=logger, normalization=normalization)
-        helpers = [Schedules(settings)] if Schedules.needed(settings, model) else []
+        demos = adapter.trajectories(trajectories)
+        helpers: list[Any] = [Schedules(settings)] if Schedules.needed(settings, model) else []
+        if settings.cloning.during_rl:
+            helpers.append(RolloutCloning(policy=model.policy, trajectories=demos, settings=settings, rng=np.random.default_rng(seed)))
+        strength = settings.gail.strength if settings.trainer == "ppo" else None
         phase: GAILPhase | RLPhase = (
-            GAILPhase(name="gail", model=model, venv=policy_venv, trajectories=adapter.trajectories(trajectories), settings=settings, adapter=adapter,
-                      normalization=normalization, total_steps=settings.max_steps, logger=logger, helpers=helpers)
+            GAILPhase(name=settings.trainer, model=model, venv=policy_venv, trajectories=demos, settings=settings, adapter=adapter,
+                      normalization=normalization, total_steps=settings.max_steps, logger=logger, strength=strength, helpers=helpers)
             if gail else RLPhase(name="ppo", model=model, total_steps=settings.max_steps, helpers=helpers)
         )  # fmt: skip
         recorder = RunRecorder(metrics_path=Path(scratch) / "metrics.csv", logger=logger, summary_freq=settings.summary_freq, progress=False)
@@ -292,20 +303,29 @@ def gail_settings(**changes: Any) -> TrainerSettings:
     return dataclasses.replace(parse_config(yaml.safe_load(GAIL_CONFIG.read_text()), source=GAIL_CONFIG.name).default, **changes)
 
 
-def bench_gail_steps(demo: Path, expert_return: float, seeds: list[int], budget: int) -> None:
-    """GAIL with the example config on ball, per seed: the agent steps and wall time until the
-    mean return of the last :data:`WINDOW` finished episodes first reaches :data:`TARGET` of
-    the expert's (the scene's own returns, not GAIL's reward)."""
+def grid_gail_settings(**changes: Any) -> TrainerSettings:
+    """The example GAIL config's section as its comment says to change it for tasks whose
+    episodes end on success: ``trainer: ppo`` on the scene's reward, ``cloning: {during_rl:
+    true}``, ``gail: {strength: 0.01}``, ``hidden_units: 128``, ``learning_rate: 1.0e-3``;
+    with ``changes``."""
+    section = yaml.safe_load(GAIL_CONFIG.read_text())["default"]
+    section.update(trainer="ppo", cloning={"during_rl": True}, gail={**section["gail"], "strength": 0.01}, hidden_units=128, learning_rate=1.0e-3)
+    return dataclasses.replace(parse_config({"default": section}, source=GAIL_CONFIG.name).default, **changes)
+
+
+def bench_steps_to_expert(title: str, settings: TrainerSettings, scene: str, scene_kwargs: dict, expert_return: float, seeds: list[int]) -> None:
+    """``settings`` on ``scene`` per seed: the agent steps and wall time until the mean return
+    of the last :data:`WINDOW` finished episodes first reaches :data:`TARGET` of the expert's
+    (the scene's own returns, not GAIL's reward)."""
     target = TARGET * expert_return
-    settings = gail_settings(demo_path=str(demo), max_steps=budget)
-    print(f"\nGAIL, {GAIL_CONFIG.name} as it is, on {SCENE!r} {SCENE_KWARGS}: agent steps until the mean return of the last {WINDOW} "
-          f"finished episodes first reaches {100 * TARGET:.0f} % of the expert's ({target:.2f}); at most {budget:,} "
-          "(aim: every seed within 100,000; mlagents-learn 1.1 took 84,000 to 96,000)")  # fmt: skip
+    print(f"\n{title}, on {scene!r} {scene_kwargs}: agent steps until the mean return of the last {WINDOW} finished episodes "
+          f"first reaches {100 * TARGET:.0f} % of the expert's ({target:.3f}); at most {settings.max_steps:,} "
+          "(aim: every seed within 100,000; mlagents-learn 1.1 took 84,000 to 96,000 on ball)")  # fmt: skip
     print(f"{'seed':>4} {'agent steps':>12} {'wall s':>7}")
     for seed in seeds:
-        watch = timed_training(settings, scene=SCENE, scene_kwargs=SCENE_KWARGS, seed=seed, target=target)
+        watch = timed_training(settings, scene=scene, scene_kwargs=scene_kwargs, seed=seed, target=target)
         if watch.reached is None:
-            print(f"{seed:>4} {'not reached':>12} {watch.seconds:>7.1f}   (last {WINDOW} episodes: {np.mean(watch.returns):.2f} after {watch.agent_steps:,} agent steps)")
+            print(f"{seed:>4} {'not reached':>12} {watch.seconds:>7.1f}   (last {WINDOW} episodes: {np.mean(watch.returns):.3f} after {watch.agent_steps:,} agent steps)")
         else:
             print(f"{seed:>4} {watch.reached[0]:>12,} {watch.reached[1]:>7.1f}")
 
@@ -344,6 +364,20 @@ def bench_env_share(runs: dict[str, tuple[dict, TrainerSettings]], vec_steps: in
             watch = timed_training(run, scene=scene, scene_kwargs=scene_kwargs, seed=0)
             print(f"{scene:<6} {trainer:<7} {watch.agent_steps:>11,} {watch.seconds:>7.1f} {watch.env_seconds / watch.seconds:>9.0%} "
                   f"{watch.agent_steps / watch.env_seconds:>17,.0f} {raw:>17,.0f}")  # fmt: skip
+
+
+def bench_grid_imitation_steps(demo: Path, scene_kwargs: dict, seeds: list[int], budget: int, eval_episodes: int) -> None:
+    """On grid from pixels (8 agents, the demos of the grid flow): GAIL's config as its
+    comment says to change it for a task that ends on success, per seed, to 95 % of the expert."""
+    kwargs = {**scene_kwargs, "num_agents": GRID_AGENTS}
+    venv, _ = make_training_env(scene="grid", scene_kwargs=kwargs, seed=0)
+    try:
+        expert_return = evaluate(expert_policy("grid"), venv, episodes=eval_episodes, seed=HELD_OUT_SEED).mean_return
+    finally:
+        venv.close()
+    title = (f"PPO on the scene's reward with BC beside it and GAIL at strength 0.01 ({GAIL_CONFIG.name} as its comment says for tasks "
+             "that end on success; GAIL alone keeps away from the goal there), from pixels")  # fmt: skip
+    bench_steps_to_expert(title, grid_gail_settings(demo_path=str(demo), max_steps=budget), "grid", kwargs, expert_return, seeds)
 
 
 def grid_record_command(config: Path) -> tuple[int, dict]:
@@ -441,13 +475,17 @@ def main() -> None:
         mean = run.evaluation.mean_return
         print(f"{name:<6} return  {mean:8.2f}   ({100 * mean / expert_return:5.1f} % of expert) after {budget} in {wall:6.1f} s "
               f"(aim: {aim} % in {seconds} s)")  # fmt: skip
+    seeds = [args.seed + i for i in range(args.gail_seeds)]
     if not args.skip_gail_steps:
-        bench_gail_steps(demo, expert_return, [args.seed + i for i in range(args.gail_seeds)], args.gail_steps_budget)
+        settings = gail_settings(demo_path=str(demo), max_steps=args.gail_steps_budget)
+        bench_steps_to_expert(f"GAIL, {GAIL_CONFIG.name} as it is", settings, SCENE, SCENE_KWARGS, expert_return, seeds)
     if not args.skip_configs:
         bench_ml_agents_configs(args.out, demo, expert_return, args.eval_episodes, args.config_steps, args.seed)
     if not args.skip_explore:
         bench_exploration(args.out, args.explore_steps, args.explore_seeds)
     grid_demo, grid_kwargs = bench_grid(args.out, max(args.eval_episodes, 20), args.seed)
+    if not args.skip_gail_steps:
+        bench_grid_imitation_steps(grid_demo, grid_kwargs, seeds, args.gail_steps_budget, args.eval_episodes)
     if not args.skip_env_share:
         ball = gail_settings(demo_path=str(demo))
         grid = gail_settings(demo_path=str(grid_demo))
