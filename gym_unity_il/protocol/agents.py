@@ -2,8 +2,9 @@
 
 For each behavior, Unity's ``AgentInfoProto`` list becomes a :class:`StepBatch` of decision
 steps and one of terminal steps: all agents of a behavior are decoded into one array per
-sensor, packed floats copied with ``np.frombuffer``. Behaviors announced by the message are
-added to the session's specs (protocol.md §6.3).
+sensor, packed floats copied with ``np.frombuffer`` (the agents of a behavior without images
+all at once from their bytes, :mod:`gym_unity_il.protocol.rows`, when they are laid out so).
+Behaviors announced by the message are added to the session's specs (protocol.md §6.3).
 
 What a message makes the trainer allocate is bounded (docs/reliability.md): counts and sizes
 are checked before anything is built from them. Besides the limits of
@@ -43,7 +44,7 @@ DECODE_FIXED_BYTES = 32 << 20
 DECODE_BYTES_PER_BYTE = 16
 #: Behaviors with at least this many agents in a message are read at once from their bytes
 #: (:mod:`gym_unity_il.protocol.rows`); fewer, one by one.
-ROWS_FROM = 4
+ROWS_FROM = 2
 
 
 @dataclass(slots=True)

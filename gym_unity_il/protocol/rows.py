@@ -13,10 +13,11 @@ the layout's, every varint hole must keep its width (continuation bits) and ever
 or 1. Then one gather copies the holes of every agent into arrays.
 
 Only behaviors without image sensors are read so (the length of a picture changes the
-layout); an agent whose layout is unknown and cannot be learned (an unknown field, a
-negative id, an observation laid out otherwise), two layouts of one size in one message,
-non-finite floats or an id twice make :meth:`AgentRows.read` return None, and the caller
-decodes the agents one by one, which raises the precise error.
+layout). An agent whose layout is unknown and cannot be learned (an unknown field, a
+negative id, an observation laid out otherwise), two layouts of one size in one message or
+non-finite floats make :meth:`AgentRows.read` return None, and the caller decodes the agents
+one by one (as it does when an agent is twice among those that decide or those that ended),
+which raises the precise error.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ _VARINT_BYTES = 4
 _VARINT_WEIGHTS = np.array([1 << (7 * i) for i in range(_VARINT_BYTES)], np.int64)
 #: A cell of an absent field: past the end of any list, where :meth:`AgentRows.read` reads a zero.
 _ABSENT = 1 << 30
-#: Agent infos larger than this, and lists larger than :data:`_ABSENT`, are read one by one.
-MAX_ENTRY_BYTES = 1 << 16
+#: Agent infos larger than this, lists larger than :data:`_ABSENT`, and lists whose agents
+#: would gather more than so many cells per byte of the list plus so many are read one by one.
+MAX_ENTRY_BYTES, MAX_CELLS_PER_BYTE, MAX_CELLS = 1 << 16, 4, 1 << 20
 #: Layouts kept per behavior (all are dropped when a new one would exceed this), and learned
 #: at most this many times plus once per :data:`READS_PER_LEARNING` reads.
 MAX_LAYOUTS, FREE_LEARNINGS, READS_PER_LEARNING = 16, 16, 16
@@ -111,6 +113,8 @@ class AgentRows:
                         return None
                     length, body = read_varint(data, pos + 1, end)
                 size = body - pos + length
+                if pos + size > end:
+                    return None
                 layout = index.get(size)
                 if layout is None:
                     layout = self._learn(data[pos : pos + size], body - pos)
@@ -121,13 +125,13 @@ class AgentRows:
                 pos += size
         except WireError:
             return None
-        if pos != end or not found or end >= _ABSENT:
-            return None
+        n, width, floats = len(found), self._width, 4 * self._floats
+        if pos != end or not n or end >= _ABSENT or n * width > MAX_CELLS_PER_BYTE * end + MAX_CELLS:
+            return None  # (the cells of absent masks are not in the bytes: many, and they would be all the work)
         self.reads += 1
         masked = np.frombuffer(data, np.uint8) & np.frombuffer(b"".join([layout.mask for layout in found]), np.uint8)
         if masked.tobytes() != b"".join([layout.constant for layout in found]):
             return None  # two layouts of one size: the agents one by one
-        n, width, floats = len(found), self._width, 4 * self._floats
         decisions = len(rows[0])
         ordered = found if decisions == n or decisions == 0 else [layout for layout in found if not layout.done] + [layout for layout in found if layout.done]
         at = np.array(rows[0] + rows[1], np.int32)[:, None] + np.frombuffer(b"".join([layout.cells for layout in ordered]), np.int32).reshape(n, width)
@@ -138,7 +142,7 @@ class AgentRows:
         varints = (cells[:, floats : floats + 2 * _VARINT_BYTES] & 0x7F).astype(np.int64).reshape(n, 2, _VARINT_BYTES) @ _VARINT_WEIGHTS
         obs, first = [], 2
         for shape, count in zip(self._shapes, self._counts):
-            obs.append(values[:, first : first + count].reshape(n, *shape))
+            obs.append(np.ascontiguousarray(values[:, first : first + count]).reshape(n, *shape))  # an array of its own
             first += count
         return Rows(
             decisions=decisions,

@@ -72,7 +72,7 @@ def assert_same(got: tuple[StepBatch, StepBatch] | Exception, want: tuple[StepBa
         if a.action_mask is not None:
             np.testing.assert_array_equal(a.action_mask, b.action_mask)
         for x, y in zip(a.obs, b.obs, strict=True):
-            assert x.dtype == y.dtype and x.shape == y.shape
+            assert x.dtype == y.dtype and x.shape == y.shape and x.flags.c_contiguous and x.flags.writeable
             np.testing.assert_array_equal(x, y)
 
 
@@ -161,3 +161,17 @@ def test_learning_stops_where_layouts_do_not_pay() -> None:
 def test_images_are_never_read_as_rows() -> None:
     with pytest.raises(ValueError, match="vector observations only"):
         AgentRows(BehaviorSpec("Looker", (ObservationSpec((8, 8, 3), name="Camera"),), ActionSpec(1, ())))
+
+
+def test_agents_without_the_mask_of_a_wide_behavior_are_not_gathered_cell_by_cell() -> None:
+    """Absent masks take no bytes of the list but a cell per flag: they would make the gather
+    far larger than the message, so such lists decode one by one (masks all allowed)."""
+    spec = BehaviorSpec("Wide", (ObservationSpec((2,), name="V"),), ActionSpec(0, (65_536,)))
+    infos = pb.UnityRLOutputProto.ListAgentInfoProto()
+    for k in range(200):
+        infos.value.add(id=k + 1, reward=1.0).observations.add(shape=[2], float_data=float_data_from_array(np.ones(2)))
+    assert AgentRows(spec).read(infos.SerializeToString()) is None
+    decision, _ = decode_unity_output(output_of(infos, spec), {spec.name: spec})[spec.name]
+    assert decision.action_mask is not None and decision.action_mask.shape == (200, 65_536) and decision.action_mask.all()
+    narrow = BehaviorSpec("Narrow", spec.observation_specs, ActionSpec(0, (5,)))
+    assert AgentRows(narrow).read(infos.SerializeToString()) is not None
