@@ -2,8 +2,9 @@
 gRPC ping-pong, measured in the same run.
 
 Prints, as medians over rounds that alternate the measurements (so a busy machine slows all
-of them alike; ours / floor: the median of the ratio within each round), for the built-in scene ``ball`` (8 floats in, 2 continuous actions out per
-agent, random actions; episodes end and restart within the steps, as in training):
+of them alike; ours / floor: the median of the ratio within each round), for the built-in
+scene ``ball`` (8 floats in, 2 continuous actions out per agent, random actions; episodes end
+and restart within the steps, as in training):
 
 * ping-pong: the bare gRPC round trips per second of ``bench_link.py`` (one client process,
   grpc's public server answering at once, the bytes of a one-agent ball step);

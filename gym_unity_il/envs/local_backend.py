@@ -114,12 +114,6 @@ class LocalBackend:
 
     def _run_all(self, calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
         """Runs call i on worker i's thread (call 0 here), all at once; returns results or exceptions."""
-        if len(calls) == 1:  # one worker: nothing to hand to another thread
-            fn, args = calls[0]
-            try:
-                return [fn(*args)]
-            except BaseException as exc:  # raised by the caller, as below
-                return [exc]
         submitted = [thread.submit(fn, *args) if thread is not None else None for thread, (fn, args) in zip(self._threads, calls)]
         outcomes: list[Any] = []
         for future, (fn, args) in zip(submitted, calls):

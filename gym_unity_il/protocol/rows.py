@@ -175,7 +175,7 @@ class AgentRows:
         holes = np.full(len(entry), 0xFF, np.uint8)  # the bits of each byte that must match
         cells = np.full(self._width, _ABSENT, np.int32)
         seen: set[int] = set()
-        flags = {_DONE: False, _MAX_STEP: False}
+        ends = {_DONE: False, _MAX_STEP: False}  # the episode-end flags, fixed by the layout
         sensor = 0
         start = 0
         for number, wire_type, value, stop in fields:
@@ -189,8 +189,8 @@ class AgentRows:
                 first = 4 * (0 if number == _REWARD else 1)
                 cells[first : first + 4] = header + value + np.arange(4)
                 holes[header + value : header + stop] = 0
-            elif wire_type == VARINT and number in flags:
-                flags[number] = value != 0
+            elif wire_type == VARINT and number in ends:
+                ends[number] = value != 0
             elif wire_type == VARINT and number in (_ID, _GROUP_ID):
                 varint = at + 1  # after the one-byte key
                 width = header + stop - varint
@@ -219,5 +219,5 @@ class AgentRows:
         if len(self._index) >= MAX_LAYOUTS:
             self._index.clear()
         constant = (np.frombuffer(entry, np.uint8) & holes).tobytes()
-        layout = self._index[len(entry)] = _Layout(holes.tobytes(), constant, cells.tobytes(), flags[_DONE], flags[_MAX_STEP])
+        layout = self._index[len(entry)] = _Layout(holes.tobytes(), constant, cells.tobytes(), ends[_DONE], ends[_MAX_STEP])
         return layout
