@@ -13,8 +13,8 @@ agent steps (VecEnv steps x agents) and wall time until the mean of the scene's 
 of the last 12 finished episodes (not GAIL's reward) first reaches 95 % of the expert's.
 The aim: every seed within 100,000 agent steps (``mlagents-learn`` 1.1 with its GAIL took
 84,000 to 96,000 on the same scene and demos). After the grid flow below, the same measure
-on grid from pixels (8 agents, that flow's demos) for the config's variant its comment gives
-for tasks that end on success (PPO on the scene's reward, BC beside it, GAIL at 0.01).
+on grid from pixels (8 agents, that flow's demos) with the config's ``GridWorld`` section
+(GAIL with BC beside it), over the last 100 episodes (grid's last about 4 steps).
 
 Then ML-Agents' own config files on "ball", as ``gym-unity-il train`` reads them (the same
 demos): a 0.10 / 0.11 ``gail_config.yaml`` section (PPO with ``pretraining``, and ``gail`` beside
@@ -30,8 +30,8 @@ comment says (the expert, the episodes and scene arguments of its ``demo record`
 command, episode seeds 0, 1, ...), BC with its ``GridWorld`` section, the return on
 episodes of other seeds against the expert's on the same seeds (aim: >= 90 %).
 
-Last, where training time goes, on "ball" and on that grid: PPO (GAIL's settings, on the
-scene's reward) and GAIL, each for ``--share-steps`` steps of every agent: the share of the
+Last, where training time goes, on "ball" and on that grid: PPO (GAIL's settings for the
+scene, on the scene's reward) and GAIL, each for ``--share-steps`` steps of every agent: the share of the
 training's wall time spent inside the training VecEnv's step (the rest is the learner:
 policy, updates, discriminator), next to the VecEnv's raw stepping rate (agent-steps/s with
 random actions, measured in the same run). The script prints the figures and ratios, it
@@ -81,11 +81,14 @@ SCENE = "ball"
 SCENE_KWARGS = {"max_steps": 1000}
 DEMO_EPISODES = 20
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "offline_bc.yaml"
-#: The GAIL config users start from: its ``default`` section trains "ball".
+#: The GAIL config users start from: its ``3DBall`` section trains "ball", its ``GridWorld``
+#: section grid.
 GAIL_CONFIG = EXAMPLE_CONFIG.with_name("gail.yaml")
-#: GAIL's measure on ball: the mean of the scene's own returns of the last ``WINDOW`` finished
-#: episodes (12: one per agent), against ``TARGET`` times the expert's mean return.
+#: GAIL's measure: the mean of the scene's own returns of the last ``WINDOW`` finished
+#: episodes (ball: 12, one per agent), against ``TARGET`` times the expert's mean return.
 WINDOW = 12
+#: The window on grid: its episodes last about 4 steps, so 12 are 6 steps of its 8 agents.
+GRID_WINDOW = 100
 TARGET = 0.95
 #: Evaluation seeds of the grid run start here, far from the demos' 0, 1, ...
 HELD_OUT_SEED = 1_000_000
@@ -226,15 +229,15 @@ class Stopwatch(VecEnvWrapper):
     and keeping the scene's own returns of the episodes that end (``info["episode"]`` of the
     training env's VecMonitor), before any reward is replaced.
 
-    With ``target``, the step at which the mean of the last :data:`WINDOW` returns first
+    With ``target``, the step at which the mean of the last ``window`` returns first
     reaches it records ``reached`` (agent steps, seconds since ``started``) and raises
     :class:`Reached`.
     """
 
-    def __init__(self, venv: VecEnv, target: float | None = None) -> None:
+    def __init__(self, venv: VecEnv, target: float | None = None, window: int = WINDOW) -> None:
         super().__init__(venv)
         self.target = target
-        self.returns: deque[float] = deque(maxlen=WINDOW)
+        self.returns: deque[float] = deque(maxlen=window)
         self.agent_steps = 0
         self.env_seconds = 0.0
         self.seconds = 0.0
@@ -250,26 +253,27 @@ class Stopwatch(VecEnvWrapper):
         self.env_seconds += time.perf_counter() - started
         self.agent_steps += self.num_envs
         self.returns.extend(float(info["episode"]["r"]) for info in infos if "episode" in info)
-        if self.target is not None and len(self.returns) == WINDOW and np.mean(self.returns) >= self.target:
+        if self.target is not None and len(self.returns) == self.returns.maxlen and np.mean(self.returns) >= self.target:
             self.reached = (self.agent_steps, time.perf_counter() - self.started)
             raise Reached
         return obs, rewards, dones, infos
 
 
-def timed_training(settings: TrainerSettings, *, scene: str, scene_kwargs: dict, seed: int, target: float | None = None) -> Stopwatch:
+def timed_training(settings: TrainerSettings, *, scene: str, scene_kwargs: dict, seed: int, target: float | None = None, window: int = WINDOW) -> Stopwatch:
     """Trains ``settings`` (``ppo`` or ``gail``, from scratch, with BC beside the RL and the
     GAIL reward mixed into PPO's when they ask) for its ``max_steps`` the way
     :func:`~gym_unity_il.train.train` puts such a run together (the training env, the
     observation adapter, the demos' statistics with ``normalize``, the model, its schedules,
     the cloning, the phase), with a :class:`Stopwatch` on the training env, which it returns
-    (``seconds``: the training's wall time). With ``target`` the run stops once the watch reaches it."""
+    (``seconds``: the training's wall time). With ``target`` the run stops once the watch reaches it
+    (the mean return of the last ``window`` episodes)."""
     extras = settings.curiosity.strength or settings.rnd.strength or settings.memory.enabled
     if settings.trainer not in ("ppo", "gail") or extras or (settings.trainer == "ppo" and settings.num_epoch):
         raise ValueError(f"timed_training builds ppo and gail runs without pretraining, intrinsic rewards or memory; got trainer {settings.trainer!r}")
     gail = settings.trainer == "gail" or settings.gail.strength > 0
     set_random_seed(seed)
     venv, _ = make_training_env(scene=scene, scene_kwargs=scene_kwargs, seed=seed)
-    watch = Stopwatch(venv, target)
+    watch = Stopwatch(venv, target, window)
     with tempfile.TemporaryDirectory() as scratch, contextlib.closing(venv):  # (the logs go to scratch: nothing outside it)
         adapter = ObservationAdapter(watch.observation_space, pack=gail)
         policy_venv = adapter.wrap(watch)
@@ -299,33 +303,29 @@ def timed_training(settings: TrainerSettings, *, scene: str, scene_kwargs: dict,
 
 
 def gail_settings(**changes: Any) -> TrainerSettings:
-    """The example GAIL config's ``default`` section, with ``changes``."""
-    return dataclasses.replace(parse_config(yaml.safe_load(GAIL_CONFIG.read_text()), source=GAIL_CONFIG.name).default, **changes)
+    """The example GAIL config's ``3DBall`` section, with ``changes``."""
+    return dataclasses.replace(load_config(GAIL_CONFIG).for_behavior("3DBall"), **changes)
 
 
 def grid_gail_settings(**changes: Any) -> TrainerSettings:
-    """The example GAIL config's section as its comment says to change it for tasks whose
-    episodes end on success: ``trainer: ppo`` on the scene's reward, ``cloning: {during_rl:
-    true}``, ``gail: {strength: 0.01}``, ``hidden_units: 128``, ``learning_rate: 1.0e-3``;
-    with ``changes``."""
-    section = yaml.safe_load(GAIL_CONFIG.read_text())["default"]
-    section.update(trainer="ppo", cloning={"during_rl": True}, gail={**section["gail"], "strength": 0.01}, hidden_units=128, learning_rate=1.0e-3)
-    return dataclasses.replace(parse_config({"default": section}, source=GAIL_CONFIG.name).default, **changes)
+    """The example GAIL config's ``GridWorld`` section, with ``changes``."""
+    return dataclasses.replace(load_config(GAIL_CONFIG).for_behavior("GridWorld"), **changes)
 
 
-def bench_steps_to_expert(title: str, settings: TrainerSettings, scene: str, scene_kwargs: dict, expert_return: float, seeds: list[int]) -> None:
+def bench_steps_to_expert(title: str, settings: TrainerSettings, scene: str, scene_kwargs: dict, expert_return: float, seeds: list[int],
+                          window: int = WINDOW) -> None:  # fmt: skip
     """``settings`` on ``scene`` per seed: the agent steps and wall time until the mean return
-    of the last :data:`WINDOW` finished episodes first reaches :data:`TARGET` of the expert's
+    of the last ``window`` finished episodes first reaches :data:`TARGET` of the expert's
     (the scene's own returns, not GAIL's reward)."""
     target = TARGET * expert_return
-    print(f"\n{title}, on {scene!r} {scene_kwargs}: agent steps until the mean return of the last {WINDOW} finished episodes "
+    print(f"\n{title}, on {scene!r} {scene_kwargs}: agent steps until the mean return of the last {window} finished episodes "
           f"first reaches {100 * TARGET:.0f} % of the expert's ({target:.3f}); at most {settings.max_steps:,} "
           "(aim: every seed within 100,000; mlagents-learn 1.1 took 84,000 to 96,000 on ball)")  # fmt: skip
     print(f"{'seed':>4} {'agent steps':>12} {'wall s':>7}")
     for seed in seeds:
-        watch = timed_training(settings, scene=scene, scene_kwargs=scene_kwargs, seed=seed, target=target)
+        watch = timed_training(settings, scene=scene, scene_kwargs=scene_kwargs, seed=seed, target=target, window=window)
         if watch.reached is None:
-            print(f"{seed:>4} {'not reached':>12} {watch.seconds:>7.1f}   (last {WINDOW} episodes: {np.mean(watch.returns):.3f} after {watch.agent_steps:,} agent steps)")
+            print(f"{seed:>4} {'not reached':>12} {watch.seconds:>7.1f}   (last {window} episodes: {np.mean(watch.returns):.3f} after {watch.agent_steps:,} agent steps)")
         else:
             print(f"{seed:>4} {watch.reached[0]:>12,} {watch.reached[1]:>7.1f}")
 
@@ -355,7 +355,7 @@ def bench_env_share(runs: dict[str, tuple[dict, TrainerSettings]], vec_steps: in
     GAIL for ``vec_steps`` steps of every agent, the share of the training's wall time spent
     inside the training VecEnv's step, and the VecEnv's stepping rate within the training
     next to its raw rate (random actions, nothing learning, measured just before)."""
-    print("\nTime inside the training VecEnv's step against the learner (PPO: GAIL's settings, on the scene's reward)")
+    print("\nTime inside the training VecEnv's step against the learner (PPO: GAIL's settings for the scene, on the scene's reward)")
     print(f"{'scene':<6} {'trainer':<7} {'agent steps':>11} {'wall s':>7} {'env share':>9} {'env agent-steps/s':>17} {'raw agent-steps/s':>17}")
     for scene, (scene_kwargs, settings) in runs.items():
         raw, agents = stepping_rate(scene, scene_kwargs, vec_steps)
@@ -367,17 +367,16 @@ def bench_env_share(runs: dict[str, tuple[dict, TrainerSettings]], vec_steps: in
 
 
 def bench_grid_imitation_steps(demo: Path, scene_kwargs: dict, seeds: list[int], budget: int, eval_episodes: int) -> None:
-    """On grid from pixels (8 agents, the demos of the grid flow): GAIL's config as its
-    comment says to change it for a task that ends on success, per seed, to 95 % of the expert."""
+    """On grid from pixels (8 agents, the demos of the grid flow): the GAIL config's
+    ``GridWorld`` section, per seed, to 95 % of the expert over :data:`GRID_WINDOW` episodes."""
     kwargs = {**scene_kwargs, "num_agents": GRID_AGENTS}
     venv, _ = make_training_env(scene="grid", scene_kwargs=kwargs, seed=0)
     try:
         expert_return = evaluate(expert_policy("grid"), venv, episodes=eval_episodes, seed=HELD_OUT_SEED).mean_return
     finally:
         venv.close()
-    title = (f"PPO on the scene's reward with BC beside it and GAIL at strength 0.01 ({GAIL_CONFIG.name} as its comment says for tasks "
-             "that end on success; GAIL alone keeps away from the goal there), from pixels")  # fmt: skip
-    bench_steps_to_expert(title, grid_gail_settings(demo_path=str(demo), max_steps=budget), "grid", kwargs, expert_return, seeds)
+    title = f"GAIL with BC beside it, {GAIL_CONFIG.name}'s GridWorld section, from pixels"
+    bench_steps_to_expert(title, grid_gail_settings(demo_path=str(demo), max_steps=budget), "grid", kwargs, expert_return, seeds, GRID_WINDOW)
 
 
 def grid_record_command(config: Path) -> tuple[int, dict]:
@@ -488,7 +487,7 @@ def main() -> None:
         bench_grid_imitation_steps(grid_demo, grid_kwargs, seeds, args.gail_steps_budget, args.eval_episodes)
     if not args.skip_env_share:
         ball = gail_settings(demo_path=str(demo))
-        grid = gail_settings(demo_path=str(grid_demo))
+        grid = grid_gail_settings(demo_path=str(grid_demo))
         bench_env_share({SCENE: (SCENE_KWARGS, ball), "grid": (grid_kwargs, grid)}, args.share_steps)
 
 

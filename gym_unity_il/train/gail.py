@@ -17,12 +17,14 @@ from gym_unity_il.train.policies import Normalization, ObservationAdapter, Senso
 from gym_unity_il.train.progress import Helper, ProgressCallback, RunRecorder, helper_states, load_helper_states
 
 
-class _EnvRewardTap(VecEnvWrapper):
-    """Passes everything through and keeps the env's rewards of the latest step."""
+class _EnvTap(VecEnvWrapper):
+    """Passes everything through and keeps, of the latest step, the env's rewards and which
+    agents' episodes ended for good (``ended``: done, and not cut by a step limit)."""
 
     def __init__(self, venv: VecEnv) -> None:
         super().__init__(venv)
         self.rewards = np.zeros(venv.num_envs, np.float32)
+        self.ended = np.zeros(venv.num_envs, bool)
 
     def reset(self) -> Any:
         return self.venv.reset()
@@ -30,6 +32,7 @@ class _EnvRewardTap(VecEnvWrapper):
     def step_wait(self) -> Any:
         obs, rewards, dones, infos = self.venv.step_wait()
         self.rewards = np.asarray(rewards, np.float32).copy()
+        self.ended = np.array([bool(done) and not info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)], bool)
         return obs, rewards, dones, infos
 
 
@@ -62,14 +65,16 @@ class GAILPhase:
     the GAIL reward instead of the GAIL reward alone.
 
     The GAIL reward is ``-log(1 - D)``, ML-Agents' form (``D``: the discriminator's
-    probability that a step is the expert's). It is never negative, so it pays for every
-    step an episode lasts: right for tasks whose episodes end on failure (a dropped ball),
-    against those that end on success (reaching a goal), where GAIL alone learns to stay
-    away from the end. Train those with ``ppo`` on the env's reward and BC beside it
-    (``cloning.during_rl``), a little GAIL reward on top if wanted (``gail.strength``).
-    Episodes Unity cuts at ``max_steps`` are bootstrapped from the value of their last
-    observation (SB3 reads ``TimeLimit.truncated``), as ML-Agents does. Episodes of Unity
-    scenes have no fixed length, so the trainer runs with ``allow_variable_horizon=True``.
+    probability that a step is the expert's). It is never negative, so on its own it pays
+    for every step an episode lasts, and GAIL would learn to keep away from an end that
+    comes with success (reaching a goal). So the step that ends an episode for good counts
+    as the state the episode ends in, the absorbing state of DAC (Kostrikov et al., 2019),
+    entered with that step and kept for ever: its reward ``r`` becomes ``r / (1 - gamma)``.
+    Ending where the expert ends is then worth about as much as going on, ending where it
+    never does about nothing. Episodes Unity cuts at ``max_steps`` are bootstrapped from the
+    value of their last observation instead (SB3 reads ``TimeLimit.truncated``), as ML-Agents
+    does. Episodes of Unity scenes have no fixed length, so the trainer runs with
+    ``allow_variable_horizon=True``.
 
     Args:
         name: the phase's name in ``metrics.csv`` (``gail`` or ``ppo``).
@@ -110,11 +115,11 @@ class GAILPhase:
         self.helpers = list(helpers)
         gail = settings.gail
         self.reward_net = SensorRewardNet(adapter, venv.action_space, hidden=settings.net_arch(), normalization=normalization)
-        tap = _EnvRewardTap(venv) if strength is not None else None
+        tap = _EnvTap(venv)
         self.trainer = (_recurrent_generator_gail() if is_recurrent(model) else GAIL)(
             demonstrations=trajectories,
             demo_batch_size=gail.demo_batch_size,
-            venv=tap or venv,
+            venv=tap,
             gen_algo=model,
             reward_net=self.reward_net,
             n_disc_updates_per_round=gail.n_disc_updates_per_round,
@@ -123,18 +128,20 @@ class GAILPhase:
             custom_logger=logger,
             allow_variable_horizon=True,
         )
-        if tap is not None:
-            gail_reward = self.trainer.reward_train.predict_processed
+        discriminator_reward = self.trainer.reward_train.predict_processed
+        forever = 1.0 / (1.0 - model.gamma)
 
-            def mixed(obs: Any, acts: Any, next_obs: Any, dones: Any) -> np.ndarray:
-                return tap.rewards + strength * gail_reward(obs, acts, next_obs, dones)
+        def reward(obs: Any, acts: Any, next_obs: Any, dones: Any) -> np.ndarray:
+            gail_reward = discriminator_reward(obs, acts, next_obs, dones)
+            gail_reward = np.where(tap.ended, gail_reward * forever, gail_reward)
+            return gail_reward if strength is None else tap.rewards + strength * gail_reward
 
-            # The trainer's generator env, rebuilt around the mixed reward (same attributes
-            # GAIL.__init__ sets, so train_gen() uses it).
-            self.trainer.venv_wrapped = RewardVecEnvWrapper(self.trainer.venv_buffering, reward_fn=mixed)
-            self.trainer.venv_train = self.trainer.venv_wrapped
-            self.trainer.gen_callback = self.trainer.venv_wrapped.make_log_callback()
-            model.set_env(self.trainer.venv_train)
+        # The trainer's generator env, rebuilt around that reward (same attributes
+        # GAIL.__init__ sets, so train_gen() uses it).
+        self.trainer.venv_wrapped = RewardVecEnvWrapper(self.trainer.venv_buffering, reward_fn=reward)
+        self.trainer.venv_train = self.trainer.venv_wrapped
+        self.trainer.gen_callback = self.trainer.venv_wrapped.make_log_callback()
+        model.set_env(self.trainer.venv_train)
 
     def run(self, recorder: RunRecorder) -> None:
         from imitation.util import networks

@@ -27,7 +27,8 @@ def test_example_gail_config_reaches_the_expert_on_ball(tmp_path: Path) -> None:
     expert = expert_policy("ball")
     record_episodes(gym.make("UnityIL-v0", scene="ball", scene_kwargs=BALL), expert, demo, episodes=20, seed=10_000)
     config = load_config(CONFIG)
-    config = dataclasses.replace(config, default=dataclasses.replace(config.default, demo_path=str(demo), eval_episodes=1))
+    ball = dataclasses.replace(config.for_behavior("3DBall"), demo_path=str(demo), eval_episodes=1)
+    config = dataclasses.replace(config, behaviors={**config.behaviors, "3DBall": ball})
 
     run = train(config, run_id="gail", results_dir=tmp_path, scene="ball", scene_kwargs=BALL, seed=1, max_steps=BUDGET, progress=False)
 
