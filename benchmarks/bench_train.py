@@ -31,11 +31,11 @@ command, episode seeds 0, 1, ...), BC with its ``GridWorld`` section, the return
 episodes of other seeds against the expert's on the same seeds (aim: >= 90 %).
 
 Last, where training time goes, on "ball" and on that grid: PPO (GAIL's settings for the
-scene, on the scene's reward) and GAIL, each for ``--share-steps`` steps of every agent: the share of the
-training's wall time spent inside the training VecEnv's step (the rest is the learner:
-policy, updates, discriminator), next to the VecEnv's raw stepping rate (agent-steps/s with
-random actions, measured in the same run). The script prints the figures and ratios, it
-never asserts.
+scene, on the scene's reward) and GAIL, each for ``--share-steps`` steps of every agent: the
+share of the training's wall time spent inside the training VecEnv's step (the rest is the
+learner: policy, updates, discriminator, BC beside them), next to the VecEnv's raw stepping
+rate (agent-steps/s with random actions, measured in the same run). The script prints the
+figures and ratios, it never asserts.
 
 Usage::
 
